@@ -1,0 +1,36 @@
+/**
+ * Log event names: the stable dotted `event` field that tests and operators match on. Kept as
+ * one `as const` table so a typo does not compile and a rename is a visible contract change.
+ * Failure events of catalogued errors live in the error catalogue instead (errors.ts), so each
+ * name is defined exactly once. Depends on nothing.
+ */
+export const EVENTS = {
+  // boot sequence, in order (DESIGN.md §4)
+  dataDirResolved: 'startup.data_dir_resolved',
+  filesystemChecked: 'startup.filesystem_checked',
+  storeLocked: 'store.locked',
+  storeOpened: 'store.opened',
+  storeAutoVacuumEnabled: 'store.auto_vacuum_enabled',
+  migrationApplied: 'store.migration_applied',
+  storeReady: 'store.ready',
+  storeClosed: 'store.closed',
+  // serve lifecycle
+  serverListening: 'server.listening',
+  shutdownSignal: 'shutdown.signal',
+  serverDraining: 'server.draining',
+  serverStopped: 'server.stopped',
+  // audit writer
+  auditFlushed: 'audit.flushed',
+  auditHandoffOverflow: 'audit.handoff_overflow',
+  auditFlushFailed: 'audit.flush_failed',
+  // operator commands
+  backupComplete: 'cli.backup_complete',
+  restoreComplete: 'cli.restore_complete',
+  resetComplete: 'cli.reset_complete',
+  resetDryRun: 'cli.reset_dry_run',
+  auditPruneComplete: 'cli.audit_prune_complete',
+  // logging itself
+  unexpectedError: 'process.unexpected_error',
+} as const;
+
+export type EventName = (typeof EVENTS)[keyof typeof EVENTS];

@@ -1,0 +1,237 @@
+/**
+ * `server.toml`: the optional file in the data dir that overrides built-in defaults (reference
+ * §9.1). Parsing is a pure function of the text: it returns a frozen config or throws one
+ * `config_invalid` (exit 2) listing every problem at once, including each unknown key by name, so
+ * an operator fixes the file in one pass. Depends on core and smol-toml.
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+
+import { parse, TomlError } from 'smol-toml';
+
+import { PortunusError } from '@portunus/core';
+
+export const SERVER_TOML = 'server.toml';
+
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+export interface ServerConfig {
+  controlListen: ListenAddress;
+  operatorHttpListen: ListenAddress;
+  operatorHttpPublicOrigin?: string;
+  metricsListen: ListenAddress;
+  tlsCertPath?: string;
+  tlsKeyPath?: string;
+  shutdownDrainTimeoutSecs: number;
+  logFormat: 'json' | 'compact';
+  rangeRuleMaxPorts: number;
+  udpFlowIdleSecs: number;
+  udpMaxFlowsPerRule: number;
+  operatorToken?: string;
+  /** Where the values came from, for the startup log. */
+  source: string | null;
+}
+
+export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
+  controlListen: { host: '0.0.0.0', port: 7443 },
+  operatorHttpListen: { host: '127.0.0.1', port: 7080 },
+  metricsListen: { host: '127.0.0.1', port: 7081 },
+  shutdownDrainTimeoutSecs: 30,
+  logFormat: 'json',
+  rangeRuleMaxPorts: 1024,
+  udpFlowIdleSecs: 60,
+  udpMaxFlowsPerRule: 1024,
+  source: null,
+});
+
+type Problems = string[];
+
+/** Parses `host:port` or `[v6]:port`; port 0 (pick a free port) is allowed. */
+export function parseListenAddress(text: string): ListenAddress | undefined {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(text);
+  if (!match) return undefined;
+  const host = match[1] ?? match[2] ?? '';
+  const port = Number(match[3]);
+  if (port > 65535) return undefined;
+  if (match[1] !== undefined && !net.isIPv6(host)) return undefined;
+  if (match[2] !== undefined && net.isIP(host) === 0 && !/^[A-Za-z0-9.-]+$/.test(host))
+    return undefined;
+  return { host, port };
+}
+
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+interface Field<T> {
+  read(value: unknown, key: string, problems: Problems): T | undefined;
+}
+
+const listen: Field<ListenAddress> = {
+  read(value, key, problems) {
+    const address = typeof value === 'string' ? parseListenAddress(value) : undefined;
+    if (!address)
+      problems.push(
+        `${key}: expected "host:port" (IPv6 as "[::1]:port"), got ${JSON.stringify(value)}`,
+      );
+    return address;
+  },
+};
+
+function integer(min: number, max: number): Field<number> {
+  return {
+    read(value, key, problems) {
+      if (typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max)
+        return value;
+      if (typeof value === 'bigint' && value >= BigInt(min) && value <= BigInt(max))
+        return Number(value);
+      problems.push(
+        `${key}: expected an integer from ${min} to ${max}, got ${JSON.stringify(String(value))}`,
+      );
+      return undefined;
+    },
+  };
+}
+
+function text(check: (value: string) => string | undefined): Field<string> {
+  return {
+    read(value, key, problems) {
+      if (typeof value !== 'string') {
+        problems.push(`${key}: expected a string`);
+        return undefined;
+      }
+      const problem = check(value);
+      if (problem) problems.push(`${key}: ${problem}`);
+      return problem ? undefined : value;
+    },
+  };
+}
+
+const anyText = text(() => undefined);
+
+const publicOrigin = text((value) => {
+  const match = /^(https?):\/\/(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/.exec(value);
+  return match ? undefined : 'expected http(s)://host[:port] with no path, query or trailing slash';
+});
+
+const operatorToken = text((value) => {
+  const bytes = Buffer.byteLength(value);
+  return bytes >= 1 && bytes <= 256 ? undefined : 'must be 1..256 bytes';
+});
+
+const logFormat = text((value) =>
+  value === 'json' || value === 'compact' ? undefined : 'expected "json" or "compact"',
+);
+
+/** Every accepted key, with how to read it. Legacy path keys are accepted and ignored. */
+const FIELDS = {
+  control_listen: listen,
+  operator_http_listen: listen,
+  operator_http_public_origin: publicOrigin,
+  metrics_listen: listen,
+  tls_cert_path: anyText,
+  tls_key_path: anyText,
+  shutdown_drain_timeout_secs: integer(0, 3600),
+  log_format: logFormat,
+  range_rule_max_ports: integer(1, 65535),
+  udp_flow_idle_secs: integer(30, 300),
+  udp_max_flows_per_rule: integer(1, 65535),
+  operator_token: operatorToken,
+  token_store_path: anyText,
+  operator_store_path: anyText,
+} as const satisfies Record<string, Field<unknown>>;
+
+type Key = keyof typeof FIELDS;
+type Values = { [K in Key]?: (typeof FIELDS)[K] extends Field<infer T> ? T : never };
+
+export function parseServerConfig(source: string, tomlText: string): ServerConfig {
+  let document: Record<string, unknown>;
+  try {
+    document = parse(tomlText);
+  } catch (error) {
+    const where = error instanceof TomlError ? ` (line ${error.line}, column ${error.column})` : '';
+    throw new PortunusError(
+      'config_invalid',
+      `${source} is not valid TOML${where}: ${(error as Error).message.split('\n')[0] ?? ''}`,
+      {
+        path: source,
+      },
+    );
+  }
+  const problems: Problems = [];
+  const values: Values = {};
+  for (const [key, value] of Object.entries(document)) {
+    if (!(key in FIELDS)) {
+      problems.push(`unknown key ${JSON.stringify(key)}`);
+      continue;
+    }
+    const field = FIELDS[key as Key] as Field<unknown>;
+    (values as Record<string, unknown>)[key] = field.read(value, key, problems);
+  }
+  const metrics = values.metrics_listen;
+  if (metrics && !isLoopbackHost(metrics.host)) {
+    problems.push(
+      `metrics_listen: must be a loopback address (127.0.0.0/8, ::1, localhost), got ${metrics.host}`,
+    );
+  }
+  if (problems.length > 0) {
+    throw new PortunusError('config_invalid', `${source}: ${problems.join('; ')}`, {
+      path: source,
+      problems,
+    });
+  }
+  const config: ServerConfig = {
+    ...DEFAULT_CONFIG,
+    ...(values.control_listen ? { controlListen: values.control_listen } : {}),
+    ...(values.operator_http_listen ? { operatorHttpListen: values.operator_http_listen } : {}),
+    ...(values.operator_http_public_origin
+      ? { operatorHttpPublicOrigin: values.operator_http_public_origin }
+      : {}),
+    ...(values.metrics_listen ? { metricsListen: values.metrics_listen } : {}),
+    ...(values.tls_cert_path ? { tlsCertPath: values.tls_cert_path } : {}),
+    ...(values.tls_key_path ? { tlsKeyPath: values.tls_key_path } : {}),
+    ...(values.shutdown_drain_timeout_secs !== undefined
+      ? { shutdownDrainTimeoutSecs: values.shutdown_drain_timeout_secs }
+      : {}),
+    ...(values.log_format ? { logFormat: values.log_format as 'json' | 'compact' } : {}),
+    ...(values.range_rule_max_ports !== undefined
+      ? { rangeRuleMaxPorts: values.range_rule_max_ports }
+      : {}),
+    ...(values.udp_flow_idle_secs !== undefined
+      ? { udpFlowIdleSecs: values.udp_flow_idle_secs }
+      : {}),
+    ...(values.udp_max_flows_per_rule !== undefined
+      ? { udpMaxFlowsPerRule: values.udp_max_flows_per_rule }
+      : {}),
+    ...(values.operator_token ? { operatorToken: values.operator_token } : {}),
+    source,
+  };
+  return Object.freeze(config);
+}
+
+export type ReadFile = (file: string) => string | undefined;
+
+const readIfPresent: ReadFile = (file) => {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new PortunusError('io_error', `cannot read ${file}: ${(error as Error).message}`, {
+      path: file,
+    });
+  }
+};
+
+/** Reads `<data-dir>/server.toml` if present; defaults otherwise. */
+export function loadServerConfig(
+  dataDir: string,
+  readFile: ReadFile = readIfPresent,
+): ServerConfig {
+  const file = path.join(dataDir, SERVER_TOML);
+  const tomlText = readFile(file);
+  return tomlText === undefined ? DEFAULT_CONFIG : parseServerConfig(file, tomlText);
+}

@@ -1,0 +1,64 @@
+/**
+ * The public face of @portunus/store. store imports only core (DESIGN.md §2); the server uses
+ * these typed functions and never writes SQL of its own.
+ */
+export {
+  ensureDataDir,
+  resolveDataDir,
+  type DataDirSource,
+  type Env,
+  type ResolvedDataDir,
+} from './data-dir.js';
+export { REFUSED_FILESYSTEMS, checkFilesystem, type StatfsType } from './filesystem.js';
+export { acquireStoreLock, type StoreLock } from './lock.js';
+export { STATE_DB, storePaths, type StorePaths } from './paths.js';
+export {
+  SQLITE_MAGIC,
+  assertSqliteFile,
+  hasSqliteHeader,
+  readHeaderUserVersion,
+} from './sqlite-header.js';
+export {
+  MIGRATIONS_DIR,
+  latestVersion,
+  loadMigrations,
+  migrate,
+  migrationChecksum,
+  migrationFromText,
+  readSchemaVersion,
+  type Migration,
+  type MigrationResult,
+} from './migrate.js';
+export {
+  BUSY_TIMEOUT_MS,
+  openDatabase,
+  openStore,
+  type OpenDatabaseOptions,
+  type OpenStoreOptions,
+  type OpenedDatabase,
+  type Store,
+} from './open.js';
+export {
+  AUDIT_DEFAULT_LIMIT,
+  AUDIT_MAX_LIMIT,
+  appendAudit,
+  auditEntryJson,
+  auditEnvelopeJson,
+  auditLimit,
+  countAuditBefore,
+  decodeAuditCursor,
+  deleteAuditBefore,
+  encodeAuditCursor,
+  queryAudit,
+  type AuditEntry,
+  type AuditEntryJson,
+  type AuditOutcome,
+  type AuditPage,
+  type AuditQuery,
+  type AuditRecord,
+} from './audit.js';
+export { AuditWriter, type AuditWriterOptions } from './audit-writer.js';
+export { backupStore, resolveBackupTarget, type BackupResult } from './backup.js';
+export { restoreStore, type RestoreOptions, type RestoreResult } from './restore.js';
+export { resetStore, type ResetResult } from './reset.js';
+export { pruneAudit, type AuditPruneResult } from './audit-prune.js';
