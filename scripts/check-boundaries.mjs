@@ -11,7 +11,7 @@ const ALLOWED = {
   store: ['core'],
   proto: ['core'],
   forwarder: ['core'],
-  'test-support': ['core', 'store'],
+  'test-support': ['core'],
   server: ['core', 'store', 'proto', 'forwarder'],
   client: ['core', 'proto', 'forwarder'],
   standalone: ['core', 'forwarder'],

@@ -29,11 +29,12 @@ export const REDACTED = '[redacted]';
  * Field names that hold secrets. `key` only as a whole word or suffix (`private_key`, `apiKey`)
  * so harmless names such as `key_path` or `monkey_count` stay readable.
  */
-const SECRET_FIELD = /token|password|passwd|secret|cookie|authorization|(^|_|-)key$|[a-z]Key$/i;
+const SECRET_WORD = /token|password|passwd|secret|cookie|authorization|(^|_|-)key$/i;
+const SECRET_CAMEL_KEY = /[a-z0-9]Key$/;
 const MAX_DEPTH = 8;
 
 export function isSecretField(name: string): boolean {
-  return SECRET_FIELD.test(name);
+  return SECRET_WORD.test(name) || SECRET_CAMEL_KEY.test(name);
 }
 
 /** Returns a copy of `value` with every secret-named field replaced by `[redacted]`. */
@@ -69,13 +70,13 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       messageKey: 'msg',
       formatters: {
         level: (label) => ({ level: label }),
-        bindings: (bindings) => redactSecrets(bindings) as Record<string, unknown>,
         log: (fields) => redactSecrets(fields) as Record<string, unknown>,
       },
     },
     destination,
   );
-  return wrap(options.bindings ? base.child(options.bindings) : base);
+  const root = wrap(base);
+  return options.bindings ? root.child(options.bindings) : root;
 }
 
 function readLevel(raw: string | undefined): LogLevel {
@@ -94,7 +95,8 @@ function wrap(inner: PinoLogger): Logger {
     info: emit('info'),
     warn: emit('warn'),
     error: emit('error'),
-    child: (bindings) => wrap(inner.child(bindings)),
+    // pino's formatters do not see child bindings, so they are redacted here.
+    child: (bindings) => wrap(inner.child(redactSecrets(bindings) as Record<string, unknown>)),
   };
 }
 

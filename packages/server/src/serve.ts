@@ -19,6 +19,9 @@ export interface ServeOptions {
 
 export async function runServe(options: ServeOptions): Promise<number> {
   const { dataDir, logger } = options;
+  // Handlers go in before readiness is announced: a signal sent right after server.listening
+  // must drain, not kill.
+  const stopSignal = options.stopSignal ?? waitForStopSignal();
   const config = loadServerConfig(dataDir);
   const store = openStore(dataDir, { logger });
   try {
@@ -28,7 +31,11 @@ export async function runServe(options: ServeOptions): Promise<number> {
       config: config.source,
       listeners: {},
     });
-    const signal = await (options.stopSignal ?? waitForStopSignal());
+    // Signal handlers do not keep Node's event loop alive; until listeners do, this timer does.
+    const keepAlive = setInterval(() => undefined, 1 << 30);
+    const signal = await stopSignal.finally(() => {
+      clearInterval(keepAlive);
+    });
     logger.info(EVENTS.shutdownSignal, { signal });
     logger.info(EVENTS.serverDraining, {});
   } finally {

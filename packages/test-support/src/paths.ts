@@ -1,4 +1,7 @@
-/** Where the built binaries and fixtures are, computed from this package's own location. */
+/**
+ * Where the built binaries and fixture processes are, computed from this package's own location
+ * (paths, not imports: test-support depends on core only, so any package's tests may use it).
+ */
 import { fileURLToPath } from 'node:url';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -6,5 +9,5 @@ export const SERVER_BIN = fileURLToPath(
   new URL('../../server/dist/bin/portunus-server.js', import.meta.url),
 );
 export const AUDIT_WRITER_PROCESS = fileURLToPath(
-  new URL('./audit-writer-process.js', import.meta.url),
+  new URL('../../store/dist/fixtures/audit-writer-process.js', import.meta.url),
 );

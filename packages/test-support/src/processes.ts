@@ -25,7 +25,9 @@ export interface RunningProcess {
     options?: { timeoutMs?: number; where?: (line: LogLine) => boolean },
   ): Promise<LogLine>;
   waitForStdoutLine(where: (line: string) => boolean, timeoutMs?: number): Promise<string>;
-  /** Resolves with the exit code (or 128 + signal number when killed). */
+  /** Settles when the process has exited and its output is read, with no deadline. */
+  readonly closed: Promise<number>;
+  /** Resolves with the exit code (or 128 + signal number when killed), within a deadline. */
   exited(timeoutMs?: number): Promise<number>;
   kill(signal?: NodeJS.Signals): void;
 }
@@ -46,7 +48,7 @@ export class ProcessGroup {
     else child.stdin.end();
     const handle = watch(child);
     this.running.add(handle);
-    void handle.exited(Number.MAX_SAFE_INTEGER).finally(() => this.running.delete(handle));
+    void handle.closed.finally(() => this.running.delete(handle));
     return handle;
   }
 
@@ -69,7 +71,7 @@ export class ProcessGroup {
   async killAll(): Promise<void> {
     const all = [...this.running];
     for (const handle of all) handle.kill('SIGKILL');
-    await Promise.all(all.map((handle) => handle.exited().catch(() => undefined)));
+    await Promise.all(all.map((handle) => handle.closed));
   }
 }
 
@@ -138,6 +140,7 @@ function watch(child: ChildProcess): RunningProcess {
 
   return {
     child,
+    closed: exit,
     events,
     stdoutLines,
     stdout: () => stdoutText,
