@@ -123,6 +123,256 @@ export const ERROR_CATALOGUE = {
     422,
     'outcome must be allow or deny',
   ),
+  // operator HTTP: request shape
+  invalid_body: entry('http.invalid_body', EXIT.usage, 400, 'the request body is not valid JSON'),
+  validation_failed: entry(
+    'validation.failed',
+    EXIT.usage,
+    400,
+    'the request does not match the expected shape',
+  ),
+  unsupported_media_type: entry(
+    'http.unsupported_media_type',
+    EXIT.usage,
+    415,
+    'the request body must be application/json',
+  ),
+  // authentication (DESIGN.md §3: exit 4)
+  bootstrap_required: entry(
+    'auth.bootstrap_required',
+    EXIT.auth,
+    503,
+    'no superadmin exists yet: finish onboarding first',
+  ),
+  unauthenticated: entry('auth.unauthenticated', EXIT.auth, 401, 'authentication required'),
+  credential_invalid: entry(
+    'auth.credential_invalid',
+    EXIT.auth,
+    401,
+    'the credential is unknown, expired or revoked',
+  ),
+  user_disabled: entry('auth.user_disabled', EXIT.auth, 401, 'the user is disabled'),
+  invalid_login: entry('auth.invalid_login', EXIT.auth, 401, 'wrong user id or password'),
+  setup_token_required: entry(
+    'auth.setup_token_required',
+    EXIT.auth,
+    401,
+    'the onboarding setup token is required',
+  ),
+  setup_token_invalid: entry(
+    'auth.setup_token_invalid',
+    EXIT.auth,
+    401,
+    'the onboarding setup token is wrong or expired',
+  ),
+  rate_limited: entry(
+    'auth.rate_limited',
+    EXIT.auth,
+    429,
+    'too many failed attempts; try again later',
+  ),
+  password_change_required: entry(
+    'auth.password_change_required',
+    EXIT.auth,
+    403,
+    'change your password first (POST /v1/users/me/password)',
+  ),
+  csrf_origin_required: entry(
+    'csrf.origin_required',
+    EXIT.auth,
+    403,
+    'the Origin header is required',
+  ),
+  csrf_origin_mismatch: entry(
+    'csrf.origin_mismatch',
+    EXIT.auth,
+    403,
+    'the Origin header does not match this server',
+  ),
+  csrf_header_required: entry(
+    'csrf.header_required',
+    EXIT.auth,
+    403,
+    'the X-Portunus-CSRF: 1 header is required',
+  ),
+  csrf_content_type_required: entry(
+    'csrf.content_type_required',
+    EXIT.auth,
+    403,
+    'a request body must be application/json',
+  ),
+  // authorization (exit 4)
+  role_required: entry('rbac.role_required', EXIT.auth, 403, 'this needs the superadmin role'),
+  not_owner: entry('rbac.not_owner', EXIT.auth, 403, 'only the owner or a superadmin may do this'),
+  client_not_granted: entry(
+    'rbac.client_not_granted',
+    EXIT.auth,
+    403,
+    'no grant covers this client',
+  ),
+  protocol_not_granted: entry(
+    'rbac.protocol_not_granted',
+    EXIT.auth,
+    403,
+    'no grant for this client allows this protocol',
+  ),
+  port_outside_grant: entry(
+    'rbac.port_outside_grant',
+    EXIT.auth,
+    403,
+    'no single grant covers the whole listen range',
+  ),
+  // identities: validation (exit 2)
+  invalid_user_id: entry(
+    'validation.invalid_user_id',
+    EXIT.usage,
+    422,
+    'user ids are 1..32 characters: a lowercase letter, then lowercase letters, digits, _ or -',
+  ),
+  invalid_display_name: entry(
+    'validation.invalid_display_name',
+    EXIT.usage,
+    422,
+    'display names are 1..64 characters after trimming',
+  ),
+  reserved_user_id: entry(
+    'validation.reserved_user_id',
+    EXIT.usage,
+    422,
+    'ids starting with _ are reserved',
+  ),
+  invalid_role: entry(
+    'validation.invalid_role',
+    EXIT.usage,
+    422,
+    'role must be user or superadmin',
+  ),
+  initial_password_required: entry(
+    'validation.initial_password_required',
+    EXIT.usage,
+    422,
+    'an initial password is required',
+  ),
+  password_too_short: entry(
+    'validation.password_too_short',
+    EXIT.usage,
+    422,
+    'passwords need at least 12 characters',
+  ),
+  password_too_long: entry(
+    'validation.password_too_long',
+    EXIT.usage,
+    422,
+    'passwords may be at most 1024 bytes',
+  ),
+  password_mismatch: entry(
+    'validation.password_mismatch',
+    EXIT.usage,
+    422,
+    'the two passwords differ',
+  ),
+  invalid_port_range: entry(
+    'validation.invalid_port_range',
+    EXIT.usage,
+    422,
+    'ports are 1..65535 and the start may not exceed the end',
+  ),
+  empty_protocol_set: entry(
+    'validation.empty_protocol_set',
+    EXIT.usage,
+    422,
+    'at least one protocol (tcp, udp) is required',
+  ),
+  invalid_protocol: entry(
+    'validation.invalid_protocol',
+    EXIT.usage,
+    400,
+    'protocol must be tcp or udp',
+  ),
+  invalid_client: entry('validation.invalid_client', EXIT.usage, 422, 'the client is not valid'),
+  invalid_label: entry(
+    'validation.invalid_label',
+    EXIT.usage,
+    422,
+    'labels are at most 128 characters',
+  ),
+  ambiguous_client_name: entry(
+    'validation.ambiguous_client_name',
+    EXIT.usage,
+    422,
+    'several clients share this name; use the client id',
+  ),
+  // identities: conflicts (exit 3)
+  user_already_exists: entry(
+    'conflict.user_already_exists',
+    EXIT.conflict,
+    409,
+    'the user already exists',
+  ),
+  cannot_remove_self: entry(
+    'conflict.cannot_remove_self',
+    EXIT.conflict,
+    409,
+    'you cannot remove yourself',
+  ),
+  last_superadmin: entry(
+    'conflict.last_superadmin',
+    EXIT.conflict,
+    409,
+    'the last enabled superadmin cannot be removed',
+  ),
+  already_bootstrapped: entry(
+    'conflict.already_bootstrapped',
+    EXIT.conflict,
+    409,
+    'a superadmin already exists',
+  ),
+  port_in_use: entry(
+    'conflict.port_in_use',
+    EXIT.conflict,
+    409,
+    'the listen port is already in use',
+  ),
+  // not found (exit 5)
+  user_not_found: entry('not_found.user', EXIT.notFound, 404, 'no such user'),
+  grant_not_found: entry('not_found.grant', EXIT.notFound, 404, 'no such grant'),
+  credential_not_found: entry('not_found.credential', EXIT.notFound, 404, 'no such credential'),
+  client_not_found: entry('not_found.client', EXIT.notFound, 404, 'no such client'),
+  rule_not_found: entry('not_found.rule', EXIT.notFound, 404, 'no such rule'),
+  // edge (exit 6)
+  client_not_connected: entry(
+    'edge.client_not_connected',
+    EXIT.edge,
+    422,
+    'the client is not connected; pushes are never queued',
+  ),
+  // settings
+  endpoint_invalid: entry(
+    'validation.endpoint_invalid',
+    EXIT.usage,
+    422,
+    'the advertised endpoint must be host:port',
+  ),
+  endpoint_not_in_cert_san: entry(
+    'validation.endpoint_not_in_cert_san',
+    EXIT.usage,
+    422,
+    "the advertised host is not covered by the server certificate's SANs",
+  ),
+  listen_failed: entry('server.listen_failed', EXIT.runtime, 500, 'cannot bind a listener'),
+  // CLI talking to a running server
+  server_unreachable: entry(
+    'cli.server_unreachable',
+    EXIT.runtime,
+    502,
+    'cannot reach the operator HTTP endpoint',
+  ),
+  operator_token_missing: entry(
+    'cli.operator_token_missing',
+    EXIT.auth,
+    401,
+    'set PORTUNUS_OPERATOR_TOKEN to an operator bearer token',
+  ),
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

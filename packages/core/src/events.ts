@@ -19,6 +19,8 @@ export const EVENTS = {
   shutdownSignal: 'shutdown.signal',
   serverDraining: 'server.draining',
   serverStopped: 'server.stopped',
+  onboardingSetupTokenRotated: 'operator.onboarding_setup_token_rotated',
+  bootstrapLegacy: 'operator.bootstrap_legacy',
   // audit writer
   auditFlushed: 'audit.flushed',
   auditHandoffOverflow: 'audit.handoff_overflow',

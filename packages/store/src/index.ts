@@ -62,3 +62,92 @@ export { backupStore, resolveBackupTarget, type BackupResult } from './backup.js
 export { restoreStore, type RestoreOptions, type RestoreResult } from './restore.js';
 export { resetStore, type ResetResult } from './reset.js';
 export { pruneAudit, type AuditPruneResult } from './audit-prune.js';
+export { immediate, prepared } from './statements.js';
+export {
+  countGrants,
+  deleteUser,
+  getUser,
+  getUserOrThrow,
+  hasEnabledSuperadmin,
+  insertUser,
+  listUsers,
+  setPassword,
+  type NewUser,
+  type Role,
+  type User,
+  type UserRemoval,
+  type UserWithGrantCount,
+} from './users.js';
+export {
+  findCredentialByHash,
+  getCredential,
+  insertCredential,
+  listCredentials,
+  revokeCredential,
+  touchCredential,
+  type Credential,
+} from './credentials.js';
+export {
+  findLiveWebSession,
+  insertWebSession,
+  pruneWebSessions,
+  revokeUserWebSessions,
+  revokeWebSession,
+  type WebSession,
+} from './web-sessions.js';
+export {
+  THROTTLE_BASE_LOCK_MS,
+  THROTTLE_FREE_FAILURES,
+  THROTTLE_MAX_LOCK_MS,
+  THROTTLE_WINDOW_MS,
+  clearFailures,
+  lockDurationMs,
+  lockedForMs,
+  recordFailure,
+  type ThrottleAction,
+  type ThrottleKey,
+} from './login-attempts.js';
+export {
+  clearSetupToken,
+  getSetupToken,
+  replaceSetupToken,
+  type SetupToken,
+} from './onboarding.js';
+export {
+  findClientsByName,
+  getClient,
+  insertClient,
+  listClients,
+  resolveClient,
+  type Client,
+} from './clients.js';
+export {
+  PROTOCOL_BITS,
+  deleteGrant,
+  enforcePush,
+  getGrant,
+  insertGrant,
+  listGrants,
+  protocolBits,
+  protocolsFromBits,
+  type Grant,
+  type NewGrant,
+  type Protocol,
+} from './grants.js';
+export {
+  RATE_LIMIT_COLUMNS,
+  deleteRule,
+  getRule,
+  getRuleOrThrow,
+  insertRule,
+  listRules,
+  setRuleState,
+  type NewRule,
+  type RateLimit,
+  type Rule,
+  type RuleFilter,
+  type RuleState,
+  type RuleStateKind,
+  type RuleTarget,
+} from './rules.js';
+export { getAdvertisedEndpointOverride, setAdvertisedEndpointOverride } from './settings.js';

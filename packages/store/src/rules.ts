@@ -1,0 +1,261 @@
+/**
+ * The rules aggregate: forwarding rules as pushed to a client, with their targets (1..8 rows in
+ * rule_targets; a single-target rule has one), optional per-rule rate-limit caps and their state
+ * (pending → active | failed(reason) | removed), which survives restarts. Depends on core only.
+ */
+import type { Database } from 'better-sqlite3';
+
+import { PortunusError } from '@portunus/core';
+
+import type { Protocol } from './grants.js';
+import { immediate, prepared } from './statements.js';
+
+export type RuleStateKind = 'pending' | 'active' | 'failed' | 'removed';
+
+export interface RuleState {
+  kind: RuleStateKind;
+  reason?: string;
+}
+
+export interface RuleTarget {
+  host: string;
+  port: number;
+  portEnd: number | null;
+  priority: number;
+  proxyProtocol: 'v1' | 'v2' | null;
+}
+
+export interface RateLimit {
+  bandwidthInBps?: number;
+  bandwidthOutBps?: number;
+  newConnectionsPerSec?: number;
+  concurrentConnections?: number;
+  bandwidthInBurst?: number;
+  bandwidthOutBurst?: number;
+  newConnectionsBurst?: number;
+}
+
+export interface Rule {
+  ruleId: number;
+  clientId: string;
+  clientName: string;
+  ownerUserId: string;
+  protocol: Protocol;
+  listenPort: number;
+  listenPortEnd: number | null;
+  preferIpv6: boolean;
+  healthCheckIntervalSecs: number | null;
+  sniPattern: string | null;
+  rateLimit: RateLimit | null;
+  state: RuleState;
+  targets: RuleTarget[];
+  createdAt: number;
+  updatedAt: number;
+  lastStateChangeAt: number;
+}
+
+export interface NewRule {
+  clientId: string;
+  ownerUserId: string;
+  protocol: Protocol;
+  listenPort: number;
+  listenPortEnd?: number | null;
+  preferIpv6?: boolean;
+  healthCheckIntervalSecs?: number | null;
+  sniPattern?: string | null;
+  rateLimit?: RateLimit | null;
+  targets: readonly RuleTarget[];
+  state?: RuleState;
+  now: number;
+}
+
+/** Column ↔ field of the rate-limit caps, shared by rules and owner envelopes. */
+export const RATE_LIMIT_COLUMNS = [
+  ['rl_bandwidth_in_bps', 'bandwidthInBps'],
+  ['rl_bandwidth_out_bps', 'bandwidthOutBps'],
+  ['rl_new_connections_per_sec', 'newConnectionsPerSec'],
+  ['rl_concurrent_connections', 'concurrentConnections'],
+  ['rl_bandwidth_in_burst', 'bandwidthInBurst'],
+  ['rl_bandwidth_out_burst', 'bandwidthOutBurst'],
+  ['rl_new_connections_burst', 'newConnectionsBurst'],
+] as const satisfies readonly (readonly [string, keyof RateLimit])[];
+
+type RuleRow = {
+  rule_id: number;
+  client_id: string;
+  client_name: string;
+  owner_user_id: string;
+  protocol: Protocol;
+  listen_port: number;
+  listen_port_end: number | null;
+  prefer_ipv6: number;
+  health_check_interval_secs: number | null;
+  sni_pattern: string | null;
+  state_kind: RuleStateKind;
+  state_reason: string | null;
+  created_at: number;
+  updated_at: number;
+  last_state_change_at: number;
+} & Record<(typeof RATE_LIMIT_COLUMNS)[number][0], number | null>;
+
+interface TargetRow {
+  rule_id: number;
+  host: string;
+  port: number;
+  port_end: number | null;
+  priority: number;
+  proxy_protocol: 'v1' | 'v2' | null;
+}
+
+const SELECT = 'SELECT r.*, c.client_name FROM rules r JOIN clients c USING (client_id)';
+
+function rateLimitOf(row: RuleRow): RateLimit | null {
+  const caps: RateLimit = {};
+  for (const [column, field] of RATE_LIMIT_COLUMNS) {
+    const value = row[column];
+    if (value !== null) caps[field] = value;
+  }
+  return Object.keys(caps).length > 0 ? caps : null;
+}
+
+function assemble(db: Database, rows: RuleRow[]): Rule[] {
+  if (rows.length === 0) return [];
+  const targets = new Map<number, RuleTarget[]>();
+  const select = prepared(
+    db,
+    'SELECT rule_id, host, port, port_end, priority, proxy_protocol FROM rule_targets WHERE rule_id = ? ORDER BY idx',
+  );
+  for (const row of rows) {
+    const list = (select.all(row.rule_id) as TargetRow[]).map((target) => ({
+      host: target.host,
+      port: target.port,
+      portEnd: target.port_end,
+      priority: target.priority,
+      proxyProtocol: target.proxy_protocol,
+    }));
+    targets.set(row.rule_id, list);
+  }
+  return rows.map((row) => ({
+    ruleId: row.rule_id,
+    clientId: row.client_id,
+    clientName: row.client_name,
+    ownerUserId: row.owner_user_id,
+    protocol: row.protocol,
+    listenPort: row.listen_port,
+    listenPortEnd: row.listen_port_end,
+    preferIpv6: row.prefer_ipv6 === 1,
+    healthCheckIntervalSecs: row.health_check_interval_secs,
+    sniPattern: row.sni_pattern,
+    rateLimit: rateLimitOf(row),
+    state:
+      row.state_reason === null
+        ? { kind: row.state_kind }
+        : { kind: row.state_kind, reason: row.state_reason },
+    targets: targets.get(row.rule_id) ?? [],
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    lastStateChangeAt: row.last_state_change_at,
+  }));
+}
+
+export function insertRule(db: Database, rule: NewRule): Rule {
+  return immediate(db, () => {
+    const state = rule.state ?? { kind: 'pending' };
+    const caps = RATE_LIMIT_COLUMNS.map(([, field]) => rule.rateLimit?.[field] ?? null);
+    const info = prepared(
+      db,
+      `INSERT INTO rules (client_id, owner_user_id, protocol, listen_port, listen_port_end,
+         prefer_ipv6, health_check_interval_secs, sni_pattern,
+         ${RATE_LIMIT_COLUMNS.map(([column]) => column).join(', ')},
+         state_kind, state_reason, created_at, updated_at, last_state_change_at)
+       VALUES (${Array.from({ length: 8 + RATE_LIMIT_COLUMNS.length + 5 }, () => '?').join(', ')})`,
+    ).run(
+      rule.clientId,
+      rule.ownerUserId,
+      rule.protocol,
+      rule.listenPort,
+      rule.listenPortEnd ?? null,
+      rule.preferIpv6 ? 1 : 0,
+      rule.healthCheckIntervalSecs ?? null,
+      rule.sniPattern ?? null,
+      ...caps,
+      state.kind,
+      state.kind === 'failed' ? (state.reason ?? 'unspecified') : null,
+      rule.now,
+      rule.now,
+      rule.now,
+    );
+    const ruleId = Number(info.lastInsertRowid);
+    const insertTarget = prepared(
+      db,
+      `INSERT INTO rule_targets (rule_id, idx, host, port, port_end, priority, proxy_protocol)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    );
+    rule.targets.forEach((target, idx) => {
+      insertTarget.run(
+        ruleId,
+        idx,
+        target.host,
+        target.port,
+        target.portEnd,
+        target.priority,
+        target.proxyProtocol,
+      );
+    });
+    return getRuleOrThrow(db, ruleId);
+  });
+}
+
+export function getRule(db: Database, ruleId: number): Rule | undefined {
+  const row = prepared(db, `${SELECT} WHERE r.rule_id = ?`).get(ruleId) as RuleRow | undefined;
+  return row ? assemble(db, [row])[0] : undefined;
+}
+
+export function getRuleOrThrow(db: Database, ruleId: number): Rule {
+  const rule = getRule(db, ruleId);
+  if (!rule) throw new PortunusError('rule_not_found', `no rule ${ruleId}`, { rule_id: ruleId });
+  return rule;
+}
+
+export interface RuleFilter {
+  clientId?: string;
+  clientName?: string;
+  ownerUserId?: string;
+}
+
+export function listRules(db: Database, filter: RuleFilter = {}): Rule[] {
+  const rows = prepared(
+    db,
+    `${SELECT} WHERE (@clientId IS NULL OR r.client_id = @clientId)
+       AND (@clientName IS NULL OR c.client_name = @clientName)
+       AND (@ownerUserId IS NULL OR r.owner_user_id = @ownerUserId)
+     ORDER BY r.rule_id`,
+  ).all({
+    clientId: filter.clientId ?? null,
+    clientName: filter.clientName ?? null,
+    ownerUserId: filter.ownerUserId ?? null,
+  }) as RuleRow[];
+  return assemble(db, rows);
+}
+
+/** Deletes a rule and its targets; false when it did not exist. */
+export function deleteRule(db: Database, ruleId: number): boolean {
+  return prepared(db, 'DELETE FROM rules WHERE rule_id = ?').run(ruleId).changes > 0;
+}
+
+export function setRuleState(db: Database, ruleId: number, state: RuleState, now: number): void {
+  const result = prepared(
+    db,
+    `UPDATE rules SET state_kind = ?, state_reason = ?, updated_at = ?, last_state_change_at = ?
+     WHERE rule_id = ?`,
+  ).run(
+    state.kind,
+    state.kind === 'failed' ? (state.reason ?? 'unspecified') : null,
+    now,
+    now,
+    ruleId,
+  );
+  if (result.changes === 0) {
+    throw new PortunusError('rule_not_found', `no rule ${ruleId}`, { rule_id: ruleId });
+  }
+}
