@@ -62,7 +62,7 @@ for (const dir of packageDirs) {
   }
   for (const file of sourceFiles(path.join(dir, 'src'))) {
     const text = fs.readFileSync(file, 'utf8');
-    const isTest = /\.test\.tsx?$/.test(file);
+    const isTest = /\.(test|harness)\.tsx?$/.test(file);
     for (const match of text.matchAll(importPattern)) {
       const spec = match[1] ?? match[2];
       const where = path.relative(root, file);

@@ -10,7 +10,7 @@ import Database from 'better-sqlite3';
 
 import { REPO_ROOT } from '@portunus/test-support';
 
-import { Harness, eventNames, fileMode } from './harness.js';
+import { EPHEMERAL_LISTENER_ENV, Harness, eventNames, fileMode } from './harness.js';
 
 const harness = new Harness();
 after(() => harness.close());
@@ -197,7 +197,7 @@ describe('serve', () => {
       const server = harness.processes.node(
         (await import('@portunus/test-support')).SERVER_BIN,
         ['serve'],
-        { env },
+        { env: { ...env, ...EPHEMERAL_LISTENER_ENV } },
       );
       const listening = await server.waitForEvent('server.listening');
       assert.equal(listening['data_dir'], expected);

@@ -44,6 +44,18 @@ export const ERROR_CATALOGUE = {
     500,
     'the data dir is on a filesystem that cannot hold the store safely',
   ),
+  tls_key_permissions: entry(
+    'startup.tls_key_permissions',
+    EXIT.config,
+    500,
+    'the TLS private key file is readable by group or others; chmod 600 it',
+  ),
+  tls_error: entry(
+    'startup.tls_error',
+    EXIT.config,
+    500,
+    'the TLS certificate or key is missing, unreadable, invalid or does not match',
+  ),
   // the store
   store_in_use: entry(
     'startup.store_in_use',

@@ -14,6 +14,14 @@ export const EVENTS = {
   migrationApplied: 'store.migration_applied',
   storeReady: 'store.ready',
   storeClosed: 'store.closed',
+  // TLS identity
+  tlsCertGenerated: 'tls.cert_generated',
+  tlsCertRegenerated: 'tls.cert_regenerated',
+  tlsCertLoaded: 'tls.cert_loaded',
+  tlsOperatorCertInUse: 'tls.operator_cert_in_use',
+  tlsFingerprint: 'tls.fingerprint',
+  tlsAdvertisedHostNotCovered: 'tls.advertised_host_not_covered',
+  tlsInterruptedWriteRecovered: 'tls.interrupted_write_recovered',
   // serve lifecycle
   serverListening: 'server.listening',
   shutdownSignal: 'shutdown.signal',
@@ -21,6 +29,14 @@ export const EVENTS = {
   serverStopped: 'server.stopped',
   onboardingSetupTokenRotated: 'operator.onboarding_setup_token_rotated',
   bootstrapLegacy: 'operator.bootstrap_legacy',
+  // operator actions (log lines and named audit rows)
+  userAdded: 'operator.user_added',
+  userRemoved: 'operator.user_removed',
+  grantAdded: 'operator.grant_added',
+  grantRevoked: 'operator.grant_revoked',
+  credentialCreated: 'operator.credential_created',
+  credentialRevoked: 'operator.credential_revoked',
+  passwordReset: 'operator.password_reset',
   // audit writer
   auditFlushed: 'audit.flushed',
   auditHandoffOverflow: 'audit.handoff_overflow',

@@ -1,48 +1,186 @@
 /**
- * `serve`: the composition root of the control plane. For now it reads server.toml, runs the
- * store's full boot sequence, announces readiness with `server.listening`, holds the data dir's
- * lock until SIGINT/SIGTERM and then closes the store cleanly (`server.stopped`). The HTTP,
- * metrics and control listeners attach here in later work; their real addresses will join the
- * `listeners` field of `server.listening`.
+ * `serve`: the composition root of the control plane. It reads server.toml, runs the store's boot
+ * sequence, loads (or creates) the TLS identity, completes the operator-token bootstrap or issues
+ * a one-time setup token, binds the three listeners — control (TLS), operator HTTP and loopback
+ * metrics — and logs `server.listening` with their real addresses. On SIGINT/SIGTERM it stops
+ * accepting, drains the audit writer and closes the store (`server.stopped`).
  */
-import { EVENTS, type Logger } from '@portunus/core';
-import { openStore } from '@portunus/store';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import tls from 'node:tls';
 
-import { loadServerConfig } from './config.js';
+import { EVENTS, PortunusError, type Logger } from '@portunus/core';
+import { AuditWriter, hasEnabledSuperadmin, openStore } from '@portunus/store';
+
+import { loadServerConfig, type ListenAddress } from './config.js';
+import { bootstrapOperatorToken, issueSetupToken } from './identity/bootstrap.js';
+import {
+  bind,
+  closeServer,
+  formatAddress,
+  resolveListeners,
+  type ListenerOverrides,
+} from './listeners.js';
+import { createServerMetrics } from './metrics.js';
+import { buildOperatorApp } from './operator/app.js';
+import { NO_FLEET, type OperatorContext } from './operator/context.js';
+import { certCoversHost, loadOrCreateServerIdentity } from './tls/certificate.js';
 
 export interface ServeOptions {
   dataDir: string;
   logger: Logger;
+  env?: Readonly<Record<string, string | undefined>>;
+  listeners?: ListenerOverrides;
+  advertisedEndpoint?: string;
+  /** Where the setup-token banner goes (stderr). */
+  writeErr?: (text: string) => void;
   /** Resolves with the signal name that asked the server to stop. */
   stopSignal?: Promise<string>;
+  now?: () => number;
 }
 
 export async function runServe(options: ServeOptions): Promise<number> {
   const { dataDir, logger } = options;
+  const env = options.env ?? process.env;
+  const now = options.now ?? Date.now;
+  const writeErr = options.writeErr ?? ((text: string) => process.stderr.write(text));
   // Handlers go in before readiness is announced: a signal sent right after server.listening
   // must drain, not kill.
   const stopSignal = options.stopSignal ?? waitForStopSignal();
   const config = loadServerConfig(dataDir);
+  const addresses = resolveListeners(config, options.listeners ?? {}, env);
+  const seed = advertisedSeed(options.advertisedEndpoint ?? env['PORTUNUS_ADVERTISED_ENDPOINT']);
   const store = openStore(dataDir, { logger });
+  const cleanups: (() => Promise<void> | void)[] = [
+    () => {
+      store.close();
+    },
+  ];
+  const cleanup = async (): Promise<void> => {
+    for (const step of cleanups.reverse()) await step();
+  };
   try {
+    const identity = await loadOrCreateServerIdentity({
+      dataDir,
+      ...(config.tlsCertPath ? { certPath: config.tlsCertPath } : {}),
+      ...(config.tlsKeyPath ? { keyPath: config.tlsKeyPath } : {}),
+      ...(seed ? { advertisedHost: seed.host } : {}),
+      logger,
+    });
+    const metrics = createServerMetrics();
+    const audit = new AuditWriter(store.db, {
+      logger,
+      onDrop: () => {
+        metrics.auditBufferDrops.inc();
+      },
+    });
+    cleanups.push(() => {
+      audit.close();
+    });
+    const operatorTokenHash = config.operatorToken
+      ? bootstrapOperatorToken(store, config.operatorToken, logger, now())
+      : undefined;
+
+    const control = tls.createServer({
+      cert: identity.certPem,
+      key: identity.keyPem,
+      ALPNProtocols: ['h2'],
+    });
+    // The control protocol attaches here with the fleet; until then a client can check the pin.
+    control.on('secureConnection', (socket) => socket.end());
+    control.on('tlsClientError', () => undefined);
+    const controlAddress = await bind(control, addresses.control, 'control');
+    cleanups.push(() => closeServer(control));
+
+    const context: OperatorContext = {
+      db: store.db,
+      config,
+      logger,
+      audit,
+      metrics,
+      fleet: NO_FLEET,
+      control: {
+        fingerprintSha256: identity.fingerprintSha256,
+        coversHost: (host) => certCoversHost(identity, host),
+        port: controlAddress.port,
+        ...(seed ? { seed: seed.text } : {}),
+      },
+      now,
+      ...(operatorTokenHash ? { operatorTokenHash } : {}),
+    };
+    const app = await buildOperatorApp(context);
+    cleanups.push(() => app.close());
+    const operatorAddress = await listenOperator(
+      app.server,
+      () => app.listen({ host: addresses.operatorHttp.host, port: addresses.operatorHttp.port }),
+      addresses.operatorHttp,
+    );
+
+    const metricsServer = http.createServer((request, response) => {
+      if (request.method === 'GET' && request.url === '/metrics') {
+        void metrics.render().then((text) => {
+          response.writeHead(200, { 'content-type': metrics.contentType }).end(text);
+        });
+        return;
+      }
+      response.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+    });
+    const metricsAddress = await bind(metricsServer, addresses.metrics, 'metrics');
+    cleanups.push(() => closeServer(metricsServer));
+
+    if (!hasEnabledSuperadmin(store.db)) {
+      const token = issueSetupToken(store, logger, now());
+      writeErr(
+        `Portunus onboarding setup token: ${token}\n` +
+          `Open http://${formatAddress(operatorAddress)}/onboarding to create the first superadmin (the token expires in 30 minutes).\n`,
+      );
+    }
     logger.info(EVENTS.serverListening, {
       data_dir: dataDir,
       schema_version: store.schemaVersion,
       config: config.source,
-      listeners: {},
+      tls_fingerprint_sha256: identity.fingerprintSha256,
+      listeners: {
+        control: formatAddress(controlAddress),
+        operator_http: formatAddress(operatorAddress),
+        metrics: formatAddress(metricsAddress),
+      },
     });
-    // Signal handlers do not keep Node's event loop alive; until listeners do, this timer does.
-    const keepAlive = setInterval(() => undefined, 1 << 30);
-    const signal = await stopSignal.finally(() => {
-      clearInterval(keepAlive);
-    });
+    const signal = await stopSignal;
     logger.info(EVENTS.shutdownSignal, { signal });
     logger.info(EVENTS.serverDraining, {});
   } finally {
-    store.close();
+    await cleanup();
   }
   logger.info(EVENTS.serverStopped, {});
   return 0;
+}
+
+async function listenOperator(
+  server: http.Server,
+  listen: () => Promise<string>,
+  address: ListenAddress,
+): Promise<ListenAddress> {
+  try {
+    await listen();
+  } catch (error) {
+    throw new PortunusError(
+      'listen_failed',
+      `cannot bind the operator HTTP listener on ${formatAddress(address)}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+      { listener: 'operator_http', address: formatAddress(address) },
+      { cause: error },
+    );
+  }
+  const bound = server.address() as AddressInfo;
+  return { host: bound.address, port: bound.port };
+}
+
+/** The seed tier of the advertised endpoint; host-less values are dropped (reference §1.1). */
+function advertisedSeed(text: string | undefined): { text: string; host: string } | undefined {
+  const value = text?.trim();
+  if (!value) return undefined;
+  const host = value.replace(/:\d*$/, '');
+  return host === '' ? undefined : { text: value, host };
 }
 
 export function waitForStopSignal(

@@ -96,9 +96,11 @@ export function insertGrant(db: Database, grant: NewGrant): Grant {
     );
   } catch (error) {
     if ((error as { code?: unknown }).code === 'SQLITE_CONSTRAINT_FOREIGNKEY') {
-      throw new PortunusError('user_not_found', `no user ${grant.userId}`, {
-        user_id: grant.userId,
-      });
+      // SQLite does not say which key failed; the user is the likelier one to be missing.
+      const userExists = prepared(db, 'SELECT 1 FROM users WHERE user_id = ?').get(grant.userId);
+      throw userExists
+        ? new PortunusError('client_not_found', `no client ${String(grant.clientId)}`)
+        : new PortunusError('user_not_found', `no user ${grant.userId}`, { user_id: grant.userId });
     }
     throw error;
   }

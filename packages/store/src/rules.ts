@@ -118,23 +118,28 @@ function rateLimitOf(row: RuleRow): RateLimit | null {
   return Object.keys(caps).length > 0 ? caps : null;
 }
 
-function assemble(db: Database, rows: RuleRow[]): Rule[] {
-  if (rows.length === 0) return [];
+function groupTargets(rows: TargetRow[]): Map<number, RuleTarget[]> {
   const targets = new Map<number, RuleTarget[]>();
-  const select = prepared(
-    db,
-    'SELECT rule_id, host, port, port_end, priority, proxy_protocol FROM rule_targets WHERE rule_id = ? ORDER BY idx',
-  );
-  for (const row of rows) {
-    const list = (select.all(row.rule_id) as TargetRow[]).map((target) => ({
+  for (const target of rows) {
+    let list = targets.get(target.rule_id);
+    if (!list) {
+      list = [];
+      targets.set(target.rule_id, list);
+    }
+    list.push({
       host: target.host,
       port: target.port,
       portEnd: target.port_end,
       priority: target.priority,
       proxyProtocol: target.proxy_protocol,
-    }));
-    targets.set(row.rule_id, list);
+    });
   }
+  return targets;
+}
+
+const TARGET_COLUMNS = 't.rule_id, t.host, t.port, t.port_end, t.priority, t.proxy_protocol';
+
+function assemble(rows: RuleRow[], targets: Map<number, RuleTarget[]>): Rule[] {
   return rows.map((row) => ({
     ruleId: row.rule_id,
     clientId: row.client_id,
@@ -208,7 +213,12 @@ export function insertRule(db: Database, rule: NewRule): Rule {
 
 export function getRule(db: Database, ruleId: number): Rule | undefined {
   const row = prepared(db, `${SELECT} WHERE r.rule_id = ?`).get(ruleId) as RuleRow | undefined;
-  return row ? assemble(db, [row])[0] : undefined;
+  if (!row) return undefined;
+  const targets = prepared(
+    db,
+    `SELECT ${TARGET_COLUMNS} FROM rule_targets t WHERE t.rule_id = ? ORDER BY t.idx`,
+  ).all(ruleId) as TargetRow[];
+  return assemble([row], groupTargets(targets))[0];
 }
 
 export function getRuleOrThrow(db: Database, ruleId: number): Rule {
@@ -223,19 +233,28 @@ export interface RuleFilter {
   ownerUserId?: string;
 }
 
+const RULE_FILTER = `(@clientId IS NULL OR r.client_id = @clientId)
+  AND (@clientName IS NULL OR c.client_name = @clientName)
+  AND (@ownerUserId IS NULL OR r.owner_user_id = @ownerUserId)`;
+
+/** Rules matching the filter, by id; two queries whatever the count (no query per rule). */
 export function listRules(db: Database, filter: RuleFilter = {}): Rule[] {
-  const rows = prepared(
-    db,
-    `${SELECT} WHERE (@clientId IS NULL OR r.client_id = @clientId)
-       AND (@clientName IS NULL OR c.client_name = @clientName)
-       AND (@ownerUserId IS NULL OR r.owner_user_id = @ownerUserId)
-     ORDER BY r.rule_id`,
-  ).all({
+  const params = {
     clientId: filter.clientId ?? null,
     clientName: filter.clientName ?? null,
     ownerUserId: filter.ownerUserId ?? null,
-  }) as RuleRow[];
-  return assemble(db, rows);
+  };
+  const rows = prepared(db, `${SELECT} WHERE ${RULE_FILTER} ORDER BY r.rule_id`).all(
+    params,
+  ) as RuleRow[];
+  if (rows.length === 0) return [];
+  const targets = prepared(
+    db,
+    `SELECT ${TARGET_COLUMNS} FROM rule_targets t
+     JOIN rules r USING (rule_id) JOIN clients c ON c.client_id = r.client_id
+     WHERE ${RULE_FILTER} ORDER BY t.rule_id, t.idx`,
+  ).all(params) as TargetRow[];
+  return assemble(rows, groupTargets(targets));
 }
 
 /** Deletes a rule and its targets; false when it did not exist. */

@@ -24,6 +24,8 @@ import {
   type Env,
 } from '@portunus/store';
 
+import type { ListenerOverrides } from '../listeners.js';
+import { registerIdentityCommands } from './identity-commands.js';
 import { runServe } from '../serve.js';
 
 export interface CliIo {
@@ -31,10 +33,12 @@ export interface CliIo {
   logger: Logger;
   writeOut: (text: string) => void;
   writeErr: (text: string) => void;
+  readStdin: () => Promise<string>;
 }
 
 interface GlobalOptions {
   dataDir?: string;
+  advertisedEndpoint?: string;
 }
 
 export const SERVER_VERSION = '0.1.0';
@@ -48,6 +52,7 @@ export async function runServerCli(
     logger: overrides.logger ?? createLogger(),
     writeOut: overrides.writeOut ?? ((text) => process.stdout.write(text)),
     writeErr: overrides.writeErr ?? ((text) => process.stderr.write(text)),
+    readStdin: overrides.readStdin ?? readAllStdin,
   };
   let exitCode = 0;
   const program = buildProgram(io, (code) => {
@@ -79,6 +84,12 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
     .version(SERVER_VERSION)
     .addOption(
       new Option(
+        '--advertised-endpoint <host:port>',
+        'control endpoint clients are told to dial (env PORTUNUS_ADVERTISED_ENDPOINT)',
+      ),
+    )
+    .addOption(
+      new Option(
         '--data-dir <path>',
         'data dir (default: $STATE_DIRECTORY, $XDG_STATE_HOME/portunus, ~/.local/state/portunus)',
       ),
@@ -102,8 +113,30 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
   program
     .command('serve')
     .description('run the control plane until SIGINT/SIGTERM')
-    .action(async (_options: object, command: Command) => {
-      setExitCode(await runServe({ dataDir: dataDir(command), logger: io.logger }));
+    .option(
+      '--control-listen <addr>',
+      'control stream (TLS) bind address (env PORTUNUS_CONTROL_LISTEN)',
+    )
+    .option(
+      '--operator-http-listen <addr>',
+      'operator HTTP bind address (env PORTUNUS_OPERATOR_HTTP_LISTEN)',
+    )
+    .option(
+      '--metrics-listen <addr>',
+      'loopback metrics bind address (env PORTUNUS_METRICS_LISTEN)',
+    )
+    .action(async (options: ListenerOverrides, command: Command) => {
+      const { advertisedEndpoint } = command.optsWithGlobals<GlobalOptions>();
+      setExitCode(
+        await runServe({
+          dataDir: dataDir(command),
+          logger: io.logger,
+          env: io.env,
+          listeners: options,
+          writeErr: io.writeErr,
+          ...(advertisedEndpoint !== undefined ? { advertisedEndpoint } : {}),
+        }),
+      );
     });
 
   program
@@ -194,5 +227,12 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
       }
     });
 
+  registerIdentityCommands(program, { io, dataDir, readStdin: io.readStdin });
   return program;
+}
+
+async function readAllStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
 }

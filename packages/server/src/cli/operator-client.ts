@@ -1,0 +1,63 @@
+/**
+ * The HTTP side of the CLI: commands that act on a running server call its operator API at
+ * `--http-endpoint` (default 127.0.0.1:7080) with the bearer token from PORTUNUS_OPERATOR_TOKEN
+ * (reference §1.1). An error body `{"error":{"code","message"}}` becomes the PortunusError of
+ * that code, so the CLI exits with the same catalogued code the server answered with; codes this
+ * binary does not know exit 1.
+ */
+import { ERROR_CATALOGUE, PortunusError, type ErrorCode } from '@portunus/core';
+
+export const DEFAULT_HTTP_ENDPOINT = '127.0.0.1:7080';
+const CONNECT_TIMEOUT_MS = 10_000;
+
+export interface OperatorClient {
+  request<T>(method: string, path: string, body?: unknown): Promise<T>;
+}
+
+export function operatorClient(
+  endpoint: string,
+  env: Readonly<Record<string, string | undefined>>,
+): OperatorClient {
+  const token = env['PORTUNUS_OPERATOR_TOKEN']?.trim();
+  const base = /^https?:\/\//.test(endpoint) ? endpoint.replace(/\/$/, '') : `http://${endpoint}`;
+  return {
+    async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+      if (!token) throw new PortunusError('operator_token_missing');
+      let response: Response;
+      try {
+        response = await fetch(`${base}${path}`, {
+          method,
+          headers: {
+            authorization: `Bearer ${token}`,
+            ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+          },
+          ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+          signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS),
+        });
+      } catch (error) {
+        throw new PortunusError(
+          'server_unreachable',
+          `cannot reach ${base}: ${(error as Error).cause instanceof Error ? ((error as Error).cause as Error).message : (error as Error).message}`,
+          { endpoint: base },
+        );
+      }
+      const text = await response.text();
+      if (!response.ok) throw fromErrorBody(response.status, text);
+      return (text === '' ? undefined : JSON.parse(text)) as T;
+    },
+  };
+}
+
+function fromErrorBody(status: number, text: string): PortunusError {
+  let code = `http_${status}`;
+  let message = text.slice(0, 500);
+  try {
+    const parsed = JSON.parse(text) as { error?: { code?: unknown; message?: unknown } };
+    if (typeof parsed.error?.code === 'string') code = parsed.error.code;
+    if (typeof parsed.error?.message === 'string') message = parsed.error.message;
+  } catch {
+    // not the error envelope; keep the raw text
+  }
+  if (code in ERROR_CATALOGUE) return new PortunusError(code as ErrorCode, message);
+  return new PortunusError('internal_error', `${code}: ${message}`, { code, status });
+}

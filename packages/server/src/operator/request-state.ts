@@ -1,0 +1,30 @@
+/**
+ * What the auth layer and routes record on a request for the audit and metrics hooks: who made it,
+ * the error code it ended with, and an optional named action. Declared once as fastify type
+ * augmentation so every route sees the same fields.
+ */
+import type { Identity } from './context.js';
+
+export interface NamedAuditAction {
+  action: string;
+  resourceKind?: string;
+  resourceValue?: string;
+  details?: Record<string, unknown>;
+  /** Who the row names when no identity is attached (login, onboarding). */
+  actor?: string;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    identity?: Identity;
+    /** The catalogued error code the request ended with. */
+    errorCode?: string;
+    auditAction?: NamedAuditAction;
+  }
+  interface FastifyContextConfig {
+    /** Reachable without authentication (auth status, onboarding, login). */
+    isPublic?: boolean;
+  }
+}
+
+export {};

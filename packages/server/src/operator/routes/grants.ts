@@ -1,0 +1,188 @@
+/**
+ * Grant routes (reference §2.3, §6.2; superadmin only): create a grant — (user, one client or
+ * every client `*`, listen-port range, protocol set, note) — list them, and revoke one, which
+ * removes the owner's rules no remaining grant covers (DESIGN.md §8.5; the store does the cascade
+ * in one transaction). Grants key clients by client_id (DESIGN.md §8.6): the request names a
+ * client by id or by a display name exactly one client carries.
+ */
+import type { FastifyInstance } from 'fastify';
+
+import { EVENTS, PortunusError, isPortunusError } from '@portunus/core';
+import {
+  deleteGrant,
+  getUserOrThrow,
+  insertGrant,
+  listGrants,
+  resolveClient,
+  type Client,
+} from '@portunus/store';
+
+import { ulid } from '../../identity/secrets.js';
+import { requireSuperadmin } from '../auth.js';
+import type { OperatorContext } from '../context.js';
+import { checkPortRange, checkProtocols } from '../validate.js';
+import { grantView } from '../views.js';
+
+const GRANT_EVENTS = {
+  added: EVENTS.grantAdded,
+  revoked: EVENTS.grantRevoked,
+} as const;
+
+/** The `client` value that grants every client. */
+const EVERY_CLIENT = '*';
+
+const MAX_GRANT_NOTE_CHARS = 256;
+
+interface CreateGrantBody {
+  user_id: string;
+  client: string;
+  listen_port_start: number;
+  listen_port_end: number;
+  protocols?: string[];
+  note?: string;
+}
+
+const createGrantSchema = {
+  body: {
+    type: 'object',
+    required: ['user_id', 'client', 'listen_port_start', 'listen_port_end'],
+    additionalProperties: false,
+    properties: {
+      user_id: { type: 'string', maxLength: 64 },
+      client: { type: 'string', maxLength: 255 },
+      // Numbers, not integers: checkPortRange answers a fractional port with invalid_port_range.
+      listen_port_start: { type: 'number' },
+      listen_port_end: { type: 'number' },
+      protocols: { type: 'array', maxItems: 8, items: { type: 'string', maxLength: 16 } },
+      // The column's CHECK (length(note) <= 256) counts characters, as ajv's maxLength does.
+      note: { type: 'string', maxLength: MAX_GRANT_NOTE_CHARS },
+    },
+  },
+} as const;
+
+const listGrantsSchema = {
+  querystring: {
+    type: 'object',
+    additionalProperties: false,
+    properties: { user_id: { type: 'string', maxLength: 64 } },
+  },
+} as const;
+
+const grantIdParams = {
+  params: {
+    type: 'object',
+    required: ['grantId'],
+    properties: { grantId: { type: 'string', maxLength: 64 } },
+  },
+} as const;
+
+/**
+ * The client a grant names: `*` (null: every client), a client id, or a display name exactly one
+ * client carries. An unknown client is a bad request body here (422 invalid_client), not a
+ * missing resource; a shared name stays ambiguous_client_name.
+ */
+function grantClient(ctx: OperatorContext, reference: string): Client | null {
+  if (reference === EVERY_CLIENT) return null;
+  if (reference.trim() === '') {
+    throw new PortunusError('invalid_client', 'client must be a client name, a client id or *');
+  }
+  try {
+    return resolveClient(ctx.db, reference);
+  } catch (error) {
+    if (isPortunusError(error) && error.code === 'client_not_found') {
+      throw new PortunusError(
+        'invalid_client',
+        `no client named or with id ${JSON.stringify(reference)}`,
+        { client: reference },
+        { cause: error },
+      );
+    }
+    throw error;
+  }
+}
+
+export function registerGrantRoutes(app: FastifyInstance, ctx: OperatorContext): void {
+  app.post<{ Body: CreateGrantBody }>(
+    '/v1/grants',
+    { schema: createGrantSchema },
+    (request, reply) => {
+      const identity = requireSuperadmin(request.identity);
+      const body = request.body;
+      checkPortRange(body.listen_port_start, body.listen_port_end);
+      const protocols = checkProtocols(body.protocols ?? ['tcp']);
+      const user = getUserOrThrow(ctx.db, body.user_id);
+      const client = grantClient(ctx, body.client);
+      const now = ctx.now();
+      const grant = insertGrant(ctx.db, {
+        grantId: ulid(now),
+        userId: user.userId,
+        clientId: client?.clientId ?? null,
+        listenPortStart: body.listen_port_start,
+        listenPortEnd: body.listen_port_end,
+        protocols,
+        note: body.note ?? '',
+        now,
+      });
+      ctx.logger.info(GRANT_EVENTS.added, {
+        grant_id: grant.grantId,
+        user_id: grant.userId,
+        client_id: grant.clientId,
+        listen_port_start: grant.listenPortStart,
+        listen_port_end: grant.listenPortEnd,
+        protocols: grant.protocols,
+        added_by: identity.userId,
+      });
+      request.auditAction = {
+        action: GRANT_EVENTS.added,
+        resourceKind: 'grant',
+        resourceValue: grant.grantId,
+        details: {
+          user_id: grant.userId,
+          client_id: grant.clientId,
+          listen_port_start: grant.listenPortStart,
+          listen_port_end: grant.listenPortEnd,
+          protocols: grant.protocols,
+        },
+      };
+      return reply.status(201).send(grantView(grant));
+    },
+  );
+
+  app.get<{ Querystring: { user_id?: string } }>(
+    '/v1/grants',
+    { schema: listGrantsSchema },
+    (request) => {
+      requireSuperadmin(request.identity);
+      return listGrants(ctx.db, request.query.user_id).map(grantView);
+    },
+  );
+
+  app.delete<{ Params: { grantId: string } }>(
+    '/v1/grants/:grantId',
+    { schema: grantIdParams },
+    (request) => {
+      const identity = requireSuperadmin(request.identity);
+      const { grant, removedRuleIds } = deleteGrant(ctx.db, request.params.grantId);
+      // The store has removed the rules; stopping them on live clients is the fleet's part
+      // (DESIGN.md §8.5) once the fleet can push removals.
+      ctx.logger.info(GRANT_EVENTS.revoked, {
+        grant_id: grant.grantId,
+        user_id: grant.userId,
+        client_id: grant.clientId,
+        removed_rules: removedRuleIds.length,
+        revoked_by: identity.userId,
+      });
+      request.auditAction = {
+        action: GRANT_EVENTS.revoked,
+        resourceKind: 'grant',
+        resourceValue: grant.grantId,
+        details: {
+          user_id: grant.userId,
+          client_id: grant.clientId,
+          removed_rule_ids: removedRuleIds,
+        },
+      };
+      return { grant_id: grant.grantId, removed_rule_ids: removedRuleIds };
+    },
+  );
+}
