@@ -15,3 +15,4 @@ export {
   type ReadFile,
   type ServerConfig,
 } from './config.js';
+export { generateSecret, hashSecret, ulid } from './identity/secrets.js';

@@ -1,8 +1,8 @@
 /**
  * The bounded, batched audit writer (reference §7.1): records wait in a queue of at most
  * `capacity` entries and are written up to `batchSize` per `BEGIN IMMEDIATE` transaction, at the
- * latest `flushIntervalMs` after the first one arrived. `write()` resolves only once its batch is
- * committed, so a caller can acknowledge a mutation knowing its audit row is durable (group
+ * latest `flushIntervalMs` after the first one arrived; records someone awaits are committed at
+ * the end of the current event-loop turn. `write()` resolves only once its batch is committed, so a caller can acknowledge a mutation knowing its audit row is durable (group
  * commit: one fsync serves the whole batch); `offer()` is fire-and-forget for callers that must
  * never wait. A full queue drops the new record and counts it, never blocks. `close()` drains.
  * Depends on the audit query module only.
@@ -32,6 +32,7 @@ export class AuditWriter {
   readonly flushIntervalMs: number;
   private readonly queue: Pending[] = [];
   private timer: NodeJS.Timeout | undefined;
+  private immediate: NodeJS.Immediate | undefined;
   private closed = false;
   private droppedCount = 0;
   private readonly logger: Logger;
@@ -118,10 +119,10 @@ export class AuditWriter {
       return false;
     }
     this.queue.push(pending);
-    if (this.queue.length >= this.batchSize) {
-      // A full batch is written on the next turn of the event loop, not after the interval.
-      this.clearTimer();
-      this.timer = setTimeout(() => this.flush(), 0);
+    if (pending.settle || this.queue.length >= this.batchSize) {
+      // Someone waits on this record (or a batch is full): commit at the end of this turn of the
+      // event loop, together with everything else queued in it, not after the interval.
+      this.scheduleSoon();
     } else {
       this.schedule();
     }
@@ -129,12 +130,23 @@ export class AuditWriter {
   }
 
   private schedule(): void {
-    this.timer ??= setTimeout(() => this.flush(), this.flushIntervalMs);
+    if (this.timer === undefined && this.immediate === undefined) {
+      this.timer = setTimeout(() => this.flush(), this.flushIntervalMs);
+    }
+  }
+
+  private scheduleSoon(): void {
+    if (this.immediate !== undefined) return;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.immediate = setImmediate(() => this.flush());
   }
 
   private clearTimer(): void {
     if (this.timer !== undefined) clearTimeout(this.timer);
+    if (this.immediate !== undefined) clearImmediate(this.immediate);
     this.timer = undefined;
+    this.immediate = undefined;
   }
 
   private failAll(error: unknown): void {

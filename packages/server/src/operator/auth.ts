@@ -36,13 +36,26 @@ export function isMutating(method: string): boolean {
   return MUTATING.has(method);
 }
 
-export function authenticate(ctx: OperatorContext, request: FastifyRequest): Identity {
-  if (!hasEnabledSuperadmin(ctx.db)) {
-    throw new PortunusError(
-      'bootstrap_required',
-      'no superadmin exists yet: finish onboarding with the setup token printed at startup',
-    );
+/**
+ * Contexts known to have an enabled superadmin. Once one exists it cannot disappear while the
+ * server runs (the last one cannot be removed), so the gate's query runs only until then.
+ */
+const bootstrapped = new WeakSet<OperatorContext>();
+
+function assertBootstrapped(ctx: OperatorContext): void {
+  if (bootstrapped.has(ctx)) return;
+  if (hasEnabledSuperadmin(ctx.db)) {
+    bootstrapped.add(ctx);
+    return;
   }
+  throw new PortunusError(
+    'bootstrap_required',
+    'no superadmin exists yet: finish onboarding with the setup token printed at startup',
+  );
+}
+
+export function authenticate(ctx: OperatorContext, request: FastifyRequest): Identity {
+  assertBootstrapped(ctx);
   const identity = identify(ctx, request);
   if (identity.authMethod === 'cookie') {
     if (isMutating(request.method)) checkCsrf(ctx, request);
@@ -73,7 +86,11 @@ function identify(ctx: OperatorContext, request: FastifyRequest): Identity {
   const credential = findCredentialByHash(ctx.db, hash);
   if (credential?.status !== 'active') throw new PortunusError('credential_invalid');
   const user = enabledUser(ctx, credential.userId);
-  touchCredential(ctx.db, credential.credentialId, ctx.now());
+  // last_used_at is kept to the minute: most requests need no write at all.
+  const now = ctx.now();
+  if (credential.lastUsedAt === null || now - credential.lastUsedAt >= 60_000) {
+    touchCredential(ctx.db, credential.credentialId, now);
+  }
   return { ...toIdentity(user, 'bearer'), credentialId: credential.credentialId };
 }
 
