@@ -33,6 +33,9 @@ export const EPHEMERAL_LISTENER_ENV = {
   PORTUNUS_METRICS_LISTEN: '127.0.0.1:0',
 } as const;
 
+/** Deadline for one process step (start, exit, a CLI run) when CI's two cores are busy. */
+export const SLOW_STEP_MS = 60_000;
+
 export class Harness {
   readonly processes = new ProcessGroup();
   readonly dirs = tempDirs();
@@ -59,6 +62,36 @@ export class Harness {
     );
     await server.waitForEvent('server.listening');
     return server;
+  }
+
+  /**
+   * Like serve(), with a deadline fit for a loaded 2-core machine (SLOW_STEP_MS) instead of the
+   * default 20 s.
+   */
+  async serveWithin(
+    dataDir: string,
+    env: Record<string, string | undefined> = {},
+    timeoutMs = SLOW_STEP_MS,
+  ): Promise<RunningProcess> {
+    const server = this.processes.node(
+      SERVER_BIN,
+      ['--data-dir', dataDir, 'serve', ...EPHEMERAL_LISTENERS],
+      { env },
+    );
+    await server.waitForEvent('server.listening', { timeoutMs });
+    return server;
+  }
+
+  /** Runs `portunus-server args…` to completion (optionally feeding stdin), within SLOW_STEP_MS. */
+  run(
+    args: readonly string[],
+    options: { env?: Record<string, string | undefined>; stdin?: string } = {},
+  ): Promise<CliResult> {
+    return this.processes.run(SERVER_BIN, args, {
+      env: options.env ?? {},
+      ...(options.stdin !== undefined ? { stdin: options.stdin } : {}),
+      timeoutMs: SLOW_STEP_MS,
+    });
   }
 
   async close(): Promise<void> {
@@ -152,7 +185,7 @@ export class OperatorHttp {
       method,
       headers,
       ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
-      signal: AbortSignal.timeout(20_000),
+      signal: AbortSignal.timeout(SLOW_STEP_MS),
     });
     const text = await response.text();
     const body = (text === '' ? undefined : JSON.parse(text)) as T;

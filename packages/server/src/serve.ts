@@ -117,7 +117,7 @@ export async function runServe(options: ServeOptions): Promise<number> {
     );
 
     const metricsServer = http.createServer((request, response) => {
-      if (request.method === 'GET' && request.url === '/metrics') {
+      if (request.method === 'GET' && request.url?.split('?')[0] === '/metrics') {
         void metrics.render().then((text) => {
           response.writeHead(200, { 'content-type': metrics.contentType }).end(text);
         });

@@ -244,9 +244,10 @@ export function auditEntryJson(entry: AuditEntry): AuditEntryJson {
     timestamp: formatRfc3339(entry.ts),
     actor: entry.actor,
     ...(entry.role !== null ? { role: entry.role } : {}),
-    // Named actions read back with an empty method and the action as path (reference §7.2).
-    method: entry.action !== null ? '' : entry.method,
-    path: entry.action !== null ? entry.action : entry.path,
+    // A named action with no request behind it (an offline command) reads back with an empty
+    // method and the action as its path (reference §7.2); request rows keep method and path.
+    method: entry.method,
+    path: entry.path === '' && entry.action !== null ? entry.action : entry.path,
     outcome: entry.outcome,
     ...(entry.reason !== null ? { reason: entry.reason } : {}),
     ...(entry.action !== null ? { action: entry.action } : {}),

@@ -58,6 +58,6 @@ function fromErrorBody(status: number, text: string): PortunusError {
   } catch {
     // not the error envelope; keep the raw text
   }
-  if (code in ERROR_CATALOGUE) return new PortunusError(code as ErrorCode, message);
+  if (Object.hasOwn(ERROR_CATALOGUE, code)) return new PortunusError(code as ErrorCode, message);
   return new PortunusError('internal_error', `${code}: ${message}`, { code, status });
 }

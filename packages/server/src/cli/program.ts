@@ -26,7 +26,6 @@ import {
 
 import type { ListenerOverrides } from '../listeners.js';
 import { registerIdentityCommands } from './identity-commands.js';
-import { runServe } from '../serve.js';
 
 export interface CliIo {
   env: Env;
@@ -127,6 +126,8 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
     )
     .action(async (options: ListenerOverrides, command: Command) => {
       const { advertisedEndpoint } = command.optsWithGlobals<GlobalOptions>();
+      // Loaded on demand: the other commands need none of fastify, x509 or prom-client.
+      const { runServe } = await import('../serve.js');
       setExitCode(
         await runServe({
           dataDir: dataDir(command),

@@ -117,7 +117,9 @@ function toPortunusError(error: FastifyError | PortunusError): PortunusError {
       `the request body is not valid JSON: ${error.message}`,
     );
   }
-  if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return new PortunusError('unsupported_media_type');
+  if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || error.statusCode === 415) {
+    return new PortunusError('unsupported_media_type');
+  }
   if (error.validation !== undefined) {
     return new PortunusError(
       'validation_failed',

@@ -243,7 +243,10 @@ describe('POST /v1/users', () => {
     assert.equal(row.outcome, 'allow');
     assert.equal(row.method, 'POST');
     assert.equal(row.path, '/v1/users');
-    assert.equal(row.action, null);
+    assert.equal(row.action, 'operator.user_added');
+    assert.equal(row.resourceKind, 'user');
+    assert.equal(row.resourceValue, 'bob');
+    assert.deepEqual(row.details['role'], 'user');
     assert.ok(!JSON.stringify(h.auditRows()).includes(TEST_PASSWORD));
   });
 

@@ -140,6 +140,12 @@ export function registerUserRoutes(app: FastifyInstance, ctx: OperatorContext): 
         now: ctx.now(),
       });
       ctx.logger.info(EVENTS.userAdded, { user_id: userId, role });
+      request.auditAction = {
+        action: EVENTS.userAdded,
+        resourceKind: 'user',
+        resourceValue: userId,
+        details: { role, password_change_required: body.password_change_required ?? false },
+      };
       return reply
         .status(201)
         .send({ user_id: user.userId, display_name: user.displayName, role: user.role });
