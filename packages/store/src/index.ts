@@ -151,3 +151,4 @@ export {
   type RuleTarget,
 } from './rules.js';
 export { getAdvertisedEndpointOverride, setAdvertisedEndpointOverride } from './settings.js';
+export { SCHEMA_SNAPSHOT_FILE, renderSchemaSnapshot } from './schema-snapshot.js';
