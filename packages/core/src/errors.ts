@@ -358,6 +358,92 @@ export const ERROR_CATALOGUE = {
     422,
     'the client is not connected; pushes are never queued',
   ),
+  // rule pushes: request validation (reference §2.4; exit 2)
+  rule_shape_conflict: entry(
+    'validation.rule_shape_conflict',
+    EXIT.usage,
+    400,
+    'give either target_host/target_port or targets, not both',
+  ),
+  rule_shape_missing: entry(
+    'validation.rule_shape_missing',
+    EXIT.usage,
+    400,
+    'give target_host/target_port or targets',
+  ),
+  range_invalid: entry(
+    'validation.range_invalid',
+    EXIT.usage,
+    400,
+    'listen and target ranges must be valid and of the same size',
+  ),
+  targets_empty: entry(
+    'validation.targets_empty',
+    EXIT.usage,
+    400,
+    'targets needs at least one entry',
+  ),
+  targets_too_many: entry('validation.targets_too_many', EXIT.usage, 400, 'at most 8 targets'),
+  targets_duplicate: entry(
+    'validation.targets_duplicate',
+    EXIT.usage,
+    400,
+    'a target is listed twice',
+  ),
+  target_invalid_port: entry(
+    'validation.target_invalid_port',
+    EXIT.usage,
+    400,
+    'target ports are 1..65535',
+  ),
+  invalid_target_host: entry(
+    'validation.invalid_target_host',
+    EXIT.usage,
+    400,
+    'a target host must be an IP address or a DNS name',
+  ),
+  health_check_interval_out_of_range: entry(
+    'validation.health_check_interval_out_of_range',
+    EXIT.usage,
+    400,
+    'health_check_interval_secs is 1..3600 and needs the targets shape',
+  ),
+  'validation.sni_on_unsupported_rule': entry(
+    'validation.sni_on_unsupported_rule',
+    EXIT.usage,
+    400,
+    'sni_pattern needs a single-port tcp rule',
+  ),
+  'validation.sni_pattern_malformed': entry(
+    'validation.sni_pattern_malformed',
+    EXIT.usage,
+    400,
+    'sni_pattern must be a DNS name, optionally starting with *.',
+  ),
+  'validation.rate_limit_cap_zero': entry(
+    'validation.rate_limit_cap_zero',
+    EXIT.usage,
+    400,
+    'rate-limit caps must be positive',
+  ),
+  'validation.rate_limit_burst_without_rate': entry(
+    'validation.rate_limit_burst_without_rate',
+    EXIT.usage,
+    400,
+    'a burst needs its rate',
+  ),
+  'validation.rate_limit_on_legacy_shape': entry(
+    'validation.rate_limit_on_legacy_shape',
+    EXIT.usage,
+    400,
+    'rate_limit needs the targets shape',
+  ),
+  exceeds_cap: entry(
+    'validation.exceeds_cap',
+    EXIT.usage,
+    400,
+    'the port range is larger than allowed',
+  ),
   // settings
   endpoint_invalid: entry(
     'validation.endpoint_invalid',

@@ -37,6 +37,8 @@ export const EVENTS = {
   credentialCreated: 'operator.credential_created',
   credentialRevoked: 'operator.credential_revoked',
   passwordReset: 'operator.password_reset',
+  ruleRemoved: 'operator.rule_removed',
+  settingsUpdated: 'operator.settings_updated',
   // audit writer
   auditFlushed: 'audit.flushed',
   auditHandoffOverflow: 'audit.handoff_overflow',
