@@ -504,10 +504,10 @@ async function assertAudited(http: OperatorHttp, auth: HttpAuth, acks: readonly 
     if (!entry || entry['outcome'] !== 'allow') return true;
     if (ack.kind === 'credential') {
       return (
-        entry['path'] !== 'operator.credential_created' || detailsOf(entry)['label'] !== ack.label
+        entry['action'] !== 'operator.credential_created' || detailsOf(entry)['label'] !== ack.label
       );
     }
-    return entry['path'] !== 'operator.grant_added';
+    return entry['action'] !== 'operator.grant_added';
   });
   assert.deepEqual(missing, [], `${missing.length} acknowledged mutations lost their audit row`);
   const credentials = await http.request<Json[]>('GET', '/v1/credentials', { auth });
