@@ -141,6 +141,7 @@ export {
   getRuleOrThrow,
   insertRule,
   listRules,
+  listRulesJson,
   setRuleState,
   type NewRule,
   type RateLimit,

@@ -91,6 +91,17 @@ describe('GET /v1/rules', () => {
     });
   });
 
+  it('lists exactly what the single-rule route renders', async () => {
+    const list = (await h.bearer(root, { method: 'GET', url: '/v1/rules' })).json<
+      { id: number }[]
+    >();
+    assert.ok(list.length >= 2);
+    for (const rule of list) {
+      const one = await h.bearer(root, { method: 'GET', url: `/v1/rules/${rule.id}` });
+      assert.deepEqual(rule, one.json());
+    }
+  });
+
   it('shows a user only their own rules and keeps the owner filter for superadmins', async () => {
     const mine = await h.bearer(alice, { method: 'GET', url: '/v1/rules' });
     assert.deepEqual(
