@@ -62,7 +62,7 @@ export { backupStore, resolveBackupTarget, type BackupResult } from './backup.js
 export { restoreStore, type RestoreOptions, type RestoreResult } from './restore.js';
 export { resetStore, type ResetResult } from './reset.js';
 export { pruneAudit, type AuditPruneResult } from './audit-prune.js';
-export { immediate, prepared } from './statements.js';
+export { immediate, prepared, totalChanges } from './statements.js';
 export {
   countGrants,
   deleteUser,

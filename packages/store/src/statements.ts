@@ -31,3 +31,12 @@ export function isUniqueViolation(error: unknown): boolean {
   const code = (error as { code?: unknown }).code;
   return code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_UNIQUE';
 }
+
+/**
+ * Rows this connection has inserted, updated or deleted since it opened. The store is the only
+ * writer of its file (the data dir lock), so an unchanged count means unchanged data: callers use
+ * it to reuse an answer rendered earlier.
+ */
+export function totalChanges(db: Database): number {
+  return prepared(db, 'SELECT total_changes()').pluck().get() as number;
+}

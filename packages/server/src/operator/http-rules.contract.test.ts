@@ -91,6 +91,36 @@ describe('GET /v1/rules', () => {
     });
   });
 
+  it('answers a repeated list from cache only while nothing changed', async () => {
+    const ids = async (): Promise<number[]> =>
+      (await h.bearer(root, { method: 'GET', url: '/v1/rules' }))
+        .json<{ id: number }[]>()
+        .map((r) => r.id);
+    const before = await ids();
+    assert.deepEqual(await ids(), before);
+    const extra = insertRule(h.store.db, {
+      clientId: CLIENT,
+      ownerUserId: 'root',
+      protocol: 'tcp',
+      listenPort: 31000,
+      targets: [{ host: 'x.example', port: 1, portEnd: null, priority: 0, proxyProtocol: null }],
+      now: h.clock,
+    });
+    assert.deepEqual(await ids(), [...before, extra.ruleId]);
+    h.store.db
+      .prepare('UPDATE clients SET client_name = ? WHERE client_id = ?')
+      .run('edge-renamed', CLIENT);
+    const renamed = (await h.bearer(root, { method: 'GET', url: '/v1/rules' })).json<
+      { client_name: string }[]
+    >();
+    assert.ok(renamed.every((rule) => rule.client_name === 'edge-renamed'));
+    h.store.db
+      .prepare('UPDATE clients SET client_name = ? WHERE client_id = ?')
+      .run('edge-1', CLIENT);
+    h.store.db.prepare('DELETE FROM rules WHERE rule_id = ?').run(extra.ruleId);
+    assert.deepEqual(await ids(), before);
+  });
+
   it('lists exactly what the single-rule route renders', async () => {
     const list = (await h.bearer(root, { method: 'GET', url: '/v1/rules' })).json<
       { id: number }[]

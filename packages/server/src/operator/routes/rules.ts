@@ -13,6 +13,7 @@ import {
   findClientsByName,
   getRuleOrThrow,
   listRulesJson,
+  totalChanges,
   type Rule,
   type RuleFilter,
 } from '@portunus/store';
@@ -124,6 +125,34 @@ const pushSchema = {
   },
 } as const;
 
+/** Answers rendered since the last write, per filter (dashboards poll this every few seconds). */
+const renderedRules = new WeakMap<
+  OperatorContext,
+  Map<string, { changes: number; json: string }>
+>();
+const MAX_CACHED_FILTERS = 64;
+
+/**
+ * The list as JSON text, rendered by SQLite (the store's listRulesJson: the same JSON as
+ * ruleView without an object per rule; a contract test keeps the two equal), and reused until
+ * the store changes.
+ */
+function renderRules(ctx: OperatorContext, filter: RuleFilter): string {
+  let cache = renderedRules.get(ctx);
+  if (!cache) {
+    cache = new Map();
+    renderedRules.set(ctx, cache);
+  }
+  const key = JSON.stringify([filter.clientName, filter.ownerUserId]);
+  const changes = totalChanges(ctx.db);
+  const hit = cache.get(key);
+  if (hit?.changes === changes) return hit.json;
+  if (cache.size >= MAX_CACHED_FILTERS) cache.clear();
+  const json = listRulesJson(ctx.db, filter);
+  cache.set(key, { changes, json });
+  return json;
+}
+
 export function registerRuleRoutes(app: FastifyInstance, ctx: OperatorContext): void {
   app.get<{ Querystring: { client?: string; owner?: string } }>('/v1/rules', (request, reply) => {
     const identity = identityOf(request);
@@ -139,9 +168,7 @@ export function registerRuleRoutes(app: FastifyInstance, ctx: OperatorContext): 
           : {}
         : { ownerUserId: identity.userId }),
     };
-    // Rendered by SQLite (store's listRulesJson): the same JSON as ruleView, without building
-    // and serializing an object per rule; a contract test keeps the two equal.
-    return reply.type('application/json; charset=utf-8').send(listRulesJson(ctx.db, filter));
+    return reply.type('application/json; charset=utf-8').send(renderRules(ctx, filter));
   });
 
   app.get<{ Params: { ruleId: string } }>('/v1/rules/:ruleId', (request) =>
