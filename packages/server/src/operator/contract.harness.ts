@@ -161,3 +161,43 @@ export class ContractHarness {
     this.dirs.cleanup();
   }
 }
+
+/** The `code` of an error-envelope answer (or of its body text). */
+export function errorCode(response: LightMyRequestResponse | string): string {
+  const body = typeof response === 'string' ? response : response.body;
+  return (JSON.parse(body) as { error: { code: string } }).error.code;
+}
+
+/** `portunus_operator_requests_total{outcome, reason}` as rendered for Prometheus. */
+export async function requestCount(
+  h: ContractHarness,
+  outcome: string,
+  reason: string,
+): Promise<number> {
+  const text = await h.metrics.render();
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('portunus_operator_requests_total{')) continue;
+    if (line.includes(`outcome="${outcome}"`) && line.includes(`reason="${reason}"`)) {
+      return Number(line.slice(line.lastIndexOf(' ') + 1));
+    }
+  }
+  return 0;
+}
+
+/** Harnesses a test file makes as it goes, closed together in its `after`. */
+export function harnessPool(): {
+  fresh: (options?: HarnessOptions) => ContractHarness;
+  closeAll: () => Promise<void>;
+} {
+  const made: ContractHarness[] = [];
+  return {
+    fresh(options) {
+      const harness = new ContractHarness(options);
+      made.push(harness);
+      return harness;
+    },
+    async closeAll() {
+      for (const harness of made.splice(0)) await harness.close();
+    },
+  };
+}

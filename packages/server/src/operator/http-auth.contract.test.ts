@@ -8,18 +8,12 @@ import { replaceSetupToken, setPassword } from '@portunus/store';
 
 import { hashPassword } from '../identity/passwords.js';
 import { hashSecret } from '../identity/secrets.js';
-import { ContractHarness, TEST_PASSWORD } from './contract.harness.js';
+import { ContractHarness, harnessPool, TEST_PASSWORD } from './contract.harness.js';
 import { SESSION_COOKIE } from './context.js';
 
-const harnesses: ContractHarness[] = [];
-after(async () => {
-  for (const harness of harnesses) await harness.close();
-});
-function fresh(options?: ConstructorParameters<typeof ContractHarness>[0]): ContractHarness {
-  const harness = new ContractHarness(options);
-  harnesses.push(harness);
-  return harness;
-}
+const harnesses = harnessPool();
+after(() => harnesses.closeAll());
+const fresh = harnesses.fresh;
 
 describe('bootstrap and onboarding', () => {
   it('answers 503 bootstrap_required on protected routes until a superadmin exists, and audits it as _anonymous', async () => {

@@ -2,21 +2,13 @@
 import assert from 'node:assert/strict';
 import { after, beforeEach, describe, it } from 'node:test';
 
-import type { LightMyRequestResponse } from 'fastify';
-
 import { formatRfc3339 } from '@portunus/core';
 
-import { ContractHarness } from './contract.harness.js';
+import { ContractHarness, errorCode, harnessPool, requestCount } from './contract.harness.js';
 
-const harnesses: ContractHarness[] = [];
-after(async () => {
-  for (const harness of harnesses) await harness.close();
-});
-function fresh(options?: ConstructorParameters<typeof ContractHarness>[0]): ContractHarness {
-  const harness = new ContractHarness(options);
-  harnesses.push(harness);
-  return harness;
-}
+const harnesses = harnessPool();
+after(() => harnesses.closeAll());
+const fresh = harnesses.fresh;
 
 interface CredentialJson {
   credential_id: string;
@@ -39,22 +31,6 @@ const VIEW_KEYS = [
   'last_used_at',
 ];
 const ULID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
-
-function errorCode(response: LightMyRequestResponse): string {
-  return response.json<{ error: { code: string } }>().error.code;
-}
-
-/** `portunus_operator_requests_total{outcome, reason}` as rendered for Prometheus. */
-async function requestCount(h: ContractHarness, outcome: string, reason: string): Promise<number> {
-  const text = await h.metrics.render();
-  for (const line of text.split('\n')) {
-    if (!line.startsWith('portunus_operator_requests_total{')) continue;
-    if (line.includes(`outcome="${outcome}"`) && line.includes(`reason="${reason}"`)) {
-      return Number(line.slice(line.lastIndexOf(' ') + 1));
-    }
-  }
-  return 0;
-}
 
 describe('creating a credential', () => {
   let h: ContractHarness;

@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 
 import { insertClient, insertGrant, insertRule, type Rule } from '@portunus/store';
 
-import { ContractHarness } from './contract.harness.js';
+import { ContractHarness, errorCode } from './contract.harness.js';
 
 const CLIENT = '01HZZZZZZZZZZZZZZZZZZZZZZ1';
 const TWIN_A = '01HZZZZZZZZZZZZZZZZZZZZZZ2';
@@ -61,8 +61,6 @@ before(async () => {
 });
 after(() => h.close());
 
-const errorCode = (body: string): string =>
-  (JSON.parse(body) as { error: { code: string } }).error.code;
 const ruleCount = (): number =>
   h.store.db.prepare('SELECT count(*) FROM rules').pluck().get() as number;
 

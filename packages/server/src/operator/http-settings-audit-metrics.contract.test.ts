@@ -5,10 +5,7 @@ import { after, before, describe, it } from 'node:test';
 
 import { appendAudit, type AuditRecord } from '@portunus/store';
 
-import { ContractHarness } from './contract.harness.js';
-
-const errorCode = (body: string): string =>
-  (JSON.parse(body) as { error: { code: string } }).error.code;
+import { ContractHarness, errorCode } from './contract.harness.js';
 
 describe('advertised endpoint settings', () => {
   let h: ContractHarness;

@@ -15,17 +15,17 @@ import {
 } from '@portunus/store';
 
 import { ulid } from '../identity/secrets.js';
-import { ContractHarness, TEST_PASSWORD } from './contract.harness.js';
+import {
+  ContractHarness,
+  errorCode,
+  harnessPool,
+  requestCount,
+  TEST_PASSWORD,
+} from './contract.harness.js';
 
-const harnesses: ContractHarness[] = [];
-after(async () => {
-  for (const harness of harnesses) await harness.close();
-});
-function fresh(options?: ConstructorParameters<typeof ContractHarness>[0]): ContractHarness {
-  const harness = new ContractHarness(options);
-  harnesses.push(harness);
-  return harness;
-}
+const harnesses = harnessPool();
+after(() => harnesses.closeAll());
+const fresh = harnesses.fresh;
 
 const NEW_PASSWORD = 'a different long password';
 const USER_VIEW_KEYS = [
@@ -59,22 +59,6 @@ interface ResetJson {
   user_id: string;
   sessions_revoked: number;
   temporary_password?: string;
-}
-
-function errorCode(response: LightMyRequestResponse): string {
-  return response.json<{ error: { code: string } }>().error.code;
-}
-
-/** `portunus_operator_requests_total{outcome, reason}` as rendered for Prometheus. */
-async function requestCount(h: ContractHarness, outcome: string, reason: string): Promise<number> {
-  const text = await h.metrics.render();
-  for (const line of text.split('\n')) {
-    if (!line.startsWith('portunus_operator_requests_total{')) continue;
-    if (line.includes(`outcome="${outcome}"`) && line.includes(`reason="${reason}"`)) {
-      return Number(line.slice(line.lastIndexOf(' ') + 1));
-    }
-  }
-  return 0;
 }
 
 /** Logs in and answers the status and the login body, without throwing on failure. */
