@@ -1,0 +1,49 @@
+/**
+ * The typed activation failure: a rule that could not be bound (or was refused before binding)
+ * carries one of the reference failure reasons (inventory §5.11) and, for bind failures, the
+ * first offending port, so the caller can report `Failed{reason}` without parsing messages. Kept
+ * local because core's catalogue has no `permission_denied` / `bind_failed` codes yet; it
+ * depends on nothing in the workspace.
+ */
+export type ActivationFailureReason =
+  | 'port_in_use'
+  | 'permission_denied'
+  | 'bind_failed'
+  | 'range_invalid'
+  | 'exceeds_cap'
+  | 'duplicate_rule_id'
+  | 'unsupported_protocol'
+  | 'invalid_target_host';
+
+export class RuleActivationError extends Error {
+  readonly ruleId: string;
+  readonly reason: ActivationFailureReason;
+  /** The port whose bind failed first, when the failure is a bind failure. */
+  readonly port: number | undefined;
+
+  constructor(
+    ruleId: string,
+    reason: ActivationFailureReason,
+    message: string,
+    port?: number,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = 'RuleActivationError';
+    this.ruleId = ruleId;
+    this.reason = reason;
+    this.port = port;
+  }
+}
+
+export function isRuleActivationError(value: unknown): value is RuleActivationError {
+  return value instanceof RuleActivationError;
+}
+
+/** Maps a bind errno to the reference reason: EADDRINUSE and EACCES are named, the rest generic. */
+export function bindFailureReason(error: unknown): ActivationFailureReason {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code === 'EADDRINUSE') return 'port_in_use';
+  if (code === 'EACCES' || code === 'EPERM') return 'permission_denied';
+  return 'bind_failed';
+}

@@ -1,0 +1,24 @@
+/**
+ * Data-plane log event names (reference inventory §7.5), kept as one `as const` table so a typo
+ * does not compile. They live here until they move into core's EVENTS; the names are the
+ * contract, the keys are only for call sites. Depends on nothing.
+ */
+export const FORWARDER_EVENTS = {
+  ruleActivated: 'rule.activated',
+  ruleRemoved: 'rule.removed',
+  ruleFailed: 'rule.failed',
+  acceptError: 'rule.accept_error',
+  connError: 'rule.conn_error',
+  connDrainDeadline: 'rule.conn_drain_deadline',
+  udpRuntimeStarted: 'rule.udp_runtime_started',
+  udpFlowOpened: 'rule.udp_flow_opened',
+  udpFlowClosedIdle: 'rule.udp_flow_closed_idle',
+  udpFlowEvictedIcmp: 'rule.udp_flow_evicted_icmp',
+  udpFlowDroppedOverflow: 'rule.udp_flow_dropped_overflow',
+  udpUpstreamConnectFailed: 'rule.udp_upstream_connect_failed',
+  udpReplySendFailed: 'rule.udp_reply_send_failed',
+  udpListenerError: 'rule.udp_listener_error',
+  udpBufferSizeFailed: 'rule.udp_buffer_size_failed',
+} as const;
+
+export type ForwarderEventName = (typeof FORWARDER_EVENTS)[keyof typeof FORWARDER_EVENTS];

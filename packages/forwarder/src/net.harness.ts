@@ -1,0 +1,189 @@
+/**
+ * Socket helpers for this package's tests only: deadline-bounded waits, loopback echo servers,
+ * consecutive free ports and a logger that records events. Never imported by product code; it
+ * depends only on node:net, node:dgram and @portunus/core types.
+ */
+import dgram from 'node:dgram';
+import net from 'node:net';
+
+import type { LogFields, Logger } from '@portunus/core';
+
+export const V4 = '127.0.0.1';
+
+/** Polls `condition` on every turn of the event loop until it holds or the deadline passes. */
+export async function waitFor(
+  condition: () => boolean,
+  what: string,
+  deadlineMs = 5_000,
+): Promise<void> {
+  const start = Date.now();
+  while (!condition()) {
+    if (Date.now() - start > deadlineMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}
+
+/** Resolves with the event's first argument, or rejects when the deadline passes. */
+export function once<T = unknown>(
+  emitter: NodeJS.EventEmitter,
+  event: string,
+  deadlineMs = 5_000,
+): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      emitter.off(event, onEvent);
+      reject(new Error(`timed out waiting for ${event}`));
+    }, deadlineMs);
+    const onEvent = (value: T): void => {
+      clearTimeout(timer);
+      resolve(value);
+    };
+    emitter.once(event, onEvent);
+  });
+}
+
+export interface RecordedLine {
+  level: string;
+  event: string;
+  fields: LogFields;
+}
+
+export function recordingLogger(lines: RecordedLine[] = []): Logger & { lines: RecordedLine[] } {
+  const emit =
+    (level: string) =>
+    (event: string, fields: LogFields = {}): void => {
+      lines.push({ level, event, fields });
+    };
+  const logger = {
+    lines,
+    debug: emit('debug'),
+    info: emit('info'),
+    warn: emit('warn'),
+    error: emit('error'),
+    child: () => logger,
+  };
+  return logger;
+}
+
+export async function listenTcp(server: net.Server, port = 0, host = V4): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ port, host }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return (server.address() as net.AddressInfo).port;
+}
+
+export function closeTcp(server: net.Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => {
+      resolve();
+    });
+    for (const socket of tracked.get(server) ?? []) socket.destroy();
+  });
+}
+
+const tracked = new WeakMap<net.Server, Set<net.Socket>>();
+
+/** A TCP server whose sockets are kept so `closeTcp` can end them; `handler` per connection. */
+export function tcpServer(handler: (socket: net.Socket) => void): net.Server {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => socket.destroy());
+    handler(socket);
+  });
+  tracked.set(server, sockets);
+  return server;
+}
+
+export function tcpEcho(): net.Server {
+  return tcpServer((socket) => socket.pipe(socket));
+}
+
+export async function udpSocket(port = 0, host = V4): Promise<dgram.Socket> {
+  const socket = dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(port, host, () => {
+      socket.off('error', reject);
+      resolve();
+    });
+  });
+  return socket;
+}
+
+export async function udpEcho(port = 0): Promise<dgram.Socket> {
+  const socket = await udpSocket(port);
+  socket.on('message', (msg, rinfo) => {
+    socket.send(msg, rinfo.port, rinfo.address);
+  });
+  return socket;
+}
+
+export function closeUdp(socket: dgram.Socket): Promise<void> {
+  return new Promise((resolve) => {
+    socket.close(() => {
+      resolve();
+    });
+  });
+}
+
+async function tcpFree(port: number): Promise<boolean> {
+  const server = net.createServer();
+  try {
+    await listenTcp(server, port);
+    await closeTcp(server);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function udpFree(port: number): Promise<boolean> {
+  try {
+    await closeUdp(await udpSocket(port));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** `count` consecutive ports free for TCP and UDP on 127.0.0.1 right now, found from port 0. */
+export async function freePortRun(count: number): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const probe = net.createServer();
+    const base = await listenTcp(probe);
+    await closeTcp(probe);
+    if (base + count > 65535) continue;
+    let ok = true;
+    for (let port = base; port < base + count && ok; port++) {
+      ok = (await tcpFree(port)) && (await udpFree(port));
+    }
+    if (ok) return base;
+  }
+  throw new Error(`no run of ${count} free ports found`);
+}
+
+/** A port that was free a moment ago: nothing listens there, so a dial is refused. */
+export async function closedPort(): Promise<number> {
+  const probe = net.createServer();
+  const port = await listenTcp(probe);
+  await closeTcp(probe);
+  return port;
+}
+
+/** Connects, sends `payload`, half-closes, and collects everything until the server ends. */
+export async function roundTrip(port: number, payload: Buffer, host = V4): Promise<Buffer> {
+  const socket = net.connect({ port, host, allowHalfOpen: true });
+  const chunks: Buffer[] = [];
+  socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+  const ended = once(socket, 'end', 10_000);
+  socket.end(payload);
+  await ended;
+  socket.destroy();
+  return Buffer.concat(chunks);
+}

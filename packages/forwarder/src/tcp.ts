@@ -1,0 +1,287 @@
+/**
+ * TCP forwarding for one listen port (reference inventory §5.1): a dual-stack listener, one
+ * upstream dial per accepted connection with a connect timeout, a bidirectional `pipe()` copy
+ * with half-close propagation, and the port's counters. Owns every socket it accepts or dials and
+ * tears both down together. Must not depend on anything but node:net and @portunus/core — no
+ * rule bookkeeping (rule-runtime.ts) and no `stream.pipeline`, which costs ~2.5x the memory per
+ * idle connection (perf-baselines.md §5).
+ */
+import net from 'node:net';
+
+import type { Logger } from '@portunus/core';
+
+import { FORWARDER_EVENTS } from './events.js';
+
+/** Builds the listening server; injectable so tests can fail or observe binds. */
+export type TcpServerFactory = (
+  options: net.ServerOpts,
+  onConnection: (socket: net.Socket) => void,
+) => net.Server;
+
+/** Dials the upstream; injectable so tests (and later the resolver/failover) can replace it. */
+export type TcpDialer = (options: net.TcpNetConnectOpts) => net.Socket;
+
+export interface TcpOptions {
+  /** Listen address; `::` with ipv6Only false accepts IPv4 and IPv6 on one socket. */
+  host?: string;
+  ipv6Only?: boolean;
+  backlog?: number;
+  connectTimeoutMs?: number;
+  createServer?: TcpServerFactory;
+  dial?: TcpDialer;
+}
+
+export interface TcpPortStats {
+  listen_port: number;
+  target_port: number;
+  bytes_in: number;
+  bytes_out: number;
+  active_connections: number;
+  connections_total: number;
+  conn_errors: number;
+}
+
+export const DEFAULT_CONNECT_TIMEOUT_MS = 3_000;
+export const DEFAULT_BACKLOG = 1024;
+
+const defaultServerFactory: TcpServerFactory = (options, onConnection) =>
+  net.createServer(options, onConnection);
+const defaultDialer: TcpDialer = (options) => net.connect(options);
+
+/**
+ * One proxied connection. Kept to plain fields (no per-connection closures beyond the socket
+ * listeners) because thousands of idle ones may be alive at once.
+ */
+interface Pair {
+  readonly client: net.Socket;
+  readonly upstream: net.Socket;
+  closed: number;
+  failed: boolean;
+}
+
+export class TcpPortForwarder {
+  readonly targetHost: string;
+  readonly targetPort: number;
+  private requestedPort: number;
+  private readonly options: Required<Omit<TcpOptions, 'createServer' | 'dial'>> & {
+    createServer: TcpServerFactory;
+    dial: TcpDialer;
+  };
+  private readonly log: Logger;
+  private server: net.Server | undefined;
+  private readonly pairs = new Set<Pair>();
+  private drainWaiters: (() => void)[] = [];
+  // Bytes of connections already closed; live ones are read from their sockets in stats().
+  private closedBytesIn = 0;
+  private closedBytesOut = 0;
+  private connectionsTotal = 0;
+  private connErrors = 0;
+
+  constructor(
+    listenPort: number,
+    targetHost: string,
+    targetPort: number,
+    log: Logger,
+    options: TcpOptions = {},
+  ) {
+    this.requestedPort = listenPort;
+    this.targetHost = targetHost;
+    this.targetPort = targetPort;
+    this.log = log;
+    this.options = {
+      host: options.host ?? '::',
+      ipv6Only: options.ipv6Only ?? false,
+      backlog: options.backlog ?? DEFAULT_BACKLOG,
+      connectTimeoutMs: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+      createServer: options.createServer ?? defaultServerFactory,
+      dial: options.dial ?? defaultDialer,
+    };
+  }
+
+  /** The bound port (the requested one, or the kernel's choice for port 0). */
+  get listenPort(): number {
+    const address = this.server?.address();
+    return typeof address === 'object' && address ? address.port : this.requestedPort;
+  }
+
+  /** Binds the listener; rejects with the bind error (its `code` says why). */
+  async start(): Promise<void> {
+    try {
+      await this.listen(this.options.host);
+    } catch (error) {
+      // A host without IPv6 cannot bind `::`; fall back to IPv4 like the reference does.
+      const code = (error as { code?: unknown }).code;
+      if (this.options.host !== '::' || (code !== 'EAFNOSUPPORT' && code !== 'EADDRNOTAVAIL')) {
+        throw error;
+      }
+      await this.listen('0.0.0.0');
+    }
+    this.requestedPort = this.listenPort;
+  }
+
+  private listen(host: string): Promise<void> {
+    // pauseOnConnect: no client byte is read before the upstream is connected, so nothing is
+    // buffered (or counted) for a dial that fails. allowHalfOpen: a client FIN only ends our
+    // write side towards the upstream, so replies still flow back.
+    const server = this.options.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => {
+      this.accept(s);
+    });
+    return new Promise((resolve, reject) => {
+      const onError = (error: Error): void => {
+        server.close();
+        reject(error);
+      };
+      server.once('error', onError);
+      server.listen(
+        {
+          port: this.requestedPort,
+          host,
+          ipv6Only: this.options.ipv6Only,
+          backlog: this.options.backlog,
+        },
+        () => {
+          server.off('error', onError);
+          // After the bind, errors are accept errors: log them, keep the listener.
+          server.on('error', (error) => {
+            this.log.warn(FORWARDER_EVENTS.acceptError, {
+              listen_port: this.requestedPort,
+              error,
+            });
+          });
+          this.server = server;
+          resolve();
+        },
+      );
+    });
+  }
+
+  private accept(client: net.Socket): void {
+    this.connectionsTotal++;
+    const upstream = this.options.dial({
+      host: this.targetHost,
+      port: this.targetPort,
+      allowHalfOpen: true,
+      noDelay: true,
+    });
+    const pair: Pair = { client, upstream, closed: 0, failed: false };
+    this.pairs.add(pair);
+    // Both sides get error and close handlers before any byte moves (STYLE.md habit 7).
+    client.on('error', (error) => {
+      this.fail(pair, 'client', error);
+    });
+    upstream.on('error', (error) => {
+      this.fail(pair, 'upstream', error);
+    });
+    client.on('close', () => {
+      this.onSideClosed(pair, upstream);
+    });
+    upstream.on('close', () => {
+      this.onSideClosed(pair, client);
+    });
+    upstream.setTimeout(this.options.connectTimeoutMs, () => {
+      upstream.destroy(
+        Object.assign(new Error('upstream connect timed out'), { code: 'ETIMEDOUT' }),
+      );
+    });
+    upstream.once('connect', () => {
+      upstream.setTimeout(0);
+      if (client.destroyed) return;
+      client.setNoDelay(true);
+      // pipe() ends the destination when the source ends: that is the half-close propagation.
+      client.pipe(upstream);
+      upstream.pipe(client);
+    });
+  }
+
+  private fail(pair: Pair, side: 'client' | 'upstream', error: Error): void {
+    // Either side's error ends the whole connection; it is counted once.
+    if (!pair.failed) {
+      pair.failed = true;
+      this.connErrors++;
+      const fields = {
+        listen_port: this.requestedPort,
+        target: `${this.targetHost}:${this.targetPort}`,
+        side,
+        code: (error as { code?: unknown }).code,
+        error,
+      };
+      // Upstream failures are the operator's concern; client resets are routine.
+      if (side === 'upstream') this.log.warn(FORWARDER_EVENTS.connError, fields);
+      else this.log.debug(FORWARDER_EVENTS.connError, fields);
+    }
+    pair.client.destroy();
+    pair.upstream.destroy();
+  }
+
+  private onSideClosed(pair: Pair, other: net.Socket): void {
+    pair.closed++;
+    // A side that closed cleanly did so after both of its directions ended, so the other side
+    // has ended reading and had end() called: let it flush. Anything else tears it down.
+    if (!(other.readableEnded && other.writableEnded)) other.destroy();
+    if (pair.closed < 2) return;
+    this.closedBytesIn += pair.upstream.bytesWritten;
+    this.closedBytesOut += pair.client.bytesWritten;
+    this.pairs.delete(pair);
+    if (this.pairs.size === 0 && this.drainWaiters.length > 0) {
+      const waiters = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const wake of waiters) wake();
+    }
+  }
+
+  /**
+   * Stops accepting at once; resolves when every in-flight connection has ended. With a drain
+   * deadline, connections still open when it passes are destroyed.
+   */
+  async stop(drainMs?: number): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    // close() stops accepting now; its callback would wait for the connections, so not awaited.
+    server?.close();
+    if (this.pairs.size === 0) return;
+    const drained = new Promise<void>((resolve) => this.drainWaiters.push(resolve));
+    if (drainMs === undefined) {
+      await drained;
+      return;
+    }
+    const timer = setTimeout(() => {
+      if (this.pairs.size > 0) {
+        this.log.info(FORWARDER_EVENTS.connDrainDeadline, {
+          listen_port: this.requestedPort,
+          destroyed: this.pairs.size,
+        });
+      }
+      for (const pair of this.pairs) {
+        pair.client.destroy();
+        pair.upstream.destroy();
+      }
+    }, drainMs);
+    try {
+      await drained;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  get accepting(): boolean {
+    return this.server !== undefined;
+  }
+
+  stats(): TcpPortStats {
+    let bytesIn = this.closedBytesIn;
+    let bytesOut = this.closedBytesOut;
+    for (const pair of this.pairs) {
+      bytesIn += pair.upstream.bytesWritten;
+      bytesOut += pair.client.bytesWritten;
+    }
+    return {
+      listen_port: this.listenPort,
+      target_port: this.targetPort,
+      bytes_in: bytesIn,
+      bytes_out: bytesOut,
+      active_connections: this.pairs.size,
+      connections_total: this.connectionsTotal,
+      conn_errors: this.connErrors,
+    };
+  }
+}

@@ -1,0 +1,354 @@
+/**
+ * UDP forwarding for one rule (reference inventory §5.2, DESIGN.md §8.8): a dual-stack socket per
+ * listen port, one rule-wide flow table keyed by (listen port, source address:port), one
+ * connected upstream socket per flow whose replies go back to that source, an idle reaper and a
+ * rule-wide flow cap that drops new flows and never evicts live ones. Owns every socket it opens.
+ * The clock and the reaper's timer are injected so tests never wait. Depends only on node:dgram,
+ * node:net and @portunus/core; rule bookkeeping and range mapping live in rule-runtime.ts.
+ */
+import dgram from 'node:dgram';
+import net from 'node:net';
+
+import type { Logger } from '@portunus/core';
+
+import { FORWARDER_EVENTS } from './events.js';
+
+export interface Clock {
+  now(): number;
+}
+
+/** The reaper's timer; tests pass one they fire by hand. */
+export interface IntervalScheduler {
+  setInterval(callback: () => void, ms: number): unknown;
+  clearInterval(handle: unknown): void;
+}
+
+export type UdpSocketFactory = (options: dgram.SocketOptions) => dgram.Socket;
+
+export interface UdpOptions {
+  /** Listen address; `::` with ipv6Only false serves IPv4 and IPv6 on one socket. */
+  host?: string;
+  ipv6Only?: boolean;
+  idleMs?: number;
+  maxFlows?: number;
+  /** SO_RCVBUF / SO_SNDBUF for listeners and upstream sockets; the kernel may clamp it. */
+  bufferBytes?: number;
+  clock?: Clock;
+  scheduler?: IntervalScheduler;
+  createSocket?: UdpSocketFactory;
+}
+
+export interface UdpPortStats {
+  listen_port: number;
+  target_port: number;
+  datagrams_in: number;
+  datagrams_out: number;
+  bytes_in: number;
+  bytes_out: number;
+  active_flows: number;
+  flows_dropped_overflow: number;
+}
+
+export const DEFAULT_UDP_IDLE_MS = 60_000;
+export const DEFAULT_UDP_MAX_FLOWS = 1024;
+export const DEFAULT_UDP_BUFFER_BYTES = 4 * 1024 * 1024;
+
+const systemClock: Clock = { now: () => Date.now() };
+const systemScheduler: IntervalScheduler = {
+  setInterval: (callback, ms) => {
+    const handle = setInterval(callback, ms);
+    // The reaper alone must not keep a process alive.
+    handle.unref();
+    return handle;
+  },
+  clearInterval: (handle) => {
+    clearInterval(handle as ReturnType<typeof setInterval>);
+  },
+};
+
+interface PortState {
+  readonly listenPort: number;
+  readonly targetPort: number;
+  readonly socket: dgram.Socket;
+  datagramsIn: number;
+  datagramsOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  activeFlows: number;
+  droppedOverflow: number;
+}
+
+interface Flow {
+  readonly key: string;
+  readonly port: PortState;
+  readonly address: string;
+  readonly srcPort: number;
+  readonly upstream: dgram.Socket;
+  lastActive: number;
+  /** Datagrams that arrived before connect() finished; sent in order once it has. */
+  pending: Buffer[] | undefined;
+  closed: boolean;
+}
+
+function socketType(host: string): 'udp4' | 'udp6' {
+  return net.isIPv6(host) ? 'udp6' : 'udp4';
+}
+
+export class UdpRuleRuntime {
+  readonly targetHost: string;
+  private readonly log: Logger;
+  private readonly host: string;
+  private readonly ipv6Only: boolean;
+  private readonly idleMs: number;
+  private readonly maxFlows: number;
+  private readonly bufferBytes: number;
+  private readonly clock: Clock;
+  private readonly scheduler: IntervalScheduler;
+  private readonly createSocket: UdpSocketFactory;
+  private readonly ports: PortState[] = [];
+  private readonly flows = new Map<string, Flow>();
+  private reaper: unknown;
+  /** Set while new flows are being dropped, so the overflow is logged once per episode. */
+  private overflowing = false;
+  private stopped = false;
+
+  constructor(targetHost: string, log: Logger, options: UdpOptions = {}) {
+    this.targetHost = targetHost;
+    this.log = log;
+    this.host = options.host ?? '::';
+    this.ipv6Only = options.ipv6Only ?? false;
+    this.idleMs = options.idleMs ?? DEFAULT_UDP_IDLE_MS;
+    this.maxFlows = options.maxFlows ?? DEFAULT_UDP_MAX_FLOWS;
+    this.bufferBytes = options.bufferBytes ?? DEFAULT_UDP_BUFFER_BYTES;
+    this.clock = options.clock ?? systemClock;
+    this.scheduler = options.scheduler ?? systemScheduler;
+    this.createSocket = options.createSocket ?? ((o) => dgram.createSocket(o));
+  }
+
+  /** Binds one listen port; rejects with the bind error (its `code` says why). Returns the port. */
+  async bindPort(listenPort: number, targetPort: number): Promise<number> {
+    let socket: dgram.Socket;
+    try {
+      socket = await this.bindSocket(this.host, listenPort);
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      if (this.host !== '::' || (code !== 'EAFNOSUPPORT' && code !== 'EADDRNOTAVAIL')) throw error;
+      socket = await this.bindSocket('0.0.0.0', listenPort);
+    }
+    const port: PortState = {
+      listenPort: socket.address().port,
+      targetPort,
+      socket,
+      datagramsIn: 0,
+      datagramsOut: 0,
+      bytesIn: 0,
+      bytesOut: 0,
+      activeFlows: 0,
+      droppedOverflow: 0,
+    };
+    this.ports.push(port);
+    socket.on('message', (msg, rinfo) => {
+      this.onClientDatagram(port, msg, rinfo);
+    });
+    socket.on('error', (error) => {
+      this.log.warn(FORWARDER_EVENTS.udpListenerError, { listen_port: port.listenPort, error });
+    });
+    this.reaper ??= this.scheduler.setInterval(
+      () => {
+        this.sweep();
+      },
+      Math.max(1, Math.floor(this.idleMs / 4)),
+    );
+    return port.listenPort;
+  }
+
+  private bindSocket(host: string, port: number): Promise<dgram.Socket> {
+    const type = host === '::' ? 'udp6' : socketType(host);
+    const socket = this.createSocket({ type, ipv6Only: this.ipv6Only });
+    return new Promise((resolve, reject) => {
+      const onError = (error: Error): void => {
+        socket.close();
+        reject(error);
+      };
+      socket.once('error', onError);
+      socket.bind({ port, address: host, exclusive: true }, () => {
+        socket.off('error', onError);
+        this.setBuffers(socket, port);
+        resolve(socket);
+      });
+    });
+  }
+
+  /** 4 MB buffers cut bursty loss at 30-45 k pps (perf-baselines.md §3); best effort only. */
+  private setBuffers(socket: dgram.Socket, port: number): void {
+    try {
+      socket.setRecvBufferSize(this.bufferBytes);
+      socket.setSendBufferSize(this.bufferBytes);
+    } catch (error) {
+      this.log.debug(FORWARDER_EVENTS.udpBufferSizeFailed, { listen_port: port, error });
+    }
+  }
+
+  private onClientDatagram(port: PortState, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    port.datagramsIn++;
+    port.bytesIn += msg.length;
+    const key = `${port.listenPort}|${rinfo.address}|${rinfo.port}`;
+    const flow = this.flows.get(key) ?? this.openFlow(port, key, rinfo);
+    if (!flow) return;
+    flow.lastActive = this.clock.now();
+    if (flow.pending) flow.pending.push(msg);
+    else
+      flow.upstream.send(msg, (error) => {
+        this.onUpstreamSendError(flow, error);
+      });
+  }
+
+  private openFlow(port: PortState, key: string, rinfo: dgram.RemoteInfo): Flow | undefined {
+    if (this.stopped) return undefined;
+    if (this.flows.size >= this.maxFlows) {
+      // Rule-wide cap: the new flow's datagram is dropped; live flows are never evicted.
+      port.droppedOverflow++;
+      const fields = {
+        listen_port: port.listenPort,
+        source: `${rinfo.address}:${rinfo.port}`,
+        max_flows: this.maxFlows,
+      };
+      if (!this.overflowing) this.log.warn(FORWARDER_EVENTS.udpFlowDroppedOverflow, fields);
+      else this.log.debug(FORWARDER_EVENTS.udpFlowDroppedOverflow, fields);
+      this.overflowing = true;
+      return undefined;
+    }
+    const upstream = this.createSocket({ type: socketType(this.targetHost) });
+    const flow: Flow = {
+      key,
+      port,
+      address: rinfo.address,
+      srcPort: rinfo.port,
+      upstream,
+      lastActive: this.clock.now(),
+      pending: [],
+      closed: false,
+    };
+    this.flows.set(key, flow);
+    port.activeFlows++;
+    upstream.on('message', (reply) => {
+      this.onUpstreamDatagram(flow, reply);
+    });
+    upstream.on('error', (error) => {
+      // On a connected socket, ICMP unreachable surfaces here (ECONNREFUSED): evict the flow so
+      // the next datagram rebuilds it.
+      this.log.debug(FORWARDER_EVENTS.udpFlowEvictedIcmp, {
+        listen_port: port.listenPort,
+        source: `${flow.address}:${flow.srcPort}`,
+        code: (error as { code?: unknown }).code,
+      });
+      this.closeFlow(flow);
+    });
+    upstream.connect(port.targetPort, this.targetHost, () => {
+      if (flow.closed) return;
+      this.setBuffers(upstream, port.listenPort);
+      const queued = flow.pending ?? [];
+      flow.pending = undefined;
+      for (const datagram of queued) {
+        upstream.send(datagram, (error) => {
+          this.onUpstreamSendError(flow, error);
+        });
+      }
+    });
+    this.log.debug(FORWARDER_EVENTS.udpFlowOpened, {
+      listen_port: port.listenPort,
+      source: `${rinfo.address}:${rinfo.port}`,
+      target: `${this.targetHost}:${port.targetPort}`,
+    });
+    return flow;
+  }
+
+  private onUpstreamSendError(flow: Flow, error: Error | null): void {
+    if (!error) return;
+    this.log.debug(FORWARDER_EVENTS.udpUpstreamConnectFailed, {
+      listen_port: flow.port.listenPort,
+      source: `${flow.address}:${flow.srcPort}`,
+      code: (error as { code?: unknown }).code,
+    });
+  }
+
+  private onUpstreamDatagram(flow: Flow, reply: Buffer): void {
+    if (flow.closed) return;
+    flow.lastActive = this.clock.now();
+    const port = flow.port;
+    port.socket.send(reply, flow.srcPort, flow.address, (error) => {
+      if (error) {
+        this.log.debug(FORWARDER_EVENTS.udpReplySendFailed, {
+          listen_port: port.listenPort,
+          source: `${flow.address}:${flow.srcPort}`,
+          code: (error as { code?: unknown }).code,
+        });
+        return;
+      }
+      port.datagramsOut++;
+      port.bytesOut += reply.length;
+    });
+  }
+
+  private closeFlow(flow: Flow): void {
+    if (flow.closed) return;
+    flow.closed = true;
+    this.flows.delete(flow.key);
+    flow.port.activeFlows--;
+    this.overflowing = false;
+    try {
+      flow.upstream.close();
+    } catch {
+      // Already closed by an error path: nothing left to release.
+    }
+  }
+
+  /** Closes flows idle for at least idleMs. Runs every idleMs/4 from the injected scheduler. */
+  sweep(): void {
+    const cutoff = this.clock.now() - this.idleMs;
+    for (const flow of this.flows.values()) {
+      if (flow.lastActive > cutoff) continue;
+      this.closeFlow(flow);
+      this.log.debug(FORWARDER_EVENTS.udpFlowClosedIdle, {
+        listen_port: flow.port.listenPort,
+        source: `${flow.address}:${flow.srcPort}`,
+      });
+    }
+  }
+
+  /** Closes every listener and flow; no drain for datagrams. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.reaper !== undefined) this.scheduler.clearInterval(this.reaper);
+    this.reaper = undefined;
+    for (const flow of [...this.flows.values()]) this.closeFlow(flow);
+    await Promise.all(
+      this.ports.map(
+        (port) =>
+          new Promise<void>((resolve) => {
+            port.socket.close(() => {
+              resolve();
+            });
+          }),
+      ),
+    );
+    this.ports.length = 0;
+  }
+
+  get flowCount(): number {
+    return this.flows.size;
+  }
+
+  stats(): UdpPortStats[] {
+    return this.ports.map((port) => ({
+      listen_port: port.listenPort,
+      target_port: port.targetPort,
+      datagrams_in: port.datagramsIn,
+      datagrams_out: port.datagramsOut,
+      bytes_in: port.bytesIn,
+      bytes_out: port.bytesOut,
+      active_flows: port.activeFlows,
+      flows_dropped_overflow: port.droppedOverflow,
+    }));
+  }
+}
