@@ -81,6 +81,38 @@ export function registerIdentityCommands(program: Command, deps: IdentityCommand
   const client = (options: { httpEndpoint: string }): OperatorClient =>
     operatorClient(options.httpEndpoint, io.env);
 
+  /**
+   * A command that sends one request and prints the answer: an optional positional id (URL
+   * encoded into the path) and an optional --user-id filter.
+   */
+  const requestCommand = (spec: {
+    name: string;
+    description: string;
+    argument?: string;
+    userFilter?: boolean;
+    method: 'GET' | 'DELETE';
+    path: (id: string) => string;
+    columns: readonly string[];
+    format: Format;
+  }): void => {
+    const command = program.command(spec.name).description(spec.description);
+    if (spec.argument !== undefined) command.argument(spec.argument);
+    if (spec.userFilter === true) command.option('--user-id <id>', 'only this user');
+    command
+      .addOption(formatOption(spec.format))
+      .addOption(endpointOption())
+      .action(async (...args: unknown[]) => {
+        const id = spec.argument !== undefined ? (args.shift() as string) : '';
+        const options = args[0] as { userId?: string; format: Format; httpEndpoint: string };
+        const query = options.userId ? `?user_id=${encodeURIComponent(options.userId)}` : '';
+        const answer = await client(options).request(
+          spec.method,
+          `${spec.path(encodeURIComponent(id))}${query}`,
+        );
+        printRecords(io, options.format, answer, spec.columns);
+      });
+  };
+
   program
     .command('gen-token')
     .description('print a new random 43-character token (e.g. for operator_token)')
@@ -210,49 +242,34 @@ export function registerIdentityCommands(program: Command, deps: IdentityCommand
       },
     );
 
-  program
-    .command('user-list')
-    .description('list users (HTTP)')
-    .addOption(formatOption('json'))
-    .addOption(endpointOption())
-    .action(async (options: { format: Format; httpEndpoint: string }) => {
-      printRecords(
-        io,
-        options.format,
-        await client(options).request('GET', '/v1/users'),
-        userColumns,
-      );
-    });
+  requestCommand({
+    name: 'user-list',
+    description: 'list users (HTTP)',
+    method: 'GET',
+    path: () => '/v1/users',
+    columns: userColumns,
+    format: 'json',
+  });
 
-  program
-    .command('user-get')
-    .description('show one user (HTTP)')
-    .argument('<user_id>')
-    .addOption(formatOption('json'))
-    .addOption(endpointOption())
-    .action(async (userId: string, options: { format: Format; httpEndpoint: string }) => {
-      const user = await client(options).request('GET', `/v1/users/${encodeURIComponent(userId)}`);
-      printRecords(io, options.format, user, userColumns);
-    });
+  requestCommand({
+    name: 'user-get',
+    description: 'show one user (HTTP)',
+    argument: '<user_id>',
+    method: 'GET',
+    path: (id) => `/v1/users/${id}`,
+    columns: userColumns,
+    format: 'json',
+  });
 
-  program
-    .command('user-remove')
-    .description('remove a user and everything they own (HTTP)')
-    .argument('<user_id>')
-    .addOption(formatOption('json'))
-    .addOption(endpointOption())
-    .action(async (userId: string, options: { format: Format; httpEndpoint: string }) => {
-      const removal = await client(options).request(
-        'DELETE',
-        `/v1/users/${encodeURIComponent(userId)}`,
-      );
-      printRecords(io, options.format, removal, [
-        'user_id',
-        'removed_credential_ids',
-        'revoked_grant_ids',
-        'removed_rule_ids',
-      ]);
-    });
+  requestCommand({
+    name: 'user-remove',
+    description: 'remove a user and everything they own (HTTP)',
+    argument: '<user_id>',
+    method: 'DELETE',
+    path: (id) => `/v1/users/${id}`,
+    columns: ['user_id', 'removed_credential_ids', 'revoked_grant_ids', 'removed_rule_ids'],
+    format: 'json',
+  });
 
   const grantColumns = [
     'grant_id',
@@ -301,35 +318,25 @@ export function registerIdentityCommands(program: Command, deps: IdentityCommand
       },
     );
 
-  program
-    .command('grant-list')
-    .description('list grants (HTTP)')
-    .option('--user-id <id>', 'only this user')
-    .addOption(formatOption('json'))
-    .addOption(endpointOption())
-    .action(async (options: { userId?: string; format: Format; httpEndpoint: string }) => {
-      const query = options.userId ? `?user_id=${encodeURIComponent(options.userId)}` : '';
-      printRecords(
-        io,
-        options.format,
-        await client(options).request('GET', `/v1/grants${query}`),
-        grantColumns,
-      );
-    });
+  requestCommand({
+    name: 'grant-list',
+    description: 'list grants (HTTP)',
+    userFilter: true,
+    method: 'GET',
+    path: () => '/v1/grants',
+    columns: grantColumns,
+    format: 'json',
+  });
 
-  program
-    .command('grant-revoke')
-    .description("revoke a grant; the owner's rules it alone covered are removed (HTTP)")
-    .argument('<grant_id>')
-    .addOption(formatOption('json'))
-    .addOption(endpointOption())
-    .action(async (grantId: string, options: { format: Format; httpEndpoint: string }) => {
-      const result = await client(options).request(
-        'DELETE',
-        `/v1/grants/${encodeURIComponent(grantId)}`,
-      );
-      printRecords(io, options.format, result, ['grant_id', 'removed_rule_ids']);
-    });
+  requestCommand({
+    name: 'grant-revoke',
+    description: "revoke a grant; the owner's rules it alone covered are removed (HTTP)",
+    argument: '<grant_id>',
+    method: 'DELETE',
+    path: (id) => `/v1/grants/${id}`,
+    columns: ['grant_id', 'removed_rule_ids'],
+    format: 'json',
+  });
 
   const credentialColumns = [
     'credential_id',
@@ -366,35 +373,25 @@ export function registerIdentityCommands(program: Command, deps: IdentityCommand
       },
     );
 
-  program
-    .command('token-list')
-    .description('list API credentials (HTTP)')
-    .option('--user-id <id>', 'only this user')
-    .addOption(formatOption('text'))
-    .addOption(endpointOption())
-    .action(async (options: { userId?: string; format: Format; httpEndpoint: string }) => {
-      const query = options.userId ? `?user_id=${encodeURIComponent(options.userId)}` : '';
-      printRecords(
-        io,
-        options.format,
-        await client(options).request('GET', `/v1/credentials${query}`),
-        credentialColumns,
-      );
-    });
+  requestCommand({
+    name: 'token-list',
+    description: 'list API credentials (HTTP)',
+    userFilter: true,
+    method: 'GET',
+    path: () => '/v1/credentials',
+    columns: credentialColumns,
+    format: 'text',
+  });
 
-  program
-    .command('token-revoke')
-    .description('revoke an API credential (HTTP)')
-    .argument('<credential_id>')
-    .addOption(formatOption('text'))
-    .addOption(endpointOption())
-    .action(async (credentialId: string, options: { format: Format; httpEndpoint: string }) => {
-      const revoked = await client(options).request(
-        'DELETE',
-        `/v1/credentials/${encodeURIComponent(credentialId)}`,
-      );
-      printRecords(io, options.format, revoked, credentialColumns);
-    });
+  requestCommand({
+    name: 'token-revoke',
+    description: 'revoke an API credential (HTTP)',
+    argument: '<credential_id>',
+    method: 'DELETE',
+    path: (id) => `/v1/credentials/${id}`,
+    columns: credentialColumns,
+    format: 'text',
+  });
 }
 
 function parsePort(text: string): number {
