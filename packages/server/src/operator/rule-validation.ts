@@ -1,34 +1,70 @@
 /**
- * The request checks of `POST /v1/rules` (reference §2.4), run in the reference's order before
- * anything touches the store: shape (legacy target_host/target_port or targets[]), ranges,
- * targets, health-check interval, SNI pattern, rate limit, protocol, and the target host syntax.
- * Returns the push in the store's terms. Pure: no store, no clock.
+ * The request checks of `POST /v1/rules` (reference §2.4), in the reference's order, before
+ * anything touches the store: `validateRuleBody` runs shape → ranges → SNI → rate limit → targets
+ * → protocol; after the route has resolved the client and checked the grants,
+ * `checkGrantedPush` runs the legacy target-host syntax, PROXY-on-UDP and the range cap. Every
+ * failure is built by `ruleError` from the core catalogue. Pure: no store, no clock.
  */
 import net from 'node:net';
 
 import { PortunusError, type ErrorCode } from '@portunus/core';
 import type { Protocol, RateLimit, RuleTarget } from '@portunus/store';
 
+export type RuleErrorCode = ErrorCode;
+
+/** The one constructor of every rule-validation failure. */
+export function ruleError(code: RuleErrorCode, message: string): PortunusError {
+  return new PortunusError(code, message);
+}
+
+function fail(code: RuleErrorCode, message: string): never {
+  throw ruleError(code, message);
+}
+
+export interface TargetBody {
+  host: string;
+  port: number;
+  priority?: number | null;
+  proxy_protocol?: string | null;
+}
+
+export interface RateLimitBody {
+  bandwidth_in_bps?: number | null;
+  bandwidth_out_bps?: number | null;
+  new_connections_per_sec?: number | null;
+  concurrent_connections?: number | null;
+  bandwidth_in_burst?: number | null;
+  bandwidth_out_burst?: number | null;
+  new_connections_burst?: number | null;
+  /** Reserved: concurrency is a hard ceiling, never a bucket; any value is refused. */
+  concurrent_connections_burst?: number | null;
+}
+
+/** The `POST /v1/rules` body (reference §2.4); `null` means absent, as in the reference. */
 export interface RulePushBody {
   client: string;
   listen_port: number;
-  listen_port_end?: number;
-  target_host?: string;
-  target_port?: number;
-  target_port_end?: number;
-  targets?: { host: string; port: number; priority?: number; proxy_protocol?: 'v1' | 'v2' }[];
-  protocol?: string;
-  prefer_ipv6?: boolean;
-  ack_timeout_secs?: number;
-  health_check_interval_secs?: number;
-  sni_pattern?: string;
-  rate_limit?: Record<string, number>;
+  listen_port_end?: number | null;
+  target_host?: string | null;
+  target_port?: number | null;
+  target_port_end?: number | null;
+  targets?: TargetBody[] | null;
+  protocol?: string | null;
+  prefer_ipv6?: boolean | null;
+  ack_timeout_secs?: number | null;
+  health_check_interval_secs?: number | null;
+  sni_pattern?: string | null;
+  rate_limit?: RateLimitBody | null;
 }
 
+/** A push in the store's terms, once the body passed every request check. */
 export interface RulePush {
   clientName: string;
+  /** Legacy `target_host`/`target_port`, or the `targets[]` list. */
+  shape: 'legacy' | 'targets';
   protocol: Protocol;
   listenPort: number;
+  /** Null for a single port (also when listen_port_end equals listen_port). */
   listenPortEnd: number | null;
   targets: RuleTarget[];
   preferIpv6: boolean;
@@ -38,174 +74,360 @@ export interface RulePush {
   ackTimeoutSecs: number;
 }
 
-const MAX_TARGETS = 8;
+export const MAX_TARGETS = 8;
+export const DEFAULT_ACK_TIMEOUT_SECS = 2;
+const MAX_NAME_LENGTH = 253;
+const MAX_LABEL_LENGTH = 63;
 
-const RATE_FIELDS: Readonly<Record<string, keyof RateLimit>> = {
-  bandwidth_in_bps: 'bandwidthInBps',
-  bandwidth_out_bps: 'bandwidthOutBps',
-  new_connections_per_sec: 'newConnectionsPerSec',
-  concurrent_connections: 'concurrentConnections',
-  bandwidth_in_burst: 'bandwidthInBurst',
-  bandwidth_out_burst: 'bandwidthOutBurst',
-  new_connections_burst: 'newConnectionsBurst',
-};
-const BURST_OF: Readonly<Record<string, string>> = {
-  bandwidth_in_burst: 'bandwidth_in_bps',
-  bandwidth_out_burst: 'bandwidth_out_bps',
-  new_connections_burst: 'new_connections_per_sec',
-};
-
-function fail(code: ErrorCode, message: string): never {
-  throw new PortunusError(code, message);
-}
-
+const present = <T>(value: T | null | undefined): value is T =>
+  value !== undefined && value !== null;
 const isPort = (port: number): boolean => Number.isInteger(port) && port >= 1 && port <= 65535;
 
-/** An IPv4/IPv6 literal or an RFC-1123 name of at most 253 characters. */
-export function isValidTargetHost(host: string): boolean {
-  if (net.isIP(host) !== 0) return true;
-  if (host.length < 1 || host.length > 253 || /^[\d.]+$/.test(host)) return false;
-  return host
-    .replace(/\.$/, '')
-    .split('.')
-    .every((label) => /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(label));
-}
-
-/** Lowercased SNI pattern, or throws validation.sni_pattern_malformed (reference §2.4). */
-export function normaliseSniPattern(pattern: string): string {
-  const value = pattern.trim().toLowerCase();
-  const wildcard = value.startsWith('*.');
-  const labels = (wildcard ? value.slice(2) : value).split('.');
-  const ok =
-    value.length <= 253 &&
-    labels.every((label) => /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(label)) &&
-    (!wildcard || labels.length >= 2);
-  if (!ok)
-    fail('validation.sni_pattern_malformed', `sni_pattern ${JSON.stringify(pattern)} is not valid`);
-  return value;
-}
-
-export function validateRulePush(body: RulePushBody): RulePush {
-  const legacy = body.target_host !== undefined || body.target_port !== undefined;
-  if (legacy && body.targets !== undefined) {
-    fail('rule_shape_conflict', 'give either target_host/target_port or targets, not both');
-  }
-  if (!legacy && body.targets === undefined) {
-    fail('rule_shape_missing', 'give target_host and target_port, or targets');
-  }
-  if (!isPort(body.listen_port))
-    fail('range_invalid', `listen_port ${body.listen_port} is not 1..65535`);
-  const listenEnd = body.listen_port_end ?? null;
-  if (legacy && (listenEnd === null) !== (body.target_port_end === undefined)) {
-    fail('range_invalid', 'mismatched_range: listen_port_end and target_port_end go together');
-  }
-  if (listenEnd !== null && (!isPort(listenEnd) || listenEnd < body.listen_port)) {
-    fail('range_invalid', `listen range ${body.listen_port}-${listenEnd} is not valid`);
-  }
-  let targets: RuleTarget[];
-  if (legacy) {
-    const port = body.target_port ?? 0;
-    if (body.target_host === undefined || body.target_host.trim() === '') {
-      fail('rule_shape_missing', 'target_host is required with target_port');
-    }
-    if (!isPort(port)) fail('target_invalid_port', `target_port ${port} is not 1..65535`);
-    const portEnd = body.target_port_end ?? null;
-    if (portEnd !== null && listenEnd !== null) {
-      if (!isPort(portEnd) || portEnd - port !== listenEnd - body.listen_port) {
-        fail(
-          'range_invalid',
-          'mismatched_range: the target range must match the listen range in size',
-        );
-      }
-    }
-    targets = [{ host: body.target_host, port, portEnd, priority: 0, proxyProtocol: null }];
-  } else {
-    const list = body.targets ?? [];
-    if (list.length === 0) fail('targets_empty', 'targets needs at least one entry');
-    if (list.length > MAX_TARGETS) fail('targets_too_many', `at most ${MAX_TARGETS} targets`);
-    const seen = new Set<string>();
-    targets = list.map((target, index) => {
-      if (target.host.trim() === '') fail('invalid_target_host', `targets[${index}].host is empty`);
-      if (!isPort(target.port)) fail('target_invalid_port', `target_invalid_port:${index}`);
-      const key = `${target.host.toLowerCase()}:${target.port}`;
-      if (seen.has(key)) fail('targets_duplicate', `targets list ${key} twice`);
-      seen.add(key);
-      const priority = target.priority ?? index;
-      if (!Number.isInteger(priority) || priority < 0 || priority > 99) {
-        fail('range_invalid', `targets[${index}].priority must be 0..99`);
-      }
-      return {
-        host: target.host,
-        port: target.port,
-        portEnd: null,
-        priority,
-        proxyProtocol: target.proxy_protocol ?? null,
-      };
-    });
-  }
-  const interval = body.health_check_interval_secs;
-  if (
-    interval !== undefined &&
-    (legacy || !Number.isInteger(interval) || interval < 1 || interval > 3600)
-  ) {
-    fail(
-      'health_check_interval_out_of_range',
-      'health_check_interval_secs is 1..3600, with targets only',
-    );
-  }
-  const protocolText = body.protocol ?? 'tcp';
-  let sniPattern: string | null = null;
-  if (body.sni_pattern !== undefined) {
-    if (protocolText !== 'tcp' || listenEnd !== null) {
-      fail('validation.sni_on_unsupported_rule', 'sni_pattern needs a single-port tcp rule');
-    }
-    sniPattern = normaliseSniPattern(body.sni_pattern);
-  }
-  const rateLimit =
-    body.rate_limit === undefined ? null : validateRateLimit(body.rate_limit, legacy);
-  if (protocolText !== 'tcp' && protocolText !== 'udp') {
-    fail('invalid_protocol', `protocol ${JSON.stringify(protocolText)} is not tcp or udp`);
-  }
-  for (const target of targets) {
-    if (!isValidTargetHost(target.host)) {
-      fail(
-        'invalid_target_host',
-        `${JSON.stringify(target.host)} is not an IP address or DNS name`,
-      );
-    }
-  }
+/** Shape → ranges → SNI → rate limit → targets → protocol (reference §2.4 order). */
+export function validateRuleBody(body: RulePushBody): RulePush {
+  const shape = checkShape(body);
+  const { listenPortEnd, targetPortEnd } = checkRanges(body);
+  const sniPattern = checkSni(body, listenPortEnd);
+  const rateLimit = checkRateLimit(body.rate_limit, shape);
+  const targets =
+    shape === 'legacy' ? legacyTarget(body, listenPortEnd, targetPortEnd) : targetList(body);
+  const protocol = checkProtocol(body.protocol);
   return {
     clientName: body.client,
-    protocol: protocolText,
+    shape,
+    protocol,
     listenPort: body.listen_port,
-    listenPortEnd: listenEnd,
+    listenPortEnd,
     targets,
     preferIpv6: body.prefer_ipv6 ?? false,
-    healthCheckIntervalSecs: interval ?? null,
+    healthCheckIntervalSecs: shape === 'targets' ? (body.health_check_interval_secs ?? null) : null,
     sniPattern,
     rateLimit,
-    ackTimeoutSecs: body.ack_timeout_secs ?? 2,
+    ackTimeoutSecs: body.ack_timeout_secs ?? DEFAULT_ACK_TIMEOUT_SECS,
   };
 }
 
-function validateRateLimit(raw: Record<string, number>, legacy: boolean): RateLimit {
-  if (legacy) fail('validation.rate_limit_on_legacy_shape', 'rate_limit needs the targets shape');
-  const caps: RateLimit = {};
-  for (const [name, value] of Object.entries(raw)) {
-    const field = RATE_FIELDS[name];
-    if (field === undefined) fail('validation_failed', `rate_limit.${name} is not a known cap`);
-    if (!Number.isInteger(value) || value <= 0) {
-      fail('validation.rate_limit_cap_zero', `rate_limit.${name} must be a positive integer`);
+/**
+ * The checks that follow the grant check (reference §2.4): the legacy target host's syntax, PROXY
+ * protocol only on TCP, and the range cap (`range_rule_max_ports`).
+ */
+export function checkGrantedPush(push: RulePush, rangeRuleMaxPorts: number): void {
+  if (push.shape === 'legacy') {
+    for (const target of push.targets) {
+      const problem = targetHostProblem(target.host);
+      if (problem) fail(problem.code, problem.message);
     }
+  }
+  if (push.protocol === 'udp' && push.targets.some((target) => target.proxyProtocol !== null)) {
+    fail(
+      'validation.proxy_protocol_on_unsupported_rule',
+      'proxy_protocol is only valid on tcp rules',
+    );
+  }
+  const size = (push.listenPortEnd ?? push.listenPort) - push.listenPort + 1;
+  if (size > rangeRuleMaxPorts) {
+    fail(
+      'exceeds_cap',
+      `exceeds_cap: the listen range has ${size} ports; this server allows at most ${rangeRuleMaxPorts}`,
+    );
+  }
+}
+
+function checkShape(body: RulePushBody): RulePush['shape'] {
+  const legacy = present(body.target_host) || present(body.target_port);
+  const list = present(body.targets);
+  if (legacy && list) {
+    fail('rule_shape_conflict', 'give either target_host/target_port or targets[], not both');
+  }
+  if (!legacy && !list) fail('rule_shape_missing', 'give target_host/target_port or targets[]');
+  return legacy ? 'legacy' : 'targets';
+}
+
+function checkRanges(body: RulePushBody): {
+  listenPortEnd: number | null;
+  targetPortEnd: number | null;
+} {
+  const end = body.listen_port_end ?? null;
+  const targetEnd = body.target_port_end ?? null;
+  if ((end === null) !== (targetEnd === null)) {
+    fail(
+      'range_invalid',
+      'mismatched_range: listen_port_end and target_port_end must be present together',
+    );
+  }
+  if (!isPort(body.listen_port)) {
+    fail('range_invalid', `range_out_of_bounds: listen_port ${body.listen_port} is not 1..65535`);
+  }
+  if (end !== null) {
+    if (!isPort(end)) {
+      fail('range_invalid', `range_out_of_bounds: listen_port_end ${end} is not 1..65535`);
+    }
+    if (end < body.listen_port) {
+      fail('range_invalid', `range_inverted: listen ${body.listen_port}-${end}`);
+    }
+  }
+  if (targetEnd !== null && !isPort(targetEnd)) {
+    fail('range_invalid', `range_out_of_bounds: target_port_end ${targetEnd} is not 1..65535`);
+  }
+  return { listenPortEnd: end === body.listen_port ? null : end, targetPortEnd: targetEnd };
+}
+
+function checkSni(body: RulePushBody, listenPortEnd: number | null): string | null {
+  if (!present(body.sni_pattern)) return null;
+  const protocol = body.protocol ?? 'tcp';
+  if (protocol.toLowerCase() !== 'tcp') {
+    fail(
+      'validation.sni_on_unsupported_rule',
+      `sni_pattern is only valid on tcp single-port rules; got protocol ${JSON.stringify(protocol)}`,
+    );
+  }
+  if (listenPortEnd !== null) {
+    fail(
+      'validation.sni_on_unsupported_rule',
+      `sni_pattern is only valid on single-port rules, not ranges (listen ${body.listen_port}-${listenPortEnd})`,
+    );
+  }
+  return normaliseSniPattern(body.sni_pattern);
+}
+
+/**
+ * The lowercased SNI selector (reference §2.4): an exact DNS name or a `*.` single-label wildcard
+ * over at least two labels; labels 1..63 of [a-z0-9-] without a leading or trailing hyphen, ≤253
+ * characters in all. Punycode is accepted as it is.
+ */
+export function normaliseSniPattern(raw: string): string {
+  const malformed = (why: string): never =>
+    fail('validation.sni_pattern_malformed', `sni_pattern ${JSON.stringify(raw)}: ${why}`);
+  const trimmed = raw.trim();
+  if (trimmed === '') malformed('it is empty');
+  if (trimmed.length > MAX_NAME_LENGTH) malformed(`longer than ${MAX_NAME_LENGTH} characters`);
+  const lower = trimmed.replace(/[A-Z]/g, (letter) => letter.toLowerCase());
+  const wildcard = lower.startsWith('*.');
+  const name = wildcard ? lower.slice(2) : lower;
+  if (name === '') malformed('nothing follows the wildcard');
+  if (wildcard && !name.includes('.')) malformed('a wildcard needs a parent of two labels or more');
+  for (const label of name.split('.')) {
+    if (label === '') malformed('it has an empty label');
+    if (label.length > MAX_LABEL_LENGTH) malformed(`label ${label} exceeds 63 characters`);
+    if (label.startsWith('-') || label.endsWith('-')) {
+      malformed(`label ${label} starts or ends with a hyphen`);
+    }
+    if (!/^[a-z0-9-]+$/.test(label)) malformed(`label ${label} has a character outside [a-z0-9-]`);
+  }
+  return lower;
+}
+
+const RATE_CAPS = [
+  ['bandwidth_in_bps', 'bandwidthInBps'],
+  ['bandwidth_out_bps', 'bandwidthOutBps'],
+  ['new_connections_per_sec', 'newConnectionsPerSec'],
+  ['concurrent_connections', 'concurrentConnections'],
+] as const satisfies readonly (readonly [keyof RateLimitBody, keyof RateLimit])[];
+
+const RATE_BURSTS = [
+  ['bandwidth_in_burst', 'bandwidthInBurst', 'bandwidth_in_bps'],
+  ['bandwidth_out_burst', 'bandwidthOutBurst', 'bandwidth_out_bps'],
+  ['new_connections_burst', 'newConnectionsBurst', 'new_connections_per_sec'],
+] as const satisfies readonly (readonly [
+  keyof RateLimitBody,
+  keyof RateLimit,
+  keyof RateLimitBody,
+])[];
+
+/**
+ * Per-rule caps (reference §5.8): the reserved concurrent burst is refused, caps are positive, a
+ * burst needs its rate and stays within [max(1, rate/100), rate*60]; only the targets shape may
+ * carry them. An empty object means no caps.
+ */
+function checkRateLimit(
+  body: RateLimitBody | null | undefined,
+  shape: RulePush['shape'],
+): RateLimit | null {
+  if (!present(body)) return null;
+  if (present(body.concurrent_connections_burst)) {
+    fail(
+      'validation.rate_limit_burst_unsupported',
+      'concurrent_connections_burst is reserved: concurrent caps are a hard ceiling and cannot burst',
+    );
+  }
+  const caps: RateLimit = {};
+  for (const [name, field] of RATE_CAPS) {
+    const value = body[name];
+    if (!present(value)) continue;
+    if (value === 0) fail('validation.rate_limit_cap_zero', `rate_limit.${name} must be > 0`);
     caps[field] = value;
   }
-  for (const [burst, rate] of Object.entries(BURST_OF)) {
-    if (raw[burst] !== undefined && raw[rate] === undefined) {
+  for (const [name, field, rateName] of RATE_BURSTS) {
+    const burst = body[name];
+    if (!present(burst)) continue;
+    const rate = body[rateName];
+    if (!present(rate)) {
+      fail('validation.rate_limit_burst_without_rate', `rate_limit.${name} needs ${rateName}`);
+    }
+    const low = Math.max(1, Math.floor(rate / 100));
+    const high = rate * 60;
+    if (burst < low || burst > high) {
       fail(
-        'validation.rate_limit_burst_without_rate',
-        `rate_limit.${burst} needs rate_limit.${rate}`,
+        'validation.rate_limit_burst_range',
+        `rate_limit.${name} ${burst} is outside [${low}, ${high}] (rate/100 .. rate*60 for ${rateName} ${rate})`,
       );
     }
+    caps[field] = burst;
   }
-  return caps;
+  if (shape === 'legacy') {
+    fail(
+      'validation.rate_limit_on_legacy_shape',
+      'rate_limit needs the targets[] shape; the legacy target_host/target_port shape cannot carry it',
+    );
+  }
+  return Object.keys(caps).length > 0 ? caps : null;
+}
+
+function legacyTarget(
+  body: RulePushBody,
+  listenPortEnd: number | null,
+  targetPortEnd: number | null,
+): RuleTarget[] {
+  if (present(body.health_check_interval_secs)) {
+    fail(
+      'health_check_interval_out_of_range',
+      'health_check_interval_secs needs the targets[] shape',
+    );
+  }
+  const host = body.target_host;
+  const port = body.target_port;
+  if (!present(host) || !present(port)) {
+    fail('rule_shape_missing', 'the legacy shape needs both target_host and target_port');
+  }
+  if (!isPort(port)) {
+    fail('range_invalid', `range_out_of_bounds: target_port ${port} is not 1..65535`);
+  }
+  if (targetPortEnd !== null && targetPortEnd < port) {
+    fail('range_invalid', `range_inverted: target ${port}-${targetPortEnd}`);
+  }
+  const listenSize = (listenPortEnd ?? body.listen_port) - body.listen_port + 1;
+  const targetSize = (targetPortEnd ?? port) - port + 1;
+  if (listenSize !== targetSize) {
+    fail(
+      'range_invalid',
+      `mismatched_range: listen has ${listenSize} ports, target has ${targetSize}`,
+    );
+  }
+  return [
+    {
+      host,
+      port,
+      portEnd: targetPortEnd === null || targetPortEnd === port ? null : targetPortEnd,
+      priority: 0,
+      proxyProtocol: null,
+    },
+  ];
+}
+
+/**
+ * The targets[] list (reference §5.5): interval 1..3600, at least one target, PROXY protocol
+ * v1|v2 (case-insensitive, blank = none), at most eight, each with a non-empty parseable host
+ * and a port 1..65535, no host:port twice (hosts compared case-insensitively).
+ */
+function targetList(body: RulePushBody): RuleTarget[] {
+  const interval = body.health_check_interval_secs;
+  if (present(interval) && (!Number.isInteger(interval) || interval < 1 || interval > 3600)) {
+    fail(
+      'health_check_interval_out_of_range',
+      `health_check_interval_secs ${interval} is not 1..3600`,
+    );
+  }
+  const list = body.targets ?? [];
+  if (list.length === 0) fail('targets_empty', 'targets[] needs at least one target');
+  const proxies = list.map((target, index) => parseProxyProtocol(target.proxy_protocol, index));
+  if (list.length > MAX_TARGETS) {
+    fail('targets_too_many', `at most ${MAX_TARGETS} targets per rule, got ${list.length}`);
+  }
+  const seen = new Map<string, number>();
+  return list.map((target, index) => {
+    if (target.host === '') fail('target_invalid_host', `targets[${index}].host is empty`);
+    if (!isPort(target.port)) {
+      fail(
+        'target_invalid_port',
+        `target_invalid_port:${index}: port ${target.port} is not 1..65535`,
+      );
+    }
+    const problem = targetHostProblem(target.host);
+    if (problem) fail('target_invalid_host', `targets[${index}]: ${problem.message}`);
+    const key = `${target.host.toLowerCase()}:${target.port}`;
+    const first = seen.get(key);
+    if (first !== undefined) {
+      fail('targets_duplicate', `targets[${first}] and targets[${index}] are both ${key}`);
+    }
+    seen.set(key, index);
+    return {
+      host: target.host,
+      port: target.port,
+      portEnd: null,
+      priority: target.priority ?? index,
+      proxyProtocol: proxies[index] ?? null,
+    };
+  });
+}
+
+function parseProxyProtocol(raw: string | null | undefined, index: number): 'v1' | 'v2' | null {
+  const value = (raw ?? '').trim().toLowerCase();
+  if (value === '') return null;
+  if (value === 'v1' || value === 'v2') return value;
+  return fail(
+    'validation.proxy_protocol_invalid',
+    `targets[${index}].proxy_protocol must be v1 or v2, got ${JSON.stringify(raw)}`,
+  );
+}
+
+function checkProtocol(raw: string | null | undefined): Protocol {
+  const protocol = (raw ?? 'tcp').toLowerCase();
+  if (protocol === 'tcp' || protocol === 'udp') return protocol;
+  return fail('invalid_protocol', `protocol ${JSON.stringify(raw)} is not tcp or udp`);
+}
+
+/**
+ * Why `host` is not a valid target (reference §5.4), or undefined: an IPv4/IPv6 literal passes; a
+ * name needs ≤253 characters, labels of 1..63 letters, digits or hyphens with no hyphen at either
+ * end, and must not be all digits and dots (a mistyped IPv4 address). One trailing dot is allowed.
+ */
+export function targetHostProblem(
+  host: string,
+): { code: RuleErrorCode; message: string } | undefined {
+  if (net.isIP(host) !== 0) return undefined;
+  const quoted = JSON.stringify(host);
+  const name = host.endsWith('.') ? host.slice(0, -1) : host;
+  if (name.length > MAX_NAME_LENGTH) {
+    return {
+      code: 'invalid_target_host_too_long',
+      message: `${quoted} is longer than ${MAX_NAME_LENGTH} characters`,
+    };
+  }
+  if (/^[\d.]*$/.test(name)) {
+    return {
+      code: 'invalid_target_host',
+      message: `${quoted} is neither an IP address nor a DNS name`,
+    };
+  }
+  for (const label of name.split('.')) {
+    if (label === '' || !/^[A-Za-z0-9-]+$/.test(label)) {
+      return {
+        code: 'invalid_target_host',
+        message: `${quoted} is neither an IP address nor a DNS name`,
+      };
+    }
+    if (label.length > MAX_LABEL_LENGTH) {
+      return {
+        code: 'invalid_target_host_label_too_long',
+        message: `${quoted}: label ${label.slice(0, 16)}… exceeds ${MAX_LABEL_LENGTH} characters`,
+      };
+    }
+    if (label.startsWith('-') || label.endsWith('-')) {
+      return {
+        code: 'invalid_target_host_label_hyphen',
+        message: `${quoted}: label ${label} starts or ends with a hyphen`,
+      };
+    }
+  }
+  return undefined;
 }

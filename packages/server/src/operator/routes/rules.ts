@@ -1,9 +1,11 @@
 /**
- * Rule routes (reference §2.3–2.5): list (own rules for a user, all or `?owner=` for a
- * superadmin), get, delete, and push. A push runs the whole validation pipeline and the RBAC
- * check first; pushes are never queued, so until the fleet connects clients every valid push
- * answers 422 `client_not_connected` and stores nothing.
+ * Rule routes (reference §2.3–2.5): list (a user's own rules; everything, or `?owner=`, for a
+ * superadmin), get, delete, and push. A push runs the whole request pipeline first — the body
+ * checks of rule-validation.ts, the client by display name, the grant check, the post-grant
+ * checks — and stores nothing on any failure. Pushes are never queued: until the fleet connects
+ * clients, every valid push answers 422 `client_not_connected`.
  */
+import type { Database } from 'better-sqlite3';
 import type { FastifyInstance } from 'fastify';
 
 import { EVENTS, PortunusError, formatRfc3339 } from '@portunus/core';
@@ -11,16 +13,18 @@ import {
   deleteRule,
   enforcePush,
   findClientsByName,
+  getClient,
   getRuleOrThrow,
   listRulesJson,
   totalChanges,
+  type Client,
   type Rule,
   type RuleFilter,
 } from '@portunus/store';
 
 import { identityOf } from '../auth.js';
 import type { Identity, OperatorContext } from '../context.js';
-import { validateRulePush, type RulePushBody } from '../rule-validation.js';
+import { checkGrantedPush, validateRuleBody, type RulePushBody } from '../rule-validation.js';
 
 /** Rule JSON of `GET /v1/rules` (reference §2.5); absent optional fields are omitted. */
 export function ruleView(rule: Rule): Record<string, unknown> {
@@ -90,17 +94,24 @@ function parseRuleId(text: string): number {
   return id;
 }
 
+const port = { type: 'integer' } as const;
+const optional = <T extends { type: string }>(schema: T) =>
+  ({ ...schema, type: [schema.type, 'null'] }) as const;
+
 const targetSchema = {
   type: 'object',
   required: ['host', 'port'],
   additionalProperties: false,
   properties: {
-    host: { type: 'string', maxLength: 253 },
-    port: { type: 'integer' },
-    priority: { type: 'integer' },
-    proxy_protocol: { enum: ['v1', 'v2'] },
+    host: { type: 'string', maxLength: 1024 },
+    port,
+    // rule_targets.priority is 0..99 in the schema.
+    priority: optional({ type: 'integer', minimum: 0, maximum: 99 }),
+    proxy_protocol: optional({ type: 'string', maxLength: 16 }),
   },
 } as const;
+
+const count = optional({ type: 'integer', minimum: 0 });
 
 const pushSchema = {
   body: {
@@ -109,21 +120,59 @@ const pushSchema = {
     additionalProperties: false,
     properties: {
       client: { type: 'string', minLength: 1, maxLength: 255 },
-      listen_port: { type: 'integer' },
-      listen_port_end: { type: 'integer' },
-      target_host: { type: 'string', maxLength: 253 },
-      target_port: { type: 'integer' },
-      target_port_end: { type: 'integer' },
-      targets: { type: 'array', items: targetSchema, maxItems: 64 },
-      protocol: { type: 'string', maxLength: 16 },
-      prefer_ipv6: { type: 'boolean' },
-      ack_timeout_secs: { type: 'number', minimum: 0.1, maximum: 60 },
-      health_check_interval_secs: { type: 'integer' },
-      sni_pattern: { type: 'string', maxLength: 512 },
-      rate_limit: { type: 'object', additionalProperties: { type: 'number' } },
+      listen_port: port,
+      listen_port_end: optional(port),
+      target_host: optional({ type: 'string', maxLength: 1024 }),
+      target_port: optional(port),
+      target_port_end: optional(port),
+      targets: optional({ type: 'array', items: targetSchema, maxItems: 64 }),
+      protocol: optional({ type: 'string', maxLength: 16 }),
+      prefer_ipv6: optional({ type: 'boolean' }),
+      ack_timeout_secs: optional({ type: 'integer', minimum: 1, maximum: 60 }),
+      health_check_interval_secs: optional({ type: 'integer' }),
+      sni_pattern: optional({ type: 'string', maxLength: 1024 }),
+      rate_limit: optional({
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          bandwidth_in_bps: count,
+          bandwidth_out_bps: count,
+          new_connections_per_sec: count,
+          concurrent_connections: count,
+          bandwidth_in_burst: count,
+          bandwidth_out_burst: count,
+          new_connections_burst: count,
+          concurrent_connections_burst: count,
+        },
+      }),
     },
   },
 } as const;
+
+/**
+ * The client a push names: by display name (reference §2.4), else by client id; a name that
+ * several clients share is ambiguous (DESIGN.md §8.6).
+ */
+function resolvePushClient(db: Database, reference: string): Client {
+  const named = findClientsByName(db, reference);
+  const [only] = named;
+  if (named.length > 1) {
+    throw new PortunusError(
+      'ambiguous_client_name',
+      `${named.length} clients are named ${JSON.stringify(reference)} (${named
+        .map((client) => client.clientId)
+        .join(', ')}); use the client id`,
+      { client: reference },
+    );
+  }
+  const client = only ?? getClient(db, reference);
+  if (!client) {
+    throw new PortunusError('client_not_found', `no client named ${JSON.stringify(reference)}`, {
+      client: reference,
+    });
+  }
+  return client;
+}
 
 /** Answers rendered since the last write, per filter (dashboards poll this every few seconds). */
 const renderedRules = new WeakMap<
@@ -177,47 +226,59 @@ export function registerRuleRoutes(app: FastifyInstance, ctx: OperatorContext): 
 
   app.delete<{ Params: { ruleId: string } }>('/v1/rules/:ruleId', (request, reply) => {
     const rule = ownedRule(ctx, identityOf(request), parseRuleId(request.params.ruleId));
-    // The client drains the rule when the fleet sends REMOVE; the stored rule goes now.
-    deleteRule(ctx.db, rule.ruleId);
-    ctx.logger.info('audit.rule_remove', { rule_id: rule.ruleId, client_id: rule.clientId });
+    removeRule(ctx, rule);
     request.auditAction = {
       action: EVENTS.ruleRemoved,
       resourceKind: 'rule',
       resourceValue: String(rule.ruleId),
+      details: { client_id: rule.clientId, owner_user_id: rule.ownerUserId },
     };
     return reply.status(204).send();
   });
 
   app.post<{ Body: RulePushBody }>('/v1/rules', { schema: pushSchema }, (request) => {
     const identity = identityOf(request);
-    const push = validateRulePush(request.body);
-    const clients = findClientsByName(ctx.db, push.clientName);
-    if (clients.length === 0) {
-      throw new PortunusError(
-        'client_not_found',
-        `no client named ${JSON.stringify(push.clientName)}`,
-      );
-    }
-    // A push goes to the first connected client of that name (reference §6.6).
-    const target = clients.find((client) => ctx.fleet.isConnected(client.clientId)) ?? clients[0];
-    if (!target) throw new PortunusError('client_not_found');
+    // 1. The body: shape → ranges → SNI → rate limit → targets → protocol.
+    const push = validateRuleBody(request.body);
+    // 2. The client, by display name.
+    const client = resolvePushClient(ctx.db, push.clientName);
+    // 3. Grants (superadmins bypass them): client → protocol → one grant for the whole range.
     if (identity.role !== 'superadmin') {
       enforcePush(ctx.db, {
         userId: identity.userId,
-        clientId: target.clientId,
+        clientId: client.clientId,
         protocol: push.protocol,
         listenPort: push.listenPort,
         listenPortEnd: push.listenPortEnd ?? push.listenPort,
       });
     }
-    if (!ctx.fleet.isConnected(target.clientId)) {
+    // 4. Legacy target-host syntax, PROXY protocol only on TCP, the range cap.
+    checkGrantedPush(push, ctx.config.rangeRuleMaxPorts);
+    // 5. Pushes are never queued.
+    if (!ctx.fleet.isConnected(client.clientId)) {
       throw new PortunusError(
         'client_not_connected',
-        `client ${push.clientName} is not connected; pushes are never queued`,
+        `client ${JSON.stringify(client.clientName)} (${client.clientId}) is not connected; pushes are never queued`,
+        { client_id: client.clientId },
       );
     }
-    // A connected client needs the control stream, which the fleet work adds; nothing connects
-    // before it, so no push can be delivered yet.
-    throw new PortunusError('client_not_connected', 'the control stream is not available yet');
+    // SEAM(fleet): capability gates (§4.4), the conflict check (§5.9), persist as pending, send
+    // RuleUpdate{PUSH} and await the RuleStatus arrive with the control stream. Until then no push
+    // can be delivered, so nothing is stored.
+    throw new PortunusError(
+      'client_not_connected',
+      'the control stream cannot deliver pushes yet; nothing was stored',
+      { client_id: client.clientId },
+    );
   });
+}
+
+/**
+ * Removes a rule from the store. SEAM(fleet): the fleet must also send RuleUpdate{REMOVE} to a
+ * connected client so it drains the listener (reference §2.3 DELETE "drains on the client").
+ */
+function removeRule(ctx: OperatorContext, rule: Rule): void {
+  if (!deleteRule(ctx.db, rule.ruleId)) {
+    throw new PortunusError('rule_not_found', `no rule ${rule.ruleId}`, { rule_id: rule.ruleId });
+  }
 }
