@@ -1,0 +1,122 @@
+/**
+ * The control-protocol messages as they appear in JavaScript, i.e. as @grpc/proto-loader decodes
+ * them with the options in `load.ts` (snake_case keys, enums as names, 64-bit integers as
+ * numbers, defaults filled in, the oneof case in `payload`). These types are the one TypeScript
+ * view of `proto/portunus.proto`; keep both in step. Depends on nothing.
+ */
+export type WireProtocol = 'PROTOCOL_UNSPECIFIED' | 'TCP' | 'UDP';
+export type WireProxyProtocol = 'PROXY_PROTOCOL_VERSION_UNSPECIFIED' | 'V1' | 'V2';
+export type RuleAction = 'RULE_ACTION_UNSPECIFIED' | 'PUSH' | 'REMOVE';
+export type ActivationOutcome =
+  'ACTIVATION_OUTCOME_UNSPECIFIED' | 'ACTIVATED' | 'FAILED' | 'REMOVED';
+
+export interface Hello {
+  protocol_version: string;
+  client_version: string;
+  supported_protocols: WireProtocol[];
+}
+
+export interface Welcome {
+  server_version: string;
+  server_time_unix_ms: number;
+  udp_flow_idle_secs: number;
+  udp_max_flows_per_rule: number;
+}
+
+export interface WireTarget {
+  host: string;
+  port: number;
+  priority: number;
+  proxy_protocol?: WireProxyProtocol | null;
+}
+
+export interface WireRateLimit {
+  bandwidth_in_bps?: number | null;
+  bandwidth_out_bps?: number | null;
+  new_connections_per_sec?: number | null;
+  concurrent_connections?: number | null;
+  bandwidth_in_burst?: number | null;
+  bandwidth_out_burst?: number | null;
+  new_connections_burst?: number | null;
+}
+
+export interface WireRule {
+  rule_id: string;
+  listen_port: number;
+  target_host: string;
+  target_port: number;
+  protocol: WireProtocol;
+  /** 0 = a single port. */
+  listen_port_end: number;
+  target_port_end: number;
+  prefer_ipv6?: boolean | null;
+  targets: WireTarget[];
+  /** 0 = passive health only. */
+  health_check_interval_secs: number;
+  sni_pattern?: string | null;
+  rate_limit?: WireRateLimit | null;
+  owner_id?: string | null;
+}
+
+export interface RuleUpdate {
+  request_id: string;
+  action: RuleAction;
+  rule: WireRule | null;
+}
+
+export interface RuleStatus {
+  request_id: string;
+  rule_id: string;
+  outcome: ActivationOutcome;
+  reason: string;
+}
+
+export interface PerPortStats {
+  listen_port: number;
+  bytes_in: number;
+  bytes_out: number;
+  active_connections: number;
+  datagrams_in: number;
+  datagrams_out: number;
+}
+
+export interface WireRuleStats {
+  rule_id: string;
+  bytes_in: number;
+  bytes_out: number;
+  active_connections: number;
+  per_port: PerPortStats[];
+  dns_failures: number;
+  datagrams_in: number;
+  datagrams_out: number;
+  active_flows: number;
+  flows_dropped_overflow: number;
+  target_failovers_total: number;
+}
+
+export interface StatsReport {
+  sent_at_unix_ms: number;
+  stats: WireRuleStats[];
+}
+
+export type ClientMessage =
+  | { payload?: 'hello'; hello: Hello }
+  | { payload?: 'rule_status'; rule_status: RuleStatus }
+  | { payload?: 'stats_report'; stats_report: StatsReport };
+
+export type ServerMessage =
+  { payload?: 'welcome'; welcome: Welcome } | { payload?: 'rule_update'; rule_update: RuleUpdate };
+
+export interface EnrollClientRequest {
+  code: string;
+}
+
+/** What enrollment returns; the client writes it to disk as the bundle (version 1). */
+export interface CredentialBundle {
+  version: number;
+  client_name: string;
+  server_endpoint: string;
+  server_cert_sha256: string;
+  token: string;
+  client_id: string;
+}
