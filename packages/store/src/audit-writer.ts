@@ -2,10 +2,14 @@
  * The bounded, batched audit writer (reference §7.1): records wait in a queue of at most
  * `capacity` entries and are written up to `batchSize` per `BEGIN IMMEDIATE` transaction, at the
  * latest `flushIntervalMs` after the first one arrived; records someone awaits are committed at
- * the end of the current event-loop turn. `write()` resolves only once its batch is committed, so a caller can acknowledge a mutation knowing its audit row is durable (group
- * commit: one fsync serves the whole batch); `offer()` is fire-and-forget for callers that must
- * never wait. A full queue drops the new record and counts it, never blocks. `close()` drains.
- * Depends on the audit query module only.
+ * the end of the current event-loop turn. `write()` resolves only once its batch is committed, so
+ * a caller can acknowledge a mutation knowing its audit row is durable (group commit: one fsync
+ * serves the whole batch); `offer()` is fire-and-forget for callers that must never wait. A full
+ * queue drops the new record and counts it, never blocks. `close()` drains. A batch that fails
+ * because of one record (a binding error or a constraint) is retried record by record in one
+ * transaction, each in its own savepoint, so only the refused record is dropped (counted, logged,
+ * its `write()` rejected) and the rest still commit; a batch that fails because of the store
+ * (busy, I/O, closed) is kept and retried whole. Depends on the audit query module only.
  */
 import { EVENTS, PortunusError, silentLogger, type Logger } from '@portunus/core';
 import type { Database } from 'better-sqlite3';
@@ -19,6 +23,24 @@ export interface AuditWriterOptions {
   logger?: Logger;
   /** Called once per dropped record (wire it to portunus_audit_buffer_drops_total). */
   onDrop?: () => void;
+}
+
+/** A record the database refused, in the place of its seq. */
+interface RecordRefused {
+  error: unknown;
+}
+
+/**
+ * Errors that belong to one record, not to the store: a value better-sqlite3 cannot bind or
+ * JSON.stringify cannot render (TypeError, RangeError), a CHECK/NOT NULL/type constraint, an
+ * oversized value. Anything else (busy, I/O, a closed database) is the store's and keeps the batch.
+ */
+function isRecordError(error: unknown): boolean {
+  if (error instanceof TypeError || error instanceof RangeError) return true;
+  const code = (error as { code?: unknown } | null)?.code;
+  return (
+    typeof code === 'string' && (code.startsWith('SQLITE_CONSTRAINT') || code === 'SQLITE_TOOBIG')
+  );
 }
 
 interface Pending {
@@ -49,7 +71,7 @@ export class AuditWriter {
     this.onDrop = options.onDrop ?? (() => undefined);
   }
 
-  /** Records dropped because the queue was full or the writer closed. */
+  /** Records dropped because the queue was full, the writer closed or the database refused them. */
   get dropped(): number {
     return this.droppedCount;
   }
@@ -79,12 +101,9 @@ export class AuditWriter {
     let written = 0;
     while (this.queue.length > 0) {
       const batch = this.queue.slice(0, this.batchSize);
-      let seqs: number[];
+      let results: Array<number | RecordRefused>;
       try {
-        seqs = appendAudit(
-          this.db,
-          batch.map((pending) => pending.record),
-        );
+        results = this.append(batch);
       } catch (error) {
         // Keep the records (the queue bound still holds) and try again on the next tick.
         this.logger.error(EVENTS.auditFlushFailed, { error, queued: this.queue.length });
@@ -93,11 +112,63 @@ export class AuditWriter {
         return written;
       }
       this.queue.splice(0, batch.length);
-      batch.forEach((pending, index) => pending.settle?.resolve(seqs[index] ?? -1));
-      written += batch.length;
+      batch.forEach((pending, index) => {
+        const result = results[index] ?? -1;
+        if (typeof result === 'number') {
+          pending.settle?.resolve(result);
+          written += 1;
+        } else {
+          this.refuse(pending, result.error);
+        }
+      });
     }
     if (written > 0) this.logger.debug(EVENTS.auditFlushed, { records: written });
     return written;
+  }
+
+  /**
+   * Commits one batch: all together, or, when one of its records is refused, one savepoint per
+   * record in a single transaction, so the others still commit. Throws on a store-level error.
+   */
+  private append(batch: readonly Pending[]): Array<number | RecordRefused> {
+    const records = batch.map((pending) => pending.record);
+    try {
+      return appendAudit(this.db, records);
+    } catch (error) {
+      // better-sqlite3 reports a closed connection as a TypeError too: that is the store's.
+      if (!isRecordError(error) || !this.db.open) throw error;
+    }
+    const each = this.db.transaction((all: readonly AuditRecord[]) =>
+      all.map((record): number | RecordRefused => {
+        try {
+          // Nested in the transaction above, appendAudit runs in a savepoint of its own.
+          return appendAudit(this.db, [record])[0] ?? -1;
+        } catch (error) {
+          if (!isRecordError(error)) throw error;
+          return { error };
+        }
+      }),
+    );
+    return each.immediate(records);
+  }
+
+  /** Drops a record the database refused: counted like any drop, logged, its writer told. */
+  private refuse(pending: Pending, error: unknown): void {
+    this.droppedCount += 1;
+    this.onDrop();
+    this.logger.error(EVENTS.auditFlushFailed, {
+      error,
+      refused_record: true,
+      dropped_total: this.droppedCount,
+    });
+    pending.settle?.reject(
+      new PortunusError(
+        'store_error',
+        `the store refused the audit record: ${(error as Error).message}`,
+        {},
+        { cause: error },
+      ),
+    );
   }
 
   /** Stops accepting records and drains the queue. */

@@ -6,6 +6,9 @@
  * is written to a temporary file beside the destination, checked with `quick_check`, switched to
  * a self-contained rollback-journal file, and only then linked into place, so the destination
  * either does not exist or holds a verified backup; an existing destination is never replaced.
+ * The source is never opened with `fs`: the library may run inside `serve`, whose live connection
+ * holds fcntl locks on state.db that POSIX drops when any descriptor of that file in the process
+ * is closed, so its header is checked by SQLite itself (SQLITE_NOTADB is `not_sqlite`).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -16,7 +19,6 @@ import { PortunusError, compactUtcStamp } from '@portunus/core';
 
 import { BUSY_TIMEOUT_MS } from './open.js';
 import { storePaths, withSidecars } from './paths.js';
-import { assertSqliteFile } from './sqlite-header.js';
 import { readSchemaVersion } from './migrate.js';
 
 export interface BackupResult {
@@ -45,13 +47,58 @@ export async function backupStore(
 ): Promise<BackupResult> {
   const started = now();
   const source = storePaths(dataDir).db;
+  const db = openSource(source);
+  try {
+    return await backupFrom(db, resolveBackupTarget(out, started), started, now);
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * Opens the source read-only and makes SQLite read its header, refusing a missing file (exit 5)
+ * and one that is not SQLite (exit 7) without ever opening and closing it through `fs`.
+ */
+function openSource(source: string): Database.Database {
   if (!fs.existsSync(source)) {
     throw new PortunusError('source_not_found', `no store to back up: ${source} does not exist`, {
       path: source,
     });
   }
-  assertSqliteFile(source);
-  const target = resolveBackupTarget(out, started);
+  // SQLite reads a zero-byte file as an empty database; the header check refuses it (no open).
+  if (fs.statSync(source).size === 0) throw notSqlite(source);
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(source, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
+    db.pragma('schema_version'); // reads page 1: SQLITE_NOTADB unless SQLite recognises its header
+    return db;
+  } catch (error) {
+    db?.close();
+    if ((error as { code?: unknown }).code === 'SQLITE_NOTADB') throw notSqlite(source, error);
+    throw new PortunusError(
+      'io_error',
+      `cannot read ${source}: ${(error as Error).message}`,
+      { path: source },
+      { cause: error },
+    );
+  }
+}
+
+function notSqlite(source: string, cause?: unknown): PortunusError {
+  return new PortunusError(
+    'not_sqlite',
+    `${source} is not a SQLite database (SQLite does not recognise its header); nothing was changed`,
+    { path: source },
+    cause === undefined ? {} : { cause },
+  );
+}
+
+async function backupFrom(
+  db: Database.Database,
+  target: string,
+  started: number,
+  now: () => number,
+): Promise<BackupResult> {
   if (fs.existsSync(target)) {
     throw new PortunusError(
       'destination_exists',
@@ -68,16 +115,7 @@ export async function backupStore(
   }
   const partial = `${target}.partial-${process.pid}`;
   try {
-    const db = new Database(source, {
-      readonly: true,
-      fileMustExist: true,
-      timeout: BUSY_TIMEOUT_MS,
-    });
-    try {
-      await db.backup(partial, { progress: () => ALL_PAGES });
-    } finally {
-      db.close();
-    }
+    await db.backup(partial, { progress: () => ALL_PAGES });
     fs.chmodSync(partial, 0o600); // the store holds credential hashes
     const schemaVersion = verifyCopy(partial);
     try {

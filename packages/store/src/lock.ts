@@ -6,7 +6,8 @@
  * `BEGIN EXCLUSIVE` transaction. SQLite's unix VFS locks it with fcntl(2), which the kernel
  * releases when the process exits, and it also refuses a second connection inside the same
  * process. Nothing else may open the lock file: closing any descriptor of a file drops the
- * process's fcntl locks on it.
+ * process's fcntl locks on it, so the file is only ever created (exclusively) here, never opened
+ * and closed again by this process, which may already hold it.
  */
 import fs from 'node:fs';
 
@@ -20,8 +21,7 @@ export interface StoreLock {
 }
 
 export function acquireStoreLock(lockPath: string): StoreLock {
-  // Create the file with 0600 before SQLite opens it (SQLite would use 0644).
-  fs.closeSync(fs.openSync(lockPath, 'a', 0o600));
+  createLockFile(lockPath);
   const holder = new Database(lockPath, { timeout: 0 });
   try {
     holder.exec('BEGIN EXCLUSIVE');
@@ -52,6 +52,27 @@ export function acquireStoreLock(lockPath: string): StoreLock {
       holder.close();
     },
   };
+}
+
+/**
+ * Creates the lock file with 0600 before SQLite opens it (SQLite would use 0644). Only a file that
+ * did not exist is opened and closed: opening and closing an existing one would drop the fcntl
+ * locks this process may hold on it (POSIX), handing the store to a second process.
+ */
+function createLockFile(lockPath: string): void {
+  let fd: number;
+  try {
+    fd = fs.openSync(lockPath, 'wx', 0o600);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return;
+    throw new PortunusError(
+      'io_error',
+      `cannot create ${lockPath}: ${String(error)}`,
+      { path: lockPath },
+      { cause: error },
+    );
+  }
+  fs.closeSync(fd);
 }
 
 function isBusy(error: unknown): boolean {

@@ -1,9 +1,10 @@
 /**
  * The store's boot sequence (DESIGN.md §4), each step with its own event: data dir (0700) →
- * filesystem check → exclusive lock → header check → open with PRAGMAs → refuse a too-new schema
- * → migrate → `store.ready {schema_version}`. `openDatabase` is the part after the lock, shared
- * with `restore`, which validates a copy before it becomes the live database. Depends on core and
- * better-sqlite3 only.
+ * filesystem check → exclusive lock → header check → refuse a too-new schema → PRAGMAs → migrate
+ * → `store.ready {schema_version}`. The too-new check only reads, and precedes the PRAGMAs because
+ * `journal_mode=WAL` rewrites the header of a rollback-journal file (a backup): a refused file is
+ * left byte-identical. `openDatabase` is the part after the lock, shared with `restore`, which
+ * validates a copy before it becomes the live database. Depends on core and better-sqlite3 only.
  */
 import fs from 'node:fs';
 
@@ -14,7 +15,7 @@ import { EVENTS, PortunusError, silentLogger, type Logger } from '@portunus/core
 import { ensureDataDir } from './data-dir.js';
 import { checkFilesystem, type StatfsType } from './filesystem.js';
 import { acquireStoreLock, type StoreLock } from './lock.js';
-import { loadMigrations, migrate, type Migration } from './migrate.js';
+import { assertSchemaNotTooNew, loadMigrations, migrate, type Migration } from './migrate.js';
 import { storePaths, type StorePaths } from './paths.js';
 import { assertSqliteFile } from './sqlite-header.js';
 
@@ -102,6 +103,8 @@ export function openDatabase(file: string, options: OpenDatabaseOptions = {}): O
   }
   const db = new Database(file, { timeout: BUSY_TIMEOUT_MS });
   try {
+    // Before any PRAGMA: journal_mode=WAL would already rewrite a refused file's header.
+    assertSchemaNotTooNew(db, migrations, file);
     const isNew = (db.pragma('page_count', { simple: true }) as number) === 0;
     applyPragmas(db, isNew);
     logger.info(EVENTS.storeOpened, { path: file, created: isNew });

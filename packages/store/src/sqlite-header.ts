@@ -1,7 +1,10 @@
 /**
  * The SQLite file header check that guards every destructive command against a typo'd path
  * (seed: "refuses any path whose first 16 bytes don't match the SQLite header"). Reads bytes,
- * never opens a connection, so it cannot create or modify the file it inspects.
+ * never opens a connection, so it cannot create or modify the file it inspects. Its `fs` open and
+ * close drops every fcntl lock this process holds on that file (POSIX), so it is only for files
+ * no live connection of this process may have open; `backup`, which may run inside `serve`, has
+ * SQLite check the header instead.
  */
 import fs from 'node:fs';
 
