@@ -7,12 +7,13 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import tls from 'node:tls';
 
 import { EVENTS, PortunusError, type Logger } from '@portunus/core';
 import { AuditWriter, hasEnabledSuperadmin, openStore } from '@portunus/store';
 
 import { loadServerConfig, type ListenAddress } from './config.js';
+import { ControlFleet } from './control/fleet.js';
+import { startControlService } from './control/service.js';
 import { bootstrapOperatorToken, issueSetupToken } from './identity/bootstrap.js';
 import {
   bind,
@@ -23,7 +24,7 @@ import {
 } from './listeners.js';
 import { createServerMetrics } from './metrics.js';
 import { buildOperatorApp } from './operator/app.js';
-import { NO_FLEET, type OperatorContext } from './operator/context.js';
+import type { OperatorContext } from './operator/context.js';
 import { certCoversHost, loadOrCreateServerIdentity } from './tls/certificate.js';
 
 export interface ServeOptions {
@@ -81,16 +82,22 @@ export async function runServe(options: ServeOptions): Promise<number> {
       ? bootstrapOperatorToken(store, config.operatorToken, logger, now())
       : undefined;
 
-    const control = tls.createServer({
-      cert: identity.certPem,
-      key: identity.keyPem,
-      ALPNProtocols: ['h2'],
+    const fleet = new ControlFleet({ db: store.db, logger, metrics, now });
+    const control = await startControlService(addresses.control, {
+      db: store.db,
+      logger,
+      metrics,
+      fleet,
+      certPem: identity.certPem,
+      keyPem: identity.keyPem,
+      fingerprintSha256: identity.fingerprintSha256,
+      now,
+      fallbackEndpoint: () => `127.0.0.1:${control.address.port}`,
+      udpFlowIdleSecs: config.udpFlowIdleSecs,
+      udpMaxFlowsPerRule: config.udpMaxFlowsPerRule,
     });
-    // The control protocol attaches here with the fleet; until then a client can check the pin.
-    control.on('secureConnection', (socket) => socket.end());
-    control.on('tlsClientError', () => undefined);
-    const controlAddress = await bind(control, addresses.control, 'control');
-    cleanups.push(() => closeServer(control));
+    const controlAddress = control.address;
+    cleanups.push(() => control.close());
 
     const context: OperatorContext = {
       db: store.db,
@@ -98,7 +105,7 @@ export async function runServe(options: ServeOptions): Promise<number> {
       logger,
       audit,
       metrics,
-      fleet: NO_FLEET,
+      fleet,
       control: {
         fingerprintSha256: identity.fingerprintSha256,
         coversHost: (host) => certCoversHost(identity, host),

@@ -114,13 +114,36 @@ export {
   type SetupToken,
 } from './onboarding.js';
 export {
+  MAX_CLIENT_ADDRESS_CHARS,
+  MAX_CLIENT_NAME_BYTES,
+  checkClientAddress,
+  checkClientName,
+  clientByTokenHash,
+  deleteClient,
   findClientsByName,
   getClient,
+  getClientOrThrow,
   insertClient,
   listClients,
+  recordClientConnected,
+  renameClient,
   resolveClient,
+  revokeClient,
+  revokeClientsByName,
+  setClientAddress,
+  supersedeEnrollments,
   type Client,
 } from './clients.js';
+export {
+  ENROLLMENT_TTL_DEFAULT_SECS,
+  ENROLLMENT_TTL_MAX_SECS,
+  checkEnrollmentTtl,
+  createEnrollment,
+  redeemEnrollment,
+  type IssuedEnrollment,
+  type NewEnrollment,
+  type RedeemedEnrollment,
+} from './enrollments.js';
 export {
   PROTOCOL_BITS,
   deleteGrant,
@@ -137,8 +160,10 @@ export {
 export {
   RATE_LIMIT_COLUMNS,
   deleteRule,
+  findPortConflict,
   getRule,
   getRuleOrThrow,
+  insertPendingRule,
   insertRule,
   listRules,
   listRulesJson,

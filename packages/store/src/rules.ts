@@ -378,3 +378,47 @@ export function listRulesJson(db: Database, filter: RuleFilter = {}): string {
   };
   return `[${(row.pluck().all(params) as string[]).join(',')}]`;
 }
+
+/**
+ * The first port where a listen range overlaps a rule of the same client and protocol that is
+ * Active or Failed (reference §5.9: Pending rules do not block; a Failed rule keeps its port until
+ * removed). Undefined when the range is free.
+ */
+export function findPortConflict(
+  db: Database,
+  range: { clientId: string; protocol: Protocol; listenPort: number; listenPortEnd: number | null },
+): { ruleId: number; port: number } | undefined {
+  const hi = range.listenPortEnd ?? range.listenPort;
+  const row = prepared(
+    db,
+    `SELECT rule_id AS ruleId, max(listen_port, ?) AS port FROM rules
+     WHERE client_id = ? AND protocol = ? AND state_kind IN ('active', 'failed')
+       AND listen_port <= ? AND coalesce(listen_port_end, listen_port) >= ?
+     ORDER BY port LIMIT 1`,
+  ).get(range.listenPort, range.clientId, range.protocol, hi, range.listenPort) as
+    { ruleId: number; port: number } | undefined;
+  return row;
+}
+
+/**
+ * Stores a push as Pending after the conflict check, in one transaction, so a rejected push
+ * changes nothing and two pushes cannot both pass the check against the same stored state.
+ */
+export function insertPendingRule(db: Database, rule: NewRule): Rule {
+  return immediate(db, () => {
+    const conflict = findPortConflict(db, {
+      clientId: rule.clientId,
+      protocol: rule.protocol,
+      listenPort: rule.listenPort,
+      listenPortEnd: rule.listenPortEnd ?? null,
+    });
+    if (conflict) {
+      throw new PortunusError(
+        'port_in_use',
+        `port ${conflict.port} is already used by rule ${conflict.ruleId} of this client (${rule.protocol})`,
+        { port: conflict.port, rule_id: conflict.ruleId },
+      );
+    }
+    return insertRule(db, { ...rule, state: { kind: 'pending' } });
+  });
+}

@@ -1,4 +1,4 @@
 /** Test helpers (tests only; never imported by product code). */
-export { AUDIT_WRITER_PROCESS, REPO_ROOT, SERVER_BIN } from './paths.js';
+export { AUDIT_WRITER_PROCESS, CLIENT_BIN, REPO_ROOT, SERVER_BIN } from './paths.js';
 export { ProcessGroup, type LogLine, type RunningProcess, type SpawnOptions } from './processes.js';
 export { tempDirs, type TempDirs } from './temp-dir.js';

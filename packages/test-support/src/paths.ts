@@ -11,3 +11,6 @@ export const SERVER_BIN = fileURLToPath(
 export const AUDIT_WRITER_PROCESS = fileURLToPath(
   new URL('../../store/dist/fixtures/audit-writer-process.js', import.meta.url),
 );
+export const CLIENT_BIN = fileURLToPath(
+  new URL('../../client/dist/bin/portunus-client.js', import.meta.url),
+);

@@ -8,10 +8,11 @@
 import { ERROR_CATALOGUE, PortunusError, type ErrorCode } from '@portunus/core';
 
 export const DEFAULT_HTTP_ENDPOINT = '127.0.0.1:7080';
-const CONNECT_TIMEOUT_MS = 10_000;
+/** Per request, as the reference: identity commands 10 s; rule pushes pass their ack budget. */
+const REQUEST_TIMEOUT_MS = 10_000;
 
 export interface OperatorClient {
-  request<T>(method: string, path: string, body?: unknown): Promise<T>;
+  request<T>(method: string, path: string, body?: unknown, timeoutMs?: number): Promise<T>;
 }
 
 export function operatorClient(
@@ -21,7 +22,12 @@ export function operatorClient(
   const token = env['PORTUNUS_OPERATOR_TOKEN']?.trim();
   const base = /^https?:\/\//.test(endpoint) ? endpoint.replace(/\/$/, '') : `http://${endpoint}`;
   return {
-    async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    async request<T>(
+      method: string,
+      path: string,
+      body?: unknown,
+      timeoutMs = REQUEST_TIMEOUT_MS,
+    ): Promise<T> {
       if (!token) throw new PortunusError('operator_token_missing');
       let response: Response;
       try {
@@ -32,7 +38,7 @@ export function operatorClient(
             ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
           },
           ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-          signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS),
+          signal: AbortSignal.timeout(timeoutMs),
         });
       } catch (error) {
         throw new PortunusError(

@@ -25,6 +25,7 @@ import {
 } from '@portunus/store';
 
 import type { ListenerOverrides } from '../listeners.js';
+import { registerFleetCommands } from './fleet-commands.js';
 import { registerIdentityCommands } from './identity-commands.js';
 
 export interface CliIo {
@@ -229,6 +230,7 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
     });
 
   registerIdentityCommands(program, { io, dataDir, readStdin: io.readStdin });
+  registerFleetCommands(program, { io, dataDir });
   return program;
 }
 

@@ -5,10 +5,12 @@
  */
 import type { Database } from 'better-sqlite3';
 
-import type { Logger } from '@portunus/core';
-import type { AuditWriter, Role } from '@portunus/store';
+import type { ErrorCode, Logger } from '@portunus/core';
+import type { AuditWriter, Role, Rule } from '@portunus/store';
 
 import type { ServerConfig } from '../config.js';
+import type { RuleStatsSnapshot } from '../control/rule-stats.js';
+import type { GatedRule } from '../control/wire.js';
 import type { ServerMetrics } from '../metrics.js';
 
 export interface Identity {
@@ -23,17 +25,46 @@ export interface Identity {
   passwordChangeRequired: boolean;
 }
 
-/** Which clients are live, and pushing to them; the fleet fills this in (none until then). */
+export interface LiveConnection {
+  remoteAddr: string;
+  connectedAt: number;
+}
+
+/** What became of a push within its ack budget (reference §2.4). */
+export type PushOutcome =
+  | { kind: 'activated' }
+  | { kind: 'failed'; reason: string }
+  | { kind: 'timeout' }
+  /** The stream ended while waiting. */
+  | { kind: 'lost' }
+  | { kind: 'not_connected' };
+
+/** Which clients are live, and pushing to them (control/fleet.ts; NO_FLEET without a stream). */
 export interface Fleet {
   isConnected(clientId: string): boolean;
-  connection(clientId: string): { remoteAddr: string; connectedAt: number } | undefined;
+  connection(clientId: string): LiveConnection | undefined;
   connectedCount(): number;
+  /** The capability gate a rule fails on this client, if any (reference §4.4). */
+  gate(rule: GatedRule): ErrorCode | undefined;
+  /** Sends a stored Pending rule and waits for its RuleStatus up to the ack budget. */
+  push(rule: Rule, ackTimeoutMs: number): Promise<PushOutcome>;
+  /** Sends REMOVE for rules already deleted from the store (no-op for offline clients). */
+  remove(ruleIds: readonly number[]): void;
+  /** Ends the client's live session at once (revocation, re-enrollment). No-op when offline. */
+  disconnect(clientId: string, reason: 'revoked' | 'rotated'): void;
+  /** The latest stats the client reported for a rule. */
+  ruleStats(ruleId: number): RuleStatsSnapshot | undefined;
 }
 
 export const NO_FLEET: Fleet = {
   isConnected: () => false,
   connection: () => undefined,
   connectedCount: () => 0,
+  gate: () => undefined,
+  push: () => Promise.resolve({ kind: 'not_connected' }),
+  remove: () => undefined,
+  disconnect: () => undefined,
+  ruleStats: () => undefined,
 };
 
 /** What the operator API needs to know of the control listener and its certificate. */

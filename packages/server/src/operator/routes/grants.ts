@@ -163,8 +163,8 @@ export function registerGrantRoutes(app: FastifyInstance, ctx: OperatorContext):
     (request) => {
       const identity = requireSuperadmin(request.identity);
       const { grant, removedRuleIds } = deleteGrant(ctx.db, request.params.grantId);
-      // The store has removed the rules; stopping them on live clients is the fleet's part
-      // (DESIGN.md §8.5) once the fleet can push removals.
+      // DESIGN.md §8.5: rules the remaining grants no longer cover stop on the live clients too.
+      ctx.fleet.remove(removedRuleIds);
       ctx.logger.info(GRANT_EVENTS.revoked, {
         grant_id: grant.grantId,
         user_id: grant.userId,

@@ -15,6 +15,7 @@ import {
   findClientsByName,
   getClient,
   getRuleOrThrow,
+  insertPendingRule,
   listRulesJson,
   totalChanges,
   type Client,
@@ -236,7 +237,7 @@ export function registerRuleRoutes(app: FastifyInstance, ctx: OperatorContext): 
     return reply.status(204).send();
   });
 
-  app.post<{ Body: RulePushBody }>('/v1/rules', { schema: pushSchema }, (request) => {
+  app.post<{ Body: RulePushBody }>('/v1/rules', { schema: pushSchema }, async (request, reply) => {
     const identity = identityOf(request);
     // 1. The body: shape → ranges → SNI → rate limit → targets → protocol.
     const push = validateRuleBody(request.body);
@@ -262,23 +263,109 @@ export function registerRuleRoutes(app: FastifyInstance, ctx: OperatorContext): 
         { client_id: client.clientId },
       );
     }
-    // SEAM(fleet): capability gates (§4.4), the conflict check (§5.9), persist as pending, send
-    // RuleUpdate{PUSH} and await the RuleStatus arrive with the control stream. Until then no push
-    // can be delivered, so nothing is stored.
-    throw new PortunusError(
-      'client_not_connected',
-      'the control stream cannot deliver pushes yet; nothing was stored',
-      { client_id: client.clientId },
-    );
+    // 6. Capability gates (§4.4), then the conflict check (§5.9) and Pending, in one transaction.
+    const gate = ctx.fleet.gate({ clientId: client.clientId, ...push });
+    if (gate) {
+      throw new PortunusError(gate, `client ${JSON.stringify(client.clientName)}: ${gate}`, {
+        client_id: client.clientId,
+      });
+    }
+    const rule = insertPendingRule(ctx.db, {
+      clientId: client.clientId,
+      ownerUserId: identity.userId,
+      protocol: push.protocol,
+      listenPort: push.listenPort,
+      listenPortEnd: push.listenPortEnd,
+      preferIpv6: push.preferIpv6,
+      healthCheckIntervalSecs: push.healthCheckIntervalSecs,
+      sniPattern: push.sniPattern,
+      rateLimit: push.rateLimit,
+      targets: push.targets,
+      now: ctx.now(),
+    });
+    // 7. Send RuleUpdate{PUSH} and wait for the RuleStatus up to the ack budget.
+    const outcome = await ctx.fleet.push(rule, push.ackTimeoutSecs * 1000);
+    const fields = { rule_id: rule.ruleId, client_id: client.clientId };
+    ctx.logger.info(EVENTS.rulePush, { ...fields, outcome: outcome.kind });
+    switch (outcome.kind) {
+      case 'activated':
+        return reply.status(201).send(pushView(getRuleOrThrow(ctx.db, rule.ruleId)));
+      case 'failed':
+        throw new PortunusError(
+          'activation_failed',
+          `client ${client.clientName} could not activate rule ${rule.ruleId}: ${outcome.reason}`,
+          { ...fields, reason: outcome.reason },
+        );
+      case 'timeout':
+      case 'lost':
+        throw new PortunusError(
+          'ack_timeout',
+          `no answer from client ${client.clientName} within ${push.ackTimeoutSecs} s; rule ${rule.ruleId} stays pending`,
+          fields,
+        );
+      case 'not_connected':
+        deleteRule(ctx.db, rule.ruleId);
+        throw new PortunusError(
+          'client_not_connected',
+          `client ${client.clientName} disconnected before the push was sent; nothing was stored`,
+          fields,
+        );
+    }
   });
+
+  app.get<{ Params: { ruleId: string }; Querystring: { per_port?: string } }>(
+    '/v1/rules/:ruleId/stats',
+    (request) => {
+      const rule = ownedRule(ctx, identityOf(request), parseRuleId(request.params.ruleId));
+      const snapshot = ctx.fleet.ruleStats(rule.ruleId);
+      if (!snapshot) {
+        throw new PortunusError('rule_not_found', `no stats reported for rule ${rule.ruleId} yet`, {
+          rule_id: rule.ruleId,
+        });
+      }
+      const { per_port: perPort, ...totals } = snapshot;
+      return {
+        ...totals,
+        updated_at: formatRfc3339(totals.updated_at),
+        ...(isTruthy(request.query.per_port)
+          ? {
+              per_port: perPort.map((port) => ({
+                ...port,
+                updated_at: formatRfc3339(port.updated_at),
+              })),
+            }
+          : {}),
+      };
+    },
+  );
 }
 
-/**
- * Removes a rule from the store. SEAM(fleet): the fleet must also send RuleUpdate{REMOVE} to a
- * connected client so it drains the listener (reference §2.3 DELETE "drains on the client").
- */
+function isTruthy(value: string | undefined): boolean {
+  return value === 'true' || value === '1' || value === 'yes';
+}
+
+/** The `POST /v1/rules` answer (reference §2.3): `owner`, where the list says owner_user_id. */
+function pushView(rule: Rule): Record<string, unknown> {
+  const [first] = rule.targets;
+  const state =
+    rule.state.kind === 'failed'
+      ? `Failed:${rule.state.reason ?? 'unspecified'}`
+      : rule.state.kind.charAt(0).toUpperCase() + rule.state.kind.slice(1);
+  return {
+    rule_id: rule.ruleId,
+    status: state,
+    target_host: first?.host ?? '',
+    prefer_ipv6: rule.preferIpv6,
+    protocol: rule.protocol,
+    owner: rule.ownerUserId,
+    ...(rule.sniPattern !== null ? { sni_pattern: rule.sniPattern } : {}),
+  };
+}
+
+/** Removes a rule from the store, then has its client drain it (reference §2.3 DELETE). */
 function removeRule(ctx: OperatorContext, rule: Rule): void {
   if (!deleteRule(ctx.db, rule.ruleId)) {
     throw new PortunusError('rule_not_found', `no rule ${rule.ruleId}`, { rule_id: rule.ruleId });
   }
+  ctx.fleet.remove([rule.ruleId]);
 }

@@ -124,7 +124,11 @@ export function resolveAdvertisedEndpoint(
   return { override, ...resolveTiers(ctx.control, override, request.headers.host) };
 }
 
-function resolveTiers(
+/**
+ * The tiers over explicit inputs, for a caller without a request (the offline `enroll-client`
+ * passes no Host header, so the derived tier never applies there).
+ */
+export function resolveTiers(
   control: ControlEndpoint,
   override: string | null,
   hostHeader: string | undefined,
@@ -151,6 +155,27 @@ function resolveTiers(
     diagnostic:
       'endpoint_not_in_cert_san: no advertised endpoint candidate is covered by the server certificate; set an override',
   };
+}
+
+/**
+ * The endpoint an enrollment code carries (reference §4.5, §9.4): the first tier that yields, or
+ * that tier's failure as endpoint_invalid / endpoint_not_in_cert_san (HTTP 422, CLI exit 2).
+ */
+export function requireAdvertisedEndpoint(
+  control: ControlEndpoint,
+  override: string | null,
+  hostHeader: string | undefined,
+): { endpoint: string; source: EndpointSource } {
+  const resolved = resolveTiers(control, override, hostHeader);
+  if (resolved.effective !== null && resolved.source !== null) {
+    return { endpoint: resolved.effective, source: resolved.source };
+  }
+  // Every failing tier writes its diagnostic as `<code>: <why>`.
+  const diagnostic = resolved.diagnostic ?? 'endpoint_not_in_cert_san: no endpoint resolved';
+  const code = diagnostic.startsWith('endpoint_invalid:')
+    ? 'endpoint_invalid'
+    : 'endpoint_not_in_cert_san';
+  throw new PortunusError(code, diagnostic.slice(code.length + 2));
 }
 
 export function registerSettingsRoutes(app: FastifyInstance, ctx: OperatorContext): void {

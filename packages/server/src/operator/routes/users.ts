@@ -177,6 +177,8 @@ export function registerUserRoutes(app: FastifyInstance, ctx: OperatorContext): 
         throw new PortunusError('cannot_remove_self', 'you cannot remove yourself');
       }
       const removal = deleteUser(ctx.db, userId);
+      // DESIGN.md §8.5: the user's rules also stop on the live clients.
+      ctx.fleet.remove(removal.removedRuleIds);
       ctx.logger.info(EVENTS.userRemoved, {
         user_id: userId,
         removed_rules: removal.removedRuleIds.length,

@@ -1,0 +1,392 @@
+// Proves the whole product path with real processes: enroll a client with the printed URI, push
+// TCP, UDP and range rules and move bytes through the edge, 1,000 UDP sources kept apart, a busy
+// local port failing the rule as port_in_use, offline pushes refused, rules replayed after a client
+// kill and after a server restart, revocation stopping the client for good, a wrong pin and an
+// impostor certificate refused by `enroll` and by the daemon, used and expired codes refused, and
+// byte counters within 1 KiB of what was sent.
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import dgram from 'node:dgram';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+
+import { CLIENT_BIN, type RunningProcess } from '@portunus/test-support';
+
+import {
+  FleetHarness,
+  countEvents,
+  freePort,
+  freePortRun,
+  nextEvent,
+  tcpEcho,
+  tcpRoundTrip,
+  udpEcho,
+  udpRoundTrip,
+  waitUntil,
+  type FleetServer,
+} from './fleet.harness.js';
+import { listenersOf } from './harness.js';
+
+const h = new FleetHarness();
+let server: FleetServer;
+let bundle: string;
+let client: RunningProcess;
+let tcpTarget: Awaited<ReturnType<typeof tcpEcho>>;
+let udpTarget: Awaited<ReturnType<typeof udpEcho>>;
+
+interface PushAnswer {
+  rule_id: number;
+  status: string;
+}
+
+async function push(body: Record<string, unknown>) {
+  return server.http.request<PushAnswer>('POST', '/v1/rules', {
+    auth: server.auth,
+    body: { client: 'edge-1', target_host: '127.0.0.1', ...body },
+  });
+}
+
+async function stats(ruleId: number, perPort = false) {
+  const answer = await server.http.request<
+    Record<string, number> & { per_port?: Record<string, number>[] }
+  >('GET', `/v1/rules/${ruleId}/stats${perPort ? '?per_port=true' : ''}`, { auth: server.auth });
+  return answer.status === 200 ? answer.body : undefined;
+}
+
+before(async () => {
+  tcpTarget = await tcpEcho();
+  udpTarget = await udpEcho();
+  server = await h.fleetServer();
+  bundle = await h.enroll(server, 'edge-1');
+  client = await h.daemon(bundle);
+});
+
+after(async () => {
+  await h.close();
+  await tcpTarget.close();
+  await udpTarget.close();
+});
+
+describe('enrollment', () => {
+  it('writes a 0600 bundle naming the client, the pin and the endpoint', async () => {
+    assert.equal(fs.statSync(bundle).mode & 0o777, 0o600);
+    const content = JSON.parse(fs.readFileSync(bundle, 'utf8')) as Record<string, unknown>;
+    assert.equal(content['version'], 1);
+    assert.equal(content['client_name'], 'edge-1');
+    assert.match(String(content['server_cert_sha256']), /^[0-9a-f]{64}$/);
+    assert.equal(content['server_endpoint'], `127.0.0.1:${server.controlPort}`);
+    const clients = await server.http.request<{ client_name: string; connected: boolean }[]>(
+      'GET',
+      '/v1/clients',
+      { auth: server.auth },
+    );
+    assert.deepEqual(
+      clients.body.map((c) => [c.client_name, c.connected]),
+      [['edge-1', true]],
+    );
+  });
+
+  it('refuses a used code and an expired code, each by name, with exit 1', async () => {
+    const uri = await h.enrollmentUri(server, 'once');
+    const out = path.join(h.dirs.make(), 'b.json');
+    assert.equal((await h.clientCli(['enroll', uri, '--out', out])).code, 0);
+    const used = await h.clientCli(['enroll', uri, '--out', `${out}.2`]);
+    assert.equal(used.code, 1);
+    assert.match(used.stderr, /enrollment_used/);
+    const expiring = await h.enrollmentUri(server, 'late', 1);
+    const issued = Date.now();
+    await waitUntil(() => Date.now() > issued + 1_100, 'the code to expire');
+    const expired = await h.clientCli(['enroll', expiring, '--out', `${out}.3`]);
+    assert.equal(expired.code, 1);
+    assert.match(expired.stderr, /enrollment_expired/);
+    assert.equal(fs.existsSync(`${out}.3`), false);
+  });
+
+  it('refuses a wrong pin and an impostor certificate (same names, other key)', async () => {
+    const uri = await h.enrollmentUri(server, 'pinned');
+    const wrongPin = uri.replace(
+      /pin=sha256:([0-9a-f])/,
+      (_m, c: string) => `pin=sha256:${c === '0' ? '1' : '0'}`,
+    );
+    const wrong = await h.clientCli([
+      'enroll',
+      wrongPin,
+      '--out',
+      path.join(h.dirs.make(), 'x.json'),
+    ]);
+    assert.equal(wrong.code, 1);
+    const impostor = await h.fleetServer();
+    const redirected = uri.replace(`:${server.controlPort}/`, `:${impostor.controlPort}/`);
+    const fooled = await h.clientCli([
+      'enroll',
+      redirected,
+      '--out',
+      path.join(h.dirs.make(), 'y.json'),
+    ]);
+    assert.equal(fooled.code, 1);
+    // The daemon too: the real bundle pointed at the impostor never connects.
+    const content = JSON.parse(fs.readFileSync(bundle, 'utf8')) as Record<string, unknown>;
+    const forged = path.join(h.dirs.make(), 'forged.json');
+    fs.writeFileSync(
+      forged,
+      JSON.stringify({ ...content, server_endpoint: `127.0.0.1:${impostor.controlPort}` }),
+      { mode: 0o600 },
+    );
+    const daemon = h.processes.node(CLIENT_BIN, [
+      '--bundle',
+      forged,
+      '--reconnect-max-delay-secs',
+      '1',
+    ]);
+    await daemon.waitForEvent('control.connect_failed', { timeoutMs: 30_000 });
+    assert.equal(countEvents(daemon, 'control.connected'), 0);
+    assert.equal(countEvents(impostor.process, 'client.connected'), 0);
+    daemon.kill('SIGKILL');
+    impostor.process.kill('SIGTERM');
+  });
+});
+
+describe('forwarding', () => {
+  let tcpRule: number;
+  let tcpPort: number;
+
+  it('forwards TCP through the edge and counts the bytes within 1 KiB', async () => {
+    tcpPort = await freePort();
+    const answer = await push({ listen_port: tcpPort, target_port: tcpTarget.port });
+    assert.equal(answer.status, 201, JSON.stringify(answer.body));
+    assert.equal(answer.body.status, 'Active');
+    tcpRule = answer.body.rule_id;
+    const payload = crypto.randomBytes(256 * 1024);
+    const echoed = await tcpRoundTrip(tcpPort, payload);
+    assert.ok(echoed.equals(payload));
+    const counted = await waitUntil(async () => {
+      const s = await stats(tcpRule);
+      return s && s['bytes_in']! >= payload.length && s['bytes_out']! >= payload.length
+        ? s
+        : undefined;
+    }, 'stats with the bytes sent');
+    assert.ok(Math.abs(counted['bytes_in']! - payload.length) <= 1024);
+    assert.ok(Math.abs(counted['bytes_out']! - payload.length) <= 1024);
+    const metrics = await (
+      await fetch(`http://${listenersOf(server.process).metrics}/metrics`)
+    ).text();
+    assert.ok(
+      metrics.includes(
+        `portunus_rule_bytes_in_total{client="edge-1",rule="${tcpRule}",owner="_legacy"}`,
+      ),
+      metrics,
+    );
+    assert.match(metrics, /^portunus_clients_connected 1$/m);
+  });
+
+  it('forwards UDP and keeps 1,000 sources apart', async () => {
+    const udpPort = await freePort();
+    const answer = await push({
+      listen_port: udpPort,
+      protocol: 'udp',
+      target_port: udpTarget.port,
+    });
+    assert.equal(answer.status, 201, JSON.stringify(answer.body));
+    const reply = await udpRoundTrip(udpPort, Buffer.from('hello'));
+    assert.equal(reply.toString(), 'hello');
+
+    const sockets = await Promise.all(
+      Array.from({ length: 1000 }, () => {
+        const socket = dgram.createSocket('udp4');
+        return new Promise<dgram.Socket>((resolve) =>
+          socket.bind(0, '127.0.0.1', () => {
+            resolve(socket);
+          }),
+        );
+      }),
+    );
+    try {
+      const answers = new Map<number, string[]>();
+      sockets.forEach((socket, index) => {
+        answers.set(index, []);
+        socket.on('message', (message) => answers.get(index)!.push(message.toString()));
+      });
+      const missing = () => [...answers].filter(([, got]) => got.length === 0).map(([i]) => i);
+      // Datagrams may be lost on a busy box: resend to the sources still waiting, a bounded number of times.
+      for (let round = 0; round < 10 && missing().length > 0; round++) {
+        for (const index of missing())
+          sockets[index]!.send(`source-${index}`, udpPort, '127.0.0.1');
+        await waitUntil(() => missing().length === 0, 'answers', 1_000).catch(() => undefined);
+      }
+      assert.deepEqual(missing(), []);
+      for (const [index, got] of answers) {
+        assert.ok(
+          got.every((text) => text === `source-${index}`),
+          `source ${index} got ${got.join(',')}`,
+        );
+      }
+    } finally {
+      for (const socket of sockets) socket.close();
+    }
+  });
+
+  it('forwards a port range at the same offset and reports per-port stats', async () => {
+    const listen = await freePortRun(3);
+    const targets = await freePortRun(3);
+    const echoes = await Promise.all(
+      [0, 1, 2].map(async (offset) => {
+        const echo = net.createServer((socket) => {
+          socket.on('error', () => undefined);
+          socket.end(`port-${offset}`);
+        });
+        await new Promise<void>((resolve) => echo.listen(targets + offset, '127.0.0.1', resolve));
+        return echo;
+      }),
+    );
+    try {
+      const answer = await push({
+        listen_port: listen,
+        listen_port_end: listen + 2,
+        target_port: targets,
+        target_port_end: targets + 2,
+      });
+      assert.equal(answer.status, 201, JSON.stringify(answer.body));
+      for (const offset of [0, 1, 2]) {
+        const got = await new Promise<string>((resolve, reject) => {
+          const socket = net.connect(listen + offset, '127.0.0.1');
+          let text = '';
+          socket.on('data', (chunk) => (text += chunk.toString()));
+          socket.on('end', () => {
+            resolve(text);
+          });
+          socket.on('error', reject);
+        });
+        assert.equal(got, `port-${offset}`);
+      }
+      const perPort = await waitUntil(async () => {
+        const s = await stats(answer.body.rule_id, true);
+        return s?.per_port?.length === 3 ? s.per_port : undefined;
+      }, 'per-port stats');
+      assert.deepEqual(
+        perPort.map((p) => p['listen_port']),
+        [listen, listen + 1, listen + 2],
+      );
+    } finally {
+      for (const echo of echoes) echo.close();
+    }
+  });
+
+  it('fails a rule whose port is busy on the edge as port_in_use, which then blocks the port', async () => {
+    const busy = net.createServer();
+    await new Promise<void>((resolve) => busy.listen(0, '0.0.0.0', resolve));
+    const port = (busy.address() as net.AddressInfo).port;
+    try {
+      const answer = await push({ listen_port: port, target_port: tcpTarget.port });
+      assert.equal(answer.status, 422);
+      assert.equal(answer.errorCode, 'activation_failed');
+      const rules = await server.http.request<
+        { listen_port: number; state: { kind: string; reason?: string } }[]
+      >('GET', '/v1/rules', { auth: server.auth });
+      const failed = rules.body.find((rule) => rule.listen_port === port);
+      assert.deepEqual(failed?.state, { kind: 'failed', reason: 'port_in_use' });
+      const again = await push({ listen_port: port, target_port: tcpTarget.port });
+      assert.equal(again.status, 409);
+      assert.equal(again.errorCode, 'port_in_use');
+    } finally {
+      busy.close();
+    }
+  });
+
+  it('replays the rules to a killed and restarted client; traffic resumes within 5 s', async () => {
+    client.kill('SIGKILL');
+    await client.exited();
+    client = await h.daemon(bundle);
+    const payload = Buffer.from('after restart');
+    const echoed = await waitUntil(
+      () => tcpRoundTrip(tcpPort, payload, 1_000),
+      'traffic after restart',
+      5_000,
+    );
+    assert.ok(echoed.equals(payload));
+  });
+
+  it('replays the rules after a server restart on the same control port', async () => {
+    const seen = countEvents(client, 'control.connected');
+    server.process.kill('SIGTERM');
+    assert.equal(await server.process.exited(), 0);
+    server = await h.fleetServer(
+      server.dataDir,
+      server.auth.bearer,
+      `127.0.0.1:${server.controlPort}`,
+    );
+    await nextEvent(client, 'control.connected', seen);
+    const payload = Buffer.from('after server restart');
+    const echoed = await waitUntil(
+      () => tcpRoundTrip(tcpPort, payload, 1_000),
+      'traffic after server restart',
+      5_000,
+    );
+    assert.ok(echoed.equals(payload));
+  });
+
+  it('removes a rule on the edge when it is deleted', async () => {
+    const answer = await server.http.request('DELETE', `/v1/rules/${tcpRule}`, {
+      auth: server.auth,
+    });
+    assert.equal(answer.status, 204);
+    await waitUntil(
+      () =>
+        tcpRoundTrip(tcpPort, Buffer.from('x'), 500).then(
+          () => false,
+          () => true,
+        ),
+      'the listener to close',
+      10_000,
+    );
+  });
+
+  it('refuses a push to an offline client and stores nothing', async () => {
+    client.kill('SIGTERM');
+    assert.equal(await client.exited(), 0);
+    await waitUntil(async () => {
+      const list = await server.http.request<{ connected: boolean }[]>('GET', '/v1/clients', {
+        auth: server.auth,
+      });
+      return list.body.every((c) => !c.connected);
+    }, 'the client to show as disconnected');
+    const before = await server.http.request<unknown[]>('GET', '/v1/rules', { auth: server.auth });
+    const answer = await push({ listen_port: await freePort(), target_port: tcpTarget.port });
+    assert.equal(answer.status, 422);
+    assert.equal(answer.errorCode, 'client_not_connected');
+    const afterList = await server.http.request<unknown[]>('GET', '/v1/rules', {
+      auth: server.auth,
+    });
+    assert.equal(afterList.body.length, before.body.length);
+  });
+
+  it('stops a revoked client for good', async () => {
+    client = await h.daemon(bundle);
+    const clients = await server.http.request<{ client_id: string; client_name: string }[]>(
+      'GET',
+      '/v1/clients',
+      {
+        auth: server.auth,
+      },
+    );
+    const edge = clients.body.find((c) => c.client_name === 'edge-1');
+    assert.ok(edge);
+    const revoked = await server.http.request('POST', `/v1/clients/${edge.client_id}/revoke`, {
+      auth: server.auth,
+    });
+    assert.equal(revoked.status, 204);
+    await client.waitForEvent('control.terminal', { timeoutMs: 10_000 });
+    const attempts = countEvents(client, 'control.connecting');
+    // A later enrollment-free reconnect never happens: the daemon idles until signalled.
+    await waitUntil(async () => {
+      const list = await server.http.request<{ connected: boolean }[]>('GET', '/v1/clients', {
+        auth: server.auth,
+      });
+      return list.body.every((c) => !c.connected);
+    }, 'the revoked client to be offline');
+    assert.equal(countEvents(client, 'control.connecting'), attempts);
+    client.kill('SIGTERM');
+    assert.equal(await client.exited(), 0);
+  });
+});

@@ -1,0 +1,321 @@
+/**
+ * One control-stream session (reference §4.3): pin-checked connect, `Control.Channel` with the
+ * bearer, Hello, then the server's Welcome and rule updates answered with RuleStatus, and a
+ * periodic StatsReport. The session owns one Forwarder, built on Welcome with the server's UDP
+ * tunables, and hands it back when the stream ends so the caller decides how long to drain.
+ * Reconnecting, backoff and signals are daemon.ts's. Depends on proto, forwarder and core; never
+ * on SQLite, HTTP or the bundle file.
+ */
+import { ERROR_CATALOGUE, EVENTS, isPortunusError, type Logger } from '@portunus/core';
+import {
+  DEFAULT_UDP_IDLE_MS,
+  DEFAULT_UDP_MAX_FLOWS,
+  Forwarder,
+  isRuleActivationError,
+  type ForwarderOptions,
+} from '@portunus/forwarder';
+import {
+  ControlClient,
+  PROTOCOL_VERSION,
+  bearerMetadata,
+  grpc,
+  type ClientMessage,
+  type RuleStatus,
+  type RuleUpdate,
+  type ServerMessage,
+  type Welcome,
+} from '@portunus/proto';
+
+import {
+  fetchPinnedCertificate,
+  grpcTarget,
+  pinnedChannelOptions,
+  pinnedCredentials,
+} from './pinning.js';
+import { CLIENT_VERSION } from './version.js';
+import { ruleFromWire, statsToWire } from './wire.js';
+
+/** Keepalive pings so a silently dead server is noticed within ~15 s. */
+export const KEEPALIVE_OPTIONS: grpc.ChannelOptions = {
+  'grpc.keepalive_time_ms': 10_000,
+  'grpc.keepalive_timeout_ms': 5_000,
+};
+
+export interface SessionConfig {
+  host: string;
+  port: number;
+  pinSha256: string;
+  token: string;
+  logger: Logger;
+  statsReportIntervalMs: number;
+  /** Drain budget for the in-flight connections of a removed rule. */
+  drainMs: number;
+  connectTimeoutMs?: number;
+  /** Extra forwarder options (tests: listen host); UDP tunables come from Welcome. */
+  forwarderOptions?: Omit<ForwarderOptions, 'logger'>;
+  channelOptions?: grpc.ChannelOptions;
+}
+
+export type SessionEnd =
+  | { kind: 'stopped' }
+  | { kind: 'terminal'; reason: string }
+  | { kind: 'lost'; welcomed: boolean; code: number; details: string };
+
+export interface SessionResult {
+  end: SessionEnd;
+  /** The session's data plane, still holding its rules; the caller drains and closes it. */
+  forwarder: Forwarder | undefined;
+  /** Removals still draining in-flight connections. */
+  draining: Promise<unknown>[];
+}
+
+type ChannelCall = grpc.ClientDuplexStream<ClientMessage, ServerMessage>;
+interface ControlStub {
+  Channel(metadata: grpc.Metadata, options?: grpc.CallOptions): ChannelCall;
+}
+
+/**
+ * Connects once and serves the stream until it ends or `signal` aborts. Throws only for a failed
+ * pin check or an unreachable endpoint (before any stream exists).
+ */
+export async function runSession(
+  config: SessionConfig,
+  signal: AbortSignal,
+  onWelcome: () => void,
+): Promise<SessionResult> {
+  const certificate = await fetchPinnedCertificate(config.host, config.port, config.pinSha256, {
+    signal,
+    ...(config.connectTimeoutMs !== undefined ? { timeoutMs: config.connectTimeoutMs } : {}),
+  });
+  const client = new ControlClient(
+    grpcTarget(config.host, config.port),
+    pinnedCredentials(certificate),
+    pinnedChannelOptions(config.host, { ...KEEPALIVE_OPTIONS, ...config.channelOptions }),
+  );
+  const session = new Session(config, client as unknown as ControlStub);
+  try {
+    const end = await session.serve(signal, onWelcome);
+    return { end, forwarder: session.forwarder, draining: session.draining };
+  } finally {
+    client.close();
+  }
+}
+
+class Session {
+  forwarder: Forwarder | undefined;
+  readonly draining: Promise<unknown>[] = [];
+  private readonly log: Logger;
+  private call: ChannelCall | undefined;
+  private ended = false;
+  private welcomed = false;
+  private statsTimer: NodeJS.Timeout | undefined;
+  /** Rule updates run one after another, in arrival order. */
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly config: SessionConfig,
+    private readonly stub: ControlStub,
+  ) {
+    this.log = config.logger;
+  }
+
+  serve(signal: AbortSignal, onWelcome: () => void): Promise<SessionEnd> {
+    return new Promise<SessionEnd>((resolve) => {
+      const call = this.stub.Channel(bearerMetadata(this.config.token));
+      this.call = call;
+      const onAbort = (): void => {
+        call.cancel();
+      };
+      let lastError: grpc.ServiceError | undefined;
+      call.on('data', (message: ServerMessage) => {
+        this.queue = this.queue
+          .then(() => this.handle(message, onWelcome))
+          .catch((error: unknown) => {
+            this.log.warn(EVENTS.controlStreamError, { error });
+          });
+      });
+      // Without an 'error' listener a failed call would throw; the final status follows anyway.
+      call.on('error', (error: grpc.ServiceError) => {
+        lastError = error;
+      });
+      call.on('status', (status: grpc.StatusObject) => {
+        this.ended = true;
+        clearInterval(this.statsTimer);
+        signal.removeEventListener('abort', onAbort);
+        const details = status.details || lastError?.details || '';
+        // Activations already started finish before the caller tears the forwarder down.
+        void this.queue.then(() => {
+          if (signal.aborted) resolve({ kind: 'stopped' });
+          else if (status.code === grpc.status.UNAUTHENTICATED)
+            resolve({ kind: 'terminal', reason: details || 'unauthenticated' });
+          else resolve({ kind: 'lost', welcomed: this.welcomed, code: status.code, details });
+        });
+      });
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+      this.send(
+        {
+          hello: {
+            protocol_version: PROTOCOL_VERSION,
+            client_version: CLIENT_VERSION,
+            supported_protocols: ['TCP', 'UDP'],
+          },
+        },
+        EVENTS.controlStreamError,
+      );
+    });
+  }
+
+  private send(message: ClientMessage, failureEvent: string): void {
+    if (this.ended || !this.call) return;
+    try {
+      this.call.write(message);
+    } catch (error) {
+      this.log.warn(failureEvent, { error });
+    }
+  }
+
+  private async handle(message: ServerMessage, onWelcome: () => void): Promise<void> {
+    if (this.ended) return;
+    if (message.payload === 'welcome') this.onWelcome(message.welcome, onWelcome);
+    else if (message.payload === 'rule_update') await this.onRuleUpdate(message.rule_update);
+  }
+
+  private onWelcome(welcome: Welcome, onWelcome: () => void): void {
+    if (this.welcomed) return;
+    this.welcomed = true;
+    const idleSecs =
+      welcome.udp_flow_idle_secs > 0 ? welcome.udp_flow_idle_secs : DEFAULT_UDP_IDLE_MS / 1000;
+    const maxFlows =
+      welcome.udp_max_flows_per_rule > 0 ? welcome.udp_max_flows_per_rule : DEFAULT_UDP_MAX_FLOWS;
+    this.forwarder ??= this.createForwarder(idleSecs * 1000, maxFlows);
+    this.log.info(EVENTS.controlConnected, {
+      server_version: welcome.server_version,
+      udp_flow_idle_secs: idleSecs,
+      udp_max_flows_per_rule: maxFlows,
+    });
+    onWelcome();
+    this.statsTimer = setInterval(() => {
+      this.sendStats();
+    }, this.config.statsReportIntervalMs);
+  }
+
+  private createForwarder(idleMs: number, maxFlows: number): Forwarder {
+    const options = this.config.forwarderOptions ?? {};
+    return new Forwarder({
+      ...options,
+      logger: this.log,
+      udp: { ...options.udp, idleMs, maxFlows },
+    });
+  }
+
+  private ensureForwarder(): Forwarder {
+    // A rule before Welcome (not expected) runs with the default UDP tunables.
+    this.forwarder ??= this.createForwarder(DEFAULT_UDP_IDLE_MS, DEFAULT_UDP_MAX_FLOWS);
+    return this.forwarder;
+  }
+
+  private sendStats(): void {
+    const forwarder = this.forwarder;
+    if (!forwarder) return;
+    this.send(
+      {
+        stats_report: {
+          sent_at_unix_ms: Date.now(),
+          stats: forwarder.stats().map(statsToWire),
+        },
+      },
+      EVENTS.controlStatsSendFailed,
+    );
+  }
+
+  private answer(status: RuleStatus): void {
+    this.send({ rule_status: status }, EVENTS.controlStatusSendFailed);
+  }
+
+  private async onRuleUpdate(update: RuleUpdate): Promise<void> {
+    const requestId = update.request_id;
+    const rule = update.rule;
+    if (update.action !== 'PUSH' && update.action !== 'REMOVE') {
+      this.log.warn(EVENTS.controlRuleUpdateUnspecifiedAction, {
+        request_id: requestId,
+        rule_id: rule?.rule_id,
+      });
+      this.answer({
+        request_id: requestId,
+        rule_id: rule?.rule_id ?? '',
+        outcome: 'FAILED',
+        reason: 'unspecified_action',
+      });
+      return;
+    }
+    if (!rule || rule.rule_id === '') {
+      this.log.warn(EVENTS.controlRuleUpdateMissingRule, {
+        request_id: requestId,
+        action: update.action,
+      });
+      this.answer({
+        request_id: requestId,
+        rule_id: '',
+        outcome: 'FAILED',
+        reason: 'missing_rule',
+      });
+      return;
+    }
+    const forwarder = this.ensureForwarder();
+    const ruleId = rule.rule_id;
+    if (update.action === 'REMOVE') {
+      if (forwarder.has(ruleId)) {
+        // Listeners close synchronously inside remove(); only the in-flight drain is awaited
+        // later, so the server's ack budget is not spent waiting for long-lived connections.
+        const removal = forwarder.remove(ruleId, { drainMs: this.config.drainMs });
+        this.draining.push(
+          removal.catch((error: unknown) => {
+            this.log.warn(EVENTS.controlStreamError, { rule_id: ruleId, error });
+          }),
+        );
+      } else {
+        this.log.info(EVENTS.controlRuleRemoveUnknown, { request_id: requestId, rule_id: ruleId });
+      }
+      this.answer({ request_id: requestId, rule_id: ruleId, outcome: 'REMOVED', reason: '' });
+      return;
+    }
+    if (forwarder.has(ruleId)) {
+      this.log.info(EVENTS.controlRuleAlreadyActive, { request_id: requestId, rule_id: ruleId });
+      this.answer({ request_id: requestId, rule_id: ruleId, outcome: 'ACTIVATED', reason: '' });
+      return;
+    }
+    const mapped = ruleFromWire(rule);
+    if (!mapped.ok) {
+      this.log.warn(EVENTS.controlRulePushUnsupported, {
+        request_id: requestId,
+        rule_id: ruleId,
+        reason: mapped.reason,
+      });
+      this.answer({
+        request_id: requestId,
+        rule_id: ruleId,
+        outcome: 'FAILED',
+        reason: mapped.reason,
+      });
+      return;
+    }
+    try {
+      await forwarder.activate(mapped.spec);
+      this.answer({ request_id: requestId, rule_id: ruleId, outcome: 'ACTIVATED', reason: '' });
+    } catch (error) {
+      // The forwarder already logged rule.failed with the port and cause.
+      const reason = isRuleActivationError(error) ? error.reason : 'bind_failed';
+      this.answer({ request_id: requestId, rule_id: ruleId, outcome: 'FAILED', reason });
+    }
+  }
+}
+
+/** The `error` field of control.connect_failed for a failure before the stream existed. */
+export function describeConnectFailure(error: unknown): { code: string; error: string } {
+  if (isPortunusError(error)) return { code: error.code, error: error.message };
+  const message = error instanceof Error ? error.message : String(error);
+  return { code: 'control_unreachable', error: message };
+}
+
+export const CONNECT_FAILED_EVENT = ERROR_CATALOGUE.control_unreachable.event;

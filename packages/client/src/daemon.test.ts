@@ -1,0 +1,275 @@
+// Proves the daemon against a fake control server over real TLS and real sockets on 127.0.0.1:
+// Hello with the bearer and versions; Welcome; a pushed TCP rule forwards bytes to a local echo
+// and its bytes show up in StatsReports; a re-push answers ACTIVATED without rebinding; a busy
+// port answers FAILED port_in_use; unsupported features are refused honestly; REMOVE answers
+// REMOVED (also for unknown ids); a dropped stream tears the rules down and reconnects;
+// UNAUTHENTICATED is terminal; an impostor certificate is never sent a Hello.
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { after, afterEach, before, describe, it } from 'node:test';
+
+import { PROTOCOL_VERSION, grpc } from '@portunus/proto';
+
+import type { Bundle } from './bundle.js';
+import {
+  FakeControlServer,
+  closeServer,
+  connectRefused,
+  echoServer,
+  freePort,
+  listen,
+  makeIdentity,
+  recordingLogger,
+  roundTrip,
+  udpEcho,
+  udpRoundTrip,
+  type RecordingLogger,
+  type TestIdentity,
+} from './control.harness.js';
+import { runDaemon, type DaemonOutcome } from './daemon.js';
+import { CLIENT_VERSION } from './version.js';
+
+let identity: TestIdentity;
+let echo: Awaited<ReturnType<typeof echoServer>>;
+const cleanups: (() => Promise<void> | void)[] = [];
+
+before(async () => {
+  identity = await makeIdentity();
+  echo = await echoServer();
+});
+
+after(async () => {
+  await echo.close();
+});
+
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+interface Running {
+  server: FakeControlServer;
+  log: RecordingLogger;
+  stop: () => Promise<DaemonOutcome>;
+  done: Promise<DaemonOutcome>;
+}
+
+async function startDaemon(
+  options: { server?: FakeControlServer; authorize?: (token: string) => string | undefined } = {},
+): Promise<Running> {
+  const server =
+    options.server ??
+    (await new FakeControlServer({
+      identity,
+      ...(options.authorize ? { authorize: options.authorize } : {}),
+    }).start());
+  const bundle: Bundle = {
+    version: 1,
+    client_name: 'edge',
+    client_id: '01JCLIENT',
+    server_endpoint: server.endpoint,
+    server_cert_sha256: identity.sha256,
+    token: 'good-token',
+  };
+  const log = recordingLogger();
+  const controller = new AbortController();
+  const done = runDaemon({
+    bundle,
+    logger: log,
+    signal: controller.signal,
+    reconnectInitialDelayMs: 20,
+    reconnectMaxDelayMs: 100,
+    shutdownDrainTimeoutMs: 1_000,
+    statsReportIntervalMs: 50,
+    random: () => 0.5,
+  });
+  const stop = async (): Promise<DaemonOutcome> => {
+    controller.abort();
+    return done;
+  };
+  cleanups.push(async () => {
+    await stop();
+    server.close();
+  });
+  return { server, log, stop, done };
+}
+
+describe('daemon', () => {
+  it('says Hello with the bearer, then activates, forwards, reports, re-pushes and removes', async () => {
+    const { server, log } = await startDaemon();
+    const session = await server.session(1);
+    assert.equal(session.token, 'good-token');
+    assert.deepEqual(session.hello, {
+      protocol_version: PROTOCOL_VERSION,
+      client_version: CLIENT_VERSION,
+      supported_protocols: ['TCP', 'UDP'],
+    });
+    const connected = await log.waitFor('control.connected');
+    assert.deepEqual(connected, {
+      server_version: 'fake-0.0.1',
+      udp_flow_idle_secs: 60,
+      udp_max_flows_per_rule: 1024,
+    });
+
+    const port = await freePort();
+    const push = session.push({ rule_id: '1', listen_port: port, target_port: echo.port });
+    assert.deepEqual(await session.status(push), {
+      request_id: push,
+      rule_id: '1',
+      outcome: 'ACTIVATED',
+      reason: '',
+    });
+    const payload = Buffer.from('hello through portunus');
+    assert.deepEqual(await roundTrip(port, payload), payload);
+    const report = await session.stats((r) =>
+      r.stats.some(
+        (s) => s.rule_id === '1' && s.bytes_in >= payload.length && s.bytes_out >= payload.length,
+      ),
+    );
+    const entry = report.stats.find((s) => s.rule_id === '1')!;
+    assert.equal(entry.per_port[0]?.listen_port, port);
+    assert.ok(report.sent_at_unix_ms > 0);
+
+    // The same id again: ACTIVATED, no second bind (which would fail port_in_use).
+    const again = session.push({ rule_id: '1', listen_port: port, target_port: echo.port });
+    assert.equal((await session.status(again)).outcome, 'ACTIVATED');
+    assert.equal(log.count('control.rule_already_active'), 1);
+
+    const remove = session.remove('1');
+    assert.deepEqual(await session.status(remove), {
+      request_id: remove,
+      rule_id: '1',
+      outcome: 'REMOVED',
+      reason: '',
+    });
+    assert.equal(await connectRefused(port), true);
+
+    const unknown = session.remove('404');
+    assert.equal((await session.status(unknown)).outcome, 'REMOVED');
+    await log.waitFor('control.rule_remove_unknown', (f) => f['rule_id'] === '404');
+    assert.deepEqual(server.unexpected, []);
+    assert.ok(!JSON.stringify(log.lines).includes('good-token'), 'the token is never logged');
+  });
+
+  it('answers FAILED port_in_use for a busy port and refuses unsupported features', async () => {
+    const { server } = await startDaemon();
+    const session = await server.session(1);
+    const busy = net.createServer();
+    const port = await listen(busy, '::');
+    cleanups.push(() => closeServer(busy));
+    const push = session.push({ rule_id: '2', listen_port: port, target_port: echo.port });
+    assert.deepEqual(await session.status(push), {
+      request_id: push,
+      rule_id: '2',
+      outcome: 'FAILED',
+      reason: 'port_in_use',
+    });
+    const multi = session.push({
+      rule_id: '3',
+      listen_port: await freePort(),
+      target_port: echo.port,
+      targets: [
+        { host: '127.0.0.1', port: echo.port, priority: 0 },
+        { host: '127.0.0.2', port: echo.port, priority: 1 },
+      ],
+    });
+    assert.deepEqual(await session.status(multi), {
+      request_id: multi,
+      rule_id: '3',
+      outcome: 'FAILED',
+      reason: 'multi_target_unsupported_by_client',
+    });
+  });
+
+  it('tears the rules down when the stream drops and reconnects with a new Hello', async () => {
+    const { server, log } = await startDaemon();
+    const first = await server.session(1);
+    const port = await freePort();
+    const push = first.push({ rule_id: '5', listen_port: port, target_port: echo.port });
+    assert.equal((await first.status(push)).outcome, 'ACTIVATED');
+
+    first.end(grpc.status.UNAVAILABLE, 'server restarting');
+    const disconnected = await log.waitFor('control.disconnected');
+    assert.equal(disconnected['code'], grpc.status.UNAVAILABLE);
+    const second = await server.session(2);
+    assert.equal(await connectRefused(port), true, 'the old listener is gone');
+    const connecting = log.lines.filter((l) => l.event === 'control.connecting');
+    assert.deepEqual(
+      connecting.map((l) => l.fields['attempt']),
+      [1, 1],
+      'the backoff restarted after the Welcome',
+    );
+
+    // The server replays the active rule; the client binds it again.
+    const replay = second.push({ rule_id: '5', listen_port: port, target_port: echo.port });
+    assert.equal((await second.status(replay)).outcome, 'ACTIVATED');
+    assert.deepEqual(await roundTrip(port, Buffer.from('again')), Buffer.from('again'));
+  });
+
+  it('applies the Welcome UDP tunables and forwards a pushed UDP rule', async () => {
+    const server = await new FakeControlServer({ identity, autoWelcome: false }).start();
+    const { log } = await startDaemon({ server });
+    const session = await server.session(1);
+    session.welcome(45, 16);
+    const connected = await log.waitFor('control.connected');
+    assert.equal(connected['udp_flow_idle_secs'], 45);
+    assert.equal(connected['udp_max_flows_per_rule'], 16);
+    const target = await udpEcho();
+    cleanups.push(target.close);
+    const port = await freePort();
+    const push = session.push({
+      rule_id: '11',
+      protocol: 'UDP',
+      listen_port: port,
+      target_port: target.port,
+    });
+    assert.equal((await session.status(push)).outcome, 'ACTIVATED');
+    const payload = Buffer.from('datagram');
+    assert.deepEqual(await udpRoundTrip(port, payload), payload);
+    await session.stats((r) =>
+      r.stats.some((s) => s.rule_id === '11' && s.datagrams_in >= 1 && s.datagrams_out >= 1),
+    );
+  });
+
+  it('goes terminal when the credential is revoked mid-stream', async () => {
+    const { server, log, stop } = await startDaemon();
+    const session = await server.session(1);
+    const port = await freePort();
+    const push = session.push({ rule_id: '12', listen_port: port, target_port: echo.port });
+    assert.equal((await session.status(push)).outcome, 'ACTIVATED');
+    session.end(grpc.status.UNAUTHENTICATED, 'token_revoked');
+    assert.deepEqual(await log.waitFor('control.terminal'), { reason: 'token_revoked' });
+    await log.waitFor('rule.removed', (f) => f['rule_id'] === '12');
+    assert.equal(await connectRefused(port), true);
+    assert.equal(await stop(), 'terminal');
+    assert.equal(server.sessions.length, 1);
+  });
+
+  it('stops reconnecting after UNAUTHENTICATED and idles until stopped', async () => {
+    const { server, log, stop } = await startDaemon({ authorize: () => 'token_revoked' });
+    const terminal = await log.waitFor('control.terminal');
+    assert.deepEqual(terminal, { reason: 'token_revoked' });
+    assert.equal(await stop(), 'terminal');
+    assert.equal(server.sessions.length, 1);
+    assert.equal(log.count('control.connecting'), 1);
+  });
+
+  it('never says Hello to an impostor and keeps retrying', async () => {
+    const impostor = await new FakeControlServer({ identity: await makeIdentity() }).start();
+    const { log } = await startDaemon({ server: impostor });
+    const failed = await log.waitFor('control.connect_failed', (f) => f['attempt'] === 2);
+    assert.equal(failed['code'], 'pin_mismatch');
+    assert.equal(impostor.sessions.length, 0);
+    assert.equal(log.count('control.connected'), 0);
+  });
+
+  it('drains and stops on request', async () => {
+    const { server, log, stop } = await startDaemon();
+    const session = await server.session(1);
+    const port = await freePort();
+    const push = session.push({ rule_id: '9', listen_port: port, target_port: echo.port });
+    assert.equal((await session.status(push)).outcome, 'ACTIVATED');
+    assert.equal(await stop(), 'stopped');
+    assert.equal(await connectRefused(port), true);
+    assert.equal(log.count('control.disconnected'), 0);
+  });
+});

@@ -1,0 +1,304 @@
+// Proves the HTTP-backed fleet commands in-process against a canned operator API: the request
+// each sends (push-rule's body for every LISTEN/TARGET shape, list-rules' filter, rule-stats'
+// per_port), the text each prints (list-rules states, rule-stats TCP/UDP lines and the per-port
+// table), local shape errors (exit 2, nothing sent) and error bodies mapped to exit codes.
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, beforeEach, describe, it } from 'node:test';
+
+import { silentLogger } from '@portunus/core';
+
+import { parseLegacyTarget, parseListen, parseTargetSpec } from './fleet-commands.js';
+import { runServerCli } from './program.js';
+
+interface Seen {
+  method: string;
+  url: string;
+  body: unknown;
+  authorization: string | undefined;
+}
+
+const seen: Seen[] = [];
+let answers: Record<string, [number, unknown]> = {};
+let endpoint = '';
+const server = http.createServer((request, response) => {
+  let text = '';
+  request.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
+  request.on('end', () => {
+    seen.push({
+      method: request.method ?? '',
+      url: request.url ?? '',
+      body: text === '' ? undefined : JSON.parse(text),
+      authorization: request.headers.authorization,
+    });
+    const [status, body] = answers[`${request.method} ${request.url}`] ?? [
+      404,
+      { error: { code: 'not_found', message: 'no route' } },
+    ];
+    response.writeHead(status, { 'content-type': 'application/json' });
+    response.end(body === undefined ? '' : JSON.stringify(body));
+  });
+});
+
+before(async () => {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  endpoint = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+after(
+  () =>
+    new Promise<void>((resolve) =>
+      server.close(() => {
+        resolve();
+      }),
+    ),
+);
+beforeEach(() => {
+  seen.length = 0;
+  answers = {};
+});
+
+async function cli(args: readonly string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await runServerCli([...args, '--http-endpoint', endpoint], {
+    env: { PORTUNUS_OPERATOR_TOKEN: 'test-token' },
+    logger: silentLogger,
+    writeOut: (text) => (out += text),
+    writeErr: (text) => (err += text),
+  });
+  return { code, out, err };
+}
+
+describe('argument parsers', () => {
+  it('parses listen ports and ranges, legacy targets and --target specs', () => {
+    assert.deepEqual(parseListen('18080'), { listenPort: 18080 });
+    assert.deepEqual(parseListen('30000-30050'), { listenPort: 30000, listenPortEnd: 30050 });
+    for (const bad of ['0', '65536', '20-10', 'x', '1-', '']) {
+      assert.throws(() => parseListen(bad), { code: 'invalid_port_range' }, bad);
+    }
+    assert.deepEqual(parseLegacyTarget('10.0.0.1:80'), {
+      target_host: '10.0.0.1',
+      target_port: 80,
+    });
+    assert.deepEqual(parseLegacyTarget('backend:9000-9050'), {
+      target_host: 'backend',
+      target_port: 9000,
+      target_port_end: 9050,
+    });
+    assert.deepEqual(parseLegacyTarget('[::1]:80'), { target_host: '::1', target_port: 80 });
+    assert.deepEqual(parseTargetSpec('a.example:443@2'), {
+      host: 'a.example',
+      port: 443,
+      priority: 2,
+    });
+    assert.deepEqual(parseTargetSpec('b:1'), { host: 'b', port: 1 });
+    assert.throws(() => parseLegacyTarget(':80'), { code: 'invalid_target_host' });
+    assert.throws(() => parseLegacyTarget('host:0'), { code: 'target_invalid_port' });
+    assert.throws(() => parseTargetSpec('b:1@x'), { code: 'usage_error' });
+  });
+});
+
+describe('push-rule', () => {
+  it('sends the legacy shape with defaults and prints the bare rule id', async () => {
+    answers['POST /v1/rules'] = [201, { rule_id: 42, status: 'Active' }];
+    const result = await cli(['push-rule', 'edge 1', '30000-30002', 'backend:9000-9002']);
+    assert.equal(result.code, 0, result.err);
+    assert.equal(result.out, '42\n');
+    assert.equal(seen[0]?.authorization, 'Bearer test-token');
+    assert.deepEqual(seen[0].body, {
+      client: 'edge 1',
+      listen_port: 30000,
+      listen_port_end: 30002,
+      target_host: 'backend',
+      target_port: 9000,
+      target_port_end: 9002,
+      protocol: 'tcp',
+      ack_timeout_secs: 2,
+    });
+  });
+
+  it('sends --target specs, udp, the ack budget and prefer_ipv6', async () => {
+    answers['POST /v1/rules'] = [201, { rule_id: 7 }];
+    const result = await cli([
+      'push-rule',
+      'edge',
+      '18080',
+      '--target',
+      'a:1@1',
+      '--target',
+      'b:2',
+      '--protocol',
+      'udp',
+      '--ack-timeout',
+      '10',
+      '--prefer-ipv6',
+    ]);
+    assert.equal(result.code, 0, result.err);
+    assert.deepEqual(seen[0]?.body, {
+      client: 'edge',
+      listen_port: 18080,
+      targets: [
+        { host: 'a', port: 1, priority: 1 },
+        { host: 'b', port: 2 },
+      ],
+      protocol: 'udp',
+      ack_timeout_secs: 10,
+      prefer_ipv6: true,
+    });
+  });
+
+  it('refuses bad shapes locally with exit 2 and sends nothing', async () => {
+    const cases: [string[], string][] = [
+      [['push-rule', 'edge', '18080', 'a:1', '--target', 'b:2'], 'rule_shape_conflict'],
+      [['push-rule', 'edge', '18080'], 'rule_shape_missing'],
+      [['push-rule', 'edge', '99999', 'a:1'], 'invalid_port_range'],
+      [['push-rule', 'edge', '18080', 'a:1', '--ack-timeout', '0'], 'usage_error'],
+      [['push-rule', 'edge', '18080', 'a:1', '--protocol', 'sctp'], 'usage_error'],
+    ];
+    for (const [args, code] of cases) {
+      const result = await cli(args);
+      assert.equal(result.code, 2, `${args.join(' ')}: ${result.err}`);
+      assert.match(result.err, new RegExp(`^error: ${code}:`, 'm'));
+      assert.equal(result.out, '');
+    }
+    assert.deepEqual(seen, []);
+  });
+
+  it('exits with the catalogued code of the answer', async () => {
+    answers['POST /v1/rules'] = [
+      422,
+      { error: { code: 'client_not_connected', message: 'edge is offline' } },
+    ];
+    const offline = await cli(['push-rule', 'edge', '18080', 'a:1']);
+    assert.equal(offline.code, 6);
+    assert.match(offline.err, /^error: client_not_connected: edge is offline$/m);
+    answers['POST /v1/rules'] = [409, { error: { code: 'port_in_use', message: 'taken' } }];
+    assert.equal((await cli(['push-rule', 'edge', '18080', 'a:1'])).code, 3);
+  });
+});
+
+describe('list-rules, remove-rule, rule-stats', () => {
+  it('list-rules prints ID CLIENT PORT TARGET STATE and passes --client', async () => {
+    const rule = {
+      id: 1,
+      client_name: 'edge',
+      listen_port: 18080,
+      target_host: '10.0.0.1',
+      target_port: 80,
+      protocol: 'tcp',
+      state: { kind: 'active' },
+      targets: [{ host: '10.0.0.1', port: 80 }],
+    };
+    answers['GET /v1/rules?client=edge%201'] = [
+      200,
+      [
+        rule,
+        {
+          ...rule,
+          id: 2,
+          listen_port: 30000,
+          listen_port_end: 30009,
+          target_port: 9000,
+          target_port_end: 9009,
+          state: { kind: 'failed', reason: 'port_in_use' },
+        },
+        {
+          ...rule,
+          id: 3,
+          state: { kind: 'pending' },
+          targets: [
+            { host: 'a', port: 1 },
+            { host: 'b', port: 2 },
+          ],
+        },
+      ],
+    ];
+    const result = await cli(['list-rules', '--client', 'edge 1']);
+    assert.equal(result.code, 0, result.err);
+    assert.deepEqual(
+      result.out
+        .trimEnd()
+        .split('\n')
+        .map((line) => line.split(/\s{2,}/)),
+      [
+        ['ID', 'CLIENT', 'PORT', 'TARGET', 'STATE'],
+        ['1', 'edge', '18080', '10.0.0.1:80', 'active'],
+        ['2', 'edge', '30000-30009', '10.0.0.1:9000-9009', 'failed:port_in_use'],
+        ['3', 'edge', '18080', 'a:1,b:2', 'pending'],
+      ],
+    );
+    const json = await cli(['list-rules', '--client', 'edge 1', '--format', 'json']);
+    assert.equal((JSON.parse(json.out) as unknown[]).length, 3);
+  });
+
+  it('remove-rule sends DELETE and prints nothing', async () => {
+    answers['DELETE /v1/rules/5'] = [204, undefined];
+    const result = await cli(['remove-rule', '5']);
+    assert.equal(result.code, 0, result.err);
+    assert.equal(result.out, '');
+    assert.equal(seen[0]?.method, 'DELETE');
+    answers['DELETE /v1/rules/6'] = [404, { error: { code: 'rule_not_found', message: 'no' } }];
+    assert.equal((await cli(['remove-rule', '6'])).code, 5);
+  });
+
+  it('rule-stats prints the TCP line, the UDP additions and the per-port table', async () => {
+    const base = {
+      rule_id: 9,
+      client_name: 'edge',
+      protocol: 'tcp',
+      bytes_in: 10,
+      bytes_out: 20,
+      active_connections: 1,
+      dns_failures: 0,
+      datagrams_in: 0,
+      datagrams_out: 0,
+      active_flows: 0,
+      flows_dropped_overflow: 0,
+      target_failovers_total: 0,
+      updated_at: Date.UTC(2026, 4, 1),
+    };
+    answers['GET /v1/rules/9/stats'] = [200, base];
+    const tcp = await cli(['rule-stats', '9']);
+    assert.equal(tcp.code, 0, tcp.err);
+    assert.equal(
+      tcp.out,
+      'rule_id=9 client=edge protocol=tcp bytes_in=10 bytes_out=20 active=1 dns_failures=0 ' +
+        'target_failovers_total=0 updated_at=2026-05-01T00:00:00.000Z\n',
+    );
+    answers['GET /v1/rules/9/stats?per_port=true'] = [
+      200,
+      {
+        ...base,
+        protocol: 'udp',
+        active_flows: 2,
+        datagrams_in: 5,
+        datagrams_out: 6,
+        per_port: [
+          {
+            listen_port: 30000,
+            bytes_in: 1,
+            bytes_out: 2,
+            active_connections: 0,
+            datagrams_in: 3,
+            datagrams_out: 4,
+          },
+        ],
+      },
+    ];
+    const udp = await cli(['rule-stats', '9', '--per-port']);
+    assert.equal(udp.code, 0, udp.err);
+    const [line, ...table] = udp.out.trimEnd().split('\n');
+    assert.match(
+      line ?? '',
+      / active=1 dns_failures=0 target_failovers_total=0 active_flows=2 datagrams_in=5 datagrams_out=6 flows_dropped_overflow=0 updated_at=/,
+    );
+    assert.deepEqual(
+      table.map((row) => row.split(/\s{2,}/)),
+      [
+        ['LISTEN_PORT', 'BYTES_IN', 'BYTES_OUT', 'ACTIVE', 'DATAGRAMS_IN', 'DATAGRAMS_OUT'],
+        ['30000', '1', '2', '0', '3', '4'],
+      ],
+    );
+  });
+});

@@ -1,0 +1,552 @@
+/**
+ * CLI commands for the fleet (reference §1.2, §1.3): the offline `enroll-client`, `revoke` and
+ * `rename-client`, which take the data dir's lock through openStore (so they exit 75 while serve
+ * runs) and write an audit row as `_local_cli`; and the HTTP-backed `list-clients`, `push-rule`,
+ * `list-rules`, `remove-rule` and `rule-stats`, which call a running server and exit with the
+ * catalogued code of the error it answers. `enroll-client` loads the TLS identity exactly as
+ * serve does, so the URI's pin is the certificate serve presents. This module must not depend on
+ * the control stream or on the operator app at load time: the TLS, proto and settings modules
+ * (x509, grpc-js) are imported only by the command that needs them.
+ */
+import { Command, Option } from 'commander';
+
+import { EVENTS, PortunusError, formatRfc3339 } from '@portunus/core';
+import {
+  ENROLLMENT_TTL_DEFAULT_SECS,
+  appendAudit,
+  checkClientAddress,
+  checkClientName,
+  checkEnrollmentTtl,
+  createEnrollment,
+  getAdvertisedEndpointOverride,
+  getClient,
+  immediate,
+  openStore,
+  renameClient,
+  revokeClientsByName,
+} from '@portunus/store';
+
+import { loadServerConfig } from '../config.js';
+import { RESERVED_USERS } from '../operator/context.js';
+import { generateSecret, hashSecret, ulid } from '../identity/secrets.js';
+import { DEFAULT_HTTP_ENDPOINT, operatorClient, type OperatorClient } from './operator-client.js';
+import type { CliIo } from './program.js';
+
+export interface FleetCommandDeps {
+  io: CliIo;
+  dataDir: (command: Command) => string;
+}
+
+type Format = 'json' | 'text';
+type Json = Record<string, unknown>;
+
+interface GlobalOptions {
+  advertisedEndpoint?: string;
+}
+
+interface HttpOptions {
+  httpEndpoint: string;
+}
+
+function formatOption(): Option {
+  return new Option('--format <format>', 'output format').choices(['text', 'json']).default('text');
+}
+
+function endpointOption(): Option {
+  return new Option(
+    '--http-endpoint <host:port>',
+    'operator HTTP endpoint of the running server',
+  ).default(DEFAULT_HTTP_ENDPOINT);
+}
+
+/** Left-aligned columns separated by two spaces; the last column is not padded. */
+function printTable(io: CliIo, header: readonly string[], rows: readonly string[][]): void {
+  const table = [header, ...rows];
+  const widths = header.map((_, i) => Math.max(...table.map((row) => (row[i] ?? '').length)));
+  for (const row of table) {
+    io.writeOut(
+      `${row
+        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+        .join('  ')
+        .trimEnd()}\n`,
+    );
+  }
+}
+
+function printJson(io: CliIo, value: unknown): void {
+  io.writeOut(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+function text(value: unknown): string {
+  if (value === null || value === undefined || value === '') return '-';
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  return JSON.stringify(value);
+}
+
+/** `--ttl-secs`: digits only, then the store's 1..86400 rule (invalid_enrollment_ttl, exit 2). */
+function parseTtl(value: string): number {
+  return checkEnrollmentTtl(/^\d{1,6}$/.test(value) ? Number(value) : Number.NaN);
+}
+
+/** The seed tier of the advertised endpoint; host-less values are dropped (reference §1.1). */
+function advertisedSeed(value: string | undefined): { text: string; host: string } | undefined {
+  const trimmed = value?.trim();
+  if (!trimmed) return undefined;
+  const host = trimmed.replace(/:\d*$/, '');
+  return host === '' ? undefined : { text: trimmed, host };
+}
+
+/** `18080` or `30000-30050` (reference §1.3). */
+export function parseListen(value: string): { listenPort: number; listenPortEnd?: number } {
+  const match = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(value);
+  const start = Number(match?.[1]);
+  const end = match?.[2] === undefined ? undefined : Number(match[2]);
+  if (!match || start < 1 || start > 65535 || (end !== undefined && (end < start || end > 65535))) {
+    throw new PortunusError(
+      'invalid_port_range',
+      `listen ${JSON.stringify(value)} must be a port (18080) or a range (30000-30050) within 1..65535`,
+    );
+  }
+  return end === undefined ? { listenPort: start } : { listenPort: start, listenPortEnd: end };
+}
+
+/** The host of `host:port`; an IPv6 literal may be bracketed. */
+function splitHostPort(value: string, what: string): { host: string; port: string } {
+  const colon = value.lastIndexOf(':');
+  const host = colon > 0 ? value.slice(0, colon).replace(/^\[(.*)\]$/, '$1') : '';
+  if (host === '') {
+    throw new PortunusError('invalid_target_host', `${what} ${JSON.stringify(value)} has no host`);
+  }
+  return { host, port: value.slice(colon + 1) };
+}
+
+function targetPort(text: string, value: string): number {
+  const port = /^\d{1,5}$/.test(text) ? Number(text) : 0;
+  if (port < 1 || port > 65535) {
+    throw new PortunusError(
+      'target_invalid_port',
+      `target ${JSON.stringify(value)}: the port must be 1..65535`,
+    );
+  }
+  return port;
+}
+
+/** The legacy positional target: `host:port` or `host:lo-hi`. */
+export function parseLegacyTarget(value: string): Json {
+  const { host, port } = splitHostPort(value, 'target');
+  const [lo = '', hi] = port.split('-', 2);
+  const body: Json = { target_host: host, target_port: targetPort(lo, value) };
+  if (hi !== undefined) body['target_port_end'] = targetPort(hi, value);
+  return body;
+}
+
+/** A repeatable `--target host:port[@priority]`. */
+export function parseTargetSpec(value: string): Json {
+  const at = value.lastIndexOf('@');
+  const address = at === -1 ? value : value.slice(0, at);
+  const { host, port } = splitHostPort(address, '--target');
+  const target: Json = { host, port: targetPort(port, value) };
+  if (at !== -1) {
+    const priorityText = value.slice(at + 1);
+    const priority = /^\d{1,2}$/.test(priorityText) ? Number(priorityText) : Number.NaN;
+    if (Number.isNaN(priority)) {
+      throw new PortunusError(
+        'usage_error',
+        `--target ${JSON.stringify(value)}: the priority after @ must be 0..99`,
+      );
+    }
+    target['priority'] = priority;
+  }
+  return target;
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+/** `pending`, `active`, `removed` or `failed:<reason>` (reference §1.2 list-rules). */
+function stateText(state: unknown): string {
+  const value = state as { kind?: unknown; reason?: unknown } | undefined;
+  const kind = typeof value?.kind === 'string' ? value.kind : text(state);
+  return kind === 'failed' ? `failed:${text(value?.reason)}` : kind;
+}
+
+function portRange(start: unknown, end: unknown): string {
+  return end === undefined || end === null || end === start
+    ? text(start)
+    : `${text(start)}-${text(end)}`;
+}
+
+function ruleTargetText(rule: Json): string {
+  const targets = Array.isArray(rule['targets']) ? (rule['targets'] as Json[]) : [];
+  if (targets.length > 1) {
+    return targets.map((target) => `${text(target['host'])}:${text(target['port'])}`).join(',');
+  }
+  return `${text(rule['target_host'])}:${portRange(rule['target_port'], rule['target_port_end'])}`;
+}
+
+function timeText(value: unknown): string {
+  return typeof value === 'number' ? formatRfc3339(value) : text(value);
+}
+
+export function registerFleetCommands(program: Command, deps: FleetCommandDeps): void {
+  const { io } = deps;
+  const client = (options: HttpOptions): OperatorClient =>
+    operatorClient(options.httpEndpoint, io.env);
+
+  program
+    .command('enroll-client')
+    .description('issue a one-time enrollment URI for a new client (offline; takes the lock)')
+    .argument('<name>', 'display name of the client')
+    .option('--address <host>', 'public entry address of the client (bare IP or host, no port)')
+    .option(
+      '--ttl-secs <n>',
+      'lifetime of the code in seconds, 1..86400',
+      String(ENROLLMENT_TTL_DEFAULT_SECS),
+    )
+    .action(
+      async (name: string, options: { address?: string; ttlSecs: string }, command: Command) => {
+        // Every input is checked before the lock is taken or anything is written.
+        const clientName = checkClientName(name);
+        const clientAddress =
+          options.address === undefined ? null : checkClientAddress(options.address);
+        const ttlSecs = parseTtl(options.ttlSecs);
+        const dataDir = deps.dataDir(command);
+        const config = loadServerConfig(dataDir);
+        const { advertisedEndpoint } = command.optsWithGlobals<GlobalOptions>();
+        const seed = advertisedSeed(advertisedEndpoint ?? io.env['PORTUNUS_ADVERTISED_ENDPOINT']);
+        const store = openStore(dataDir, { logger: io.logger });
+        try {
+          const [{ certCoversHost, loadOrCreateServerIdentity }, settings, proto] =
+            await Promise.all([
+              import('../tls/certificate.js'),
+              import('../operator/routes/settings.js'),
+              import('@portunus/proto'),
+            ]);
+          const identity = await loadOrCreateServerIdentity({
+            dataDir,
+            ...(config.tlsCertPath ? { certPath: config.tlsCertPath } : {}),
+            ...(config.tlsKeyPath ? { keyPath: config.tlsKeyPath } : {}),
+            ...(seed ? { advertisedHost: seed.host } : {}),
+            logger: io.logger,
+          });
+          // No Host header offline: override, then seed, then 127.0.0.1:<control port>.
+          const { endpoint, source } = settings.requireAdvertisedEndpoint(
+            {
+              fingerprintSha256: identity.fingerprintSha256,
+              coversHost: (host) => certCoversHost(identity, host),
+              port: config.controlListen.port,
+              ...(seed ? { seed: seed.text } : {}),
+            },
+            getAdvertisedEndpointOverride(store.db),
+            undefined,
+          );
+          const now = Date.now();
+          const code = generateSecret();
+          const issued = immediate(store.db, () => {
+            const created = createEnrollment(store.db, {
+              clientId: ulid(now),
+              clientName,
+              clientAddress,
+              advertisedEndpoint: endpoint,
+              codeHash: hashSecret(code),
+              now,
+              ttlSecs,
+            });
+            appendAudit(store.db, [
+              {
+                ts: now,
+                actor: RESERVED_USERS.localCli,
+                outcome: 'allow',
+                action: EVENTS.clientEnrollmentCreated,
+                resourceKind: 'client',
+                resourceValue: created.clientId,
+                details: {
+                  client_name: created.clientName,
+                  client_address: clientAddress,
+                  ttl_secs: ttlSecs,
+                  expires_at: formatRfc3339(created.expiresAt),
+                  source: 'cli',
+                },
+              },
+            ]);
+            return created;
+          });
+          const uri = proto.formatEnrollUri(endpoint, identity.fingerprintSha256, code);
+          io.logger.info(EVENTS.clientEnrollmentCreated, {
+            client_id: issued.clientId,
+            client_name: issued.clientName,
+            advertised_endpoint: endpoint,
+            endpoint_source: source,
+            expires_at: formatRfc3339(issued.expiresAt),
+          });
+          // The reference's three lines first, so scripts reading them by position keep working.
+          io.writeOut(
+            `client_name=${issued.clientName}\n` +
+              `expires_at=${formatRfc3339(issued.expiresAt)}\n` +
+              `${proto.enrollCommand(uri)}\n` +
+              `client_id=${issued.clientId}\n`,
+          );
+        } finally {
+          store.close();
+        }
+      },
+    );
+
+  program
+    .command('revoke')
+    .description('revoke every client with this display name (offline; idempotent)')
+    .argument('<client_name>')
+    .action((name: string, _options: object, command: Command) => {
+      const store = openStore(deps.dataDir(command), { logger: io.logger });
+      try {
+        const now = Date.now();
+        const revoked = immediate(store.db, () => {
+          const clients = revokeClientsByName(store.db, name, now);
+          if (clients.length > 0) {
+            appendAudit(
+              store.db,
+              clients.map((revokedClient) => ({
+                ts: now,
+                actor: RESERVED_USERS.localCli,
+                outcome: 'allow' as const,
+                action: EVENTS.clientRevoked,
+                resourceKind: 'client',
+                resourceValue: revokedClient.clientId,
+                details: { client_name: revokedClient.clientName, source: 'cli' },
+              })),
+            );
+          }
+          return clients;
+        });
+        for (const revokedClient of revoked) {
+          io.logger.info(EVENTS.clientRevoked, {
+            client_id: revokedClient.clientId,
+            client_name: revokedClient.clientName,
+          });
+        }
+      } finally {
+        store.close();
+      }
+    });
+
+  program
+    .command('rename-client')
+    .description("change a client's display name (offline)")
+    .requiredOption('--client-id <id>', 'the client id (ULID)')
+    .requiredOption('--name <name>', 'the new display name')
+    .action((options: { clientId: string; name: string }, command: Command) => {
+      const clientName = checkClientName(options.name);
+      const store = openStore(deps.dataDir(command), { logger: io.logger });
+      try {
+        const now = Date.now();
+        const { before, after } = immediate(store.db, () => {
+          const renamed = {
+            before: getClient(store.db, options.clientId)?.clientName,
+            after: renameClient(store.db, options.clientId, clientName),
+          };
+          appendAudit(store.db, [
+            {
+              ts: now,
+              actor: RESERVED_USERS.localCli,
+              outcome: 'allow',
+              action: EVENTS.clientRenamed,
+              resourceKind: 'client',
+              resourceValue: renamed.after.clientId,
+              details: { old_name: renamed.before, new_name: clientName, source: 'cli' },
+            },
+          ]);
+          return renamed;
+        });
+        io.logger.info(EVENTS.clientRenamed, {
+          client_id: after.clientId,
+          old_name: before,
+          new_name: after.clientName,
+        });
+        io.writeOut(`client_id=${after.clientId}\nclient_name=${after.clientName}\n`);
+      } finally {
+        store.close();
+      }
+    });
+
+  program
+    .command('list-clients')
+    .description('list clients and their connection state (HTTP)')
+    .addOption(formatOption())
+    .addOption(endpointOption())
+    .action(async (options: HttpOptions & { format: Format }) => {
+      const clients = await client(options).request<Json[]>('GET', '/v1/clients');
+      if (options.format === 'json') {
+        printJson(io, clients);
+        return;
+      }
+      printTable(
+        io,
+        ['CLIENT_ID', 'NAME', 'STATE', 'REMOTE_ADDR', 'CONNECTED_AT'],
+        clients.map((entry) => [
+          text(entry['client_id']),
+          text(entry['client_name']),
+          entry['connected'] === true ? 'connected' : 'disconnected',
+          text(entry['remote_addr'] ?? entry['client_address']),
+          text(entry['connected_at']),
+        ]),
+      );
+    });
+
+  program
+    .command('push-rule')
+    .description('push a forwarding rule to a connected client and print its id (HTTP)')
+    .argument('<client>', 'client display name (or client id)')
+    .argument('<listen>', 'listen port (18080) or range (30000-30050)')
+    .argument('[target]', 'single target host:port or host:lo-hi')
+    .addOption(
+      new Option('--protocol <protocol>', 'tcp or udp').choices(['tcp', 'udp']).default('tcp'),
+    )
+    .option('--ack-timeout <secs>', 'seconds to wait for the client to activate the rule', '2')
+    .option(
+      '--target <host:port[@priority]>',
+      'a target of a multi-target rule (repeatable)',
+      collect,
+      [],
+    )
+    .option('--prefer-ipv6', 'prefer IPv6 when a target name resolves to both', false)
+    .addOption(endpointOption())
+    .action(
+      async (
+        clientRef: string,
+        listen: string,
+        target: string | undefined,
+        options: HttpOptions & {
+          protocol: string;
+          ackTimeout: string;
+          target: string[];
+          preferIpv6: boolean;
+        },
+      ) => {
+        if (target !== undefined && options.target.length > 0) {
+          throw new PortunusError(
+            'rule_shape_conflict',
+            'give either the positional target or --target, not both',
+          );
+        }
+        if (target === undefined && options.target.length === 0) {
+          throw new PortunusError('rule_shape_missing', 'give a target: host:port or --target');
+        }
+        const ackTimeout = /^\d{1,2}$/.test(options.ackTimeout)
+          ? Number(options.ackTimeout)
+          : Number.NaN;
+        if (!(ackTimeout >= 1 && ackTimeout <= 60)) {
+          throw new PortunusError('usage_error', '--ack-timeout must be 1..60 seconds');
+        }
+        const { listenPort, listenPortEnd } = parseListen(listen);
+        const body: Json = {
+          client: clientRef,
+          listen_port: listenPort,
+          ...(listenPortEnd !== undefined ? { listen_port_end: listenPortEnd } : {}),
+          ...(target !== undefined
+            ? parseLegacyTarget(target)
+            : { targets: options.target.map(parseTargetSpec) }),
+          protocol: options.protocol,
+          ack_timeout_secs: ackTimeout,
+          ...(options.preferIpv6 ? { prefer_ipv6: true } : {}),
+        };
+        // The server answers within the ack budget; 30 s is the reference's rule-command floor.
+        const timeoutMs = Math.max(30_000, (ackTimeout + 10) * 1000);
+        const pushed = await client(options).request<Json>('POST', '/v1/rules', body, timeoutMs);
+        io.writeOut(`${text(pushed['rule_id'] ?? pushed['id'])}\n`);
+      },
+    );
+
+  program
+    .command('list-rules')
+    .description('list forwarding rules (HTTP)')
+    .option('--client <name>', 'only the rules of clients with this display name')
+    .addOption(formatOption())
+    .addOption(endpointOption())
+    .action(async (options: HttpOptions & { client?: string; format: Format }) => {
+      const query =
+        options.client === undefined ? '' : `?client=${encodeURIComponent(options.client)}`;
+      const rules = await client(options).request<Json[]>('GET', `/v1/rules${query}`);
+      if (options.format === 'json') {
+        printJson(io, rules);
+        return;
+      }
+      printTable(
+        io,
+        ['ID', 'CLIENT', 'PORT', 'TARGET', 'STATE'],
+        rules.map((rule) => [
+          text(rule['id']),
+          text(rule['client_name']),
+          portRange(rule['listen_port'], rule['listen_port_end']),
+          ruleTargetText(rule),
+          stateText(rule['state']),
+        ]),
+      );
+    });
+
+  program
+    .command('remove-rule')
+    .description('remove a forwarding rule; the client drains its listener (HTTP)')
+    .argument('<rule_id>')
+    .addOption(endpointOption())
+    .action(async (ruleId: string, options: HttpOptions) => {
+      await client(options).request('DELETE', `/v1/rules/${encodeURIComponent(ruleId)}`);
+    });
+
+  program
+    .command('rule-stats')
+    .description("show a rule's latest traffic counters (HTTP)")
+    .argument('<rule_id>')
+    .option('--per-port', 'also show one row per listen port of a range rule', false)
+    .addOption(formatOption())
+    .addOption(endpointOption())
+    .action(async (ruleId: string, options: HttpOptions & { perPort: boolean; format: Format }) => {
+      const query = options.perPort ? '?per_port=true' : '';
+      const stats = await client(options).request<Json>(
+        'GET',
+        `/v1/rules/${encodeURIComponent(ruleId)}/stats${query}`,
+      );
+      if (options.format === 'json') {
+        printJson(io, stats);
+        return;
+      }
+      const fields: [string, unknown][] = [
+        ['rule_id', stats['rule_id']],
+        ['client', stats['client_name']],
+        ['protocol', stats['protocol']],
+        ['bytes_in', stats['bytes_in']],
+        ['bytes_out', stats['bytes_out']],
+        ['active', stats['active_connections']],
+        ['dns_failures', stats['dns_failures']],
+        ['target_failovers_total', stats['target_failovers_total']],
+      ];
+      if (stats['protocol'] === 'udp') {
+        for (const name of [
+          'active_flows',
+          'datagrams_in',
+          'datagrams_out',
+          'flows_dropped_overflow',
+        ]) {
+          fields.push([name, stats[name]]);
+        }
+      }
+      fields.push(['updated_at', timeText(stats['updated_at'])]);
+      io.writeOut(`${fields.map(([name, value]) => `${name}=${text(value)}`).join(' ')}\n`);
+      if (options.perPort) {
+        const ports = Array.isArray(stats['per_port']) ? (stats['per_port'] as Json[]) : [];
+        printTable(
+          io,
+          ['LISTEN_PORT', 'BYTES_IN', 'BYTES_OUT', 'ACTIVE', 'DATAGRAMS_IN', 'DATAGRAMS_OUT'],
+          ports.map((port) => [
+            text(port['listen_port']),
+            text(port['bytes_in']),
+            text(port['bytes_out']),
+            text(port['active_connections']),
+            text(port['datagrams_in']),
+            text(port['datagrams_out']),
+          ]),
+        );
+      }
+    });
+}

@@ -1,0 +1,290 @@
+/**
+ * The live fleet: one session per connected client (keyed by client_id; a newer stream for the
+ * same id ends the older one), rule pushes with a request id and an ack budget, REMOVE on
+ * deletion, and what the clients' RuleStatus and StatsReport messages change (reference §4.3).
+ * Rule state is written to the store here, so a late ack still lands. Pushes are never queued: no
+ * session, no push. It owns no sockets (service.ts does) and no HTTP.
+ */
+import type { Database } from 'better-sqlite3';
+
+import { EVENTS, PortunusError, type ErrorCode, type Logger } from '@portunus/core';
+import type { Hello, RuleStatus, ServerMessage, StatsReport } from '@portunus/proto';
+import { getRule, setRuleState, type Rule } from '@portunus/store';
+
+import { ulid } from '../identity/secrets.js';
+import type { ServerMetrics } from '../metrics.js';
+import type { Fleet, LiveConnection, PushOutcome } from '../operator/context.js';
+import { RuleStatsTable, type RuleLabels, type RuleStatsSnapshot } from './rule-stats.js';
+import {
+  capabilitiesOf,
+  capabilityGate,
+  toWireRule,
+  type ClientCapabilities,
+  type GatedRule,
+} from './wire.js';
+
+/** How a session's stream is ended: terminal (the client stops retrying) or not. */
+export type EndReason =
+  | { kind: 'revoked' | 'rotated'; terminal: true }
+  | { kind: 'superseded' | 'shutdown'; terminal: false };
+
+/** The stream side of a session, as service.ts provides it. */
+export interface SessionStream {
+  send(message: ServerMessage): void;
+  end(reason: EndReason): void;
+}
+
+interface Session {
+  readonly clientId: string;
+  readonly clientName: string;
+  readonly remoteAddr: string;
+  readonly connectedAt: number;
+  readonly caps: ClientCapabilities;
+  readonly stream: SessionStream;
+  readonly waiters: Map<string, (outcome: PushOutcome) => void>;
+}
+
+export interface ControlFleetOptions {
+  db: Database;
+  logger: Logger;
+  metrics: ServerMetrics;
+  now: () => number;
+}
+
+export class ControlFleet implements Fleet {
+  readonly stats = new RuleStatsTable();
+  private readonly sessions = new Map<string, Session>();
+  private readonly ruleLabels = new Map<number, RuleLabels & { clientId: string }>();
+
+  constructor(private readonly options: ControlFleetOptions) {
+    this.stats.register(options.metrics.registry);
+  }
+
+  isConnected(clientId: string): boolean {
+    return this.sessions.has(clientId);
+  }
+
+  connection(clientId: string): LiveConnection | undefined {
+    const session = this.sessions.get(clientId);
+    return session && { remoteAddr: session.remoteAddr, connectedAt: session.connectedAt };
+  }
+
+  connectedCount(): number {
+    return this.sessions.size;
+  }
+
+  gate(rule: GatedRule): ErrorCode | undefined {
+    const session = this.sessions.get(rule.clientId);
+    return session && capabilityGate(rule, session.caps);
+  }
+
+  ruleStats(ruleId: number): RuleStatsSnapshot | undefined {
+    return this.stats.get(ruleId);
+  }
+
+  disconnect(clientId: string, reason: 'revoked' | 'rotated'): void {
+    const session = this.sessions.get(clientId);
+    if (!session) return;
+    this.unregister(session);
+    session.stream.end({ kind: reason, terminal: true });
+  }
+
+  /**
+   * A client finished its Hello: it becomes the live session for its id (ending an older one),
+   * and every Active rule of it is sent again — or marked Failed when a gate now refuses it.
+   */
+  open(
+    client: { clientId: string; clientName: string; remoteAddr: string },
+    hello: Hello | undefined,
+    stream: SessionStream,
+  ): Session {
+    const previous = this.sessions.get(client.clientId);
+    if (previous) {
+      this.unregister(previous);
+      previous.stream.end({ kind: 'superseded', terminal: false });
+    }
+    const session: Session = {
+      ...client,
+      connectedAt: this.options.now(),
+      caps: capabilitiesOf(hello),
+      stream,
+      waiters: new Map(),
+    };
+    this.sessions.set(client.clientId, session);
+    this.options.metrics.clientsConnected.set(this.sessions.size);
+    return session;
+  }
+
+  /** Sends every Active rule of the session's client again (after Welcome). */
+  replay(session: Session, rules: readonly Rule[]): { replayed: number; gated: number } {
+    let replayed = 0;
+    let gated = 0;
+    for (const rule of rules) {
+      if (rule.state.kind !== 'active') continue;
+      const gate = capabilityGate(rule, session.caps);
+      if (gate) {
+        setRuleState(this.options.db, rule.ruleId, { kind: 'failed', reason: gate }, this.now());
+        gated += 1;
+        continue;
+      }
+      this.remember(rule);
+      // Replayed rules stay Active while the client re-binds: an ack that never comes (the
+      // client died again) must not strand them as Pending, which is never replayed.
+      session.stream.send({
+        rule_update: { request_id: `replay-${ulid()}`, action: 'PUSH', rule: toWireRule(rule) },
+      });
+      replayed += 1;
+    }
+    return { replayed, gated };
+  }
+
+  close(session: Session): void {
+    if (this.sessions.get(session.clientId) === session) this.unregister(session);
+  }
+
+  /**
+   * Pushes a stored Pending rule and waits up to `ackTimeoutMs` for its RuleStatus. The store is
+   * updated by `status()` whenever the answer comes; this only reports what happened in time.
+   */
+  async push(rule: Rule, ackTimeoutMs: number): Promise<PushOutcome> {
+    const session = this.sessions.get(rule.clientId);
+    if (!session) return { kind: 'not_connected' };
+    this.remember(rule);
+    const requestId = ulid();
+    const outcome = new Promise<PushOutcome>((resolve) => {
+      const timer = setTimeout(() => {
+        session.waiters.delete(requestId);
+        resolve({ kind: 'timeout' });
+      }, ackTimeoutMs);
+      session.waiters.set(requestId, (result) => {
+        clearTimeout(timer);
+        session.waiters.delete(requestId);
+        resolve(result);
+      });
+    });
+    try {
+      session.stream.send({
+        rule_update: { request_id: requestId, action: 'PUSH', rule: toWireRule(rule) },
+      });
+    } catch {
+      session.waiters.get(requestId)?.({ kind: 'not_connected' });
+    }
+    return outcome;
+  }
+
+  /**
+   * Sends REMOVE for rules the store no longer has; their gauges stop at once. Every rule a live
+   * client runs was pushed or replayed by this process, so the fleet knows its client.
+   */
+  remove(ruleIds: readonly number[]): void {
+    for (const ruleId of ruleIds) {
+      this.stats.retire(ruleId);
+      const clientId = this.ruleLabels.get(ruleId)?.clientId;
+      this.ruleLabels.delete(ruleId);
+      const session = clientId === undefined ? undefined : this.sessions.get(clientId);
+      if (!session) continue;
+      session.stream.send({
+        rule_update: {
+          request_id: ulid(),
+          action: 'REMOVE',
+          rule: {
+            rule_id: String(ruleId),
+            listen_port: 0,
+            target_host: '',
+            target_port: 0,
+            protocol: 'PROTOCOL_UNSPECIFIED',
+            listen_port_end: 0,
+            target_port_end: 0,
+            targets: [],
+            health_check_interval_secs: 0,
+          },
+        },
+      });
+    }
+  }
+
+  /** A RuleStatus from the client: the store learns the state, a waiting push its answer. */
+  status(session: Session, status: RuleStatus): void {
+    const ruleId = Number(status.rule_id);
+    const owned = this.ruleOf(ruleId);
+    const log = {
+      client_id: session.clientId,
+      rule_id: status.rule_id,
+      request_id: status.request_id,
+    };
+    if (owned && owned.clientId !== session.clientId) {
+      this.options.logger.warn(EVENTS.ruleStatusWrongClient, log);
+      return;
+    }
+    let outcome: PushOutcome | undefined;
+    if (status.outcome === 'ACTIVATED') outcome = { kind: 'activated' };
+    if (status.outcome === 'FAILED') {
+      outcome = { kind: 'failed', reason: status.reason === '' ? 'unspecified' : status.reason };
+    }
+    if (outcome && owned) {
+      const state =
+        outcome.kind === 'failed'
+          ? { kind: 'failed' as const, reason: outcome.reason }
+          : { kind: 'active' as const };
+      try {
+        setRuleState(this.options.db, ruleId, state, this.now());
+      } catch (error) {
+        // Deleted meanwhile: nothing to record.
+        if (!(error instanceof PortunusError && error.code === 'rule_not_found')) throw error;
+      }
+    }
+    const waiter = session.waiters.get(status.request_id);
+    if (waiter && outcome) waiter(outcome);
+    else if (!status.request_id.startsWith('replay-') && status.outcome !== 'REMOVED') {
+      this.options.logger.info(EVENTS.ruleStatusUnmatched, { ...log, outcome: status.outcome });
+    }
+  }
+
+  report(session: Session, report: StatsReport): void {
+    const now = this.now();
+    for (const stats of report.stats) {
+      const ruleId = Number(stats.rule_id);
+      const labels = this.ruleOf(ruleId);
+      if (labels?.clientId !== session.clientId) continue;
+      this.stats.record(ruleId, labels, stats, now);
+    }
+  }
+
+  /** Ends every session (server shutdown); clients reconnect to the next server. */
+  shutdown(): void {
+    for (const session of [...this.sessions.values()]) {
+      this.unregister(session);
+      session.stream.end({ kind: 'shutdown', terminal: false });
+    }
+  }
+
+  private unregister(session: Session): void {
+    this.sessions.delete(session.clientId);
+    this.options.metrics.clientsConnected.set(this.sessions.size);
+    for (const waiter of [...session.waiters.values()]) waiter({ kind: 'lost' });
+  }
+
+  private remember(rule: Rule): void {
+    this.ruleLabels.set(rule.ruleId, {
+      clientId: rule.clientId,
+      clientName: rule.clientName,
+      ownerUserId: rule.ownerUserId,
+      protocol: rule.protocol,
+    });
+  }
+
+  /** Labels of a rule, from the push that sent it or, after a restart, from the store. */
+  private ruleOf(ruleId: number): (RuleLabels & { clientId: string }) | undefined {
+    const known = this.ruleLabels.get(ruleId);
+    if (known) return known;
+    if (!Number.isSafeInteger(ruleId)) return undefined;
+    const rule = getRule(this.options.db, ruleId);
+    if (!rule) return undefined;
+    this.remember(rule);
+    return this.ruleLabels.get(ruleId);
+  }
+
+  private now(): number {
+    return this.options.now();
+  }
+}

@@ -1,0 +1,160 @@
+/**
+ * The latest stats each client reported for its rules (reference §4.2 StatsReport, §2.5
+ * RuleStatsSnapshot), kept in memory: `GET /v1/rules/{id}/stats` reads a snapshot, and the
+ * Prometheus `portunus_rule_*` series (one per rule, labels client/rule/owner; per-port detail
+ * never exported) are rendered from the same table at scrape time. Counters are the client's
+ * cumulative values, so a client restart shows up as an ordinary counter reset. Depends on
+ * prom-client and the proto message types only.
+ */
+import { Counter, Gauge, type Registry } from 'prom-client';
+
+import type { PerPortStats, WireRuleStats } from '@portunus/proto';
+
+export interface RuleStatsSnapshot {
+  rule_id: number;
+  client_name: string;
+  protocol: 'tcp' | 'udp';
+  bytes_in: number;
+  bytes_out: number;
+  active_connections: number;
+  dns_failures: number;
+  datagrams_in: number;
+  datagrams_out: number;
+  active_flows: number;
+  flows_dropped_overflow: number;
+  target_failovers_total: number;
+  updated_at: number;
+  per_port: (Omit<PerPortStats, never> & { updated_at: number })[];
+}
+
+export interface RuleLabels {
+  clientName: string;
+  ownerUserId: string;
+  protocol: 'tcp' | 'udp';
+}
+
+interface Entry {
+  labels: RuleLabels;
+  snapshot: RuleStatsSnapshot;
+  /** False once the rule is removed: its counters stay exported, its gauges go. */
+  live: boolean;
+}
+
+const LABELS = ['client', 'rule', 'owner'] as const;
+type Label = (typeof LABELS)[number];
+
+export class RuleStatsTable {
+  private readonly entries = new Map<number, Entry>();
+
+  record(ruleId: number, labels: RuleLabels, stats: WireRuleStats, now: number): void {
+    const snapshot: RuleStatsSnapshot = {
+      rule_id: ruleId,
+      client_name: labels.clientName,
+      protocol: labels.protocol,
+      bytes_in: stats.bytes_in,
+      bytes_out: stats.bytes_out,
+      active_connections: stats.active_connections,
+      dns_failures: stats.dns_failures,
+      datagrams_in: stats.datagrams_in,
+      datagrams_out: stats.datagrams_out,
+      active_flows: stats.active_flows,
+      flows_dropped_overflow: stats.flows_dropped_overflow,
+      target_failovers_total: stats.target_failovers_total,
+      updated_at: now,
+      per_port: stats.per_port.map((port) => ({ ...port, updated_at: now })),
+    };
+    this.entries.set(ruleId, { labels, snapshot, live: true });
+  }
+
+  get(ruleId: number): RuleStatsSnapshot | undefined {
+    return this.entries.get(ruleId)?.snapshot;
+  }
+
+  /** The rule is gone: its gauges and DNS counter stop, its byte counters stay (reference §7.3). */
+  retire(ruleId: number): void {
+    const entry = this.entries.get(ruleId);
+    if (entry) entry.live = false;
+  }
+
+  /** Registers the `portunus_rule_*` collectors; each scrape renders the table as it is then. */
+  register(registry: Registry): void {
+    const table = this.entries;
+    const series = (
+      kind: 'counter' | 'gauge',
+      name: string,
+      help: string,
+      value: (snapshot: RuleStatsSnapshot) => number,
+      options: { liveOnly?: boolean; protocol?: 'udp' } = {},
+    ): void => {
+      const collect = function (this: Counter<Label> | Gauge<Label>): void {
+        this.reset();
+        for (const [ruleId, entry] of table) {
+          if (options.liveOnly && !entry.live) continue;
+          if (options.protocol && entry.labels.protocol !== options.protocol) continue;
+          const labels = {
+            client: entry.labels.clientName,
+            rule: String(ruleId),
+            owner: entry.labels.ownerUserId,
+          };
+          const amount = value(entry.snapshot);
+          if (this instanceof Counter) this.inc(labels, amount);
+          else this.set(labels, amount);
+        }
+      };
+      const config = { name, help, labelNames: LABELS, registers: [registry], collect };
+      if (kind === 'counter') new Counter(config);
+      else new Gauge(config);
+    };
+    series(
+      'counter',
+      'portunus_rule_bytes_in_total',
+      'Bytes from clients to targets.',
+      (s) => s.bytes_in,
+    );
+    series(
+      'counter',
+      'portunus_rule_bytes_out_total',
+      'Bytes from targets to clients.',
+      (s) => s.bytes_out,
+    );
+    series(
+      'gauge',
+      'portunus_rule_active_connections',
+      'Live proxied TCP connections.',
+      (s) => s.active_connections,
+      { liveOnly: true },
+    );
+    series(
+      'counter',
+      'portunus_rule_dns_failures_total',
+      'Target name resolutions that failed.',
+      (s) => s.dns_failures,
+      { liveOnly: true },
+    );
+    series(
+      'counter',
+      'portunus_rule_udp_datagrams_in_total',
+      'UDP datagrams from clients to targets.',
+      (s) => s.datagrams_in,
+      { protocol: 'udp' },
+    );
+    series(
+      'counter',
+      'portunus_rule_udp_datagrams_out_total',
+      'UDP datagrams from targets to clients.',
+      (s) => s.datagrams_out,
+      { protocol: 'udp' },
+    );
+    series('gauge', 'portunus_rule_active_flows', 'Live UDP flows.', (s) => s.active_flows, {
+      liveOnly: true,
+      protocol: 'udp',
+    });
+    series(
+      'counter',
+      'portunus_rule_flows_dropped_overflow_total',
+      'New UDP flows dropped at the per-rule flow cap.',
+      (s) => s.flows_dropped_overflow,
+      { protocol: 'udp' },
+    );
+  }
+}

@@ -1,0 +1,286 @@
+/**
+ * The control listener: a gRPC server over the pinned TLS identity serving `Control.Channel` (one
+ * long-lived stream per client, bearer checked before anything else, reference §4.1/§4.3) and
+ * `ClientEnrollment.Enroll` (code → credential bundle, §4.5). It translates between the wire and
+ * the fleet and the store; rule semantics live in fleet.ts. No HTTP here.
+ */
+import type { Database } from 'better-sqlite3';
+
+import { EVENTS, PortunusError, type Logger } from '@portunus/core';
+import {
+  CONTROL_SERVICE,
+  ENROLLMENT_SERVICE,
+  grpc,
+  parseBearer,
+  type ClientMessage,
+  type CredentialBundle,
+  type EnrollClientRequest,
+  type Hello,
+  type ServerMessage,
+} from '@portunus/proto';
+import {
+  clientByTokenHash,
+  listRules,
+  recordClientConnected,
+  redeemEnrollment,
+} from '@portunus/store';
+
+import type { ListenAddress } from '../config.js';
+import { generateSecret, hashSecret, MAX_SECRET_BYTES } from '../identity/secrets.js';
+import { formatAddress } from '../listeners.js';
+import type { ServerMetrics } from '../metrics.js';
+import type { ControlFleet, EndReason, SessionStream } from './fleet.js';
+
+export const SERVER_PROTOCOL_VERSION = '0.1.0';
+
+/** How long a new stream may take to send its Hello before it is served with default caps. */
+const HELLO_WAIT_MS = 5_000;
+
+export interface ControlServiceOptions {
+  db: Database;
+  logger: Logger;
+  metrics: ServerMetrics;
+  fleet: ControlFleet;
+  certPem: string;
+  keyPem: string;
+  fingerprintSha256: string;
+  now: () => number;
+  /** The endpoint written into bundles whose enrollment row stored none. */
+  fallbackEndpoint: () => string;
+  udpFlowIdleSecs: number;
+  udpMaxFlowsPerRule: number;
+}
+
+export interface ControlService {
+  address: ListenAddress;
+  close(): Promise<void>;
+}
+
+type ChannelCall = grpc.ServerDuplexStream<ClientMessage, ServerMessage>;
+
+function endStatus(reason: EndReason): Partial<grpc.StatusObject> {
+  if (reason.kind === 'revoked')
+    return { code: grpc.status.UNAUTHENTICATED, details: 'token_revoked' };
+  if (reason.kind === 'rotated')
+    return { code: grpc.status.UNAUTHENTICATED, details: 'token_rotated' };
+  return { code: grpc.status.UNAVAILABLE, details: reason.kind };
+}
+
+export async function startControlService(
+  listen: ListenAddress,
+  options: ControlServiceOptions,
+): Promise<ControlService> {
+  const server = new grpc.Server({
+    'grpc.keepalive_time_ms': 20_000,
+    'grpc.keepalive_timeout_ms': 10_000,
+    'grpc.keepalive_permit_without_calls': 1,
+    'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+  });
+  server.addService(CONTROL_SERVICE, {
+    Channel: (call: ChannelCall) => {
+      channel(call, options);
+    },
+  });
+  server.addService(ENROLLMENT_SERVICE, {
+    Enroll: (
+      call: grpc.ServerUnaryCall<EnrollClientRequest, CredentialBundle>,
+      callback: grpc.sendUnaryData<CredentialBundle>,
+    ) => {
+      enroll(call, callback, options);
+    },
+  });
+  const credentials = grpc.ServerCredentials.createSsl(
+    null,
+    [{ cert_chain: Buffer.from(options.certPem), private_key: Buffer.from(options.keyPem) }],
+    false,
+  );
+  const target = formatAddress(listen);
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(target, credentials, (error, bound) => {
+      if (error) {
+        reject(
+          new PortunusError(
+            'listen_failed',
+            `cannot bind the control listener on ${target}: ${error.message}`,
+            { listener: 'control', address: target },
+            { cause: error },
+          ),
+        );
+      } else resolve(bound);
+    });
+  });
+  return {
+    address: { host: listen.host, port },
+    close: async () => {
+      options.fleet.shutdown();
+      await new Promise<void>((resolve) => {
+        const force = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, 2_000);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      });
+    },
+  };
+}
+
+function channel(call: ChannelCall, options: ControlServiceOptions): void {
+  const { db, logger, metrics, fleet } = options;
+  const remoteAddr = call.getPeer();
+  const refuse = (reason: string): void => {
+    metrics.authFailures.inc({ reason });
+    logger.warn(EVENTS.authFailure, { reason, remote_addr: remoteAddr });
+    call.emit('error', { code: grpc.status.UNAUTHENTICATED, details: reason });
+  };
+  const bearer = parseBearer(call.metadata);
+  if ('problem' in bearer) {
+    refuse(bearer.problem);
+    return;
+  }
+  const client = clientByTokenHash(db, hashSecret(bearer.token));
+  if (!client) {
+    refuse('token_not_found');
+    return;
+  }
+  if (client.revokedAt !== null) {
+    refuse('token_revoked');
+    return;
+  }
+
+  let ended = false;
+  const stream: SessionStream = {
+    send: (message) => {
+      if (!ended) call.write(message);
+    },
+    end: (reason) => {
+      if (ended) return;
+      ended = true;
+      call.emit('error', endStatus(reason));
+    },
+  };
+  let session: ReturnType<ControlFleet['open']> | undefined;
+  const start = (hello: Hello | undefined): NonNullable<typeof session> => {
+    clearTimeout(helloTimer);
+    const opened = fleet.open(
+      { clientId: client.clientId, clientName: client.clientName, remoteAddr },
+      hello,
+      stream,
+    );
+    session = opened;
+    recordClientConnected(db, client.clientId, remoteAddr, options.now());
+    logger.info(EVENTS.clientConnected, {
+      client_id: client.clientId,
+      client_name: client.clientName,
+      remote_addr: remoteAddr,
+      client_version: hello?.client_version ?? '',
+      protocols: [...opened.caps.protocols],
+    });
+    if (!hello) logger.warn(EVENTS.clientHelloMissing, { client_id: client.clientId });
+    stream.send({
+      welcome: {
+        server_version: SERVER_PROTOCOL_VERSION,
+        server_time_unix_ms: options.now(),
+        udp_flow_idle_secs: options.udpFlowIdleSecs,
+        udp_max_flows_per_rule: options.udpMaxFlowsPerRule,
+      },
+    });
+    const replay = fleet.replay(opened, listRules(db, { clientId: client.clientId }));
+    logger.info(EVENTS.rulesReplayed, { client_id: client.clientId, ...replay });
+    return opened;
+  };
+  const helloTimer = setTimeout(() => start(undefined), HELLO_WAIT_MS);
+
+  call.on('data', (message: ClientMessage) => {
+    if (!session) {
+      if (message.payload === 'hello') {
+        start(message.hello);
+        return;
+      }
+      start(undefined);
+    }
+    const live = session;
+    if (!live) return;
+    if (message.payload === 'rule_status') fleet.status(live, message.rule_status);
+    else if (message.payload === 'stats_report') fleet.report(live, message.stats_report);
+    else if (message.payload === 'hello') {
+      logger.info(EVENTS.clientHelloAfterWelcome, { client_id: client.clientId });
+    }
+  });
+  const finish = (): void => {
+    clearTimeout(helloTimer);
+    if (session) {
+      const wasLive = fleet.isConnected(client.clientId);
+      fleet.close(session);
+      if (wasLive) {
+        logger.info(EVENTS.clientDisconnected, {
+          client_id: client.clientId,
+          client_name: client.clientName,
+        });
+      }
+      session = undefined;
+    }
+    if (!ended) {
+      ended = true;
+      call.end();
+    }
+  };
+  call.on('end', finish);
+  call.on('cancelled', finish);
+  call.on('error', () => {
+    clearTimeout(helloTimer);
+    if (session) fleet.close(session);
+  });
+}
+
+function enroll(
+  call: grpc.ServerUnaryCall<EnrollClientRequest, CredentialBundle>,
+  callback: grpc.sendUnaryData<CredentialBundle>,
+  options: ControlServiceOptions,
+): void {
+  const code = call.request.code;
+  const fail = (reason: string): void => {
+    options.logger.warn(EVENTS.authFailure, { reason, remote_addr: call.getPeer(), rpc: 'enroll' });
+    callback({ code: grpc.status.UNAUTHENTICATED, details: reason });
+  };
+  if (code === '' || Buffer.byteLength(code) > MAX_SECRET_BYTES) {
+    fail('enrollment_invalid');
+    return;
+  }
+  const token = generateSecret();
+  let redeemed: ReturnType<typeof redeemEnrollment>;
+  try {
+    redeemed = redeemEnrollment(options.db, {
+      codeHash: hashSecret(code),
+      tokenHash: hashSecret(token),
+      now: options.now(),
+    });
+  } catch (error) {
+    if (error instanceof PortunusError && error.code.startsWith('enrollment_')) {
+      fail(error.code);
+      return;
+    }
+    options.logger.error(EVENTS.unexpectedError, { error: String(error), rpc: 'enroll' });
+    callback({ code: grpc.status.INTERNAL, details: 'internal_error' });
+    return;
+  }
+  if (redeemed.existed) {
+    options.fleet.disconnect(redeemed.clientId, 'rotated');
+    options.logger.info(EVENTS.clientEnrollmentRotated, { client_id: redeemed.clientId });
+  }
+  options.logger.info(EVENTS.clientEnrollmentRedeemed, {
+    client_id: redeemed.clientId,
+    client_name: redeemed.clientName,
+    remote_addr: call.getPeer(),
+  });
+  callback(null, {
+    version: 1,
+    client_name: redeemed.clientName,
+    server_endpoint: redeemed.advertisedEndpoint ?? options.fallbackEndpoint(),
+    server_cert_sha256: options.fingerprintSha256,
+    token,
+    client_id: redeemed.clientId,
+  });
+}

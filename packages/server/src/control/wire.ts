@@ -1,0 +1,99 @@
+/**
+ * What the server may send a client, and in which shape: a stored rule turned into the wire
+ * `Rule` (reference §4.2 — single-target rules keep the legacy fields only, so older clients see
+ * the bytes they know), and the capability gates that refuse a feature the client's Hello does
+ * not cover (§4.4). Pure: no store, no sockets.
+ */
+import type { ErrorCode } from '@portunus/core';
+import {
+  FEATURE_MIN_VERSION,
+  versionAtLeast,
+  type Hello,
+  type WireRateLimit,
+  type WireRule,
+} from '@portunus/proto';
+import type { Rule } from '@portunus/store';
+
+/** What a client said it can do: its protocols (empty Hello list ⇒ TCP) and its version. */
+export interface ClientCapabilities {
+  protocols: ReadonlySet<'tcp' | 'udp'>;
+  clientVersion: string;
+}
+
+export function capabilitiesOf(hello: Hello | undefined): ClientCapabilities {
+  const protocols = new Set<'tcp' | 'udp'>();
+  for (const protocol of hello?.supported_protocols ?? []) {
+    if (protocol === 'TCP') protocols.add('tcp');
+    if (protocol === 'UDP') protocols.add('udp');
+  }
+  if (protocols.size === 0) protocols.add('tcp');
+  return { protocols, clientVersion: hello?.client_version ?? '' };
+}
+
+/** What the gates look at: enough of a rule to judge it before it is stored. */
+export type GatedRule = Pick<
+  Rule,
+  'clientId' | 'protocol' | 'targets' | 'sniPattern' | 'rateLimit'
+>;
+
+/** The gate a rule fails for this client, or undefined when it may be sent (reference §4.4). */
+export function capabilityGate(rule: GatedRule, caps: ClientCapabilities): ErrorCode | undefined {
+  const version = caps.clientVersion;
+  if (!caps.protocols.has(rule.protocol)) return 'unsupported_protocol';
+  if (rule.targets.length >= 2 && !versionAtLeast(version, FEATURE_MIN_VERSION.multiTarget, true)) {
+    return 'multi_target_unsupported_by_client';
+  }
+  if (rule.sniPattern !== null && !versionAtLeast(version, FEATURE_MIN_VERSION.sni, true)) {
+    return 'sni_unsupported_by_client';
+  }
+  const proxied = rule.targets.some((target) => target.proxyProtocol !== null);
+  if (proxied && !versionAtLeast(version, FEATURE_MIN_VERSION.proxyProtocol)) {
+    return 'proxy_protocol_unsupported_by_client';
+  }
+  if (rule.rateLimit !== null && !versionAtLeast(version, FEATURE_MIN_VERSION.rateLimit)) {
+    return 'rate_limit_unsupported_by_client';
+  }
+  return undefined;
+}
+
+function wireRateLimit(rule: Rule): WireRateLimit | null {
+  const caps = rule.rateLimit;
+  if (!caps) return null;
+  return {
+    bandwidth_in_bps: caps.bandwidthInBps ?? null,
+    bandwidth_out_bps: caps.bandwidthOutBps ?? null,
+    new_connections_per_sec: caps.newConnectionsPerSec ?? null,
+    concurrent_connections: caps.concurrentConnections ?? null,
+    bandwidth_in_burst: caps.bandwidthInBurst ?? null,
+    bandwidth_out_burst: caps.bandwidthOutBurst ?? null,
+    new_connections_burst: caps.newConnectionsBurst ?? null,
+  };
+}
+
+export function toWireRule(rule: Rule): WireRule {
+  const [first] = rule.targets;
+  const multi = rule.targets.length > 1 || rule.targets.some((t) => t.proxyProtocol !== null);
+  return {
+    rule_id: String(rule.ruleId),
+    listen_port: rule.listenPort,
+    listen_port_end: rule.listenPortEnd ?? 0,
+    target_host: first?.host ?? '',
+    target_port: first?.port ?? 0,
+    target_port_end: first?.portEnd ?? 0,
+    protocol: rule.protocol === 'udp' ? 'UDP' : 'TCP',
+    prefer_ipv6: rule.preferIpv6,
+    targets: multi
+      ? rule.targets.map((target) => ({
+          host: target.host,
+          port: target.port,
+          priority: target.priority,
+          proxy_protocol:
+            target.proxyProtocol === 'v1' ? 'V1' : target.proxyProtocol === 'v2' ? 'V2' : null,
+        }))
+      : [],
+    health_check_interval_secs: rule.healthCheckIntervalSecs ?? 0,
+    sni_pattern: rule.sniPattern,
+    rate_limit: wireRateLimit(rule),
+    owner_id: rule.ownerUserId,
+  };
+}
