@@ -117,6 +117,7 @@ describe('enrollment', () => {
       path.join(h.dirs.make(), 'x.json'),
     ]);
     assert.equal(wrong.code, 1);
+    assert.match(wrong.stderr, /pin_mismatch/);
     const impostor = await h.fleetServer();
     const redirected = uri.replace(`:${server.controlPort}/`, `:${impostor.controlPort}/`);
     const fooled = await h.clientCli([
@@ -126,25 +127,59 @@ describe('enrollment', () => {
       path.join(h.dirs.make(), 'y.json'),
     ]);
     assert.equal(fooled.code, 1);
-    // The daemon too: the real bundle pointed at the impostor never connects.
+    assert.match(fooled.stderr, /pin_mismatch/);
+    // Neither refusal sent the code anywhere: it is still good on the real server.
+    const kept = await h.clientCli(['enroll', uri, '--out', path.join(h.dirs.make(), 'z.json')]);
+    assert.equal(kept.code, 0, kept.stderr);
+
+    // The daemon too: the real bundle pointed at the impostor, and the real server under a wrong
+    // pin, never connect; both keep retrying (not terminal).
     const content = JSON.parse(fs.readFileSync(bundle, 'utf8')) as Record<string, unknown>;
-    const forged = path.join(h.dirs.make(), 'forged.json');
-    fs.writeFileSync(
-      forged,
-      JSON.stringify({ ...content, server_endpoint: `127.0.0.1:${impostor.controlPort}` }),
-      { mode: 0o600 },
-    );
-    const daemon = h.processes.node(CLIENT_BIN, [
-      '--bundle',
-      forged,
-      '--reconnect-max-delay-secs',
-      '1',
-    ]);
-    await daemon.waitForEvent('control.connect_failed', { timeoutMs: 30_000 });
-    assert.equal(countEvents(daemon, 'control.connected'), 0);
+    const pin = String(content['server_cert_sha256']);
+    const forgeries = [
+      { ...content, server_endpoint: `127.0.0.1:${impostor.controlPort}` },
+      { ...content, server_cert_sha256: `${pin[0] === '0' ? '1' : '0'}${pin.slice(1)}` },
+    ];
+    for (const forgery of forgeries) {
+      const forged = path.join(h.dirs.make(), 'forged.json');
+      fs.writeFileSync(forged, JSON.stringify(forgery), { mode: 0o600 });
+      const daemon = h.processes.node(CLIENT_BIN, [
+        '--bundle',
+        forged,
+        '--reconnect-max-delay-secs',
+        '1',
+      ]);
+      await daemon.waitForEvent('control.connect_failed', {
+        timeoutMs: 30_000,
+        where: () => countEvents(daemon, 'control.connect_failed') >= 2,
+      });
+      assert.equal(countEvents(daemon, 'control.connected'), 0);
+      assert.match(daemon.stderr(), /pin/);
+      daemon.kill('SIGKILL');
+    }
     assert.equal(countEvents(impostor.process, 'client.connected'), 0);
-    daemon.kill('SIGKILL');
     impostor.process.kill('SIGTERM');
+  });
+  it('self-enrolls a daemon from PORTUNUS_ENROLL_URI on first boot, then keeps its bundle', async () => {
+    const home = h.dirs.make();
+    const env = {
+      HOME: home,
+      XDG_CONFIG_HOME: path.join(home, 'config'),
+      PORTUNUS_CLIENT_BUNDLE: '',
+    };
+    const uri = await h.enrollmentUri(server, 'first-boot');
+    const first = h.processes.node(CLIENT_BIN, [], { env: { ...env, PORTUNUS_ENROLL_URI: uri } });
+    await first.waitForEvent('control.connected', { timeoutMs: 30_000 });
+    const written = path.join(home, 'config', 'portunus', 'client.bundle.json');
+    assert.equal(fs.statSync(written).mode & 0o777, 0o600);
+    first.kill('SIGTERM');
+    assert.equal(await first.exited(), 0);
+    // The URI is single-use, so a second boot connects only because the bundle now wins.
+    const second = h.processes.node(CLIENT_BIN, [], { env: { ...env, PORTUNUS_ENROLL_URI: uri } });
+    await second.waitForEvent('control.connected', { timeoutMs: 30_000 });
+    assert.equal(countEvents(second, 'client.self_bootstrap'), 0);
+    second.kill('SIGTERM');
+    assert.equal(await second.exited(), 0);
   });
 });
 
@@ -181,8 +216,9 @@ describe('forwarding', () => {
     assert.match(metrics, /^portunus_clients_connected 1$/m);
   });
 
-  it('forwards UDP and keeps 1,000 sources apart', async () => {
-    const udpPort = await freePort();
+  it("forwards UDP on the TCP rule's port number and keeps 1,000 sources apart", async () => {
+    // TCP and UDP rules may share a port number (freePort found it free for both).
+    const udpPort = tcpPort;
     const answer = await push({
       listen_port: udpPort,
       protocol: 'udp',
@@ -191,6 +227,8 @@ describe('forwarding', () => {
     assert.equal(answer.status, 201, JSON.stringify(answer.body));
     const reply = await udpRoundTrip(udpPort, Buffer.from('hello'));
     assert.equal(reply.toString(), 'hello');
+    const viaTcp = await tcpRoundTrip(tcpPort, Buffer.from('tcp too'));
+    assert.equal(viaTcp.toString(), 'tcp too');
 
     const sockets = await Promise.all(
       Array.from({ length: 1000 }, () => {
