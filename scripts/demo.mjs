@@ -1,8 +1,8 @@
-/* global fetch, Buffer, setTimeout, clearTimeout */
 // `npm run demo`: the whole product path on one machine, with the built binaries. Starts a server
 // on a temp data dir (server.toml carries an operator token), enrolls a client with the printed
 // command, starts a local TCP and UDP echo target, pushes a TCP and a UDP rule with the CLI,
 // sends traffic through both, prints what `rule-stats` counted, and stops everything.
+/* global fetch, Buffer, setTimeout, clearTimeout -- Node globals the lint config does not list */
 import { spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import dgram from 'node:dgram';
