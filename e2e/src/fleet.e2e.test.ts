@@ -332,6 +332,38 @@ describe('forwarding', () => {
     }
   });
 
+  it('drives the same path with the rule CLI: push-rule, list-rules, rule-stats, remove-rule', async () => {
+    const cli = (args: string[]) =>
+      h.run([...args, '--http-endpoint', server.http.hostPort], {
+        env: { PORTUNUS_OPERATOR_TOKEN: server.auth.bearer },
+      });
+    const port = await freePort();
+    const pushed = await cli(['push-rule', 'edge-1', String(port), `127.0.0.1:${tcpTarget.port}`]);
+    assert.equal(pushed.code, 0, pushed.stderr);
+    const ruleId = pushed.stdout.trim();
+    assert.match(ruleId, /^\d+$/);
+    const listed = await cli(['list-rules', '--client', 'edge-1']);
+    assert.match(
+      listed.stdout,
+      new RegExp(
+        `^${ruleId}\\s+edge-1\\s+${port}\\s+127\\.0\\.0\\.1:${tcpTarget.port}\\s+active$`,
+        'm',
+      ),
+    );
+    const payload = crypto.randomBytes(10_000);
+    assert.ok((await tcpRoundTrip(port, payload)).equals(payload));
+    const line = await waitUntil(async () => {
+      const result = await cli(['rule-stats', ruleId]);
+      return result.stdout.includes(`bytes_in=${payload.length} `) ? result.stdout : undefined;
+    }, 'rule-stats to count the bytes');
+    assert.match(line, new RegExp(`^rule_id=${ruleId} client=edge-1 protocol=tcp `));
+    const busy = await cli(['push-rule', 'edge-1', String(port), `127.0.0.1:${tcpTarget.port}`]);
+    assert.equal(busy.code, 3, 'port_in_use exits 3');
+    assert.equal((await cli(['remove-rule', ruleId])).code, 0);
+    const missing = await cli(['rule-stats', ruleId]);
+    assert.equal(missing.code, 5);
+  });
+
   it('replays the rules to a killed and restarted client; traffic resumes within 5 s', async () => {
     client.kill('SIGKILL');
     await client.exited();
