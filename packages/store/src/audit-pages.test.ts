@@ -1,10 +1,9 @@
 // Proves the edges of audit paging and appends: atomic batches, exact last pages with no
 // trailing cursor, cursor/until folding both ways, strict cursors, and the JSON of full entries.
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
 import { PortunusError } from '@portunus/core';
-import { tempDirs } from '@portunus/test-support';
 
 import {
   AUDIT_MAX_LIMIT,
@@ -16,19 +15,10 @@ import {
   type AuditQuery,
   type AuditRecord,
 } from './audit.js';
-import { openStore, type Store } from './open.js';
+import type { Store } from './open.js';
+import { tempStores, thrownCode } from './store.harness.js';
 
-const dirs = tempDirs();
-const stores: Store[] = [];
-after(() => {
-  for (const store of stores) store.close();
-  dirs.cleanup();
-});
-function store(): Store {
-  const opened = openStore(dirs.make());
-  stores.push(opened);
-  return opened;
-}
+const temp = tempStores();
 
 const BASE = Date.UTC(2026, 4, 1);
 const rec = (ts: number, outcome: 'allow' | 'deny' = 'allow'): AuditRecord => ({
@@ -36,16 +26,6 @@ const rec = (ts: number, outcome: 'allow' | 'deny' = 'allow'): AuditRecord => ({
   actor: 'pager',
   outcome,
 });
-
-function errorCode(work: () => unknown): string {
-  try {
-    work();
-  } catch (error) {
-    assert.ok(error instanceof PortunusError, String(error));
-    return error.code;
-  }
-  return 'none';
-}
 
 /** Every page of a walk, so tests can look at page sizes and cursors, not only the rows. */
 function pages(target: Store, query: AuditQuery): { seqs: number[]; cursor?: string }[] {
@@ -62,7 +42,7 @@ function pages(target: Store, query: AuditQuery): { seqs: number[]; cursor?: str
 
 describe('appendAudit', () => {
   it('returns [] for no records and seqs in order for a batch', () => {
-    const target = store();
+    const target = temp.open();
     assert.deepEqual(appendAudit(target.db, []), []);
     const seqs = appendAudit(target.db, [rec(3), rec(1), rec(2)]);
     assert.deepEqual(seqs, [1, 2, 3]);
@@ -73,7 +53,7 @@ describe('appendAudit', () => {
   });
 
   it('commits a batch all or nothing', () => {
-    const target = store();
+    const target = temp.open();
     assert.throws(() => appendAudit(target.db, [rec(1), { ...rec(2), actor: '' }, rec(3)]));
     assert.equal(target.db.prepare('SELECT count(*) FROM audit').pluck().get(), 0);
     assert.equal(target.db.inTransaction, false);
@@ -81,7 +61,7 @@ describe('appendAudit', () => {
 });
 
 describe('queryAudit pages', () => {
-  const target = store();
+  const target = temp.open();
   // 300 rows: ts pairs share a timestamp; every third row is a deny.
   appendAudit(
     target.db,
@@ -155,7 +135,7 @@ describe('queryAudit pages', () => {
       [2, 1],
     );
     assert.equal(
-      errorCode(() => queryAudit(target.db, { since: BASE + 1, until: BASE })),
+      thrownCode(() => queryAudit(target.db, { since: BASE + 1, until: BASE })),
       'invalid_time_range',
     );
   });
@@ -176,13 +156,13 @@ describe('queryAudit pages', () => {
     ];
     for (const cursor of bad) {
       assert.equal(
-        errorCode(() => queryAudit(target.db, { cursor })),
+        thrownCode(() => queryAudit(target.db, { cursor })),
         'invalid_cursor',
         cursor,
       );
     }
     assert.equal(
-      errorCode(() => queryAudit(target.db, { cursor: b64('1.1') })),
+      thrownCode(() => queryAudit(target.db, { cursor: b64('1.1') })),
       'none',
     );
     assert.throws(
@@ -199,7 +179,7 @@ describe('queryAudit pages', () => {
 
 describe('audit JSON', () => {
   it('renders every present field, omits absent ones and never leaks the correlation id', () => {
-    const target = store();
+    const target = temp.open();
     const ts = Date.UTC(2026, 4, 8, 12, 30, 15, 250);
     appendAudit(target.db, [
       {
@@ -245,7 +225,7 @@ describe('audit JSON', () => {
   });
 
   it('wraps a page as {entries, next_cursor?, count}', () => {
-    const target = store();
+    const target = temp.open();
     appendAudit(
       target.db,
       Array.from({ length: 3 }, (_, i) => rec(BASE + i)),

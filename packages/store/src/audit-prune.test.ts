@@ -2,18 +2,14 @@
 // the cutoff, and the file on disk shrinks with no free pages left (DESIGN.md §8.2).
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { after, describe, it } from 'node:test';
-
-import { tempDirs } from '@portunus/test-support';
+import { describe, it } from 'node:test';
 
 import { appendAudit, type AuditRecord } from './audit.js';
 import { pruneAudit } from './audit-prune.js';
 import { openStore, type Store } from './open.js';
+import { tempStores, withStore } from './store.harness.js';
 
-const dirs = tempDirs();
-after(() => {
-  dirs.cleanup();
-});
+const temp = tempStores();
 
 const BASE = Date.UTC(2026, 3, 1);
 const ROWS = 20_000;
@@ -21,7 +17,7 @@ const CUTOFF = BASE + (ROWS / 2) * 1000; // rows 0..9999 are older
 
 /** A closed store of ROWS audit rows one second apart, as the prune CLI finds it. */
 function seeded(): string {
-  const dir = dirs.make();
+  const dir = temp.dir();
   const store = openStore(dir);
   const padding = 'x'.repeat(120);
   for (let offset = 0; offset < ROWS; offset += 5000) {
@@ -37,15 +33,6 @@ function seeded(): string {
   }
   store.close();
   return dir;
-}
-
-function withStore<T>(dir: string, work: (store: Store) => T): T {
-  const store = openStore(dir);
-  try {
-    return work(store);
-  } finally {
-    store.close();
-  }
 }
 
 const scalar = (store: Store, sql: string): number => store.db.prepare(sql).pluck().get() as number;

@@ -3,37 +3,22 @@
 // blocking, close() drains, and one record the schema refuses (or that cannot be bound) is
 // dropped and counted without blocking the others.
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
 import Database from 'better-sqlite3';
 
-import { PortunusError, type Logger } from '@portunus/core';
-import { tempDirs } from '@portunus/test-support';
+import { PortunusError } from '@portunus/core';
 
 import type { AuditRecord } from './audit.js';
 import { AuditWriter } from './audit-writer.js';
-import { openStore, type Store } from './open.js';
+import type { Store } from './open.js';
+import { recordingLogger, tempStores } from './store.harness.js';
 
-const dirs = tempDirs();
-const stores: Store[] = [];
-const extra: Database.Database[] = [];
-after(() => {
-  for (const db of extra) db.close();
-  for (const store of stores) store.close();
-  dirs.cleanup();
-});
-
-function store(): Store {
-  const opened = openStore(dirs.make());
-  stores.push(opened);
-  return opened;
-}
+const temp = tempStores();
 
 /** A second connection to the same file: it sees only committed rows. */
 function reader(target: Store): Database.Database {
-  const db = new Database(target.paths.db, { readonly: true });
-  extra.push(db);
-  return db;
+  return temp.track(new Database(target.paths.db, { readonly: true }));
 }
 
 const rows = (db: Database.Database): number =>
@@ -85,23 +70,9 @@ async function waitUntil(check: () => boolean, ms: number, what: string): Promis
   }
 }
 
-function eventLogger(events: string[]): Logger {
-  const record = (event: string): void => {
-    events.push(event);
-  };
-  const logger: Logger = {
-    debug: record,
-    info: record,
-    warn: record,
-    error: record,
-    child: () => logger,
-  };
-  return logger;
-}
-
 describe('AuditWriter', () => {
   it('resolves write() only after the row is committed and visible to another connection', async () => {
-    const target = store();
+    const target = temp.open();
     const other = reader(target);
     const writer = new AuditWriter(target.db, { flushIntervalMs: 60_000 });
     try {
@@ -121,7 +92,7 @@ describe('AuditWriter', () => {
   });
 
   it('commits the writes of one turn in transactions of at most batchSize, seqs in call order', async () => {
-    const target = store();
+    const target = temp.open();
     const sizes = countTransactions(target.db);
     const writer = new AuditWriter(target.db, { batchSize: 10, flushIntervalMs: 60_000 });
     try {
@@ -147,7 +118,7 @@ describe('AuditWriter', () => {
   });
 
   it('holds offered records until the interval or a full batch, and flush() reports the count', async () => {
-    const target = store();
+    const target = temp.open();
     const sizes = countTransactions(target.db);
     const writer = new AuditWriter(target.db, { batchSize: 4, flushIntervalMs: 60_000 });
     try {
@@ -167,7 +138,7 @@ describe('AuditWriter', () => {
   });
 
   it('writes offered records after flushIntervalMs on its own', async () => {
-    const target = store();
+    const target = temp.open();
     const writer = new AuditWriter(target.db, { flushIntervalMs: 20 });
     try {
       writer.offer(record(1));
@@ -180,7 +151,7 @@ describe('AuditWriter', () => {
   });
 
   it('drops and counts past capacity without blocking, rejects the dropped write, drains on close', async () => {
-    const target = store();
+    const target = temp.open();
     let drops = 0;
     const writer = new AuditWriter(target.db, {
       capacity: 3,
@@ -218,18 +189,16 @@ describe('AuditWriter', () => {
   });
 
   it('keeps a batch that met a busy database and commits it once the database is free', async () => {
-    const target = store();
+    const target = temp.open();
     // The writer's own connection with no busy wait, so the lock conflict surfaces at once.
-    const db = new Database(target.paths.db, { timeout: 0 });
-    extra.push(db);
-    const events: string[] = [];
-    const writer = new AuditWriter(db, { flushIntervalMs: 5, logger: eventLogger(events) });
-    const blocker = new Database(target.paths.db);
-    extra.push(blocker);
+    const db = temp.track(new Database(target.paths.db, { timeout: 0 }));
+    const logger = recordingLogger();
+    const writer = new AuditWriter(db, { flushIntervalMs: 5, logger });
+    const blocker = temp.track(new Database(target.paths.db));
     blocker.exec('BEGIN IMMEDIATE');
     try {
       const pending = writer.write(record(1));
-      await waitUntil(() => events.includes('audit.flush_failed'), 5000, 'a failed flush');
+      await waitUntil(() => logger.events().includes('audit.flush_failed'), 5000, 'a failed flush');
       assert.equal(writer.pending, 1, 'the record is kept, not dropped');
       assert.equal(writer.dropped, 0);
       blocker.exec('COMMIT');
@@ -243,7 +212,7 @@ describe('AuditWriter', () => {
   });
 
   it('does not let one record the schema refuses block the records queued with it', async () => {
-    const target = store();
+    const target = temp.open();
     const writer = new AuditWriter(target.db, { flushIntervalMs: 5 });
     try {
       const outcome = (promise: Promise<number>): Promise<string> =>
@@ -273,13 +242,13 @@ describe('AuditWriter', () => {
   });
 
   it('drops, counts and logs an offered record that cannot be bound, committing the rest of its batch', () => {
-    const target = store();
-    const events: string[] = [];
+    const target = temp.open();
+    const logger = recordingLogger();
     let drops = 0;
     const writer = new AuditWriter(target.db, {
       batchSize: 10,
       flushIntervalMs: 60_000,
-      logger: eventLogger(events),
+      logger,
       onDrop: () => {
         drops += 1;
       },
@@ -293,7 +262,7 @@ describe('AuditWriter', () => {
       assert.equal(writer.pending, 0);
       assert.equal(writer.dropped, 2);
       assert.equal(drops, 2);
-      assert.equal(events.filter((event) => event === 'audit.flush_failed').length, 2);
+      assert.equal(logger.events().filter((event) => event === 'audit.flush_failed').length, 2);
       assert.deepEqual(target.db.prepare('SELECT path FROM audit ORDER BY seq').pluck().all(), [
         '/v1/n/1',
         '/v1/n/4',

@@ -1,10 +1,7 @@
 // Proves the audit aggregate: batched appends, newest-first keyset pages walked to the end under
 // every filter, strict cursor/limit/range validation, JSON shapes, and the bounded writer.
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
-
-import { PortunusError } from '@portunus/core';
-import { tempDirs } from '@portunus/test-support';
+import { describe, it } from 'node:test';
 
 import {
   appendAudit,
@@ -17,29 +14,10 @@ import {
   type AuditRecord,
 } from './audit.js';
 import { AuditWriter } from './audit-writer.js';
-import { openStore, type Store } from './open.js';
+import type { Store } from './open.js';
+import { tempStores, thrownCode } from './store.harness.js';
 
-const dirs = tempDirs();
-const stores: Store[] = [];
-after(() => {
-  for (const store of stores) store.close();
-  dirs.cleanup();
-});
-function store(): Store {
-  const opened = openStore(dirs.make());
-  stores.push(opened);
-  return opened;
-}
-
-function code(work: () => unknown): string {
-  try {
-    work();
-  } catch (error) {
-    assert.ok(error instanceof PortunusError);
-    return error.code;
-  }
-  return 'none';
-}
+const temp = tempStores();
 
 const BASE = Date.UTC(2026, 0, 1);
 /** 3,000 rows; three share each timestamp so pages must break ties by seq. */
@@ -71,7 +49,7 @@ function walk(target: Store, query: AuditQuery): number[] {
 }
 
 describe('audit queries', () => {
-  const target = store();
+  const target = temp.open();
   const records = seed(target);
   const expected = (keep: (record: AuditRecord, i: number) => boolean): number[] =>
     records
@@ -108,13 +86,13 @@ describe('audit queries', () => {
   it('validates limit, range and cursor', () => {
     for (const limit of [0, 1001, 1.5, -1]) {
       assert.equal(
-        code(() => queryAudit(target.db, { limit })),
+        thrownCode(() => queryAudit(target.db, { limit })),
         'invalid_limit',
       );
     }
     assert.equal(queryAudit(target.db).entries.length, 100);
     assert.equal(
-      code(() => queryAudit(target.db, { since: 10, until: 5 })),
+      thrownCode(() => queryAudit(target.db, { since: 10, until: 5 })),
       'invalid_time_range',
     );
     const bad = [
@@ -126,7 +104,7 @@ describe('audit queries', () => {
     ];
     for (const cursor of bad) {
       assert.equal(
-        code(() => queryAudit(target.db, { cursor })),
+        thrownCode(() => queryAudit(target.db, { cursor })),
         'invalid_cursor',
         cursor,
       );
@@ -163,7 +141,7 @@ describe('audit queries', () => {
   });
 
   it('never reuses a seq after the newest rows are deleted', () => {
-    const other = store();
+    const other = temp.open();
     const [a, b] = appendAudit(other.db, [
       { ts: 1, actor: 'a', outcome: 'allow' },
       { ts: 2, actor: 'a', outcome: 'allow' },
@@ -191,7 +169,7 @@ describe('audit queries', () => {
 
 describe('audit writer', () => {
   it('resolves write() with the seq once committed, batching records of one turn', async () => {
-    const target = store();
+    const target = temp.open();
     let transactions = 0;
     const writer = new AuditWriter(target.db, { batchSize: 100 });
     const original = target.db.transaction.bind(target.db);
@@ -210,7 +188,7 @@ describe('audit writer', () => {
   });
 
   it('drops and counts records beyond capacity, never blocking, and drains on close', async () => {
-    const target = store();
+    const target = temp.open();
     let drops = 0;
     const writer = new AuditWriter(target.db, {
       capacity: 5,

@@ -4,27 +4,22 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import Database from 'better-sqlite3';
 
 import { PortunusError } from '@portunus/core';
-import { AUDIT_WRITER_PROCESS, ProcessGroup, tempDirs } from '@portunus/test-support';
+import { AUDIT_WRITER_PROCESS, ProcessGroup } from '@portunus/test-support';
 
 import { appendAudit, type AuditRecord } from './audit.js';
 import { backupStore, resolveBackupTarget } from './backup.js';
-import { openStore, type Store } from './open.js';
+import { openStore } from './open.js';
 import { storePaths } from './paths.js';
+import { assertRejects, tempStores } from './store.harness.js';
 
-const dirs = tempDirs();
 const processes = new ProcessGroup();
-const stores: Store[] = [];
-after(async () => {
-  await processes.killAll();
-  for (const store of stores) store.close();
-  dirs.cleanup();
-});
+const temp = tempStores({ processes });
 
 const NOW = Date.UTC(2026, 4, 8, 12, 0, 0);
 const EXCLUSIVE_PROBE = fileURLToPath(new URL('./fixtures/exclusive-probe.js', import.meta.url));
@@ -34,21 +29,6 @@ async function probeExclusive(file: string): Promise<string> {
   const result = await processes.run(EXCLUSIVE_PROBE, [file]);
   assert.equal(result.code, 0, result.stderr);
   return result.stdout.trim();
-}
-
-async function rejectsWith(code: string, exitCode: number, work: Promise<unknown>): Promise<void> {
-  await assert.rejects(work, (error: unknown) => {
-    assert.ok(error instanceof PortunusError, String(error));
-    assert.equal(error.code, code, error.message);
-    assert.equal(error.exitCode, exitCode);
-    return true;
-  });
-}
-
-function openAt(dir: string): Store {
-  const store = openStore(dir);
-  stores.push(store);
-  return store;
 }
 
 const record = (n: number): AuditRecord => ({
@@ -75,13 +55,13 @@ function inspect(file: string): { check: unknown; journal: unknown; rows: number
 
 describe('backupStore', () => {
   it('copies a live store, WAL content included, into one private rollback-journal file', async () => {
-    const source = openAt(dirs.make());
+    const source = temp.open();
     appendAudit(
       source.db,
       Array.from({ length: 50 }, (_, n) => record(n)),
     );
     assert.ok(fs.statSync(source.paths.wal).size > 0, 'the rows are still in the WAL');
-    const outDir = dirs.make();
+    const outDir = temp.dir();
     const out = path.join(outDir, 'copy.db');
     const previous = process.umask(0);
     let result;
@@ -103,8 +83,8 @@ describe('backupStore', () => {
   });
 
   it('names a file inside a directory target portunus-state-<UTC stamp>.db', async () => {
-    const source = openAt(dirs.make());
-    const outDir = dirs.make();
+    const source = temp.open();
+    const outDir = temp.dir();
     assert.equal(
       resolveBackupTarget(outDir, NOW),
       path.join(outDir, 'portunus-state-20260508T120000Z.db'),
@@ -114,7 +94,7 @@ describe('backupStore', () => {
     assert.equal(result.path, path.join(outDir, 'portunus-state-20260508T120000Z.db'));
     assert.deepEqual(fs.readdirSync(outDir), ['portunus-state-20260508T120000Z.db']);
     // The same second again: the stamped name exists, so the second backup refuses.
-    await rejectsWith(
+    await assertRejects(
       'destination_exists',
       3,
       backupStore(source.paths.dataDir, outDir, () => NOW),
@@ -122,29 +102,29 @@ describe('backupStore', () => {
   });
 
   it('refuses an existing destination (exit 3) and leaves it untouched', async () => {
-    const source = openAt(dirs.make());
-    const outDir = dirs.make();
+    const source = temp.open();
+    const outDir = temp.dir();
     const out = path.join(outDir, 'precious.db');
     fs.writeFileSync(out, 'an older backup, do not touch');
-    await rejectsWith('destination_exists', 3, backupStore(source.paths.dataDir, out));
+    await assertRejects('destination_exists', 3, backupStore(source.paths.dataDir, out));
     assert.equal(fs.readFileSync(out, 'utf8'), 'an older backup, do not touch');
     assert.deepEqual(fs.readdirSync(outDir), ['precious.db']);
   });
 
   it('refuses a missing store (exit 5), a non-SQLite state.db (exit 7) and a missing directory', async () => {
-    const outDir = dirs.make();
-    const empty = dirs.make();
-    await rejectsWith('source_not_found', 5, backupStore(empty, path.join(outDir, 'a.db')));
-    await rejectsWith(
+    const outDir = temp.dir();
+    const empty = temp.dir();
+    await assertRejects('source_not_found', 5, backupStore(empty, path.join(outDir, 'a.db')));
+    await assertRejects(
       'source_not_found',
       5,
       backupStore(path.join(empty, 'nowhere'), path.join(outDir, 'b.db')),
     );
-    const text = dirs.make();
+    const text = temp.dir();
     fs.writeFileSync(storePaths(text).db, 'definitely not sqlite');
-    await rejectsWith('not_sqlite', 7, backupStore(text, path.join(outDir, 'c.db')));
-    const source = openAt(dirs.make());
-    await rejectsWith(
+    await assertRejects('not_sqlite', 7, backupStore(text, path.join(outDir, 'c.db')));
+    const source = temp.open();
+    await assertRejects(
       'io_error',
       1,
       backupStore(source.paths.dataDir, path.join(outDir, 'missing-dir', 'd.db')),
@@ -155,10 +135,10 @@ describe('backupStore', () => {
   it('leaves a live store in the same process holding its locks, so other processes stay out', async () => {
     // POSIX drops every fcntl lock a process holds on a file when it closes any descriptor of
     // that file: backup must not open and close state.db (or state.db.lock) behind the store.
-    const source = openAt(dirs.make());
+    const source = temp.open();
     appendAudit(source.db, [record(1)]);
     assert.equal(await probeExclusive(source.paths.db), 'busy', 'the probe sees the live store');
-    const out = path.join(dirs.make(), 'copy.db');
+    const out = path.join(temp.dir(), 'copy.db');
     await backupStore(source.paths.dataDir, out);
     assert.throws(
       () => openStore(source.paths.dataDir),
@@ -187,7 +167,7 @@ describe('backupStore', () => {
   });
 
   it('finishes while another process commits continuously, with a consistent copy', async () => {
-    const source = openAt(dirs.make()); // holds the lock, like serve
+    const source = temp.open(); // holds the lock, like serve
     const writer = processes.node(AUDIT_WRITER_PROCESS, [source.paths.dataDir, 'shared', '0', '5']);
     const acked = (): number[] =>
       writer.stdoutLines
@@ -195,7 +175,7 @@ describe('backupStore', () => {
         .flatMap((line) => line.slice(4).split(' ').map(Number));
     await writer.waitForStdoutLine(() => acked().length >= 200);
     const ackedBefore = acked();
-    const out = path.join(dirs.make(), 'live.db');
+    const out = path.join(temp.dir(), 'live.db');
     const result = await backupStore(source.paths.dataDir, out);
     assert.equal(result.path, out);
     const copy = inspect(out);

@@ -3,35 +3,20 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
 import Database from 'better-sqlite3';
 
-import { PortunusError, silentLogger } from '@portunus/core';
-import { tempDirs } from '@portunus/test-support';
+import { silentLogger } from '@portunus/core';
 
 import { ensureDataDir, resolveDataDir } from './data-dir.js';
 import { REFUSED_FILESYSTEMS, checkFilesystem } from './filesystem.js';
 import { acquireStoreLock } from './lock.js';
 import { loadMigrations, migrate, migrationFromText, readSchemaVersion } from './migrate.js';
 import { openDatabase, openStore } from './open.js';
+import { assertFails, tempStores } from './store.harness.js';
 
-const dirs = tempDirs();
-after(() => {
-  dirs.cleanup();
-});
-
-function fails(code: string, exitCode: number, work: () => unknown): PortunusError {
-  try {
-    work();
-  } catch (error) {
-    assert.ok(error instanceof PortunusError, String(error));
-    assert.equal(error.code, code);
-    assert.equal(error.exitCode, exitCode);
-    return error;
-  }
-  assert.fail(`expected ${code}`);
-}
+const temp = tempStores();
 
 describe('data dir', () => {
   it('resolves flag > STATE_DIRECTORY > XDG_STATE_HOME > HOME, skipping blanks', () => {
@@ -46,11 +31,11 @@ describe('data dir', () => {
       path: '/home/u/.local/state/portunus',
       source: 'HOME',
     });
-    fails('data_dir_unresolvable', 1, () => resolveDataDir(undefined, {}));
+    assertFails('data_dir_unresolvable', 1, () => resolveDataDir(undefined, {}));
   });
 
   it('creates the directory 0700 whatever the umask, and refuses a regular file', () => {
-    const base = dirs.make();
+    const base = temp.dir();
     const previous = process.umask(0);
     try {
       assert.equal(ensureDataDir(path.join(base, 'a/b')), true);
@@ -60,21 +45,21 @@ describe('data dir', () => {
     assert.equal(fs.statSync(path.join(base, 'a/b')).mode & 0o777, 0o700);
     assert.equal(ensureDataDir(path.join(base, 'a/b')), false);
     fs.writeFileSync(path.join(base, 'file'), '');
-    fails('io_error', 1, () => ensureDataDir(path.join(base, 'file')));
+    assertFails('io_error', 1, () => ensureDataDir(path.join(base, 'file')));
   });
 });
 
 describe('filesystem check', () => {
   it('refuses every listed filesystem with exit 78, naming path and filesystem', () => {
     for (const [magic, name] of REFUSED_FILESYSTEMS) {
-      const error = fails('unsupported_filesystem', 78, () =>
+      const error = assertFails('unsupported_filesystem', 78, () =>
         checkFilesystem('/data', () => magic),
       );
       assert.match(error.message, new RegExp(`/data is on ${name}.*local writable filesystem`));
       assert.deepEqual(error.fields, { path: '/data', fs: name });
     }
     // f_type arrives signed for magics above 2^31 on some ABIs
-    fails('unsupported_filesystem', 78, () => checkFilesystem('/d', () => 0xff534d42 | 0));
+    assertFails('unsupported_filesystem', 78, () => checkFilesystem('/d', () => 0xff534d42 | 0));
     assert.equal(
       checkFilesystem('/d', () => 0xef53),
       '0xef53',
@@ -84,7 +69,7 @@ describe('filesystem check', () => {
   it('refuses the real /dev/shm', { skip: !fs.existsSync('/dev/shm') }, () => {
     const dir = fs.mkdtempSync('/dev/shm/portunus-unit-');
     try {
-      fails('unsupported_filesystem', 78, () => openStore(dir));
+      assertFails('unsupported_filesystem', 78, () => openStore(dir));
       assert.equal(fs.existsSync(path.join(dir, 'state.db')), false);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
@@ -94,19 +79,19 @@ describe('filesystem check', () => {
 
 describe('lock', () => {
   it('admits one holder per file, 0600, and admits again after release', () => {
-    const file = path.join(dirs.make(), 'state.db.lock');
+    const file = path.join(temp.dir(), 'state.db.lock');
     const first = acquireStoreLock(file);
     assert.equal(fs.statSync(file).mode & 0o777, 0o600);
-    fails('store_in_use', 75, () => acquireStoreLock(file));
+    assertFails('store_in_use', 75, () => acquireStoreLock(file));
     first.release();
     first.release(); // idempotent
     acquireStoreLock(file).release();
   });
 
   it('keeps a second openStore out while the first is open', () => {
-    const dir = dirs.make();
+    const dir = temp.dir();
     const store = openStore(dir);
-    fails('store_in_use', 75, () => openStore(dir));
+    assertFails('store_in_use', 75, () => openStore(dir));
     store.close();
     openStore(dir).close();
   });
@@ -114,7 +99,7 @@ describe('lock', () => {
 
 describe('open', () => {
   it('sets the PRAGMAs of DESIGN.md §4 and creates state.db 0600', () => {
-    const store = openStore(dirs.make());
+    const store = openStore(temp.dir());
     try {
       const pragma = (name: string): unknown => store.db.pragma(name, { simple: true });
       assert.equal(pragma('journal_mode'), 'wal');
@@ -131,20 +116,20 @@ describe('open', () => {
   });
 
   it('refuses a non-SQLite state.db with exit 7 and leaves it unchanged; accepts a zero-byte one', () => {
-    const dir = dirs.make();
+    const dir = temp.dir();
     fs.writeFileSync(path.join(dir, 'state.db'), 'not a database at all, just text');
-    fails('not_sqlite', 7, () => openStore(dir));
+    assertFails('not_sqlite', 7, () => openStore(dir));
     assert.equal(
       fs.readFileSync(path.join(dir, 'state.db'), 'utf8'),
       'not a database at all, just text',
     );
-    const empty = dirs.make();
+    const empty = temp.dir();
     fs.writeFileSync(path.join(empty, 'state.db'), '');
     openStore(empty).close();
   });
 
   it('converts a database made without incremental auto-vacuum', () => {
-    const dir = dirs.make();
+    const dir = temp.dir();
     const plain = new Database(path.join(dir, 'state.db'));
     plain.exec('CREATE TABLE scratch (x)');
     plain.close();
@@ -154,7 +139,7 @@ describe('open', () => {
   });
 
   it('enforces CHECK constraints and cascades', () => {
-    const store = openStore(dirs.make());
+    const store = openStore(temp.dir());
     try {
       assert.throws(() =>
         store.db.prepare("INSERT INTO users VALUES ('x', 'root', 'X', 0, NULL, 0, 1, 1)").run(),
@@ -197,13 +182,19 @@ describe('migrations', () => {
     const db = fresh();
     migrate(db, [v1, v2], silentLogger, 'mem');
     const edited = migrationFromText(1, 'one', 'CREATE TABLE one (x ANY, y ANY) STRICT;');
-    fails('migration_checksum_mismatch', 70, () => migrate(db, [edited, v2], silentLogger, 'mem'));
-    const error = fails('schema_version_too_new', 78, () => migrate(db, [v1], silentLogger, 'mem'));
+    assertFails('migration_checksum_mismatch', 70, () =>
+      migrate(db, [edited, v2], silentLogger, 'mem'),
+    );
+    const error = assertFails('schema_version_too_new', 78, () =>
+      migrate(db, [v1], silentLogger, 'mem'),
+    );
     assert.equal(error.fields['on_disk'], 2);
     assert.equal(error.fields['binary_supports'], 1);
     db.prepare('DELETE FROM schema_migrations WHERE version = 1').run();
     db.prepare("INSERT INTO schema_migrations VALUES (1, 'gone', ?, 0)").run('0'.repeat(64));
-    fails('migration_checksum_mismatch', 70, () => migrate(db, [v1, v2], silentLogger, 'mem'));
+    assertFails('migration_checksum_mismatch', 70, () =>
+      migrate(db, [v1, v2], silentLogger, 'mem'),
+    );
   });
 
   it('rolls back a failing migration completely and keeps the earlier ones', () => {
@@ -213,7 +204,7 @@ describe('migrations', () => {
       'bad',
       'CREATE TABLE half (x); INSERT INTO nowhere VALUES (1);',
     );
-    fails('migration_failed', 70, () => migrate(db, [v1, bad], silentLogger, 'mem'));
+    assertFails('migration_failed', 70, () => migrate(db, [v1, bad], silentLogger, 'mem'));
     const tables = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'").pluck().all();
     assert.ok(tables.includes('one'));
     assert.ok(!tables.includes('half'));
@@ -221,13 +212,13 @@ describe('migrations', () => {
   });
 
   it('loads only well-named, gapless files', () => {
-    const dir = dirs.make();
+    const dir = temp.dir();
     fs.writeFileSync(path.join(dir, 'V001__init.sql'), 'SELECT 1;');
     assert.equal(loadMigrations(dir).length, 1);
     fs.writeFileSync(path.join(dir, 'V003__later.sql'), 'SELECT 1;');
-    fails('migration_failed', 70, () => loadMigrations(dir));
+    assertFails('migration_failed', 70, () => loadMigrations(dir));
     fs.rmSync(path.join(dir, 'V003__later.sql'));
     fs.writeFileSync(path.join(dir, 'v2-bad.sql'), 'SELECT 1;');
-    fails('migration_failed', 70, () => loadMigrations(dir));
+    assertFails('migration_failed', 70, () => loadMigrations(dir));
   });
 });

@@ -2,10 +2,7 @@
 // (idempotent, by id and by name, keeping the token hash), rename, address changes, delete only
 // after revocation (cascading to rules), the connection record, and lookups by token hash.
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
-
-import { PortunusError } from '@portunus/core';
-import { tempDirs } from '@portunus/test-support';
+import { describe, it } from 'node:test';
 
 import {
   checkClientAddress,
@@ -20,38 +17,19 @@ import {
   revokeClientsByName,
   setClientAddress,
 } from './clients.js';
-import { openStore, type Store } from './open.js';
+import type { Store } from './open.js';
 import { insertRule } from './rules.js';
+import { tempStores, thrownCode } from './store.harness.js';
 import { insertUser } from './users.js';
 
-const dirs = tempDirs();
-const stores: Store[] = [];
-after(() => {
-  for (const store of stores) store.close();
-  dirs.cleanup();
-});
-function store(): Store {
-  const opened = openStore(dirs.make());
-  stores.push(opened);
-  return opened;
-}
-
-function code(work: () => unknown): string {
-  try {
-    work();
-  } catch (error) {
-    assert.ok(error instanceof PortunusError, String(error));
-    return error.code;
-  }
-  return 'none';
-}
+const temp = tempStores();
 
 const NOW = Date.UTC(2026, 4, 1, 12, 0, 0);
 const hash = (n: number): string => n.toString(16).padStart(64, '0');
 const id = (n: number): string => `01J9CLIENTS00000000000000${n}`;
 
 function seeded(): Store {
-  const s = store();
+  const s = temp.open();
   insertClient(s.db, { clientId: id(1), clientName: 'alpha', tokenHash: hash(1), now: NOW });
   insertClient(s.db, { clientId: id(2), clientName: 'twin', tokenHash: hash(2), now: NOW });
   insertClient(s.db, { clientId: id(3), clientName: 'twin', tokenHash: hash(3), now: NOW });
@@ -65,7 +43,7 @@ describe('client name and address rules', () => {
     }
     for (const name of ['', ' ', '\t', 'a\nb', 'a\u007fb', 'a\u0085b', 'x'.repeat(256)]) {
       assert.equal(
-        code(() => checkClientName(name)),
+        thrownCode(() => checkClientName(name)),
         'invalid_client_name',
         JSON.stringify(name),
       );
@@ -90,7 +68,7 @@ describe('client name and address rules', () => {
       'a'.repeat(254),
     ]) {
       assert.equal(
-        code(() => checkClientAddress(address)),
+        thrownCode(() => checkClientAddress(address)),
         'invalid_client_address',
         address,
       );
@@ -105,7 +83,7 @@ describe('revoke', () => {
     assert.equal(revokeClient(s.db, id(1), NOW + 2).revokedAt, NOW + 1);
     assert.equal(clientByTokenHash(s.db, hash(1))?.revokedAt, NOW + 1);
     assert.equal(
-      code(() => revokeClient(s.db, id(9), NOW)),
+      thrownCode(() => revokeClient(s.db, id(9), NOW)),
       'client_not_found',
     );
   });
@@ -131,11 +109,11 @@ describe('rename, address, connection record', () => {
     const s = seeded();
     assert.equal(renameClient(s.db, id(1), ' Alpha Prime ').clientName, ' Alpha Prime ');
     assert.equal(
-      code(() => renameClient(s.db, id(1), ' ')),
+      thrownCode(() => renameClient(s.db, id(1), ' ')),
       'invalid_client_name',
     );
     assert.equal(
-      code(() => renameClient(s.db, id(9), 'x')),
+      thrownCode(() => renameClient(s.db, id(9), 'x')),
       'client_not_found',
     );
     assert.equal(getClient(s.db, id(1))?.clientName, ' Alpha Prime ');
@@ -148,13 +126,13 @@ describe('rename, address, connection record', () => {
       'edge.example.com',
     );
     assert.equal(
-      code(() => setClientAddress(s.db, id(1), 'edge:1')),
+      thrownCode(() => setClientAddress(s.db, id(1), 'edge:1')),
       'invalid_client_address',
     );
     assert.equal(getClient(s.db, id(1))?.clientAddress, 'edge.example.com');
     assert.equal(setClientAddress(s.db, id(1), null).clientAddress, null);
     assert.equal(
-      code(() => setClientAddress(s.db, id(9), null)),
+      thrownCode(() => setClientAddress(s.db, id(9), null)),
       'client_not_found',
     );
   });
@@ -184,7 +162,7 @@ describe('deleteClient', () => {
       now: NOW,
     });
     assert.equal(
-      code(() => deleteClient(s.db, id(1))),
+      thrownCode(() => deleteClient(s.db, id(1))),
       'client_not_revoked',
     );
     assert.ok(getClient(s.db, id(1)));
@@ -195,7 +173,7 @@ describe('deleteClient', () => {
     assert.equal(getClient(s.db, id(1)), undefined);
     assert.equal(clientByTokenHash(s.db, hash(1)), undefined);
     assert.equal(
-      code(() => deleteClient(s.db, id(1))),
+      thrownCode(() => deleteClient(s.db, id(1))),
       'client_not_found',
     );
   });

@@ -4,9 +4,8 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 
-import { PortunusError } from '@portunus/core';
-
 import { resolveDataDir } from './data-dir.js';
+import { thrownError } from './store.harness.js';
 
 describe('resolveDataDir', () => {
   const all = { STATE_DIRECTORY: '/sd', XDG_STATE_HOME: '/xdg', HOME: '/home/op' };
@@ -46,16 +45,10 @@ describe('resolveDataDir', () => {
 
   it('fails with data_dir_unresolvable when nothing names a directory', () => {
     for (const env of [{}, { HOME: ' ' }, { STATE_DIRECTORY: '', XDG_STATE_HOME: '', HOME: '' }]) {
-      assert.throws(
-        () => resolveDataDir(undefined, env),
-        (error: unknown) => {
-          assert.ok(error instanceof PortunusError);
-          assert.equal(error.code, 'data_dir_unresolvable');
-          assert.equal(error.event, 'startup.data_dir_unresolvable');
-          assert.match(error.message, /--data-dir/);
-          return true;
-        },
-      );
+      const error = thrownError(() => resolveDataDir(undefined, env));
+      assert.equal(error.code, 'data_dir_unresolvable');
+      assert.equal(error.event, 'startup.data_dir_unresolvable');
+      assert.match(error.message, /--data-dir/);
     }
   });
 });

@@ -2,36 +2,14 @@
 // redeem of a new, an existing (rotated, un-revoked), and a deleted-in-between client, and every
 // refusal (unknown, used, superseded, expired) leaving the store as it was.
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
-
-import { PortunusError } from '@portunus/core';
-import { tempDirs } from '@portunus/test-support';
+import { describe, it } from 'node:test';
 
 import { clientByTokenHash, deleteClient, getClient, revokeClient } from './clients.js';
 import { createEnrollment, redeemEnrollment, type NewEnrollment } from './enrollments.js';
-import { openStore, type Store } from './open.js';
+import type { Store } from './open.js';
+import { tempStores, thrownCode } from './store.harness.js';
 
-const dirs = tempDirs();
-const stores: Store[] = [];
-after(() => {
-  for (const store of stores) store.close();
-  dirs.cleanup();
-});
-function store(): Store {
-  const opened = openStore(dirs.make());
-  stores.push(opened);
-  return opened;
-}
-
-function code(work: () => unknown): string {
-  try {
-    work();
-  } catch (error) {
-    assert.ok(error instanceof PortunusError, String(error));
-    return error.code;
-  }
-  return 'none';
-}
+const temp = tempStores();
 
 const NOW = Date.UTC(2026, 4, 1, 12, 0, 0);
 const CLIENT_ID = '01J9STORE00000000000000001';
@@ -56,7 +34,7 @@ function enrollmentRows(target: Store): unknown[] {
 
 describe('createEnrollment', () => {
   it('stores the code hash with its expiry and answers what it issued', () => {
-    const s = store();
+    const s = temp.open();
     const issued = createEnrollment(s.db, enrollment({ clientAddress: '203.0.113.7' }));
     assert.deepEqual(issued, {
       clientId: CLIENT_ID,
@@ -74,13 +52,13 @@ describe('createEnrollment', () => {
   });
 
   it('accepts ttl 1 and 86400 and refuses 0, 86401 and fractions without writing', () => {
-    const s = store();
+    const s = temp.open();
     createEnrollment(s.db, enrollment({ ttlSecs: 1, codeHash: hash(1) }));
     createEnrollment(s.db, enrollment({ ttlSecs: 86_400, codeHash: hash(2) }));
     const before = enrollmentRows(s);
     for (const ttlSecs of [0, -1, 86_401, 1.5, Number.NaN]) {
       assert.equal(
-        code(() => createEnrollment(s.db, enrollment({ ttlSecs, codeHash: hash(3) }))),
+        thrownCode(() => createEnrollment(s.db, enrollment({ ttlSecs, codeHash: hash(3) }))),
         'invalid_enrollment_ttl',
         String(ttlSecs),
       );
@@ -89,7 +67,7 @@ describe('createEnrollment', () => {
   });
 
   it('validates the name and the address before writing', () => {
-    const s = store();
+    const s = temp.open();
     for (const clientName of [
       '',
       '   ',
@@ -99,14 +77,14 @@ describe('createEnrollment', () => {
       'é'.repeat(128),
     ]) {
       assert.equal(
-        code(() => createEnrollment(s.db, enrollment({ clientName }))),
+        thrownCode(() => createEnrollment(s.db, enrollment({ clientName }))),
         'invalid_client_name',
         JSON.stringify(clientName),
       );
     }
     for (const clientAddress of ['', 'host:80', '1.2.3.4:80', '[::1]', '::1]:80', 'a b', '1.2.3']) {
       assert.equal(
-        code(() => createEnrollment(s.db, enrollment({ clientAddress }))),
+        thrownCode(() => createEnrollment(s.db, enrollment({ clientAddress }))),
         'invalid_client_address',
         clientAddress,
       );
@@ -118,7 +96,7 @@ describe('createEnrollment', () => {
   });
 
   it('supersedes every unredeemed code of the same client, not of others', () => {
-    const s = store();
+    const s = temp.open();
     createEnrollment(s.db, enrollment({ codeHash: hash(1) }));
     createEnrollment(
       s.db,
@@ -126,7 +104,7 @@ describe('createEnrollment', () => {
     );
     createEnrollment(s.db, enrollment({ codeHash: hash(2), now: NOW + 1000 }));
     assert.equal(
-      code(() =>
+      thrownCode(() =>
         redeemEnrollment(s.db, { codeHash: hash(1), tokenHash: hash(100), now: NOW + 2000 }),
       ),
       'enrollment_used',
@@ -144,7 +122,7 @@ describe('createEnrollment', () => {
 
 describe('redeemEnrollment', () => {
   it('creates a new client with the token hash and consumes the code', () => {
-    const s = store();
+    const s = temp.open();
     createEnrollment(s.db, enrollment({ clientAddress: 'edge-1.example.net' }));
     const redeemed = redeemEnrollment(s.db, {
       codeHash: hash(1),
@@ -164,14 +142,16 @@ describe('redeemEnrollment', () => {
     assert.equal(client.provisionedAt, NOW + 5);
     assert.equal(client.revokedAt, null);
     assert.equal(
-      code(() => redeemEnrollment(s.db, { codeHash: hash(1), tokenHash: hash(51), now: NOW + 6 })),
+      thrownCode(() =>
+        redeemEnrollment(s.db, { codeHash: hash(1), tokenHash: hash(51), now: NOW + 6 }),
+      ),
       'enrollment_used',
     );
     assert.equal(clientByTokenHash(s.db, hash(51)), undefined);
   });
 
   it('rotates an existing client: new token, revocation cleared, address kept unless given', () => {
-    const s = store();
+    const s = temp.open();
     createEnrollment(s.db, enrollment({ clientAddress: '198.51.100.1' }));
     redeemEnrollment(s.db, { codeHash: hash(1), tokenHash: hash(60), now: NOW });
     revokeClient(s.db, CLIENT_ID, NOW + 10);
@@ -208,7 +188,7 @@ describe('redeemEnrollment', () => {
   });
 
   it('re-creates a client deleted between issue and redeem under the same id', () => {
-    const s = store();
+    const s = temp.open();
     createEnrollment(s.db, enrollment());
     redeemEnrollment(s.db, { codeHash: hash(1), tokenHash: hash(70), now: NOW });
     createEnrollment(s.db, enrollment({ codeHash: hash(2), now: NOW + 1 }));
@@ -224,15 +204,17 @@ describe('redeemEnrollment', () => {
   });
 
   it('refuses an unknown code and an expired one, which stays unconsumed', () => {
-    const s = store();
+    const s = temp.open();
     createEnrollment(s.db, enrollment({ ttlSecs: 60 }));
     assert.equal(
-      code(() => redeemEnrollment(s.db, { codeHash: hash(999), tokenHash: hash(80), now: NOW })),
+      thrownCode(() =>
+        redeemEnrollment(s.db, { codeHash: hash(999), tokenHash: hash(80), now: NOW }),
+      ),
       'enrollment_invalid',
     );
     const before = enrollmentRows(s);
     assert.equal(
-      code(() =>
+      thrownCode(() =>
         redeemEnrollment(s.db, { codeHash: hash(1), tokenHash: hash(80), now: NOW + 60_000 }),
       ),
       'enrollment_expired',
@@ -247,13 +229,15 @@ describe('redeemEnrollment', () => {
   });
 
   it('a revocation supersedes an outstanding code; delete removes the codes', () => {
-    const s = store();
+    const s = temp.open();
     createEnrollment(s.db, enrollment());
     redeemEnrollment(s.db, { codeHash: hash(1), tokenHash: hash(90), now: NOW });
     createEnrollment(s.db, enrollment({ codeHash: hash(2), now: NOW + 1 }));
     revokeClient(s.db, CLIENT_ID, NOW + 2);
     assert.equal(
-      code(() => redeemEnrollment(s.db, { codeHash: hash(2), tokenHash: hash(91), now: NOW + 3 })),
+      thrownCode(() =>
+        redeemEnrollment(s.db, { codeHash: hash(2), tokenHash: hash(91), now: NOW + 3 }),
+      ),
       'enrollment_used',
     );
     deleteClient(s.db, CLIENT_ID);

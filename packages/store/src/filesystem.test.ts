@@ -4,20 +4,17 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
-import { PortunusError } from '@portunus/core';
-import { tempDirs } from '@portunus/test-support';
+import type { PortunusError } from '@portunus/core';
 
 import { checkFilesystem } from './filesystem.js';
 import { openStore } from './open.js';
 import { restoreStore } from './restore.js';
 import { storePaths } from './paths.js';
+import { assertFails, tempStores } from './store.harness.js';
 
-const dirs = tempDirs();
-after(() => {
-  dirs.cleanup();
-});
+const temp = tempStores();
 
 /** linux/magic.h values of the filesystems the seed and DESIGN.md §4 refuse. */
 const REFUSED: readonly (readonly [number, RegExp])[] = [
@@ -41,17 +38,9 @@ const ACCEPTED: readonly (readonly [number, string])[] = [
 ];
 
 function refusal(work: () => unknown): PortunusError {
-  let caught: unknown;
-  try {
-    work();
-  } catch (error) {
-    caught = error;
-  }
-  assert.ok(caught instanceof PortunusError, `expected a refusal, got ${String(caught)}`);
-  assert.equal(caught.code, 'unsupported_filesystem');
-  assert.equal(caught.exitCode, 78);
-  assert.equal(caught.event, 'startup.unsupported_filesystem');
-  return caught;
+  const error = assertFails('unsupported_filesystem', 78, work);
+  assert.equal(error.event, 'startup.unsupported_filesystem');
+  return error;
 }
 
 describe('checkFilesystem', () => {
@@ -100,14 +89,14 @@ describe('checkFilesystem', () => {
 
   it('refuses in openStore and restoreStore before the lock or state.db exists', () => {
     const tmpfs = (): number => 0x01021994;
-    const dir = dirs.make();
+    const dir = temp.dir();
     refusal(() => openStore(dir, { statfsType: tmpfs }));
     assert.deepEqual(fs.readdirSync(dir), []);
-    const backup = path.join(dirs.make(), 'b.db');
-    const source = openStore(dirs.make());
+    const backup = path.join(temp.dir(), 'b.db');
+    const source = openStore(temp.dir());
     source.close();
     fs.copyFileSync(source.paths.db, backup);
-    const target = dirs.make();
+    const target = temp.dir();
     refusal(() => restoreStore(target, backup, { statfsType: tmpfs }));
     assert.deepEqual(fs.readdirSync(target), []);
     assert.equal(fs.existsSync(storePaths(target).lock), false);

@@ -2,32 +2,22 @@
 // and survives a refused second attempt from inside the holding process.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
-import { PortunusError } from '@portunus/core';
-import { AUDIT_WRITER_PROCESS, ProcessGroup, tempDirs } from '@portunus/test-support';
+import { AUDIT_WRITER_PROCESS, ProcessGroup } from '@portunus/test-support';
 
 import { acquireStoreLock } from './lock.js';
 import { openStore } from './open.js';
 import { storePaths } from './paths.js';
 import { resetStore } from './reset.js';
 import { restoreStore } from './restore.js';
+import { assertFails, tempStores } from './store.harness.js';
 
-const dirs = tempDirs();
 const processes = new ProcessGroup();
-after(async () => {
-  await processes.killAll();
-  dirs.cleanup();
-});
+const temp = tempStores({ processes });
 
 function assertInUse(work: () => unknown): void {
-  assert.throws(work, (error: unknown) => {
-    assert.ok(error instanceof PortunusError, String(error));
-    assert.equal(error.code, 'store_in_use');
-    assert.equal(error.exitCode, 75);
-    assert.equal(error.event, 'startup.store_in_use');
-    return true;
-  });
+  assert.equal(assertFails('store_in_use', 75, work).event, 'startup.store_in_use');
 }
 
 /** Runs a child that tries to open the store like `serve`; resolves with its exit code. */
@@ -38,7 +28,7 @@ async function childOpen(dataDir: string): Promise<{ code: number; stderr: strin
 
 describe('lock across processes', () => {
   it('keeps the parent out while a child holds the store, and lets it in at once after SIGKILL', async () => {
-    const dir = dirs.make();
+    const dir = temp.dir();
     const child = processes.node(AUDIT_WRITER_PROCESS, [dir, 'locked', '0', '1']);
     await child.waitForStdoutLine((line) => line === 'ready');
     assertInUse(() => openStore(dir));
@@ -56,7 +46,7 @@ describe('lock across processes', () => {
   });
 
   it('keeps a child out while the parent holds the store', async () => {
-    const dir = dirs.make();
+    const dir = temp.dir();
     const store = openStore(dir);
     try {
       const result = await childOpen(dir);
@@ -69,12 +59,12 @@ describe('lock across processes', () => {
   });
 
   it('still keeps other processes out after a refused second acquire in the holding process', async () => {
-    const dir = dirs.make();
+    const dir = temp.dir();
     const store = openStore(dir);
     try {
       assertInUse(() => acquireStoreLock(storePaths(dir).lock));
       assertInUse(() => openStore(dir));
-      const other = openStore(dirs.make());
+      const other = openStore(temp.dir());
       other.close();
       assertInUse(() => restoreStore(dir, other.paths.db, { force: true }));
       // POSIX drops every fcntl lock a process holds on a file when it closes any descriptor
@@ -88,7 +78,7 @@ describe('lock across processes', () => {
   });
 
   it('creates the lock file 0600 whatever the umask and reports its path', () => {
-    const dir = dirs.make();
+    const dir = temp.dir();
     const previous = process.umask(0);
     let lock;
     try {

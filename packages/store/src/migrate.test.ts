@@ -3,12 +3,11 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
 import Database from 'better-sqlite3';
 
-import { PortunusError, silentLogger } from '@portunus/core';
-import { tempDirs } from '@portunus/test-support';
+import { silentLogger } from '@portunus/core';
 
 import {
   latestVersion,
@@ -20,24 +19,9 @@ import {
 } from './migrate.js';
 import { openDatabase, openStore } from './open.js';
 import { storePaths } from './paths.js';
+import { assertFails, tempStores } from './store.harness.js';
 
-const dirs = tempDirs();
-after(() => {
-  dirs.cleanup();
-});
-
-function failsWith(code: string, exitCode: number, work: () => unknown): PortunusError {
-  let caught: unknown;
-  try {
-    work();
-  } catch (error) {
-    caught = error;
-  }
-  assert.ok(caught instanceof PortunusError, `expected ${code}, got ${String(caught)}`);
-  assert.equal(caught.code, code, caught.message);
-  assert.equal(caught.exitCode, exitCode);
-  return caught;
-}
+const temp = tempStores();
 
 const v1 = migrationFromText(1, 'one', 'CREATE TABLE one (x INTEGER) STRICT;');
 const v2 = migrationFromText(2, 'two', 'CREATE TABLE two (x INTEGER) STRICT;');
@@ -52,9 +36,23 @@ function snapshot(db: Database.Database): unknown {
   };
 }
 
+/**
+ * A closed store whose history records a V999 this binary does not ship, as a newer binary leaves
+ * it; with `rollbackJournal`, switched out of WAL like a copied backup. Returns its state.db.
+ */
+function tooNewStateDb(dir: string, options: { rollbackJournal?: boolean } = {}): string {
+  openStore(dir).close();
+  const file = storePaths(dir).db;
+  const raw = new Database(file);
+  raw.prepare('INSERT INTO schema_migrations VALUES (999, ?, ?, 0)').run('future', 'f'.repeat(64));
+  if (options.rollbackJournal) raw.pragma('journal_mode = DELETE');
+  raw.close();
+  return file;
+}
+
 describe('migrate', () => {
   it('records every shipped migration of a fresh store with version, name and checksum', () => {
-    const store = openStore(dirs.make());
+    const store = openStore(temp.dir());
     try {
       const shipped = loadMigrations();
       assert.ok(shipped.length >= 1);
@@ -76,7 +74,7 @@ describe('migrate', () => {
   });
 
   it('reopens an up-to-date store without applying or recording anything', () => {
-    const dir = dirs.make();
+    const dir = temp.dir();
     openStore(dir).close();
     const before = fs.readFileSync(storePaths(dir).db);
     const store = openStore(dir);
@@ -97,7 +95,7 @@ describe('migrate', () => {
     const db = new Database(':memory:');
     migrate(db, [v1, v2], silentLogger, 'mem');
     const before = snapshot(db);
-    const error = failsWith('migration_missing', 70, () =>
+    const error = assertFails('migration_missing', 70, () =>
       migrate(db, [v1, v3], silentLogger, 'mem'),
     );
     assert.equal(error.fields['version'], 2);
@@ -110,7 +108,7 @@ describe('migrate', () => {
     migrate(db, [v1], silentLogger, 'mem');
     const edited = migrationFromText(1, 'one', 'CREATE TABLE one (x INTEGER, y TEXT) STRICT;');
     const before = snapshot(db);
-    const error = failsWith('migration_checksum_mismatch', 70, () =>
+    const error = assertFails('migration_checksum_mismatch', 70, () =>
       migrate(db, [edited, v2], silentLogger, 'mem'),
     );
     assert.equal(error.fields['version'], 1);
@@ -123,7 +121,7 @@ describe('migrate', () => {
     const db = new Database(':memory:');
     migrate(db, [v1, v2, v3], silentLogger, 'mem');
     const before = snapshot(db);
-    const error = failsWith('schema_version_too_new', 78, () =>
+    const error = assertFails('schema_version_too_new', 78, () =>
       migrate(db, [v1], silentLogger, 'mem'),
     );
     assert.equal(error.event, 'startup.schema_version_too_new');
@@ -133,39 +131,26 @@ describe('migrate', () => {
   });
 
   it('refuses a too-new state.db through openStore, leaves the file byte-identical and unlocks', () => {
-    const dir = dirs.make();
-    openStore(dir).close();
-    const file = storePaths(dir).db;
-    const raw = new Database(file);
-    raw
-      .prepare('INSERT INTO schema_migrations VALUES (999, ?, ?, 0)')
-      .run('future', 'f'.repeat(64));
-    raw.close();
+    const dir = temp.dir();
+    const file = tooNewStateDb(dir);
     const before = fs.readFileSync(file);
-    const error = failsWith('schema_version_too_new', 78, () => openStore(dir));
+    const error = assertFails('schema_version_too_new', 78, () => openStore(dir));
     assert.equal(error.fields['on_disk'], 999);
     assert.equal(error.fields['binary_supports'], latestVersion(loadMigrations()));
     assert.ok(fs.readFileSync(file).equals(before), 'state.db changed');
     assert.equal(fs.existsSync(storePaths(dir).wal), false, 'a -wal file was left behind');
     // The refusal released the lock: the next attempt fails for the same reason, not 75.
-    failsWith('schema_version_too_new', 78, () => openStore(dir));
+    assertFails('schema_version_too_new', 78, () => openStore(dir));
   });
 
   it('refuses a too-new state.db in rollback-journal mode (a copied backup) without touching it', () => {
     // Backups are rollback-journal files; the boot order refuses a too-new schema before any
     // PRAGMA (journal_mode=WAL rewrites header bytes 18-19) writes to the file (DESIGN.md §4).
-    const dir = dirs.make();
-    openStore(dir).close();
-    const file = storePaths(dir).db;
-    const raw = new Database(file);
-    raw
-      .prepare('INSERT INTO schema_migrations VALUES (999, ?, ?, 0)')
-      .run('future', 'f'.repeat(64));
-    raw.pragma('journal_mode = DELETE');
-    raw.close();
+    const dir = temp.dir();
+    const file = tooNewStateDb(dir, { rollbackJournal: true });
     const before = fs.readFileSync(file);
     assert.equal(before[18], 1, 'the fixture is a rollback-journal file');
-    failsWith('schema_version_too_new', 78, () => openStore(dir));
+    assertFails('schema_version_too_new', 78, () => openStore(dir));
     const afterwards = fs.readFileSync(file);
     assert.equal(afterwards[18], 1, 'the refused boot switched the file to WAL');
     assert.ok(afterwards.equals(before), 'state.db changed');
@@ -181,7 +166,7 @@ describe('migrate', () => {
        CREATE INDEX half_x ON half (x);
        INSERT INTO one VALUES ('not an integer');`,
     );
-    const error = failsWith('migration_failed', 70, () =>
+    const error = assertFails('migration_failed', 70, () =>
       migrate(db, [v1, v2, bad], silentLogger, 'mem'),
     );
     assert.equal(error.fields['version'], 3);
@@ -205,10 +190,10 @@ describe('migrate', () => {
   });
 
   it('reports a failed migration through openDatabase and leaves the file at the previous version', () => {
-    const file = path.join(dirs.make(), 'state.db');
+    const file = path.join(temp.dir(), 'state.db');
     openDatabase(file, { migrations: [v1] }).db.close();
     const bad = migrationFromText(2, 'bad', 'CREATE TABLE two (x INTEGER) STRICT; SELECT nope();');
-    failsWith('migration_failed', 70, () => openDatabase(file, { migrations: [v1, bad] }));
+    assertFails('migration_failed', 70, () => openDatabase(file, { migrations: [v1, bad] }));
     const db = new Database(file, { readonly: true });
     try {
       assert.equal(readSchemaVersion(db), 1);
@@ -224,7 +209,7 @@ describe('migrate', () => {
 
 describe('loadMigrations', () => {
   function dirWith(files: Readonly<Record<string, string>>): string {
-    const dir = dirs.make();
+    const dir = temp.dir();
     for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), text);
     return dir;
   }
@@ -260,7 +245,7 @@ describe('loadMigrations', () => {
       { 'V001__a.sql': '', 'v002__b.sql': '' },
     ];
     for (const files of refused) {
-      failsWith('migration_failed', 70, () => loadMigrations(dirWith(files)));
+      assertFails('migration_failed', 70, () => loadMigrations(dirWith(files)));
     }
     assert.deepEqual(loadMigrations(dirWith({})), []);
   });

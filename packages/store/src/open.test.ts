@@ -3,67 +3,35 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
 import Database from 'better-sqlite3';
 
-import { PortunusError, silentLogger, type LogFields, type Logger } from '@portunus/core';
-import { tempDirs } from '@portunus/test-support';
+import { silentLogger } from '@portunus/core';
 
 import { acquireStoreLock } from './lock.js';
 import { loadMigrations, migrate } from './migrate.js';
 import { openStore, type Store } from './open.js';
 import { storePaths } from './paths.js';
 import { SCHEMA_SNAPSHOT_FILE } from './schema-snapshot.js';
+import {
+  assertFails,
+  recordingLogger,
+  tempStores,
+  thrownError,
+  withStore,
+  type LoggedLine,
+} from './store.harness.js';
 
-const dirs = tempDirs();
-after(() => {
-  dirs.cleanup();
-});
-
-function failsWith(code: string, exitCode: number, work: () => unknown): PortunusError {
-  let caught: unknown;
-  try {
-    work();
-  } catch (error) {
-    caught = error;
-  }
-  assert.ok(caught instanceof PortunusError, `expected ${code}, got ${String(caught)}`);
-  assert.equal(caught.code, code, caught.message);
-  assert.equal(caught.exitCode, exitCode);
-  return caught;
-}
-
-function recordingLogger(lines: { event: string; fields: LogFields }[]): Logger {
-  const record = (event: string, fields: LogFields = {}): void => {
-    lines.push({ event, fields });
-  };
-  const logger: Logger = {
-    debug: record,
-    info: record,
-    warn: record,
-    error: record,
-    child: () => logger,
-  };
-  return logger;
-}
-
-function withStore<T>(dir: string, work: (store: Store) => T): T {
-  const store = openStore(dir);
-  try {
-    return work(store);
-  } finally {
-    store.close();
-  }
-}
+const temp = tempStores();
 
 const count = (store: Store, table: string): number =>
   store.db.prepare(`SELECT count(*) FROM ${table}`).pluck().get() as number;
 
 describe('openStore', () => {
   it('boots in the order of DESIGN.md §4, one event per step, ending with store.ready', () => {
-    const lines: { event: string; fields: LogFields }[] = [];
-    const dir = path.join(dirs.make(), 'data');
+    const lines: LoggedLine[] = [];
+    const dir = path.join(temp.dir(), 'data');
     const store = openStore(dir, { logger: recordingLogger(lines) });
     store.close();
     store.close(); // idempotent
@@ -84,7 +52,7 @@ describe('openStore', () => {
   });
 
   it('creates the data dir 0700 and state.db, -wal and -shm 0600 under a permissive umask', () => {
-    const dir = path.join(dirs.make(), 'nested', 'data');
+    const dir = path.join(temp.dir(), 'nested', 'data');
     const previous = process.umask(0);
     let store: Store;
     try {
@@ -104,7 +72,7 @@ describe('openStore', () => {
   });
 
   it('removes the WAL on close, so a closed store is one self-contained file', () => {
-    const dir = dirs.make();
+    const dir = temp.dir();
     withStore(dir, (store) => {
       store.db.prepare("INSERT INTO audit (ts, actor, outcome) VALUES (1, 'a', 'allow')").run();
       assert.ok(fs.existsSync(store.paths.wal));
@@ -116,11 +84,11 @@ describe('openStore', () => {
   });
 
   it('refuses a non-SQLite state.db with exit 7, creating nothing beside it and releasing the lock', () => {
-    const dir = dirs.make();
+    const dir = temp.dir();
     const paths = storePaths(dir);
     const text = 'port = 9000\n'.repeat(10);
     fs.writeFileSync(paths.db, text);
-    const error = failsWith('not_sqlite', 7, () => openStore(dir));
+    const error = assertFails('not_sqlite', 7, () => openStore(dir));
     assert.equal(error.fields['path'], paths.db);
     assert.equal(fs.readFileSync(paths.db, 'utf8'), text);
     assert.equal(fs.existsSync(paths.wal), false);
@@ -129,28 +97,24 @@ describe('openStore', () => {
   });
 
   it('refuses a file shorter than the header and one with the magic but garbage pages', () => {
-    const short = dirs.make();
+    const short = temp.dir();
     fs.writeFileSync(storePaths(short).db, 'SQLite');
-    failsWith('not_sqlite', 7, () => openStore(short));
-    const garbage = dirs.make();
+    assertFails('not_sqlite', 7, () => openStore(short));
+    const garbage = temp.dir();
     const bytes = Buffer.alloc(8192, 0xa5);
     Buffer.from('SQLite format 3\0', 'latin1').copy(bytes);
     fs.writeFileSync(storePaths(garbage).db, bytes);
-    let caught: unknown;
-    try {
+    const error = thrownError(() => {
       openStore(garbage).close();
-    } catch (error) {
-      caught = error;
-    }
-    assert.ok(caught instanceof PortunusError, String(caught));
-    assert.ok(['not_sqlite', 'store_corrupt'].includes(caught.code), caught.code);
-    assert.equal(caught.exitCode, 7);
+    });
+    assert.ok(['not_sqlite', 'store_corrupt'].includes(error.code), error.code);
+    assert.equal(error.exitCode, 7);
     assert.ok(fs.readFileSync(storePaths(garbage).db).equals(bytes), 'the file was changed');
     acquireStoreLock(storePaths(garbage).lock).release();
   });
 
   it('boots on disk to exactly the schema and header values checked in as schema.sql', () => {
-    const dir = dirs.make();
+    const dir = temp.dir();
     const snapshot = fs.readFileSync(SCHEMA_SNAPSHOT_FILE, 'utf8');
     withStore(dir, (store) => {
       const pragma = (name: string): string => String(store.db.pragma(name, { simple: true }));
@@ -173,7 +137,7 @@ describe('openStore', () => {
   });
 
   it('treats a zero-byte state.db as a new store', () => {
-    const dir = dirs.make();
+    const dir = temp.dir();
     fs.writeFileSync(storePaths(dir).db, '');
     withStore(dir, (store) => {
       assert.equal(store.schemaVersion, loadMigrations().length);
@@ -183,13 +147,13 @@ describe('openStore', () => {
   });
 
   it('converts a migrated store made without auto_vacuum, keeping its rows', () => {
-    const dir = dirs.make();
+    const dir = temp.dir();
     const raw = new Database(storePaths(dir).db);
     raw.pragma('auto_vacuum = NONE');
     migrate(raw, loadMigrations(), silentLogger, 'raw');
     raw.prepare("INSERT INTO users VALUES ('u1', 'user', 'U', 0, NULL, 0, 1, 1)").run();
     raw.close();
-    const lines: { event: string; fields: LogFields }[] = [];
+    const lines: LoggedLine[] = [];
     const store = openStore(dir, { logger: recordingLogger(lines) });
     try {
       assert.equal(store.db.pragma('auto_vacuum', { simple: true }), 2);
@@ -208,10 +172,7 @@ describe('openStore', () => {
 });
 
 describe('schema constraints', () => {
-  const store = openStore(dirs.make());
-  after(() => {
-    store.close();
-  });
+  const store = temp.open();
   const sqliteCode = (sql: string, ...params: unknown[]): string => {
     try {
       store.db.prepare(sql).run(...params);

@@ -3,21 +3,17 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
-import { PortunusError } from '@portunus/core';
-import { AUDIT_WRITER_PROCESS, ProcessGroup, tempDirs } from '@portunus/test-support';
+import { AUDIT_WRITER_PROCESS, ProcessGroup } from '@portunus/test-support';
 
 import { openStore } from './open.js';
 import { storePaths } from './paths.js';
 import { resetStore } from './reset.js';
+import { assertFails, tempStores } from './store.harness.js';
 
-const dirs = tempDirs();
 const processes = new ProcessGroup();
-after(async () => {
-  await processes.killAll();
-  dirs.cleanup();
-});
+const temp = tempStores({ processes });
 
 const KEPT = {
   'server.crt': '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n',
@@ -36,18 +32,9 @@ function assertOperatorFilesKept(dir: string): void {
   }
 }
 
-function failsWith(code: string, exitCode: number, work: () => unknown): void {
-  assert.throws(work, (error: unknown) => {
-    assert.ok(error instanceof PortunusError, String(error));
-    assert.equal(error.code, code, error.message);
-    assert.equal(error.exitCode, exitCode);
-    return true;
-  });
-}
-
 /** A data dir as a SIGKILLed serve leaves it: state.db with -wal, -shm and the lock file. */
 async function crashedStore(): Promise<string> {
-  const dir = withOperatorFiles(dirs.make());
+  const dir = withOperatorFiles(temp.dir());
   const writer = processes.node(AUDIT_WRITER_PROCESS, [dir, 'locked', '0', '1']);
   await writer.waitForStdoutLine((line) => line.startsWith('ack '));
   writer.kill('SIGKILL');
@@ -97,19 +84,19 @@ describe('resetStore', () => {
   });
 
   it('refuses a state.db that is not SQLite (exit 7), dry run or not, removing nothing', () => {
-    const dir = withOperatorFiles(dirs.make());
+    const dir = withOperatorFiles(temp.dir());
     fs.writeFileSync(storePaths(dir).db, 'my thesis, chapter 1');
     fs.writeFileSync(storePaths(dir).wal, 'not yours either');
     const before = listing(dir);
-    failsWith('not_sqlite', 7, () => resetStore(dir, { confirm: false }));
-    failsWith('not_sqlite', 7, () => resetStore(dir, { confirm: true }));
+    assertFails('not_sqlite', 7, () => resetStore(dir, { confirm: false }));
+    assertFails('not_sqlite', 7, () => resetStore(dir, { confirm: true }));
     assert.deepEqual(listing(dir), before);
     assert.equal(fs.readFileSync(storePaths(dir).db, 'utf8'), 'my thesis, chapter 1');
     assertOperatorFilesKept(dir);
   });
 
   it('is a no-op without a state.db, creating nothing', () => {
-    const dir = withOperatorFiles(dirs.make());
+    const dir = withOperatorFiles(temp.dir());
     for (const confirm of [false, true]) {
       const result = resetStore(dir, { confirm });
       assert.deepEqual(result, { removed: [], dryRun: !confirm });
@@ -118,12 +105,12 @@ describe('resetStore', () => {
   });
 
   it('refuses while the store is open (exit 75) and removes nothing', () => {
-    const dir = withOperatorFiles(dirs.make());
+    const dir = withOperatorFiles(temp.dir());
     const store = openStore(dir);
     try {
       store.db.prepare("INSERT INTO audit (ts, actor, outcome) VALUES (1, 'a', 'allow')").run();
       const before = listing(dir);
-      failsWith('store_in_use', 75, () => resetStore(dir, { confirm: true }));
+      assertFails('store_in_use', 75, () => resetStore(dir, { confirm: true }));
       assert.deepEqual(listing(dir), before);
       assert.equal(store.db.prepare('SELECT count(*) FROM audit').pluck().get(), 1);
     } finally {

@@ -4,12 +4,9 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
 import Database from 'better-sqlite3';
-
-import { PortunusError } from '@portunus/core';
-import { tempDirs } from '@portunus/test-support';
 
 import { appendAudit, type AuditRecord } from './audit.js';
 import { backupStore } from './backup.js';
@@ -17,24 +14,9 @@ import { loadMigrations, migrationFromText } from './migrate.js';
 import { openStore } from './open.js';
 import { storePaths } from './paths.js';
 import { restoreStore } from './restore.js';
+import { assertFails, tempStores, thrownError } from './store.harness.js';
 
-const dirs = tempDirs();
-after(() => {
-  dirs.cleanup();
-});
-
-function failsWith(code: string, exitCode: number, work: () => unknown): PortunusError {
-  let caught: unknown;
-  try {
-    work();
-  } catch (error) {
-    caught = error;
-  }
-  assert.ok(caught instanceof PortunusError, `expected ${code}, got ${String(caught)}`);
-  assert.equal(caught.code, code, caught.message);
-  assert.equal(caught.exitCode, exitCode);
-  return caught;
-}
+const temp = tempStores();
 
 const record = (actor: string, n: number): AuditRecord => ({
   ts: 1_750_000_000_000 + n,
@@ -45,7 +27,7 @@ const record = (actor: string, n: number): AuditRecord => ({
 
 /** A closed store in a fresh data dir holding `rows` audit rows by `actor`. */
 function storeWith(actor: string, rows: number): string {
-  const dir = dirs.make();
+  const dir = temp.dir();
   const store = openStore(dir);
   appendAudit(
     store.db,
@@ -56,7 +38,7 @@ function storeWith(actor: string, rows: number): string {
 }
 
 async function backupOf(actor: string, rows: number): Promise<string> {
-  const out = path.join(dirs.make(), `${actor}.db`);
+  const out = path.join(temp.dir(), `${actor}.db`);
   await backupStore(storeWith(actor, rows), out);
   return out;
 }
@@ -95,7 +77,7 @@ describe('restoreStore', () => {
   it('restores into a new data dir: 0700 dir, 0600 file, the backup rows, nothing left over', async () => {
     const backup = await backupOf('alice', 20);
     fs.chmodSync(backup, 0o644);
-    const target = path.join(dirs.make(), 'new-data');
+    const target = path.join(temp.dir(), 'new-data');
     const result = restoreStore(target, backup);
     assert.deepEqual(result, {
       dataDir: target,
@@ -120,36 +102,30 @@ describe('restoreStore', () => {
   });
 
   it('refuses a missing source (exit 5) before creating anything', () => {
-    const target = path.join(dirs.make(), 'data');
-    failsWith('source_not_found', 5, () => restoreStore(target, path.join(target, 'nope.db')));
-    failsWith('source_not_found', 5, () => restoreStore(target, dirs.make())); // a directory
+    const target = path.join(temp.dir(), 'data');
+    assertFails('source_not_found', 5, () => restoreStore(target, path.join(target, 'nope.db')));
+    assertFails('source_not_found', 5, () => restoreStore(target, temp.dir())); // a directory
     assert.equal(fs.existsSync(target), false);
   });
 
   it('refuses a non-SQLite source (exit 7) and leaves the data dir untouched', () => {
     const target = storeWith('bob', 3);
     const before = contents(target);
-    const source = path.join(dirs.make(), 'notes.txt');
+    const source = path.join(temp.dir(), 'notes.txt');
     fs.writeFileSync(source, 'these are my notes, not a database');
-    failsWith('not_sqlite', 7, () => restoreStore(target, source, { force: true }));
+    assertFails('not_sqlite', 7, () => restoreStore(target, source, { force: true }));
     assertUnchanged(target, before);
   });
 
   it('refuses a corrupt backup (exit 7) and leaves the data dir untouched', () => {
     const target = storeWith('bob', 3);
     const before = contents(target);
-    const source = path.join(dirs.make(), 'corrupt.db');
+    const source = path.join(temp.dir(), 'corrupt.db');
     const bytes = Buffer.alloc(16_384, 0x5a);
     Buffer.from('SQLite format 3\0', 'latin1').copy(bytes);
     fs.writeFileSync(source, bytes);
-    let caught: unknown;
-    try {
-      restoreStore(target, source, { force: true });
-    } catch (error) {
-      caught = error;
-    }
-    assert.ok(caught instanceof PortunusError, String(caught));
-    assert.equal(caught.exitCode, 7, caught.code);
+    const error = thrownError(() => restoreStore(target, source, { force: true }));
+    assert.equal(error.exitCode, 7, error.code);
     assertUnchanged(target, before);
   });
 
@@ -157,7 +133,7 @@ describe('restoreStore', () => {
     const backup = await backupOf('carol', 5);
     const target = storeWith('dave', 7);
     const before = contents(target);
-    failsWith('data_dir_not_empty', 3, () => restoreStore(target, backup));
+    assertFails('data_dir_not_empty', 3, () => restoreStore(target, backup));
     assertUnchanged(target, before);
     const result = restoreStore(target, backup, { force: true });
     assert.equal(result.replaced, true);
@@ -179,7 +155,7 @@ describe('restoreStore', () => {
     raw.close();
     const target = storeWith('frank', 2);
     const before = contents(target);
-    const error = failsWith('schema_version_too_new', 78, () =>
+    const error = assertFails('schema_version_too_new', 78, () =>
       restoreStore(target, backup, { force: true }),
     );
     assert.equal(error.fields['on_disk'], 999);
@@ -195,7 +171,7 @@ describe('restoreStore', () => {
       ...loadMigrations(),
       migrationFromText(2, 'broken', 'CREATE TABLE extra (x INTEGER) STRICT; SELECT nope();'),
     ];
-    failsWith('migration_failed', 70, () =>
+    assertFails('migration_failed', 70, () =>
       restoreStore(target, backup, { force: true, migrations: broken }),
     );
     assertUnchanged(target, before);
@@ -209,7 +185,7 @@ describe('restoreStore', () => {
       'CREATE TABLE extra (id INTEGER PRIMARY KEY, note TEXT NOT NULL) STRICT;',
     );
     const migrations = [...loadMigrations(), v2];
-    const target = dirs.make();
+    const target = temp.dir();
     const result = restoreStore(target, backup, { migrations });
     assert.equal(result.schemaVersion, 2);
     assert.equal(result.migrationsApplied, 1);
@@ -238,7 +214,7 @@ describe('restoreStore', () => {
     const live = openStore(target);
     try {
       const before = contents(target);
-      failsWith('store_in_use', 75, () => restoreStore(target, backup, { force: true }));
+      assertFails('store_in_use', 75, () => restoreStore(target, backup, { force: true }));
       assertUnchanged(target, before);
     } finally {
       live.close();

@@ -2,17 +2,13 @@
 // the seed lists, all STRICT, with explicit ON DELETE on every foreign key.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { after, describe, it } from 'node:test';
-
-import { tempDirs } from '@portunus/test-support';
+import { describe, it } from 'node:test';
 
 import { openStore } from './open.js';
 import { SCHEMA_SNAPSHOT_FILE, renderSchemaSnapshot } from './schema-snapshot.js';
+import { tempStores } from './store.harness.js';
 
-const dirs = tempDirs();
-after(() => {
-  dirs.cleanup();
-});
+const temp = tempStores();
 
 const SEED_TABLES = [
   'users',
@@ -43,7 +39,7 @@ describe('schema', () => {
   });
 
   it('holds every table of the seed, STRICT, with checked foreign keys', () => {
-    const store = openStore(dirs.make());
+    const store = openStore(temp.dir());
     try {
       const tables = store.db
         .prepare("SELECT name, sql FROM sqlite_schema WHERE type = 'table'")
