@@ -401,6 +401,12 @@ export const ERROR_CATALOGUE = {
     'the client may not bind the listen port',
   ),
   bind_failed: entry('rule.bind_failed', EXIT.edge, 422, 'the client could not bind the port'),
+  duplicate_rule_id: entry(
+    'rule.duplicate_rule_id',
+    EXIT.conflict,
+    409,
+    'a rule with this id is already active on the client',
+  ),
   // enrollment and client identity (reference §4.5, §1.6)
   enrollment_invalid: entry(
     'client.enrollment_invalid',

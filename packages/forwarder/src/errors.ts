@@ -1,10 +1,11 @@
 /**
  * The typed activation failure: a rule that could not be bound (or was refused before binding)
- * carries one of the reference failure reasons (inventory §5.11) and, for bind failures, the
- * first offending port, so the caller can report `Failed{reason}` without parsing messages. Kept
- * local because core's catalogue has no `permission_denied` / `bind_failed` codes yet; it
- * depends on nothing in the workspace.
+ * is a catalogued PortunusError whose code is the reference failure reason (inventory §5.11) and,
+ * for bind failures, names the first offending port, so the caller reports `Failed{reason}`
+ * without parsing messages. Depends only on core's catalogue.
  */
+import { PortunusError } from '@portunus/core';
+
 export type ActivationFailureReason =
   | 'port_in_use'
   | 'permission_denied'
@@ -15,7 +16,7 @@ export type ActivationFailureReason =
   | 'unsupported_protocol'
   | 'invalid_target_host';
 
-export class RuleActivationError extends Error {
+export class RuleActivationError extends PortunusError {
   readonly ruleId: string;
   readonly reason: ActivationFailureReason;
   /** The port whose bind failed first, when the failure is a bind failure. */
@@ -28,7 +29,7 @@ export class RuleActivationError extends Error {
     port?: number,
     options?: ErrorOptions,
   ) {
-    super(message, options);
+    super(reason, message, { rule_id: ruleId, ...(port !== undefined ? { port } : {}) }, options);
     this.name = 'RuleActivationError';
     this.ruleId = ruleId;
     this.reason = reason;
