@@ -235,3 +235,16 @@ export function loadServerConfig(
   const tomlText = readFile(file);
   return tomlText === undefined ? DEFAULT_CONFIG : parseServerConfig(file, tomlText);
 }
+
+/**
+ * The seed tier of the advertised endpoint (`--advertised-endpoint` /
+ * PORTUNUS_ADVERTISED_ENDPOINT); host-less values such as `:7443` are dropped (reference §1.1).
+ */
+export function advertisedSeed(
+  text: string | undefined,
+): { text: string; host: string } | undefined {
+  const value = text?.trim();
+  if (!value) return undefined;
+  const host = value.replace(/:\d*$/, '');
+  return host === '' ? undefined : { text: value, host };
+}

@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { EVENTS, PortunusError, type Logger } from '@portunus/core';
 import { AuditWriter, hasEnabledSuperadmin, openStore } from '@portunus/store';
 
-import { loadServerConfig, type ListenAddress } from './config.js';
+import { advertisedSeed, loadServerConfig, type ListenAddress } from './config.js';
 import { ControlFleet } from './control/fleet.js';
 import { startControlService } from './control/service.js';
 import { bootstrapOperatorToken, issueSetupToken } from './identity/bootstrap.js';
@@ -180,14 +180,6 @@ async function listenOperator(
   }
   const bound = server.address() as AddressInfo;
   return { host: bound.address, port: bound.port };
-}
-
-/** The seed tier of the advertised endpoint; host-less values are dropped (reference §1.1). */
-function advertisedSeed(text: string | undefined): { text: string; host: string } | undefined {
-  const value = text?.trim();
-  if (!value) return undefined;
-  const host = value.replace(/:\d*$/, '');
-  return host === '' ? undefined : { text: value, host };
 }
 
 export function waitForStopSignal(

@@ -26,7 +26,7 @@ import {
   revokeClientsByName,
 } from '@portunus/store';
 
-import { loadServerConfig } from '../config.js';
+import { advertisedSeed, loadServerConfig } from '../config.js';
 import { RESERVED_USERS } from '../operator/context.js';
 import { generateSecret, hashSecret, ulid } from '../identity/secrets.js';
 import { DEFAULT_HTTP_ENDPOINT, operatorClient, type OperatorClient } from './operator-client.js';
@@ -87,14 +87,6 @@ function text(value: unknown): string {
 /** `--ttl-secs`: digits only, then the store's 1..86400 rule (invalid_enrollment_ttl, exit 2). */
 function parseTtl(value: string): number {
   return checkEnrollmentTtl(/^\d{1,6}$/.test(value) ? Number(value) : Number.NaN);
-}
-
-/** The seed tier of the advertised endpoint; host-less values are dropped (reference §1.1). */
-function advertisedSeed(value: string | undefined): { text: string; host: string } | undefined {
-  const trimmed = value?.trim();
-  if (!trimmed) return undefined;
-  const host = trimmed.replace(/:\d*$/, '');
-  return host === '' ? undefined : { text: trimmed, host };
 }
 
 /** `18080` or `30000-30050` (reference §1.3). */
