@@ -1,10 +1,17 @@
 /**
  * TCP forwarding for one listen port (reference inventory §5.1): a dual-stack listener, one
- * upstream dial per accepted connection with a connect timeout, a bidirectional `pipe()` copy
- * with half-close propagation, and the port's counters. Owns every socket it accepts or dials and
- * tears both down together. Must not depend on anything but node:net and @portunus/core — no
- * rule bookkeeping (rule-runtime.ts) and no `stream.pipeline`, which costs ~2.5x the memory per
- * idle connection (perf-baselines.md §5).
+ * upstream dial per accepted connection with a connect timeout, a bidirectional copy with
+ * back-pressure and half-close propagation, and the port's counters. Owns every socket it accepts
+ * or dials and tears both down together. Must not depend on anything but node:net and
+ * @portunus/core — no rule bookkeeping (rule-runtime.ts) and no `stream.pipeline`, which costs
+ * ~2.5x the memory per idle connection (perf-baselines.md §5).
+ *
+ * The copy is `pipe()` reduced to what a socket pair needs ('data' → write, pause on a full
+ * destination, resume on 'drain', end on 'end'), with every listener a shared function that
+ * finds its pair through a symbol on the socket: no closure is made per connection, which
+ * keeps idle connections small and the accept path short. Bulk reads are coalesced: a large
+ * chunk corks its destination until the end of the event-loop turn, so the 64 KiB reads of one
+ * turn leave in one writev. Figures for both: bench/README.md, "Forwarder".
  */
 import net from 'node:net';
 
@@ -27,6 +34,8 @@ export interface TcpOptions {
   ipv6Only?: boolean;
   backlog?: number;
   connectTimeoutMs?: number;
+  /** Readable and writable highWaterMark of both sockets of a connection. */
+  highWaterMark?: number;
   createServer?: TcpServerFactory;
   dial?: TcpDialer;
 }
@@ -43,20 +52,95 @@ export interface TcpPortStats {
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 3_000;
 export const DEFAULT_BACKLOG = 1024;
+/**
+ * Readable and writable highWaterMark of both sockets. Room for several 64 KiB reads in one
+ * writev; Node's 16 KiB default would pause the source after every read while corked. It bounds
+ * what waits in user space for a slow receiver (the kernel's own send buffer holds up to 4 MiB).
+ */
+export const DEFAULT_TCP_HIGH_WATER_MARK = 1024 * 1024;
+/** Chunks at least this large (bulk reads; libuv reads up to 64 KiB) are coalesced. */
+const COALESCE_MIN_BYTES = 32 * 1024;
 
 const defaultServerFactory: TcpServerFactory = (options, onConnection) =>
   net.createServer(options, onConnection);
 const defaultDialer: TcpDialer = (options) => net.connect(options);
 
 /**
- * One proxied connection. Kept to plain fields (no per-connection closures beyond the socket
- * listeners) because thousands of idle ones may be alive at once.
+ * One proxied connection. Kept to plain fields (no per-connection closures at all) because
+ * thousands of idle ones may be alive at once.
  */
 interface Pair {
+  readonly owner: TcpPortForwarder;
   readonly client: net.Socket;
   readonly upstream: net.Socket;
   closed: number;
   failed: boolean;
+}
+
+/** Where a socket's shared listeners find their connection. */
+const PAIR = Symbol('portunus.tcp.pair');
+type PairedSocket = net.Socket & { [PAIR]: Pair };
+
+function pairOf(socket: net.Socket): Pair {
+  return (socket as PairedSocket)[PAIR];
+}
+
+function peerOf(socket: net.Socket): net.Socket {
+  const pair = pairOf(socket);
+  return pair.client === socket ? pair.upstream : pair.client;
+}
+
+// Set in TcpPortForwarder's static block (they reach its private methods).
+let onClientError: (this: net.Socket, error: Error) => void;
+let onUpstreamError: (this: net.Socket, error: Error) => void;
+let onSocketClose: (this: net.Socket) => void;
+
+function onConnectTimeout(this: net.Socket): void {
+  this.destroy(Object.assign(new Error('upstream connect timed out'), { code: 'ETIMEDOUT' }));
+}
+
+function onUpstreamConnect(this: net.Socket): void {
+  // With a callback, setTimeout(0) also removes it as a 'timeout' listener.
+  this.setTimeout(0, onConnectTimeout);
+  const client = pairOf(this).client;
+  if (client.destroyed) return;
+  client.on('data', onData);
+  client.on('drain', onDrain);
+  client.on('end', onEnd);
+  this.on('data', onData);
+  this.on('drain', onDrain);
+  this.on('end', onEnd);
+  // Attaching 'data' does not resume a socket accepted with pauseOnConnect.
+  client.resume();
+}
+
+/** Destinations corked during this event-loop turn; one setImmediate uncorks them all. */
+let corked: net.Socket[] = [];
+
+function uncorkAll(): void {
+  const sockets = corked;
+  corked = [];
+  // uncork() on a socket ended or destroyed since is a no-op.
+  for (const socket of sockets) socket.uncork();
+}
+
+// The copy, one direction per source socket (`this` is the socket the event came from). Small
+// chunks (requests, replies) are written at once; a bulk chunk corks the destination, and the
+// other reads of this turn join it in one writev when uncorkAll runs after the poll phase.
+function onData(this: net.Socket, chunk: Buffer): void {
+  const peer = peerOf(this);
+  if (chunk.length >= COALESCE_MIN_BYTES && peer.writableCorked === 0) {
+    peer.cork();
+    if (corked.push(peer) === 1) setImmediate(uncorkAll);
+  }
+  if (!peer.write(chunk)) this.pause();
+}
+function onDrain(this: net.Socket): void {
+  peerOf(this).resume();
+}
+/** A FIN from one side ends our write side towards the other: the half-close propagation. */
+function onEnd(this: net.Socket): void {
+  peerOf(this).end();
 }
 
 export class TcpPortForwarder {
@@ -93,6 +177,7 @@ export class TcpPortForwarder {
       ipv6Only: options.ipv6Only ?? false,
       backlog: options.backlog ?? DEFAULT_BACKLOG,
       connectTimeoutMs: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+      highWaterMark: options.highWaterMark ?? DEFAULT_TCP_HIGH_WATER_MARK,
       createServer: options.createServer ?? defaultServerFactory,
       dial: options.dial ?? defaultDialer,
     };
@@ -122,10 +207,18 @@ export class TcpPortForwarder {
   private listen(host: string): Promise<void> {
     // pauseOnConnect: no client byte is read before the upstream is connected, so nothing is
     // buffered (or counted) for a dial that fails. allowHalfOpen: a client FIN only ends our
-    // write side towards the upstream, so replies still flow back.
-    const server = this.options.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => {
-      this.accept(s);
-    });
+    // write side towards the upstream, so replies still flow back. noDelay: set at accept.
+    const server = this.options.createServer(
+      {
+        allowHalfOpen: true,
+        pauseOnConnect: true,
+        noDelay: true,
+        highWaterMark: this.options.highWaterMark,
+      },
+      (s) => {
+        this.accept(s);
+      },
+    );
     return new Promise((resolve, reject) => {
       const onError = (error: Error): void => {
         server.close();
@@ -157,40 +250,44 @@ export class TcpPortForwarder {
 
   private accept(client: net.Socket): void {
     this.connectionsTotal++;
-    const upstream = this.options.dial({
+    // net.Socket hands its options to stream.Duplex, which reads highWaterMark; @types/node
+    // leaves it out of TcpNetConnectOpts.
+    const dialOptions: net.TcpNetConnectOpts & { highWaterMark: number } = {
       host: this.targetHost,
       port: this.targetPort,
       allowHalfOpen: true,
       noDelay: true,
-    });
-    const pair: Pair = { client, upstream, closed: 0, failed: false };
+      highWaterMark: this.options.highWaterMark,
+    };
+    const upstream = this.options.dial(dialOptions);
+    const pair: Pair = { owner: this, client, upstream, closed: 0, failed: false };
+    (client as PairedSocket)[PAIR] = pair;
+    (upstream as PairedSocket)[PAIR] = pair;
     this.pairs.add(pair);
     // Both sides get error and close handlers before any byte moves (STYLE.md habit 7).
-    client.on('error', (error) => {
-      this.fail(pair, 'client', error);
-    });
-    upstream.on('error', (error) => {
-      this.fail(pair, 'upstream', error);
-    });
-    client.on('close', () => {
-      this.onSideClosed(pair, upstream);
-    });
-    upstream.on('close', () => {
-      this.onSideClosed(pair, client);
-    });
-    upstream.setTimeout(this.options.connectTimeoutMs, () => {
-      upstream.destroy(
-        Object.assign(new Error('upstream connect timed out'), { code: 'ETIMEDOUT' }),
-      );
-    });
-    upstream.once('connect', () => {
-      upstream.setTimeout(0);
-      if (client.destroyed) return;
-      client.setNoDelay(true);
-      // pipe() ends the destination when the source ends: that is the half-close propagation.
-      client.pipe(upstream);
-      upstream.pipe(client);
-    });
+    client.on('error', onClientError);
+    upstream.on('error', onUpstreamError);
+    client.on('close', onSocketClose);
+    upstream.on('close', onSocketClose);
+    upstream.setTimeout(this.options.connectTimeoutMs, onConnectTimeout);
+    upstream.once('connect', onUpstreamConnect);
+  }
+
+  // The shared connection listeners, assigned here because they call private methods; they
+  // are plain functions handed to on() unbound, with the socket as `this`.
+  static {
+    onClientError = function (error) {
+      const pair = pairOf(this);
+      pair.owner.fail(pair, 'client', error);
+    };
+    onUpstreamError = function (error) {
+      const pair = pairOf(this);
+      pair.owner.fail(pair, 'upstream', error);
+    };
+    onSocketClose = function () {
+      const pair = pairOf(this);
+      pair.owner.onSideClosed(pair, peerOf(this));
+    };
   }
 
   private fail(pair: Pair, side: 'client' | 'upstream', error: Error): void {

@@ -76,6 +76,11 @@ interface PortState {
   bytesOut: number;
   activeFlows: number;
   droppedOverflow: number;
+  /**
+   * The flow of the last datagram on this port: one-flow traffic (the common case) then skips
+   * building the flow key and the map lookup for every datagram.
+   */
+  lastFlow: Flow | undefined;
 }
 
 interface Flow {
@@ -88,6 +93,9 @@ interface Flow {
   /** Datagrams that arrived before connect() finished; sent in order once it has. */
   pending: Buffer[] | undefined;
   closed: boolean;
+  /** Callbacks made once per flow, not once per datagram. */
+  readonly onSent: (error: Error | null) => void;
+  readonly onReplySent: (error: Error | null, bytes: number) => void;
 }
 
 function socketType(host: string): 'udp4' | 'udp6' {
@@ -145,6 +153,7 @@ export class UdpRuleRuntime {
       bytesOut: 0,
       activeFlows: 0,
       droppedOverflow: 0,
+      lastFlow: undefined,
     };
     this.ports.push(port);
     socket.on('message', (msg, rinfo) => {
@@ -192,15 +201,19 @@ export class UdpRuleRuntime {
   private onClientDatagram(port: PortState, msg: Buffer, rinfo: dgram.RemoteInfo): void {
     port.datagramsIn++;
     port.bytesIn += msg.length;
-    const key = `${port.listenPort}|${rinfo.address}|${rinfo.port}`;
-    const flow = this.flows.get(key) ?? this.openFlow(port, key, rinfo);
-    if (!flow) return;
+    let flow = port.lastFlow;
+    if (flow === undefined || flow.srcPort !== rinfo.port || flow.address !== rinfo.address) {
+      const key = `${port.listenPort}|${rinfo.address}|${rinfo.port}`;
+      flow = this.flows.get(key) ?? this.openFlow(port, key, rinfo);
+      if (!flow) return;
+      port.lastFlow = flow;
+    }
     flow.lastActive = this.clock.now();
     if (flow.pending) flow.pending.push(msg);
-    else
-      flow.upstream.send(msg, (error) => {
-        this.onUpstreamSendError(flow, error);
-      });
+    // No callback once connected: a send callback costs a nextTick per datagram (~8 % of the
+    // forwarder's CPU at 40 k pps). A refused target still shows: the first datagrams go with
+    // one (below), and ICMP errors that reach the receive side evict the flow ('error').
+    else flow.upstream.send(msg);
   }
 
   private openFlow(port: PortState, key: string, rinfo: dgram.RemoteInfo): Flow | undefined {
@@ -228,6 +241,12 @@ export class UdpRuleRuntime {
       lastActive: this.clock.now(),
       pending: [],
       closed: false,
+      onSent: (error) => {
+        if (error) this.onUpstreamSendError(flow, error);
+      },
+      onReplySent: (error, bytes) => {
+        this.onReplySent(flow, error, bytes);
+      },
     };
     this.flows.set(key, flow);
     port.activeFlows++;
@@ -249,11 +268,7 @@ export class UdpRuleRuntime {
       this.setBuffers(upstream, port.listenPort);
       const queued = flow.pending ?? [];
       flow.pending = undefined;
-      for (const datagram of queued) {
-        upstream.send(datagram, (error) => {
-          this.onUpstreamSendError(flow, error);
-        });
-      }
+      for (const datagram of queued) upstream.send(datagram, flow.onSent);
     });
     this.log.debug(FORWARDER_EVENTS.udpFlowOpened, {
       listen_port: port.listenPort,
@@ -263,8 +278,7 @@ export class UdpRuleRuntime {
     return flow;
   }
 
-  private onUpstreamSendError(flow: Flow, error: Error | null): void {
-    if (!error) return;
+  private onUpstreamSendError(flow: Flow, error: Error): void {
     this.log.debug(FORWARDER_EVENTS.udpUpstreamConnectFailed, {
       listen_port: flow.port.listenPort,
       source: `${flow.address}:${flow.srcPort}`,
@@ -275,25 +289,28 @@ export class UdpRuleRuntime {
   private onUpstreamDatagram(flow: Flow, reply: Buffer): void {
     if (flow.closed) return;
     flow.lastActive = this.clock.now();
+    flow.port.socket.send(reply, flow.srcPort, flow.address, flow.onReplySent);
+  }
+
+  private onReplySent(flow: Flow, error: Error | null, bytes: number): void {
     const port = flow.port;
-    port.socket.send(reply, flow.srcPort, flow.address, (error) => {
-      if (error) {
-        this.log.debug(FORWARDER_EVENTS.udpReplySendFailed, {
-          listen_port: port.listenPort,
-          source: `${flow.address}:${flow.srcPort}`,
-          code: (error as { code?: unknown }).code,
-        });
-        return;
-      }
-      port.datagramsOut++;
-      port.bytesOut += reply.length;
-    });
+    if (error) {
+      this.log.debug(FORWARDER_EVENTS.udpReplySendFailed, {
+        listen_port: port.listenPort,
+        source: `${flow.address}:${flow.srcPort}`,
+        code: (error as { code?: unknown }).code,
+      });
+      return;
+    }
+    port.datagramsOut++;
+    port.bytesOut += bytes;
   }
 
   private closeFlow(flow: Flow): void {
     if (flow.closed) return;
     flow.closed = true;
     this.flows.delete(flow.key);
+    if (flow.port.lastFlow === flow) flow.port.lastFlow = undefined;
     flow.port.activeFlows--;
     this.overflowing = false;
     try {
