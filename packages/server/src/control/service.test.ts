@@ -68,9 +68,13 @@ function firstAnswer(
   channel: Channel,
 ): Promise<{ status?: grpc.StatusObject; message?: ServerMessage }> {
   return new Promise((resolve) => {
-    channel.on('data', (message: ServerMessage) => { resolve({ message }); });
+    channel.on('data', (message: ServerMessage) => {
+      resolve({ message });
+    });
     channel.on('error', () => undefined);
-    channel.on('status', (status: grpc.StatusObject) => { resolve({ status }); });
+    channel.on('status', (status: grpc.StatusObject) => {
+      resolve({ status });
+    });
   });
 }
 
