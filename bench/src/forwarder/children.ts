@@ -11,9 +11,9 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 
+import { settlesWithin, underTimeout } from '../bounded-process.js';
 import { nowMs, sleep } from '../store/report.js';
 
-const TIMEOUT_BINARIES = ['/usr/bin/timeout', '/bin/timeout'];
 const POLL_MS = 20;
 const live = new Set<Child>();
 
@@ -68,21 +68,9 @@ export class Child {
     const files = { stdout: `${base}.out`, stderr: `${base}.err` };
     const out = fs.openSync(files.stdout, 'w');
     const err = fs.openSync(files.stderr, 'w');
-    const timeoutBinary = TIMEOUT_BINARIES.find((file) => fs.existsSync(file));
-    const [command, args] =
-      timeoutBinary === undefined
-        ? [options.command, [...options.args]]
-        : [
-            timeoutBinary,
-            [
-              // --foreground: a signal sent to `timeout` reaches the command once.
-              '--foreground',
-              '--signal=KILL',
-              `${Math.ceil(options.lifetimeMs / 1000)}s`,
-              options.command,
-              ...options.args,
-            ],
-          ];
+    const [command, args] = underTimeout(options.command, options.args, options.lifetimeMs, {
+      foreground: true,
+    });
     let child: ChildProcess;
     try {
       child = spawn(command, args, { stdio: ['ignore', out, err], detached: true });
@@ -190,18 +178,8 @@ export class Child {
     }
   }
 
-  private async exitedWithin(ms: number): Promise<boolean> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => {
-        resolve(false);
-      }, ms);
-    });
-    try {
-      return await Promise.race([this.exit.then(() => true), timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+  private exitedWithin(ms: number): Promise<boolean> {
+    return settlesWithin(this.exit, ms);
   }
 }
 

@@ -10,9 +10,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 
+import { settlesWithin, underTimeout } from '../bounded-process.js';
 import { nowMs, sleep } from '../store/report.js';
 
-const TIMEOUT_BINARIES = ['/usr/bin/timeout', '/bin/timeout'];
 const POLL_MS = 25;
 const live = new Set<ServerProcess>();
 
@@ -54,22 +54,9 @@ export class ServerProcess {
   static start(options: ServerSpawn): ServerProcess {
     const out = fs.openSync(options.stdoutFile, 'w');
     const err = fs.openSync(options.stderrFile, 'w');
-    const timeoutBinary = TIMEOUT_BINARIES.find((file) => fs.existsSync(file));
-    const [command, args] =
-      timeoutBinary === undefined
-        ? [process.execPath, [...options.args]]
-        : [
-            timeoutBinary,
-            [
-              // --foreground: a SIGTERM sent to `timeout` reaches node once, not a second time
-              // through the group (node's handler runs once; a second SIGTERM would kill it).
-              '--foreground',
-              '--signal=KILL',
-              `${Math.ceil(options.lifetimeMs / 1000)}s`,
-              process.execPath,
-              ...options.args,
-            ],
-          ];
+    const [command, args] = underTimeout(process.execPath, options.args, options.lifetimeMs, {
+      foreground: true,
+    });
     let child: ChildProcess;
     try {
       child = spawn(command, args, {
@@ -153,18 +140,8 @@ export class ServerProcess {
     }
   }
 
-  private async exitedWithin(ms: number): Promise<boolean> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => {
-        resolve(false);
-      }, ms);
-    });
-    try {
-      return await Promise.race([this.exit.then(() => true), timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+  private exitedWithin(ms: number): Promise<boolean> {
+    return settlesWithin(this.exit, ms);
   }
 }
 

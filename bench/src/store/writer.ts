@@ -11,9 +11,9 @@ import fs from 'node:fs';
 
 import { AUDIT_WRITER_PROCESS } from '@portunus/test-support';
 
+import { settlesWithin, underTimeout } from '../bounded-process.js';
 import { nowMs, sleep } from './report.js';
 
-const TIMEOUT_BINARIES = ['/usr/bin/timeout', '/bin/timeout'];
 const live = new Set<ChildProcess>();
 
 /**
@@ -66,17 +66,12 @@ export class WriterProcess {
   ): Promise<WriterProcess> {
     const out = fs.openSync(ackFile, 'w');
     const args = [AUDIT_WRITER_PROCESS, dataDir, 'shared', '0', '1'];
-    const timeoutBinary = TIMEOUT_BINARIES.find((file) => fs.existsSync(file));
+    const [command, wrapped] = underTimeout(process.execPath, args, lifetimeLimitMs, {
+      foreground: false,
+    });
     let child: ChildProcess;
     try {
-      child =
-        timeoutBinary === undefined
-          ? spawn(process.execPath, args, { stdio: ['ignore', out, 'pipe'], detached: true })
-          : spawn(
-              timeoutBinary,
-              ['--signal=KILL', `${Math.ceil(lifetimeLimitMs / 1000)}s`, process.execPath, ...args],
-              { stdio: ['ignore', out, 'pipe'], detached: true },
-            );
+      child = spawn(command, wrapped, { stdio: ['ignore', out, 'pipe'], detached: true });
     } finally {
       fs.closeSync(out); // the child holds its own descriptor
     }
@@ -115,17 +110,7 @@ export class WriterProcess {
     }
   }
 
-  private async exitedWithin(ms: number): Promise<boolean> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => {
-        resolve(false);
-      }, ms);
-    });
-    try {
-      return await Promise.race([this.exit.then(() => true), timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+  private exitedWithin(ms: number): Promise<boolean> {
+    return settlesWithin(this.exit, ms);
   }
 }
