@@ -10,7 +10,14 @@ import path from 'node:path';
 
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 
-import { EVENTS, PortunusError, createLogger, runMain, type Logger } from '@portunus/core';
+import {
+  EVENTS,
+  PortunusError,
+  createLogger,
+  requireNonBlankPath,
+  runMain,
+  type Logger,
+} from '@portunus/core';
 
 import {
   bundleNotFound,
@@ -104,7 +111,7 @@ function buildProgram(io: ClientCliIo, setExitCode: (code: number) => void): Com
         'credential bundle (default: $PORTUNUS_CLIENT_BUNDLE, ' +
           '$XDG_CONFIG_HOME/portunus/client.bundle.json, ~/.config/portunus/client.bundle.json, ' +
           './client.bundle.json)',
-      ),
+      ).argParser((value) => requireNonBlankPath(value, '--bundle')),
     )
     .addOption(
       new Option('--reconnect-initial-delay-ms <ms>', 'reconnect backoff base')
@@ -141,7 +148,11 @@ function buildProgram(io: ClientCliIo, setExitCode: (code: number) => void): Com
     .command('enroll')
     .description('redeem a one-time enrollment URI and write the credential bundle')
     .argument('<uri>', 'portunus://host:port/enroll?pin=sha256:<hex>&code=<code>')
-    .option('--out <path>', 'where to write the bundle (default: the bundle search path)')
+    .option(
+      '--out <path>',
+      'where to write the bundle (default: the bundle search path)',
+      (value: string) => requireNonBlankPath(value, '--out'),
+    )
     .action(async (uri: string, flags: { out?: string }) => {
       const outPath =
         flags.out !== undefined

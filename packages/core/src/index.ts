@@ -24,5 +24,11 @@ export {
   type Logger,
   type LoggerOptions,
 } from './log.js';
+export {
+  assertPrintableText,
+  escapeForTerminal,
+  hasControlCharacter,
+  requireNonBlankPath,
+} from './cli-text.js';
 export { runMain, type RunMainIo } from './run-main.js';
 export { compactUtcStamp, formatRfc3339, parseRfc3339 } from './time.js';

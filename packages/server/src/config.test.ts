@@ -91,6 +91,12 @@ describe('server.toml', () => {
     assert.match(configError('invalid_syntax.toml').message, /not valid TOML \(line 1/);
   });
 
+  it('refuses blank TLS paths instead of falling back to the data dir defaults', () => {
+    const { message } = configError('invalid_blank_paths.toml');
+    assert.match(message, /tls_cert_path: must be a path/);
+    assert.match(message, /tls_key_path: must be a path/);
+  });
+
   it('rejects tables it does not know', () => {
     assert.match(configError('invalid_table.toml').message, /unknown key "listeners"/);
   });

@@ -113,6 +113,12 @@ function text(check: (value: string) => string | undefined): Field<string> {
 
 const anyText = text(() => undefined);
 
+// A blank path would silently fall back to the default location (e.g. an unset variable in a
+// templated server.toml), so it is refused like a blank path flag.
+const pathText = text((value) =>
+  value.trim() === '' ? 'must be a path, not empty or whitespace' : undefined,
+);
+
 const publicOrigin = text((value) => {
   const match = /^(https?):\/\/(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/.exec(value);
   return match ? undefined : 'expected http(s)://host[:port] with no path, query or trailing slash';
@@ -133,8 +139,8 @@ const FIELDS = {
   operator_http_listen: listen,
   operator_http_public_origin: publicOrigin,
   metrics_listen: listen,
-  tls_cert_path: anyText,
-  tls_key_path: anyText,
+  tls_cert_path: pathText,
+  tls_key_path: pathText,
   shutdown_drain_timeout_secs: integer(0, 3600),
   log_format: logFormat,
   range_rule_max_ports: integer(1, 65535),

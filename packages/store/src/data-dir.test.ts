@@ -12,8 +12,8 @@ describe('resolveDataDir', () => {
 
   it('takes each source only when every higher one is absent or blank', () => {
     assert.deepEqual(resolveDataDir('/flag', all), { path: '/flag', source: 'flag' });
+    assert.equal(resolveDataDir(undefined, all).source, 'STATE_DIRECTORY');
     for (const blank of [undefined, '', '   ', '\t']) {
-      assert.equal(resolveDataDir(blank, all).source, 'STATE_DIRECTORY');
       assert.equal(
         resolveDataDir(undefined, { ...all, STATE_DIRECTORY: blank }).source,
         'XDG_STATE_HOME',
@@ -22,6 +22,15 @@ describe('resolveDataDir', () => {
         path: '/home/op/.local/state/portunus',
         source: 'HOME',
       });
+    }
+  });
+
+  it('refuses a given but blank --data-dir instead of falling back to a default store', () => {
+    for (const blank of ['', '   ', '\t', '\n']) {
+      const error = thrownError(() => resolveDataDir(blank, all));
+      assert.equal(error.code, 'usage_error');
+      assert.equal(error.exitCode, 2);
+      assert.match(error.message, /--data-dir is empty/);
     }
   });
 

@@ -20,7 +20,18 @@ export type Env = Readonly<Record<string, string | undefined>>;
 export function resolveDataDir(flag: string | undefined, env: Env): ResolvedDataDir {
   const nonBlank = (value: string | undefined): value is string =>
     value !== undefined && value.trim() !== '';
-  if (nonBlank(flag)) return { path: path.resolve(flag), source: 'flag' };
+  if (flag !== undefined) {
+    // A given but blank flag is an unset shell variable, never a request for the default: the
+    // default may hold another store, which `reset --confirm` would then delete.
+    if (!nonBlank(flag)) {
+      throw new PortunusError(
+        'usage_error',
+        "--data-dir is empty; pass a path (an unset shell variable expands to '')",
+        { flag: '--data-dir' },
+      );
+    }
+    return { path: path.resolve(flag), source: 'flag' };
+  }
   // systemd may pass several colon-separated directories; the first is ours.
   const stateDirectory = env['STATE_DIRECTORY']?.split(':')[0];
   if (nonBlank(stateDirectory))

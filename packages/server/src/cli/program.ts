@@ -11,6 +11,7 @@ import {
   PortunusError,
   createLogger,
   parseRfc3339,
+  requireNonBlankPath,
   runMain,
   type Logger,
 } from '@portunus/core';
@@ -92,7 +93,7 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
       new Option(
         '--data-dir <path>',
         'data dir (default: $STATE_DIRECTORY, $XDG_STATE_HOME/portunus, ~/.local/state/portunus)',
-      ),
+      ).argParser(pathArg('--data-dir')),
     )
     .exitOverride()
     .configureOutput({
@@ -146,7 +147,11 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
     .description(
       'write an online, verified copy of state.db (safe while serve runs; never overwrites)',
     )
-    .requiredOption('--out <path>', 'destination file, or a directory for a timestamped file')
+    .requiredOption(
+      '--out <path>',
+      'destination file, or a directory for a timestamped file',
+      pathArg('--out'),
+    )
     .action(async (options: { out: string }, command: Command) => {
       const result = await backupStore(dataDir(command), options.out);
       io.logger.info(EVENTS.backupComplete, {
@@ -161,7 +166,7 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
   program
     .command('restore')
     .description('replace the store with a backup (refuses a non-empty data dir without --force)')
-    .requiredOption('--in <path>', 'backup file to restore')
+    .requiredOption('--in <path>', 'backup file to restore', pathArg('--in'))
     .option('--force', 'replace an existing state.db', false)
     .action((options: { in: string; force: boolean }, command: Command) => {
       const dir = dataDir(command);
@@ -232,6 +237,14 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
   registerIdentityCommands(program, { io, dataDir, readStdin: io.readStdin });
   registerFleetCommands(program, { io, dataDir });
   return program;
+}
+
+/**
+ * Commander parser for a path flag: an empty or blank value (an unset shell variable) is refused
+ * at parse time, before any action opens or creates anything.
+ */
+export function pathArg(flag: string): (value: string) => string {
+  return (value) => requireNonBlankPath(value, flag);
 }
 
 async function readAllStdin(): Promise<string> {
