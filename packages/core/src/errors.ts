@@ -652,6 +652,13 @@ export const ERROR_CATALOGUE = {
     401,
     'set PORTUNUS_OPERATOR_TOKEN to an operator bearer token',
   ),
+  // data safety: restore inputs and the store-held TLS identity
+  source_is_directory: entry(
+    'cli.source_is_directory',
+    EXIT.usage,
+    400,
+    'the input is a directory; pass the backup file itself',
+  ),
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

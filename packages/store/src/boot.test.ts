@@ -19,11 +19,13 @@ import { assertFails, tempStores } from './store.harness.js';
 const temp = tempStores();
 
 describe('data dir', () => {
-  it('resolves flag > STATE_DIRECTORY > XDG_STATE_HOME > HOME, skipping blanks', () => {
+  it('resolves flag > STATE_DIRECTORY > XDG_STATE_HOME > HOME, skipping blank env values', () => {
     const env = { STATE_DIRECTORY: '/sd/a:/sd/b', XDG_STATE_HOME: '/xdg', HOME: '/home/u' };
     assert.deepEqual(resolveDataDir('/flag', env), { path: '/flag', source: 'flag' });
     assert.deepEqual(resolveDataDir(undefined, env), { path: '/sd/a', source: 'STATE_DIRECTORY' });
-    assert.deepEqual(resolveDataDir(' ', { ...env, STATE_DIRECTORY: '' }), {
+    // A blank flag is refused (an unset shell variable), never read as "use the default".
+    assertFails('usage_error', 2, () => resolveDataDir(' ', env));
+    assert.deepEqual(resolveDataDir(undefined, { ...env, STATE_DIRECTORY: '' }), {
       path: '/xdg/portunus',
       source: 'XDG_STATE_HOME',
     });

@@ -78,13 +78,23 @@ describe('checkFilesystem', () => {
     }
   });
 
-  it('asks statfs about the data dir itself', () => {
+  it('asks statfs about the data dir itself, or its nearest existing ancestor', () => {
     const asked: string[] = [];
-    checkFilesystem('/var/lib/portunus', (dir) => {
+    const ext4 = (dir: string): number => {
       asked.push(dir);
       return 0xef53;
-    });
-    assert.deepEqual(asked, ['/var/lib/portunus']);
+    };
+    const existing = temp.dir();
+    checkFilesystem(existing, ext4);
+    checkFilesystem(path.join(existing, 'a', 'b'), ext4);
+    assert.deepEqual(asked, [existing, existing]);
+  });
+
+  it('refuses a missing data dir on a refused filesystem without creating it', () => {
+    const parent = temp.dir();
+    const dir = path.join(parent, 'new', 'data');
+    refusal(() => openStore(dir, { statfsType: () => 0x01021994 }));
+    assert.deepEqual(fs.readdirSync(parent), []);
   });
 
   it('refuses in openStore and restoreStore before the lock or state.db exists', () => {

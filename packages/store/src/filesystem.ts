@@ -2,9 +2,12 @@
  * The filesystem check that runs before anything opens the store: SQLite's WAL and locking are
  * only safe on a local filesystem, and a tmpfs store silently vanishes on reboot (seed:
  * "Filesystem checks"). Decides by the Linux statfs magic number; unknown filesystems are
- * allowed. The statfs call is injectable so the table is unit-testable.
+ * allowed. The statfs call is injectable so the table is unit-testable. A data dir that does not
+ * exist yet is judged by its nearest existing ancestor (a new directory lives on its parent's
+ * filesystem), so a refused location is refused before anything is created there.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 
 import { PortunusError } from '@portunus/core';
 
@@ -24,10 +27,24 @@ export type StatfsType = (dir: string) => number;
 
 const realStatfsType: StatfsType = (dir) => fs.statfsSync(dir).type;
 
-/** Returns the filesystem type as hex for the log; throws `unsupported_filesystem` if refused. */
+/** The directory itself if it exists, else the closest ancestor that does. */
+export function nearestExistingAncestor(dir: string): string {
+  let current = path.resolve(dir);
+  while (!fs.existsSync(current)) {
+    const parent = path.dirname(current);
+    if (parent === current) break;
+    current = parent;
+  }
+  return current;
+}
+
+/**
+ * Returns the filesystem type as hex for the log; throws `unsupported_filesystem` if refused.
+ * Safe to call before the data dir exists (see the module comment).
+ */
 export function checkFilesystem(dir: string, statfsType: StatfsType = realStatfsType): string {
   // f_type is a signed long in some kernels' ABI; normalise to the unsigned magic.
-  const magic = statfsType(dir) >>> 0;
+  const magic = statfsType(nearestExistingAncestor(dir)) >>> 0;
   const refused = REFUSED_FILESYSTEMS.get(magic);
   if (refused !== undefined) {
     throw new PortunusError(

@@ -48,8 +48,9 @@ export interface OpenStoreOptions extends OpenDatabaseOptions {
 export function openStore(dataDir: string, options: OpenStoreOptions = {}): Store {
   const logger = options.logger ?? silentLogger;
   const paths = storePaths(dataDir);
-  ensureDataDir(dataDir);
+  // Checked first, so a refused location (e.g. /dev/shm) gets no directory created in it.
   const fsType = checkFilesystem(dataDir, options.statfsType);
+  ensureDataDir(dataDir);
   logger.info(EVENTS.filesystemChecked, { path: dataDir, fs_magic: fsType });
   const lock = acquireStoreLock(paths.lock);
   logger.info(EVENTS.storeLocked, { path: paths.lock });

@@ -104,7 +104,14 @@ describe('restoreStore', () => {
   it('refuses a missing source (exit 5) before creating anything', () => {
     const target = path.join(temp.dir(), 'data');
     assertFails('source_not_found', 5, () => restoreStore(target, path.join(target, 'nope.db')));
-    assertFails('source_not_found', 5, () => restoreStore(target, temp.dir())); // a directory
+    assert.equal(fs.existsSync(target), false);
+  });
+
+  it('says a directory input is a directory (exit 2) before creating anything', () => {
+    const target = path.join(temp.dir(), 'data');
+    const input = temp.dir();
+    const error = assertFails('source_is_directory', 2, () => restoreStore(target, input));
+    assert.match(error.message, /is a directory; pass the backup file itself/);
     assert.equal(fs.existsSync(target), false);
   });
 
@@ -161,6 +168,25 @@ describe('restoreStore', () => {
     assert.equal(error.fields['on_disk'], 999);
     assertUnchanged(target, before);
     assert.deepEqual(actors(target), ['frank']);
+  });
+
+  it('a refused restore names the input file and leaves no lock file or new data dir behind', async () => {
+    const backup = await backupOf('erin', 1);
+    const raw = new Database(backup);
+    raw
+      .prepare('INSERT INTO schema_migrations VALUES (999, ?, ?, 0)')
+      .run('future', 'e'.repeat(64));
+    raw.close();
+    const empty = temp.dir();
+    const error = assertFails('schema_version_too_new', 78, () => restoreStore(empty, backup));
+    assert.ok(error.message.includes(backup), error.message);
+    assert.ok(!error.message.includes('restoring'), error.message);
+    assert.deepEqual(fs.readdirSync(empty), []);
+    const parent = temp.dir();
+    assertFails('schema_version_too_new', 78, () =>
+      restoreStore(path.join(parent, 'a', 'data'), backup),
+    );
+    assert.deepEqual(fs.readdirSync(parent), []);
   });
 
   it('refuses a backup whose forward migration fails (exit 70) and keeps the old store', async () => {

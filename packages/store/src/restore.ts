@@ -5,18 +5,22 @@
  * → the backup is copied to a temporary file in the data dir and opened there with the normal
  * boot path, so a too-new schema (exit 78), a failed migration (exit 70) or corruption (exit 7)
  * is found before anything live is touched → only then are the old files removed and the copy
- * renamed into place. On any failure the temporary files are removed and the data dir is as it was.
+ * renamed into place. On any failure the data dir is exactly as it was: the temporary files go, a
+ * lock file or data dir this call created goes, and the error names the operator's input file
+ * rather than the staging copy. The filesystem is checked before the data dir is created, so a
+ * refused location (tmpfs) gets nothing.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 
 import { PortunusError, silentLogger, type Logger } from '@portunus/core';
 
 import { ensureDataDir } from './data-dir.js';
-import { checkFilesystem, type StatfsType } from './filesystem.js';
+import { checkFilesystem, nearestExistingAncestor, type StatfsType } from './filesystem.js';
 import { acquireStoreLock } from './lock.js';
 import type { Migration } from './migrate.js';
 import { openDatabase } from './open.js';
-import { storePaths, withSidecars } from './paths.js';
+import { storePaths, withSidecars, type StorePaths } from './paths.js';
 import { assertSqliteFile, readHeaderUserVersion } from './sqlite-header.js';
 
 export interface RestoreOptions {
@@ -38,49 +42,106 @@ export function restoreStore(
   source: string,
   options: RestoreOptions = {},
 ): RestoreResult {
-  if (!fs.existsSync(source) || !fs.statSync(source).isFile()) {
+  const sourceStat = fs.statSync(source, { throwIfNoEntry: false });
+  if (sourceStat?.isDirectory()) {
+    throw new PortunusError(
+      'source_is_directory',
+      `backup ${source} is a directory; pass the backup file itself (backup --out DIR writes a timestamped file inside it)`,
+      { path: source },
+    );
+  }
+  if (sourceStat === undefined || !sourceStat.isFile()) {
     throw new PortunusError('source_not_found', `backup ${source} does not exist`, {
       path: source,
     });
   }
   assertSqliteFile(source);
-  ensureDataDir(dataDir);
   checkFilesystem(dataDir, options.statfsType);
+  const existingAncestor = nearestExistingAncestor(dataDir);
+  const createdDir = ensureDataDir(dataDir);
   const paths = storePaths(dataDir);
-  const lock = acquireStoreLock(paths.lock);
+  const hadLockFile = fs.existsSync(paths.lock);
+  let restored = false;
   try {
-    const hasStore = fs.existsSync(paths.db);
-    if (hasStore && !options.force) {
-      throw new PortunusError(
-        'data_dir_not_empty',
-        `${paths.db} already exists; run 'portunus-server reset --confirm' first or pass --force`,
-        { path: paths.db },
-      );
-    }
-    const staging = `${paths.db}.restoring`;
-    removeFiles(withSidecars(staging));
+    const lock = acquireStoreLock(paths.lock);
     try {
-      fs.copyFileSync(source, staging, fs.constants.COPYFILE_EXCL);
-      fs.chmodSync(staging, 0o600);
-      const before = readHeaderUserVersion(staging);
-      const opened = openDatabase(staging, {
+      const result = replaceStore(paths, source, options);
+      restored = true;
+      return result;
+    } finally {
+      lock.release();
+    }
+  } finally {
+    if (!restored) {
+      // Leave no trace of the refused attempt: only what this call created is removed.
+      if (!hadLockFile) removeFiles(withSidecars(paths.lock));
+      if (createdDir) removeEmptyDirs(dataDir, existingAncestor);
+    }
+  }
+}
+
+function replaceStore(paths: StorePaths, source: string, options: RestoreOptions): RestoreResult {
+  const hasStore = fs.existsSync(paths.db);
+  if (hasStore && !options.force) {
+    throw new PortunusError(
+      'data_dir_not_empty',
+      `${paths.db} already exists; run 'portunus-server reset --confirm' first or pass --force`,
+      { path: paths.db },
+    );
+  }
+  const staging = `${paths.db}.restoring`;
+  removeFiles(withSidecars(staging));
+  try {
+    fs.copyFileSync(source, staging, fs.constants.COPYFILE_EXCL);
+    fs.chmodSync(staging, 0o600);
+    const before = readHeaderUserVersion(staging);
+    let opened;
+    try {
+      opened = openDatabase(staging, {
         logger: options.logger ?? silentLogger,
         ...(options.migrations ? { migrations: options.migrations } : {}),
       });
-      opened.db.close(); // checkpoints and removes the staging WAL
-      if (hasStore) removeFiles([paths.db, paths.wal, paths.shm]);
-      fs.renameSync(staging, paths.db);
-      return {
-        dataDir,
-        schemaVersion: opened.schemaVersion,
-        migrationsApplied: opened.schemaVersion - before,
-        replaced: hasStore,
-      };
-    } finally {
-      removeFiles(withSidecars(staging));
+    } catch (error) {
+      throw namingSource(error, staging, source);
     }
+    opened.db.close(); // checkpoints and removes the staging WAL
+    if (hasStore) removeFiles([paths.db, paths.wal, paths.shm]);
+    fs.renameSync(staging, paths.db);
+    return {
+      dataDir: paths.dataDir,
+      schemaVersion: opened.schemaVersion,
+      migrationsApplied: opened.schemaVersion - before,
+      replaced: hasStore,
+    };
   } finally {
-    lock.release();
+    removeFiles(withSidecars(staging));
+  }
+}
+
+/** The staging copy is an implementation detail: an operator must read the file they passed. */
+function namingSource(error: unknown, staging: string, source: string): unknown {
+  if (!(error instanceof PortunusError)) return error;
+  const fields = Object.fromEntries(
+    Object.entries(error.fields).map(([key, value]) => [
+      key,
+      typeof value === 'string' ? value.replaceAll(staging, source) : value,
+    ]),
+  );
+  return new PortunusError(error.code, error.message.replaceAll(staging, source), fields, {
+    cause: error,
+  });
+}
+
+/** Removes `dir` and its parents up to (not including) `stop`, each only while empty. */
+function removeEmptyDirs(dir: string, stop: string): void {
+  let current = path.resolve(dir);
+  while (current !== stop && current !== path.dirname(current)) {
+    try {
+      fs.rmdirSync(current);
+    } catch {
+      return; // not empty (someone else's file) or already gone: leave it
+    }
+    current = path.dirname(current);
   }
 }
 
