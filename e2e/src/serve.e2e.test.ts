@@ -8,6 +8,7 @@ import { after, describe, it } from 'node:test';
 
 import Database from 'better-sqlite3';
 
+import { loadMigrations } from '@portunus/store';
 import { REPO_ROOT } from '@portunus/test-support';
 
 import { EPHEMERAL_LISTENER_ENV, Harness, eventNames, fileMode } from './harness.js';
@@ -22,7 +23,7 @@ describe('serve', () => {
       const server = await harness.serve(dataDir);
       const listening = await server.waitForEvent('server.listening');
       assert.equal(listening['data_dir'], dataDir);
-      assert.equal(listening['schema_version'], 1);
+      assert.equal(listening['schema_version'], loadMigrations().length);
       server.kill(signal);
       assert.equal(await server.exited(), 0);
       const names = eventNames({ events: server.events });
@@ -130,7 +131,7 @@ describe('serve', () => {
     assert.equal(result.code, 78);
     const event = result.events.find((line) => line['event'] === 'startup.schema_version_too_new');
     assert.equal(event?.['on_disk'], 999);
-    assert.equal(event['binary_supports'], 1);
+    assert.equal(event['binary_supports'], loadMigrations().length);
     assert.deepEqual(fs.readFileSync(dbFile), before);
   });
 

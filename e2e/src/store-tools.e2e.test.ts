@@ -9,7 +9,7 @@ import { after, describe, it } from 'node:test';
 
 import Database from 'better-sqlite3';
 
-import { appendAudit, openStore, type AuditRecord } from '@portunus/store';
+import { appendAudit, loadMigrations, openStore, type AuditRecord } from '@portunus/store';
 import { AUDIT_WRITER_PROCESS, type RunningProcess } from '@portunus/test-support';
 
 import { Harness, auditSeqs, eventNames, fileMode, inspect } from './harness.js';
@@ -173,7 +173,9 @@ describe('backup and restore', () => {
     const future = path.join(harness.dirs.make(), 'future.db');
     assert.equal((await harness.cli(['--data-dir', dataDir, 'backup', '--out', future])).code, 0);
     const db = new Database(future);
-    db.prepare("INSERT INTO schema_migrations VALUES (2, 'from_the_future', ?, 0)").run(
+    const futureVersion = loadMigrations().length + 1;
+    db.prepare("INSERT INTO schema_migrations VALUES (?, 'from_the_future', ?, 0)").run(
+      futureVersion,
       'a'.repeat(64),
     );
     db.close();
@@ -183,7 +185,7 @@ describe('backup and restore', () => {
     const result = await harness.cli(['--data-dir', dataDir, 'restore', '--in', future, '--force']);
     assert.equal(result.code, 78);
     const event = result.events.find((line) => line['event'] === 'startup.schema_version_too_new');
-    assert.equal(event?.['on_disk'], 2);
+    assert.equal(event?.['on_disk'], futureVersion);
     assert.deepEqual(
       new Map(
         fs.readdirSync(dataDir).map((name) => [name, fs.readFileSync(path.join(dataDir, name))]),

@@ -90,6 +90,8 @@ export const EVENTS = {
   clientRenamed: 'audit.client_rename',
   clientAddressUpdated: 'audit.client_address_updated',
   clientDeleted: 'audit.client_deleted',
+  // data safety: the TLS identity held in the store for backup and restore
+  tlsIdentityRecorded: 'tls.identity_recorded',
   // logging itself
   unexpectedError: 'process.unexpected_error',
 } as const;

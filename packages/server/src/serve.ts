@@ -9,7 +9,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 import { EVENTS, PortunusError, type Logger } from '@portunus/core';
-import { AuditWriter, hasEnabledSuperadmin, openStore } from '@portunus/store';
+import { AuditWriter, hasEnabledSuperadmin, openStore, recordTlsIdentity } from '@portunus/store';
 
 import { advertisedSeed, loadServerConfig, type ListenAddress } from './config.js';
 import { ControlFleet } from './control/fleet.js';
@@ -68,6 +68,14 @@ export async function runServe(options: ServeOptions): Promise<number> {
       ...(seed ? { advertisedHost: seed.host } : {}),
       logger,
     });
+    // A generated pair goes into the store so a backup alone can restore it and enrolled clients
+    // keep their pin (store/src/tls-identity.ts); an operator's pair stays only in their files.
+    if (!identity.operatorSupplied) {
+      const recorded = recordTlsIdentity(store.db, identity, now());
+      if (recorded) {
+        logger.info(EVENTS.tlsIdentityRecorded, { fingerprint_sha256: identity.fingerprintSha256 });
+      }
+    }
     const metrics = createServerMetrics();
     const audit = new AuditWriter(store.db, {
       logger,

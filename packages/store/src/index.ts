@@ -10,6 +10,7 @@ export {
   type ResolvedDataDir,
 } from './data-dir.js';
 export { REFUSED_FILESYSTEMS, checkFilesystem, type StatfsType } from './filesystem.js';
+export { getTlsIdentity, recordTlsIdentity, type StoredTlsIdentity } from './tls-identity.js';
 export { acquireStoreLock, type StoreLock } from './lock.js';
 export { STATE_DB, storePaths, type StorePaths } from './paths.js';
 export {

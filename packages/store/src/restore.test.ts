@@ -84,6 +84,7 @@ describe('restoreStore', () => {
       schemaVersion: loadMigrations().length,
       migrationsApplied: 0,
       replaced: false,
+      tls: 'none',
     });
     assert.equal(fs.statSync(target).mode & 0o777, 0o700);
     assert.equal(fs.statSync(storePaths(target).db).mode & 0o777, 0o600);
@@ -195,7 +196,11 @@ describe('restoreStore', () => {
     const before = contents(target);
     const broken = [
       ...loadMigrations(),
-      migrationFromText(2, 'broken', 'CREATE TABLE extra (x INTEGER) STRICT; SELECT nope();'),
+      migrationFromText(
+        loadMigrations().length + 1,
+        'broken',
+        'CREATE TABLE extra (x INTEGER) STRICT; SELECT nope();',
+      ),
     ];
     assertFails('migration_failed', 70, () =>
       restoreStore(target, backup, { force: true, migrations: broken }),
@@ -204,24 +209,25 @@ describe('restoreStore', () => {
   });
 
   it('migrates an older backup forward to the binary head', async () => {
-    const backup = await backupOf('ivan', 6); // made by a binary shipping only V001
+    const backup = await backupOf('ivan', 6); // made by a binary shipping the current head
+    const head = loadMigrations().length;
     const v2 = migrationFromText(
-      2,
+      head + 1,
       'extra',
       'CREATE TABLE extra (id INTEGER PRIMARY KEY, note TEXT NOT NULL) STRICT;',
     );
     const migrations = [...loadMigrations(), v2];
     const target = temp.dir();
     const result = restoreStore(target, backup, { migrations });
-    assert.equal(result.schemaVersion, 2);
+    assert.equal(result.schemaVersion, head + 1);
     assert.equal(result.migrationsApplied, 1);
     const db = new Database(storePaths(target).db, { readonly: true });
     try {
       assert.deepEqual(
         db.prepare('SELECT version, name FROM schema_migrations ORDER BY version').all(),
         [
-          { version: 1, name: 'init' },
-          { version: 2, name: 'extra' },
+          ...loadMigrations().map(({ version, name }) => ({ version, name })),
+          { version: head + 1, name: 'extra' },
         ],
       );
       assert.equal(db.prepare('SELECT count(*) FROM extra').pluck().get(), 0);
@@ -230,7 +236,7 @@ describe('restoreStore', () => {
       db.close();
     }
     const store = openStore(target, { migrations });
-    assert.equal(store.schemaVersion, 2);
+    assert.equal(store.schemaVersion, head + 1);
     store.close();
   });
 

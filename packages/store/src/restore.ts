@@ -22,6 +22,15 @@ import type { Migration } from './migrate.js';
 import { openDatabase } from './open.js';
 import { storePaths, withSidecars, type StorePaths } from './paths.js';
 import { assertSqliteFile, readHeaderUserVersion } from './sqlite-header.js';
+import {
+  commitTlsFiles,
+  discardTlsFiles,
+  getTlsIdentity,
+  stageTlsFiles,
+  tlsFilesAreOurs,
+  verifyTlsIdentity,
+  type StoredTlsIdentity,
+} from './tls-identity.js';
 
 export interface RestoreOptions {
   force?: boolean;
@@ -35,6 +44,12 @@ export interface RestoreResult {
   schemaVersion: number;
   migrationsApplied: number;
   replaced: boolean;
+  /**
+   * The server TLS identity: `restored` as server.crt/server.key from the backup's
+   * server_tls_identity row, `kept_operator` when the data dir holds an operator's pair, or
+   * `none` when the backup has no row (a store made before the table existed).
+   */
+  tls: 'restored' | 'kept_operator' | 'none';
 }
 
 export function restoreStore(
@@ -104,14 +119,39 @@ function replaceStore(paths: StorePaths, source: string, options: RestoreOptions
     } catch (error) {
       throw namingSource(error, staging, source);
     }
-    opened.db.close(); // checkpoints and removes the staging WAL
-    if (hasStore) removeFiles([paths.db, paths.wal, paths.shm]);
-    fs.renameSync(staging, paths.db);
+    let identity: StoredTlsIdentity | undefined;
+    try {
+      identity = getTlsIdentity(opened.db);
+      if (identity !== undefined) verifyTlsIdentity(identity);
+    } finally {
+      opened.db.close(); // checkpoints and removes the staging WAL
+    }
+    const tls =
+      identity === undefined
+        ? 'none'
+        : tlsFilesAreOurs(paths.dataDir)
+          ? 'restored'
+          : 'kept_operator';
+    // The TLS files are staged before the live store changes and renamed after it: a crash in
+    // between leaves pending files that the next serve completes (see tls-identity.ts).
+    let markerCreated = false;
+    try {
+      if (tls === 'restored' && identity !== undefined) {
+        markerCreated = stageTlsFiles(paths.dataDir, identity).markerCreated;
+      }
+      if (hasStore) removeFiles([paths.db, paths.wal, paths.shm]);
+      fs.renameSync(staging, paths.db);
+    } catch (error) {
+      discardTlsFiles(paths.dataDir, { marker: markerCreated });
+      throw error;
+    }
+    if (tls === 'restored') commitTlsFiles(paths.dataDir);
     return {
       dataDir: paths.dataDir,
       schemaVersion: opened.schemaVersion,
       migrationsApplied: opened.schemaVersion - before,
       replaced: hasStore,
+      tls,
     };
   } finally {
     removeFiles(withSidecars(staging));

@@ -177,6 +177,7 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
         schema_version: result.schemaVersion,
         migrations_applied: result.migrationsApplied,
         replaced: result.replaced,
+        tls: result.tls,
       });
       io.writeOut(`restore=ok data_dir=${dir}\n`);
     });
