@@ -41,7 +41,17 @@ describe('client name and address rules', () => {
     for (const name of ['a', 'Edge 1', '  padded  ', 'Ω東京', 'x'.repeat(255), 'é'.repeat(127)]) {
       assert.equal(checkClientName(name), name);
     }
-    for (const name of ['', ' ', '\t', 'a\nb', 'a\u007fb', 'a\u0085b', 'x'.repeat(256)]) {
+    for (const name of [
+      '',
+      ' ',
+      '\t',
+      'a\nb',
+      'a\u007fb',
+      'a\u0085b',
+      'a\u2028b',
+      'a\u202eb',
+      'x'.repeat(256),
+    ]) {
       assert.equal(
         thrownCode(() => checkClientName(name)),
         'invalid_client_name',

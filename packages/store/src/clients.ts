@@ -11,7 +11,7 @@ import net from 'node:net';
 
 import type { Database } from 'better-sqlite3';
 
-import { PortunusError } from '@portunus/core';
+import { PortunusError, hasControlCharacter } from '@portunus/core';
 
 import { immediate, prepared } from './statements.js';
 
@@ -135,7 +135,7 @@ export function checkClientName(name: string): string {
   const problem =
     name.trim() === ''
       ? 'it is blank'
-      : /\p{Cc}/u.test(name)
+      : hasControlCharacter(name) // C0, DEL, C1, U+2028/2029, bidi controls: core/cli-text.ts
         ? 'it contains a control character'
         : Buffer.byteLength(name, 'utf8') > MAX_CLIENT_NAME_BYTES
           ? `it is longer than ${MAX_CLIENT_NAME_BYTES} bytes`
