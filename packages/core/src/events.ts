@@ -90,6 +90,10 @@ export const EVENTS = {
   clientRenamed: 'audit.client_rename',
   clientAddressUpdated: 'audit.client_address_updated',
   clientDeleted: 'audit.client_deleted',
+  // store faults: one event per disk-full episode and one when it clears; I/O errors
+  storeDiskFull: 'store.disk_full',
+  storeDiskSpaceRecovered: 'store.disk_space_recovered',
+  storeIoError: 'store.io_error',
   // logging itself
   unexpectedError: 'process.unexpected_error',
 } as const;
