@@ -663,7 +663,7 @@ export const ERROR_CATALOGUE = {
     'store.io_error',
     EXIT.runtime,
     503,
-    'the store could not write or sync its file; the write was not applied',
+    'the store could not write or sync its file; the write is not acknowledged',
   ),
 } as const satisfies Record<string, CatalogueEntry>;
 
