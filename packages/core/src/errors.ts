@@ -659,6 +659,19 @@ export const ERROR_CATALOGUE = {
     400,
     'the input is a directory; pass the backup file itself',
   ),
+  // store faults: a full disk and failing writes/fsyncs (e2e/src/disk-full.e2e.test.ts, io-errors)
+  store_full: entry(
+    'store.disk_full',
+    EXIT.runtime,
+    507,
+    'the disk holding the store is full; free space and retry',
+  ),
+  store_io_error: entry(
+    'store.io_error',
+    EXIT.runtime,
+    503,
+    'the store could not write or sync its file; the write is not acknowledged',
+  ),
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

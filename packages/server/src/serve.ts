@@ -9,7 +9,14 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 import { EVENTS, PortunusError, type Logger } from '@portunus/core';
-import { AuditWriter, hasEnabledSuperadmin, openStore, recordTlsIdentity } from '@portunus/store';
+
+import {
+  AuditWriter,
+  StoreFaults,
+  hasEnabledSuperadmin,
+  openStore,
+  recordTlsIdentity,
+} from '@portunus/store';
 
 import { advertisedSeed, loadServerConfig, type ListenAddress } from './config.js';
 import { ControlFleet } from './control/fleet.js';
@@ -77,8 +84,10 @@ export async function runServe(options: ServeOptions): Promise<number> {
       }
     }
     const metrics = createServerMetrics();
+    const storeFaults = new StoreFaults(logger);
     const audit = new AuditWriter(store.db, {
       logger,
+      faults: storeFaults,
       onDrop: () => {
         metrics.auditBufferDrops.inc();
       },
@@ -112,6 +121,7 @@ export async function runServe(options: ServeOptions): Promise<number> {
       config,
       logger,
       audit,
+      storeFaults,
       metrics,
       fleet,
       control: {

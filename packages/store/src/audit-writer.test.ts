@@ -211,6 +211,53 @@ describe('AuditWriter', () => {
     }
   });
 
+  it('answers a waiter at once with store_full on a full database, keeps its record and retries with backoff', async () => {
+    const target = temp.open();
+    const logger = recordingLogger();
+    const faults = { failed: 0, committed: 0 };
+    const writer = new AuditWriter(target.db, {
+      flushIntervalMs: 5,
+      maxRetryDelayMs: 40,
+      logger,
+      faults: {
+        failed: () => (faults.failed += 1),
+        committed: () => (faults.committed += 1),
+      },
+    });
+    // A real SQLITE_FULL: the file may not grow past the pages it has (as on a full disk).
+    const pages = target.db.pragma('page_count', { simple: true }) as number;
+    target.db.pragma(`max_page_count = ${pages}`);
+    const big: AuditRecord = { ...record(1), details: { pad: 'x'.repeat(64 * 1024) } };
+    try {
+      await assert.rejects(within(writer.write(big), 2000, 'the refused write'), (error) => {
+        assert.ok(error instanceof PortunusError);
+        assert.equal(error.code, 'store_full');
+        assert.equal(error.httpStatus, 507);
+        return true;
+      });
+      assert.equal(writer.pending, 1, 'the record is kept while space is missing');
+      assert.equal(writer.dropped, 0);
+      // Retries back off (5, 10, 20, 40, 40 ms …) instead of spinning.
+      await waitUntil(
+        () => logger.lines.filter((line) => line.event === 'audit.flush_failed').length >= 5,
+        5000,
+        'five failed flushes',
+      );
+      const delays = logger.lines
+        .filter((line) => line.event === 'audit.flush_failed')
+        .map((line) => line.fields['retry_in_ms']);
+      assert.deepEqual(delays.slice(0, 5), [5, 10, 20, 40, 40]);
+      assert.ok(faults.failed >= 5);
+      assert.equal(faults.committed, 0);
+      target.db.pragma('max_page_count = 1073741823');
+      await waitUntil(() => writer.pending === 0, 5000, 'the retried record');
+      assert.equal(rows(reader(target)), 1);
+      assert.equal(faults.committed, 1);
+    } finally {
+      writer.close();
+    }
+  });
+
   it('does not let one record the schema refuses block the records queued with it', async () => {
     const target = temp.open();
     const writer = new AuditWriter(target.db, { flushIntervalMs: 5 });

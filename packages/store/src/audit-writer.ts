@@ -9,20 +9,32 @@
  * because of one record (a binding error or a constraint) is retried record by record in one
  * transaction, each in its own savepoint, so only the refused record is dropped (counted, logged,
  * its `write()` rejected) and the rest still commit; a batch that fails because of the store
- * (busy, I/O, closed) is kept and retried whole. Depends on the audit query module only.
+ * (busy, I/O, a full disk, closed) is kept and retried whole, with exponential backoff
+ * (`flushIntervalMs` doubling up to `maxRetryDelayMs`, reset by the next commit) so a full disk is
+ * not hammered. On a full disk or an I/O error the callers awaiting the batch are rejected at
+ * once with the catalogued error (store_full, store_io_error) instead of waiting for space (a busy
+ * database's waiters keep waiting: a lock clears by itself), but their records stay queued and
+ * are committed as soon as a retry succeeds: while space is missing a row is lost only when the
+ * bounded queue overflows, and that is counted and logged like any drop. Depends on the audit query module
+ * and the store's fault translation only.
  */
 import { EVENTS, PortunusError, silentLogger, type Logger } from '@portunus/core';
 import type { Database } from 'better-sqlite3';
 
 import { appendAudit, type AuditRecord } from './audit.js';
+import { translateStoreError } from './store-faults.js';
 
 export interface AuditWriterOptions {
   capacity?: number;
   batchSize?: number;
   flushIntervalMs?: number;
   logger?: Logger;
+  /** Cap of the backoff between retries of a batch the store refused (default 5 s). */
+  maxRetryDelayMs?: number;
   /** Called once per dropped record (wire it to portunus_audit_buffer_drops_total). */
   onDrop?: () => void;
+  /** Told of every store-level failure and every commit (wire it to the store's StoreFaults). */
+  faults?: { failed(error: unknown): void; committed(): void };
 }
 
 /** A record the database refused, in the place of its seq. */
@@ -52,6 +64,10 @@ export class AuditWriter {
   readonly capacity: number;
   readonly batchSize: number;
   readonly flushIntervalMs: number;
+  readonly maxRetryDelayMs: number;
+  /** Store-level failures in a row; 0 after a commit. Drives the retry backoff. */
+  private failures = 0;
+  private readonly faults: NonNullable<AuditWriterOptions['faults']> | undefined;
   private readonly queue: Pending[] = [];
   private timer: NodeJS.Timeout | undefined;
   private immediate: NodeJS.Immediate | undefined;
@@ -69,6 +85,8 @@ export class AuditWriter {
     this.flushIntervalMs = options.flushIntervalMs ?? 100;
     this.logger = options.logger ?? silentLogger;
     this.onDrop = options.onDrop ?? (() => undefined);
+    this.maxRetryDelayMs = options.maxRetryDelayMs ?? 5000;
+    this.faults = options.faults;
   }
 
   /** Records dropped because the queue was full, the writer closed or the database refused them. */
@@ -105,12 +123,11 @@ export class AuditWriter {
       try {
         results = this.append(batch);
       } catch (error) {
-        // Keep the records (the queue bound still holds) and try again on the next tick.
-        this.logger.error(EVENTS.auditFlushFailed, { error, queued: this.queue.length });
-        if (!this.closed) this.schedule();
-        else this.failAll(error);
+        this.storeFailed(error);
         return written;
       }
+      this.failures = 0;
+      this.faults?.committed();
       this.queue.splice(0, batch.length);
       batch.forEach((pending, index) => {
         const result = results[index] ?? -1;
@@ -150,6 +167,47 @@ export class AuditWriter {
       }),
     );
     return each.immediate(records);
+  }
+
+  /**
+   * The store refused a whole batch (busy, I/O, full disk). The records stay queued (the bound
+   * still holds) and are retried after a backoff; whoever awaits one is told now, so an HTTP
+   * request answers at once instead of hanging until space returns. Once closed, nothing will
+   * retry, so the waiters get the error and the records are left to the caller's drop count.
+   */
+  private storeFailed(error: unknown): void {
+    const failure = translateStoreError(error) ?? error;
+    this.faults?.failed(error);
+    this.failures += 1;
+    if (this.closed) {
+      this.logger.error(EVENTS.auditFlushFailed, { error, queued: this.queue.length });
+      this.failAll(failure);
+      return;
+    }
+    const delayMs = Math.min(
+      this.maxRetryDelayMs,
+      this.flushIntervalMs * 2 ** Math.min(this.failures - 1, 30),
+    );
+    this.logger.error(EVENTS.auditFlushFailed, {
+      error,
+      queued: this.queue.length,
+      retry_in_ms: delayMs,
+      failures: this.failures,
+    });
+    // A busy database frees itself within moments: its waiters keep waiting. A full disk or a
+    // failing device waits for an operator, so its waiters are answered now.
+    if (failure instanceof PortunusError && failure.code !== 'store_error') {
+      for (const pending of this.queue) {
+        pending.settle?.reject(failure);
+        delete pending.settle;
+      }
+    }
+    this.retryTimer(delayMs);
+  }
+
+  private retryTimer(delayMs: number): void {
+    this.clearTimer();
+    this.timer = setTimeout(() => this.flush(), delayMs);
   }
 
   /** Drops a record the database refused: counted like any drop, logged, its writer told. */

@@ -59,6 +59,7 @@ export {
   type AuditRecord,
 } from './audit.js';
 export { AuditWriter, type AuditWriterOptions } from './audit-writer.js';
+export { StoreFaults, isDiskFull, isIoError, translateStoreError } from './store-faults.js';
 export { backupStore, resolveBackupTarget, type BackupResult } from './backup.js';
 export { restoreStore, type RestoreOptions, type RestoreResult } from './restore.js';
 export { resetStore, type ResetResult } from './reset.js';

@@ -10,7 +10,7 @@ import cookie from '@fastify/cookie';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
 
 import { PortunusError, errorBody, isPortunusError } from '@portunus/core';
-import type { AuditRecord } from '@portunus/store';
+import { translateStoreError, type AuditRecord } from '@portunus/store';
 
 import { authenticate, isMutating } from './auth.js';
 import { RESERVED_USERS, type OperatorContext } from './context.js';
@@ -65,6 +65,7 @@ export async function buildOperatorApp(ctx: OperatorContext): Promise<FastifyIns
   app.setErrorHandler((error: FastifyError | PortunusError, request, reply) => {
     const failure = toPortunusError(error);
     request.errorCode = failure.code;
+    ctx.storeFaults?.failed(failure);
     if (failure.httpStatus >= 500) {
       ctx.logger.error(OPERATOR_EVENTS.requestFailed, {
         method: request.method,
@@ -132,10 +133,9 @@ function toPortunusError(error: FastifyError | PortunusError): PortunusError {
   if (typeof error.statusCode === 'number' && error.statusCode < 500) {
     return new PortunusError('validation_failed', error.message);
   }
-  // The database's own words (paths, SQL) stay in the log; the caller learns only store_error.
-  if (typeof code === 'string' && code.startsWith('SQLITE_')) {
-    return new PortunusError('store_error', error.message, { sqlite_code: code }, { cause: error });
-  }
+  // The database's own words (paths, SQL) stay in the log; the caller learns only the code.
+  const fromStore = translateStoreError(error);
+  if (fromStore) return fromStore;
   return new PortunusError('internal_error', error.message, {}, { cause: error });
 }
 

@@ -6,7 +6,7 @@
 import type { Database } from 'better-sqlite3';
 
 import type { ErrorCode, Logger } from '@portunus/core';
-import type { AuditWriter, Role, Rule } from '@portunus/store';
+import type { AuditWriter, Role, Rule, StoreFaults } from '@portunus/store';
 
 import type { ServerConfig } from '../config.js';
 import type { RuleStatsSnapshot } from '../control/rule-stats.js';
@@ -84,6 +84,8 @@ export interface OperatorContext {
   config: ServerConfig;
   logger: Logger;
   audit: AuditWriter;
+  /** Disk-full episodes: the error handler reports refused writes to it. */
+  storeFaults?: StoreFaults;
   metrics: ServerMetrics;
   fleet: Fleet;
   control: ControlEndpoint;
