@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { REPO_ROOT } from './paths.js';
-import type { ProcessGroup, RunningProcess } from './processes.js';
+import type { LogLine, ProcessGroup, RunningProcess } from './processes.js';
 
 /** Debian's interpreter: python3-fusepy is installed into its dist-packages, not a pyenv one. */
 const PYTHON = '/usr/bin/python3';
@@ -79,6 +79,10 @@ export interface RestartReport {
   /** e2fsck's exit code: 0 clean, 1 errors corrected (a journal replay counts). */
   fsckCode: number;
   fsckOutput: string;
+  /** How many fsyncs reached the backing image before the cut, as the daemon counted them. */
+  flushes: number;
+  /** Writes that arrived after the cut and were discarded (umount's writeback, for one). */
+  writesAfterCut: number;
 }
 
 export class PowerLossDisk {
@@ -117,6 +121,10 @@ export class PowerLossDisk {
     fs.truncateSync(this.image, IMAGE_BYTES);
     // Initialise inode tables and journal now: lazy init would keep writing in the background.
     sh('mkfs.ext4', ['-F', '-q', '-E', 'lazy_itable_init=0,lazy_journal_init=0', this.image]);
+    await this.startDaemon();
+  }
+
+  private async startDaemon(): Promise<void> {
     this.daemon = this.processes.spawn(PYTHON, [CUT_DISK_SCRIPT, this.image, this.fuseDir]);
     await this.daemon.waitForEvent('cut_disk.ready', { timeoutMs: COMMAND_TIMEOUT_MS });
     this.attach(path.join(this.fuseDir, 'disk.img'));
@@ -153,10 +161,11 @@ export class PowerLossDisk {
 
   /**
    * After cut() and after the caller has killed every process using mountDir: unmount, detach,
-   * stop the daemon, then fsck and mount the backing image directly, as after a reboot.
+   * stop the daemon, then fsck and mount the backing image directly, as after a reboot. With
+   * `armed`, the image is mounted through a fresh FUSE disk instead, ready for another cut.
    */
-  async restart(): Promise<RestartReport> {
-    await this.stopStack();
+  async restart(options: { armed?: boolean } = {}): Promise<RestartReport> {
+    const stopped = await this.stopStack();
     let fsckCode = 0;
     let fsckOutput: string;
     try {
@@ -166,19 +175,28 @@ export class PowerLossDisk {
       fsckCode = failed.status ?? -1;
       fsckOutput = `${failed.stdout ?? ''}${failed.stderr ?? ''}`;
     }
-    if (fsckCode <= 1) this.attach(this.image);
-    return { fsckCode, fsckOutput };
+    if (fsckCode <= 1) {
+      if (options.armed) await this.startDaemon();
+      else this.attach(this.image);
+    }
+    return {
+      fsckCode,
+      fsckOutput,
+      flushes: Number(stopped?.['flushes'] ?? 0),
+      writesAfterCut: Number(stopped?.['dropped_writes'] ?? 0),
+    };
   }
 
-  private async stopStack(): Promise<void> {
+  private async stopStack(): Promise<LogLine | undefined> {
     // Whatever umount writes back now goes to the FUSE disk, which discards it after the cut.
     unmount(this.mountDir);
     this.detachLoops();
-    if (this.daemon) {
-      unmount(this.fuseDir);
-      await this.daemon.exited(COMMAND_TIMEOUT_MS);
-      this.daemon = undefined;
-    }
+    const daemon = this.daemon;
+    if (!daemon) return undefined;
+    unmount(this.fuseDir);
+    await daemon.exited(COMMAND_TIMEOUT_MS);
+    this.daemon = undefined;
+    return daemon.events.find((line) => line.event === 'cut_disk.stopped');
   }
 
   /** Undoes everything in any state (for after()); safe to call twice. */
