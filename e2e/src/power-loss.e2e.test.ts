@@ -2,12 +2,15 @@
 // for survives a power cut. The data dir lives on a real ext4 filesystem whose disk loses every
 // unflushed write at the cut (PowerLossDisk in packages/test-support); after the cut, a restart
 // finds every acknowledged user, grant, grant deletion, credential, rule and audit row, the
-// store passes `PRAGMA integrity_check`, and serve boots. A self-check first shows the cut has
-// teeth: a file written without fsync through the same stack is gone afterwards.
+// store passes `PRAGMA integrity_check`, and serve boots. Self-checks first show the cut has
+// teeth: a file written without fsync through the same stack is gone afterwards, and SQLite
+// itself loses committed rows at the cut with synchronous=OFF while FULL keeps them all.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
+
+import Database from 'better-sqlite3';
 
 import {
   PowerLossDisk,
@@ -130,6 +133,36 @@ describe('power loss', { skip: unsupported ?? false }, () => {
     );
   });
 
+  it('has teeth against SQLite itself: committed rows survive with synchronous=FULL, not OFF', async () => {
+    const rows = 200;
+    const survivors = async (synchronous: 'FULL' | 'OFF'): Promise<number> => {
+      const disk = await newDisk();
+      const file = path.join(disk.mountDir, 'state.db');
+      const db = new Database(file);
+      db.pragma('journal_mode = WAL');
+      db.pragma(`synchronous = ${synchronous}`);
+      db.exec('CREATE TABLE t (n INTEGER NOT NULL)');
+      const insert = db.prepare('INSERT INTO t (n) VALUES (?)');
+      for (let n = 0; n < rows; n++) insert.run(n); // each its own committed transaction
+      await disk.cut();
+      db.close(); // its checkpoint lands after the cut, so it is discarded like the rest
+      const restart = await disk.restart();
+      assert.ok(restart.fsckCode <= 1, restart.fsckOutput);
+      try {
+        return inspect(file, (reopened) =>
+          Number(reopened.prepare('SELECT count(*) FROM t').pluck().get()),
+        );
+      } catch {
+        return 0; // no file, no table, or not a database: every row is gone
+      }
+    };
+    assert.equal(await survivors('FULL'), rows);
+    assert.ok(
+      (await survivors('OFF')) < rows,
+      'synchronous=OFF lost nothing: the cut has no teeth',
+    );
+  });
+
   it('keeps every acknowledged write across a power cut, and the store is clean', async () => {
     const disk = await newDisk();
     const dataDir = path.join(disk.mountDir, 'data');
@@ -147,6 +180,7 @@ describe('power loss', { skip: unsupported ?? false }, () => {
     await client.exited(SLOW_STEP_MS);
     const restart = await disk.restart();
     assert.ok(restart.fsckCode <= 1, `e2fsck failed:\n${restart.fsckOutput}`);
+    assert.ok(restart.flushes > 0, 'no fsync reached the disk: the store was not on it');
 
     // Same token; rewriting server.toml is the operator's own step, not part of the proof.
     const reopened = await h.fleetServer(dataDir, server.auth.bearer);
