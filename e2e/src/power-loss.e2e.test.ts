@@ -121,7 +121,8 @@ async function list<T = Json>(server: FleetServer, urlPath: string): Promise<T[]
   return answer.body;
 }
 
-describe('power loss', { skip: unsupported ?? false }, () => {
+// Every step has its own deadline (SLOW_STEP_MS, 60 s per mount/fsck command); this bounds the whole.
+describe('power loss', { skip: unsupported ?? false, timeout: 300_000 }, () => {
   it('the harness cut drops data written without fsync and keeps fsynced data', async () => {
     const disk = await newDisk();
     const result = await selfCheck(disk);
