@@ -2,3 +2,10 @@
 export { AUDIT_WRITER_PROCESS, CLIENT_BIN, REPO_ROOT, SERVER_BIN } from './paths.js';
 export { ProcessGroup, type LogLine, type RunningProcess, type SpawnOptions } from './processes.js';
 export { tempDirs, type TempDirs } from './temp-dir.js';
+export {
+  CUT_DISK_SCRIPT,
+  PowerLossDisk,
+  powerLossUnsupportedReason,
+  selfCheck,
+  type RestartReport,
+} from './power-loss.js';
