@@ -718,12 +718,14 @@ describe('offline identity commands', () => {
       temporary_password_generated: false,
       password_change_required: false,
       source: 'cli',
+      remote_addr: null,
     });
     assert.deepEqual(byUser.get('admin'), {
       sessions_revoked: 1,
       temporary_password_generated: true,
       password_change_required: true,
       source: 'cli',
+      remote_addr: null,
     });
     const text = JSON.stringify(audit);
     for (const secret of [

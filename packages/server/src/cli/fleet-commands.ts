@@ -260,6 +260,8 @@ export function registerFleetCommands(program: Command, deps: FleetCommandDeps):
                   ttl_secs: ttlSecs,
                   expires_at: formatRfc3339(created.expiresAt),
                   source: 'cli',
+                  // An offline command has no peer: it ran on this host, as _local_cli.
+                  remote_addr: null,
                 },
               },
             ]);
@@ -306,7 +308,11 @@ export function registerFleetCommands(program: Command, deps: FleetCommandDeps):
                 action: EVENTS.clientRevoked,
                 resourceKind: 'client',
                 resourceValue: revokedClient.clientId,
-                details: { client_name: revokedClient.clientName, source: 'cli' },
+                details: {
+                  client_name: revokedClient.clientName,
+                  source: 'cli',
+                  remote_addr: null,
+                },
               })),
             );
           }
@@ -346,7 +352,12 @@ export function registerFleetCommands(program: Command, deps: FleetCommandDeps):
               action: EVENTS.clientRenamed,
               resourceKind: 'client',
               resourceValue: renamed.after.clientId,
-              details: { old_name: renamed.before, new_name: clientName, source: 'cli' },
+              details: {
+                old_name: renamed.before,
+                new_name: clientName,
+                source: 'cli',
+                remote_addr: null,
+              },
             },
           ]);
           return renamed;

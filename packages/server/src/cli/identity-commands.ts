@@ -180,6 +180,8 @@ export function registerIdentityCommands(program: Command, deps: IdentityCommand
                   temporary_password_generated: options.temporary,
                   password_change_required: options.temporary,
                   source: 'cli',
+                  // An offline command has no peer: it ran on this host, as _local_cli.
+                  remote_addr: null,
                 },
               },
             ]);

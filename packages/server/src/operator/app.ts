@@ -10,10 +10,11 @@ import cookie from '@fastify/cookie';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
 
 import { PortunusError, errorBody, isPortunusError } from '@portunus/core';
-import { translateStoreError, type AuditRecord } from '@portunus/store';
+import { translateStoreError } from '@portunus/store';
 
+import { auditRecordFor, routePath } from './audit-record.js';
 import { authenticate, isMutating } from './auth.js';
-import { RESERVED_USERS, type OperatorContext } from './context.js';
+import type { OperatorContext } from './context.js';
 import './request-state.js';
 import { registerAuditRoutes } from './routes/audit.js';
 import { registerAuthRoutes } from './routes/auth.js';
@@ -98,13 +99,6 @@ export async function buildOperatorApp(ctx: OperatorContext): Promise<FastifyIns
   return app;
 }
 
-/** Path without the query string: the audit log must not keep tokens that sit in a query. */
-export function routePath(request: FastifyRequest): string {
-  const url = request.url;
-  const query = url.indexOf('?');
-  return query === -1 ? url : url.slice(0, query);
-}
-
 function toPortunusError(error: FastifyError | PortunusError): PortunusError {
   if (isPortunusError(error)) return error;
   const code = error.code;
@@ -157,24 +151,11 @@ async function recordOutcome(
   }
   if (!denied && !isMutating(request.method) && !request.auditAction) return;
   const identity = request.identity;
-  const named = request.auditAction;
-  const record: AuditRecord = {
+  const record = auditRecordFor(request, {
     ts: ctx.now(),
-    actor: identity?.userId ?? named?.actor ?? RESERVED_USERS.anonymous,
-    role: identity?.role ?? null,
-    outcome: denied ? 'deny' : 'allow',
-    method: request.method,
-    path: routePath(request),
+    status,
     reason: denied ? reason : null,
-    action: named?.action ?? null,
-    resourceKind: named?.resourceKind ?? null,
-    resourceValue: named?.resourceValue ?? null,
-    details: {
-      status,
-      ...(identity ? { auth_method: identity.authMethod } : {}),
-      ...(named?.details ?? {}),
-    },
-  };
+  });
   const event = denied ? OPERATOR_EVENTS.deny : OPERATOR_EVENTS.allow;
   ctx.logger[denied ? 'warn' : 'info'](event, {
     actor: record.actor,

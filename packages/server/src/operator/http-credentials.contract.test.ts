@@ -184,6 +184,7 @@ describe('creating a credential', () => {
     assert.equal(allow.resourceValue, id);
     assert.deepEqual(allow.details, {
       status: 201,
+      remote_addr: '127.0.0.1',
       auth_method: 'bearer',
       user_id: 'alice',
       label: 'audited',

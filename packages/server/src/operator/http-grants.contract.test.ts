@@ -261,6 +261,7 @@ describe('creating grants', () => {
     assert.equal(row.resourceValue, grantId);
     assert.deepEqual(row.details, {
       status: 201,
+      remote_addr: '127.0.0.1',
       auth_method: 'bearer',
       user_id: 'alice',
       client_id: edgeId,
@@ -450,6 +451,7 @@ describe('revoking grants', () => {
     assert.equal(row.resourceValue, id);
     assert.deepEqual(row.details, {
       status: 200,
+      remote_addr: '127.0.0.1',
       auth_method: 'bearer',
       user_id: 'alice',
       client_id: edge,

@@ -346,6 +346,7 @@ describe('DELETE /v1/rules/{id}', () => {
     assert.equal(row.resourceKind, 'rule');
     assert.deepEqual(row.details, {
       status: 204,
+      remote_addr: '127.0.0.1',
       auth_method: 'bearer',
       client_id: EDGE_1,
       owner_user_id: 'alice',

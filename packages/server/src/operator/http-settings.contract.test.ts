@@ -260,8 +260,8 @@ describe('PUT /v1/settings/advertised-endpoint', () => {
       ]),
       [
         ['root', 'PUT', 'allow', null, 'operator.settings_updated', 'advertised_endpoint'],
-        ['root', 'PUT', 'deny', 'endpoint_invalid', null, null],
-        ['root', 'PUT', 'deny', 'endpoint_not_in_cert_san', null, null],
+        ['root', 'PUT', 'deny', 'endpoint_invalid', null, 'advertised_endpoint'],
+        ['root', 'PUT', 'deny', 'endpoint_not_in_cert_san', null, 'advertised_endpoint'],
         ['root', 'PUT', 'allow', null, 'operator.settings_updated', 'advertised_endpoint'],
       ],
     );

@@ -175,7 +175,7 @@ describe('POST /v1/users/me/password', () => {
     assert.equal(row.path, '/v1/users/me/password');
     assert.equal(row.resourceKind, 'user');
     assert.equal(row.resourceValue, 'alice');
-    assert.deepEqual(row.details, { status: 204, auth_method: 'cookie' });
+    assert.deepEqual(row.details, { status: 204, remote_addr: '127.0.0.1', auth_method: 'cookie' });
     const everything = JSON.stringify(h.auditRows());
     assert.ok(!everything.includes(NEW_PASSWORD));
     assert.ok(!everything.includes(TEST_PASSWORD));
@@ -318,7 +318,7 @@ describe('POST /v1/users', () => {
     assert.equal(row.method, 'POST');
     assert.equal(row.path, '/v1/users');
     assert.equal(row.reason, 'role_required');
-    assert.deepEqual(row.details, { status: 403, auth_method: 'bearer' });
+    assert.deepEqual(row.details, { status: 403, remote_addr: '127.0.0.1', auth_method: 'bearer' });
   });
 });
 
@@ -561,6 +561,7 @@ describe('DELETE /v1/users/:id', () => {
     assert.equal(row.resourceValue, 'bob');
     assert.deepEqual(row.details, {
       status: 200,
+      remote_addr: '127.0.0.1',
       auth_method: 'bearer',
       removed_credential_ids: expected.removed_credential_ids,
       revoked_grant_ids: expected.revoked_grant_ids,
@@ -661,6 +662,7 @@ describe('POST /v1/users/:id/password', () => {
     assert.equal(row.resourceValue, 'bob');
     assert.deepEqual(row.details, {
       status: 200,
+      remote_addr: '127.0.0.1',
       auth_method: 'bearer',
       sessions_revoked: 2,
       temporary_password_generated: true,

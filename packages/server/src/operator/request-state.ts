@@ -20,6 +20,11 @@ declare module 'fastify' {
     /** The catalogued error code the request ended with. */
     errorCode?: string;
     auditAction?: NamedAuditAction;
+    /**
+     * What the request acts on, set by a route as soon as it knows (before the checks that may
+     * deny it), so denied rows name it too; a named action's resource wins (audit-record.ts).
+     */
+    auditResource?: { kind: string; value: string };
   }
   interface FastifyContextConfig {
     /** Reachable without authentication (auth status, onboarding, login). */

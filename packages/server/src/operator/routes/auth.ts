@@ -93,6 +93,7 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: OperatorContext): 
       const subject =
         token === '' ? '_onboarding_setup_token_missing' : '_onboarding_setup_token_present';
       const userId = checkNewUserId(body.user_id);
+      request.auditResource = { kind: 'user', value: userId };
       const displayName = checkDisplayName(body.display_name);
       await underThrottle(
         ctx,
@@ -142,6 +143,8 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: OperatorContext): 
     { config: { isPublic: true }, schema: loginSchema },
     async (request, reply) => {
       const { user_id: userId, password } = request.body;
+      // A failed login names the user id it tried (never the password), so a guessing run shows.
+      request.auditResource = { kind: 'user', value: userId };
       const known = getUser(ctx.db, userId);
       const subject = known ? userId : '_unknown';
       const user = await underThrottle(
@@ -177,6 +180,7 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: OperatorContext): 
 
   app.post('/v1/auth/logout', async (request, reply: FastifyReply) => {
     const identity = identityOf(request);
+    request.auditResource = { kind: 'user', value: identity.userId };
     if (identity.sessionHash === undefined) {
       throw new PortunusError('unauthenticated', 'logout ends a web session; send its cookie');
     }

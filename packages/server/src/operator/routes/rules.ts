@@ -283,6 +283,8 @@ export function registerRuleRoutes(app: FastifyInstance, ctx: OperatorContext): 
       targets: push.targets,
       now: ctx.now(),
     });
+    // From here the rule exists: an activation failure's deny row names it too.
+    request.auditResource = { kind: 'rule', value: String(rule.ruleId) };
     // 7. Send RuleUpdate{PUSH} and wait for the RuleStatus up to the ack budget.
     const outcome = await ctx.fleet.push(rule, push.ackTimeoutSecs * 1000);
     const fields = { rule_id: rule.ruleId, client_id: client.clientId };

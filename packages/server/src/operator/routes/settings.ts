@@ -197,6 +197,7 @@ export function registerSettingsRoutes(app: FastifyInstance, ctx: OperatorContex
       },
     },
     (request) => {
+      request.auditResource = { kind: 'setting', value: 'advertised_endpoint' };
       requireSuperadmin(request.identity);
       const value = request.body.advertised_endpoint;
       const next = value === null || value.trim() === '' ? null : value;

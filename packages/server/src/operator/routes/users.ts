@@ -75,6 +75,7 @@ export function registerUserRoutes(app: FastifyInstance, ctx: OperatorContext): 
     },
     async (request, reply) => {
       const identity = identityOf(request);
+      request.auditResource = { kind: 'user', value: identity.userId };
       const body = request.body;
       const user = getUserOrThrow(ctx.db, identity.userId);
       await underThrottle(
@@ -123,6 +124,7 @@ export function registerUserRoutes(app: FastifyInstance, ctx: OperatorContext): 
       requireSuperadmin(request.identity);
       const body = request.body;
       const userId = checkNewUserId(body.user_id);
+      request.auditResource = { kind: 'user', value: userId };
       const displayName = checkDisplayName(body.display_name);
       const role = body.role ?? 'user';
       if (role !== 'user' && role !== 'superadmin') throw new PortunusError('invalid_role');
