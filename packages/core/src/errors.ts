@@ -652,6 +652,13 @@ export const ERROR_CATALOGUE = {
     401,
     'set PORTUNUS_OPERATOR_TOKEN to an operator bearer token',
   ),
+  // hardening: hostile input on the operator API and the control listener
+  payload_too_large: entry(
+    'http.payload_too_large',
+    EXIT.usage,
+    413,
+    'the request body is larger than the server accepts',
+  ),
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;
