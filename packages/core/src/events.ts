@@ -92,6 +92,9 @@ export const EVENTS = {
   clientDeleted: 'audit.client_deleted',
   // logging itself
   unexpectedError: 'process.unexpected_error',
+  // hardening: the control listener's TLS front (hostile and slow peers)
+  controlHandshakeFailed: 'control.tls_handshake_failed',
+  controlHandshakeCapacity: 'control.tls_handshake_capacity',
 } as const;
 
 export type EventName = (typeof EVENTS)[keyof typeof EVENTS];
