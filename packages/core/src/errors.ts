@@ -672,6 +672,13 @@ export const ERROR_CATALOGUE = {
     503,
     'the store could not write or sync its file; the write is not acknowledged',
   ),
+  // hardening: hostile input on the operator API and the control listener
+  payload_too_large: entry(
+    'http.payload_too_large',
+    EXIT.usage,
+    413,
+    'the request body is larger than the server accepts',
+  ),
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

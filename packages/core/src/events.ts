@@ -99,6 +99,9 @@ export const EVENTS = {
   storeIoError: 'store.io_error',
   // logging itself
   unexpectedError: 'process.unexpected_error',
+  // hardening: the control listener's TLS front (hostile and slow peers)
+  controlHandshakeFailed: 'control.tls_handshake_failed',
+  controlHandshakeCapacity: 'control.tls_handshake_capacity',
 } as const;
 
 export type EventName = (typeof EVENTS)[keyof typeof EVENTS];

@@ -4,6 +4,10 @@
  * `ClientEnrollment.Enroll` (code → credential bundle, §4.5). It translates between the wire and
  * the fleet and the store; rule semantics live in fleet.ts. No HTTP here.
  */
+import * as net from 'node:net';
+import { Duplex } from 'node:stream';
+import * as tls from 'node:tls';
+
 import type { Database } from 'better-sqlite3';
 
 import { EVENTS, PortunusError, type Logger } from '@portunus/core';
@@ -58,6 +62,28 @@ export interface ControlService {
 
 type ChannelCall = grpc.ServerDuplexStream<ClientMessage, ServerMessage>;
 
+/**
+ * The decrypted socket as a plain duplex: node's HTTP/2 session does not read from a server-side
+ * TLS socket it did not create itself, but it does serve any JS duplex. The peer address is kept
+ * so `call.getPeer()` still names the client.
+ */
+function asPlainStream(socket: tls.TLSSocket): net.Socket {
+  const plain = Duplex.from({ readable: socket, writable: socket }) as unknown as net.Socket;
+  Object.defineProperties(plain, {
+    remoteAddress: { value: socket.remoteAddress },
+    remotePort: { value: socket.remotePort },
+    remoteFamily: { value: socket.remoteFamily },
+    localAddress: { value: socket.localAddress },
+    localPort: { value: socket.localPort },
+    setNoDelay: { value: () => plain },
+    setKeepAlive: { value: () => plain },
+    setTimeout: { value: () => plain },
+  });
+  plain.on('error', () => undefined);
+  plain.on('close', () => socket.destroy());
+  return plain;
+}
+
 function endStatus(reason: EndReason): Partial<grpc.StatusObject> {
   if (reason.kind === 'revoked')
     return { code: grpc.status.UNAUTHENTICATED, details: 'token_revoked' };
@@ -66,15 +92,43 @@ function endStatus(reason: EndReason): Partial<grpc.StatusObject> {
   return { code: grpc.status.UNAVAILABLE, details: reason.kind };
 }
 
+/**
+ * Limits of the control listener against slow or hostile peers. The reference has no server.toml
+ * keys for them, so they are constants; tests inject short ones. TLS is terminated here (not by
+ * grpc-js) because grpc-js exposes neither a handshake timeout nor a connection cap: a peer that
+ * opens TCP and never finishes the handshake would otherwise hold a socket for as long as it likes.
+ */
+export interface ControlListenerLimits {
+  /** A peer must finish the TLS handshake within this, or its socket is destroyed. */
+  tlsHandshakeTimeoutMs: number;
+  /** Sockets still in the TLS handshake beyond this are refused at accept. */
+  maxPendingHandshakes: number;
+  /** Open sockets beyond this are dropped at accept (node `server.maxConnections`). */
+  maxConnections: number;
+  /** Largest gRPC message a client may send; larger is RESOURCE_EXHAUSTED, the server stays up. */
+  maxReceiveMessageBytes: number;
+}
+
+export const DEFAULT_CONTROL_LISTENER_LIMITS: ControlListenerLimits = {
+  tlsHandshakeTimeoutMs: 10_000,
+  maxPendingHandshakes: 1024,
+  maxConnections: 10_000,
+  // Client messages are Hello, acks and stats; 4 MiB leaves room for stats of many rules.
+  maxReceiveMessageBytes: 4 * 1024 * 1024,
+};
+
 export async function startControlService(
   listen: ListenAddress,
   options: ControlServiceOptions,
+  overrides: Partial<ControlListenerLimits> = {},
 ): Promise<ControlService> {
+  const limits = { ...DEFAULT_CONTROL_LISTENER_LIMITS, ...overrides };
   const server = new grpc.Server({
     'grpc.keepalive_time_ms': 20_000,
     'grpc.keepalive_timeout_ms': 10_000,
     'grpc.keepalive_permit_without_calls': 1,
     'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+    'grpc.max_receive_message_length': limits.maxReceiveMessageBytes,
   });
   server.addService(CONTROL_SERVICE, {
     Channel: (call: ChannelCall) => {
@@ -89,30 +143,80 @@ export async function startControlService(
       enroll(call, callback, options);
     },
   });
-  const credentials = grpc.ServerCredentials.createSsl(
-    null,
-    [{ cert_chain: Buffer.from(options.certPem), private_key: Buffer.from(options.keyPem) }],
-    false,
-  );
+  // grpc-js speaks HTTP/2 over the already-decrypted socket this listener hands it.
+  const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  const secureContext = tls.createSecureContext({
+    cert: options.certPem,
+    key: options.keyPem,
+    minVersion: 'TLSv1.2',
+  });
+  const tlsServer = net.createServer();
+  tlsServer.maxConnections = limits.maxConnections;
+  let pending = 0;
+  tlsServer.on('connection', (raw) => {
+    raw.on('error', () => undefined);
+    if (pending >= limits.maxPendingHandshakes) {
+      options.logger.warn(EVENTS.controlHandshakeCapacity, {
+        remote_addr: raw.remoteAddress,
+        pending,
+      });
+      raw.destroy();
+      return;
+    }
+    pending += 1;
+    let waiting = true;
+    const settle = (): void => {
+      if (waiting) pending -= 1;
+      waiting = false;
+      clearTimeout(timer);
+    };
+    const socket = new tls.TLSSocket(raw, { isServer: true, secureContext, ALPNProtocols: ['h2'] });
+    // A failed or stalled handshake is the peer's problem: logged at debug, never fatal.
+    const fail = (reason: string): void => {
+      if (!waiting) return;
+      settle();
+      options.logger.debug(EVENTS.controlHandshakeFailed, {
+        remote_addr: raw.remoteAddress,
+        reason,
+      });
+      socket.destroy();
+      raw.destroy();
+    };
+    const timer = setTimeout(() => {
+      fail('handshake_timeout');
+    }, limits.tlsHandshakeTimeoutMs);
+    socket.on('error', (error: NodeJS.ErrnoException) => {
+      fail(error.code ?? error.message);
+    });
+    socket.once('close', settle);
+    socket.once('secure', () => {
+      settle();
+      injector.injectConnection(asPlainStream(socket));
+    });
+  });
   const target = formatAddress(listen);
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(target, credentials, (error, bound) => {
-      if (error) {
-        reject(
-          new PortunusError(
-            'listen_failed',
-            `cannot bind the control listener on ${target}: ${error.message}`,
-            { listener: 'control', address: target },
-            { cause: error },
-          ),
-        );
-      } else resolve(bound);
+    const onError = (error: NodeJS.ErrnoException): void => {
+      reject(
+        new PortunusError(
+          'listen_failed',
+          `cannot bind the control listener on ${target}: ${error.code ?? error.message}`,
+          { listener: 'control', address: target },
+          { cause: error },
+        ),
+      );
+    };
+    tlsServer.once('error', onError);
+    tlsServer.listen({ host: listen.host, port: listen.port }, () => {
+      tlsServer.off('error', onError);
+      resolve((tlsServer.address() as net.AddressInfo).port);
     });
   });
   return {
     address: { host: listen.host, port },
     close: async () => {
       options.fleet.shutdown();
+      tlsServer.close();
       await new Promise<void>((resolve) => {
         const force = setTimeout(() => {
           server.forceShutdown();

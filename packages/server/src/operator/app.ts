@@ -32,16 +32,87 @@ export const OPERATOR_EVENTS = {
   requestFailed: 'operator.request_failed',
 } as const;
 
-export async function buildOperatorApp(ctx: OperatorContext): Promise<FastifyInstance> {
+/**
+ * Socket-level limits of the operator listener. The reference (docs/reference) has no server.toml
+ * keys for these, so they are constants here; tests inject short ones. They exist so that slow or
+ * numerous clients (slowloris headers, trickled bodies, idle keep-alives) are cut off and cannot
+ * starve the API for everyone else.
+ */
+export interface OperatorHttpLimits {
+  /** Largest accepted request body; larger is 413 payload_too_large. */
+  bodyLimitBytes: number;
+  /** Time a client may take to send the complete request headers. */
+  headersTimeoutMs: number;
+  /** Time a client may take to send the complete request (headers and body). */
+  requestTimeoutMs: number;
+  /** Idle keep-alive connections are closed after this. */
+  keepAliveTimeoutMs: number;
+  /** A socket with no traffic at all for this long is destroyed. */
+  idleSocketTimeoutMs: number;
+  /** How often node checks headers/request timeouts; bounds how late a cut-off can be. */
+  timeoutCheckIntervalMs: number;
+  /** Open connections beyond this are dropped at accept (node `server.maxConnections`). */
+  maxConnections: number;
+}
+
+export const DEFAULT_OPERATOR_HTTP_LIMITS: OperatorHttpLimits = {
+  bodyLimitBytes: 1024 * 1024,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
+  idleSocketTimeoutMs: 30_000,
+  timeoutCheckIntervalMs: 1_000,
+  maxConnections: 1024,
+};
+
+/** One method + path the app serves; the hostile-input contract test walks all of them. */
+export interface RegisteredRoute {
+  method: string;
+  url: string;
+  hasBodySchema: boolean;
+}
+
+const ROUTES = new WeakMap<FastifyInstance, readonly RegisteredRoute[]>();
+
+/** Every route `buildOperatorApp` registered, in registration order. */
+export function registeredRoutes(app: FastifyInstance): readonly RegisteredRoute[] {
+  return ROUTES.get(app) ?? [];
+}
+
+export async function buildOperatorApp(
+  ctx: OperatorContext,
+  overrides: Partial<OperatorHttpLimits> = {},
+): Promise<FastifyInstance> {
+  const limits = { ...DEFAULT_OPERATOR_HTTP_LIMITS, ...overrides };
   const app = Fastify({
     logger: false,
     // Behind nothing by default; the operator sets a public origin when proxying.
     trustProxy: false,
-    bodyLimit: 1024 * 1024,
+    bodyLimit: limits.bodyLimitBytes,
+    connectionTimeout: limits.idleSocketTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    // Handed to http.createServer: only there can headersTimeout and the check interval be set.
+    http: {
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      connectionsCheckingInterval: limits.timeoutCheckIntervalMs,
+    },
     return503OnClosing: true,
     // Wrong types and unknown fields are errors, not silently coerced or dropped.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
   });
+  app.server.maxConnections = limits.maxConnections;
+  const routes: RegisteredRoute[] = [];
+  ROUTES.set(app, routes);
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) {
+      routes.push({ method, url: route.url, hasBodySchema: route.schema?.body !== undefined });
+    }
+  });
+  // The API speaks JSON only: fastify's default text/plain parser would turn a text body into a
+  // string that then fails validation as 400, where the contract is 415 for any other type.
+  app.removeContentTypeParser('text/plain');
   await app.register(cookie);
 
   app.addHook('onRequest', (request, _reply, done) => {
@@ -116,13 +187,10 @@ function toPortunusError(error: FastifyError | PortunusError): PortunusError {
     return new PortunusError('unsupported_media_type');
   }
   if (error.validation !== undefined) {
-    return new PortunusError(
-      'validation_failed',
-      `${error.validationContext ?? 'request'}${error.message.replace(/^(body|querystring|params)/, '')}`,
-    );
+    return new PortunusError('validation_failed', validationMessage(error));
   }
-  if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-    return new PortunusError('validation_failed', 'the request body is larger than 1 MiB');
+  if (code === 'FST_ERR_CTP_BODY_TOO_LARGE' || error.statusCode === 413) {
+    return new PortunusError('payload_too_large');
   }
   if (typeof error.statusCode === 'number' && error.statusCode < 500) {
     return new PortunusError('validation_failed', error.message);
@@ -131,6 +199,20 @@ function toPortunusError(error: FastifyError | PortunusError): PortunusError {
   const fromStore = translateStoreError(error);
   if (fromStore) return fromStore;
   return new PortunusError('internal_error', error.message, {}, { cause: error });
+}
+
+/**
+ * ajv's message for an unknown field ("must NOT have additional properties") does not say which
+ * field; the caller needs the name to fix the request, so it is added from the error's params.
+ */
+function validationMessage(error: FastifyError): string {
+  const context = error.validationContext ?? 'request';
+  const first = error.validation?.[0];
+  const extra = first?.params.additionalProperty;
+  if (first && typeof extra === 'string') {
+    return `${context}${first.instancePath}: unknown field ${JSON.stringify(extra)}`;
+  }
+  return `${context}${error.message.replace(/^(body|querystring|params|headers)/, '')}`;
 }
 
 /**

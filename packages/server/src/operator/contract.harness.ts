@@ -22,7 +22,7 @@ import { DEFAULT_CONFIG, type ServerConfig } from '../config.js';
 import { hashPassword } from '../identity/passwords.js';
 import { generateSecret, hashSecret, ulid } from '../identity/secrets.js';
 import { createServerMetrics, type ServerMetrics } from '../metrics.js';
-import { buildOperatorApp } from './app.js';
+import { buildOperatorApp, type OperatorHttpLimits } from './app.js';
 import {
   NO_FLEET,
   SESSION_COOKIE,
@@ -39,6 +39,8 @@ export interface HarnessOptions {
   control?: Partial<ControlEndpoint>;
   operatorToken?: string;
   auditCapacity?: number;
+  /** Socket and body limits of the app (hostile-input tests use small ones). */
+  limits?: Partial<OperatorHttpLimits>;
 }
 
 export class ContractHarness {
@@ -49,8 +51,10 @@ export class ContractHarness {
   readonly context: OperatorContext;
   clock = Date.UTC(2026, 4, 1, 12, 0, 0);
   private appPromise: Promise<FastifyInstance> | undefined;
+  private readonly limits: Partial<OperatorHttpLimits>;
 
   constructor(options: HarnessOptions = {}) {
+    this.limits = options.limits ?? {};
     this.store = openStore(this.dirs.make('portunus-contract-'));
     this.metrics = createServerMetrics({ collectProcessMetrics: false });
     this.audit = new AuditWriter(this.store.db, {
@@ -81,7 +85,7 @@ export class ContractHarness {
   }
 
   app(): Promise<FastifyInstance> {
-    this.appPromise ??= buildOperatorApp(this.context);
+    this.appPromise ??= buildOperatorApp(this.context, this.limits);
     return this.appPromise;
   }
 
