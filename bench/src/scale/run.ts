@@ -21,7 +21,7 @@ import { generateSecret, hashSecret } from '@portunus/server';
 import { insertCredential, insertUser, openStore } from '@portunus/store';
 import { SERVER_BIN } from '@portunus/test-support';
 
-import { killServers, ServerProcess } from '../operator/processes.js';
+import { cpuMs, killServers, ServerProcess } from '../operator/processes.js';
 import { nowMs, percentile, progress, sleep } from '../store/report.js';
 import type { LoadSpec } from './load.js';
 
@@ -327,7 +327,15 @@ class Loads {
 }
 
 async function main(): Promise<void> {
-  const config = parseArgs(process.argv.slice(2));
+  let config: ScaleConfig;
+  try {
+    config = parseArgs(process.argv.slice(2));
+  } catch (error) {
+    // Exit 2 on a bad argument, as the other benchmarks do (README.md).
+    console.error(`bench:scale: ${(error as Error).message}`);
+    process.exitCode = 2;
+    return;
+  }
   const N = config.clients;
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'portunus-bench-scale-'));
   const dataDir = path.join(workDir, 'data');
@@ -356,13 +364,17 @@ async function main(): Promise<void> {
     const rssIdle = rssBytes(server.pid);
 
     const connectStart = nowMs();
+    const connectCpu = cpuMs(server.pid);
     loads = new Loads(bundles, workDir, config);
     const fullAt = await loads.allFull(1, config.connectTimeoutMs);
     const connected = loads.connected();
+    // Server CPU per connect says whether the connect rate is the server's or the machine's.
+    const cpuPerConnect = (cpuMs(server.pid) - connectCpu) / Math.max(connected, 1);
     progress(
-      fullAt === undefined
+      (fullAt === undefined
         ? `only ${connected}/${N} connected within ${config.connectTimeoutMs} ms`
-        : `all ${N} connected in ${((nowMs() - connectStart) / 1000).toFixed(1)} s`,
+        : `all ${N} connected in ${((nowMs() - connectStart) / 1000).toFixed(1)} s`) +
+        `, server CPU ${cpuPerConnect.toFixed(1)} ms per connect`,
     );
     const rssConnected = rssBytes(server.pid);
 
