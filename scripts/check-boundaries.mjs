@@ -17,7 +17,7 @@ const ALLOWED = {
   standalone: ['core', 'forwarder'],
   webui: [],
   e2e: ['core', 'store', 'server', 'test-support'],
-  bench: ['core', 'store', 'server', 'forwarder', 'test-support'],
+  bench: ['core', 'store', 'server', 'forwarder', 'client', 'test-support'],
 };
 /** Edge packages must not pull these into their dependency tree (DESIGN.md §2). */
 const EDGE = ['client', 'standalone', 'forwarder'];
