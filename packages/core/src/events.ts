@@ -90,6 +90,8 @@ export const EVENTS = {
   clientRenamed: 'audit.client_rename',
   clientAddressUpdated: 'audit.client_address_updated',
   clientDeleted: 'audit.client_deleted',
+  // operations: check-config (README "server.toml")
+  configChecked: 'config.checked',
   // logging itself
   unexpectedError: 'process.unexpected_error',
 } as const;
