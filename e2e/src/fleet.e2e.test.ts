@@ -359,6 +359,26 @@ describe('forwarding', () => {
     assert.match(line, new RegExp(`^rule_id=${ruleId} client=edge-1 protocol=tcp `));
     const busy = await cli(['push-rule', 'edge-1', String(port), `127.0.0.1:${tcpTarget.port}`]);
     assert.equal(busy.code, 3, 'port_in_use exits 3');
+    // A port busy on the edge itself: the operator sees the catalogued line, no gRPC status text.
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '0.0.0.0', resolve));
+    try {
+      const edgePort = (blocker.address() as net.AddressInfo).port;
+      const clash = await cli([
+        'push-rule',
+        'edge-1',
+        String(edgePort),
+        `127.0.0.1:${tcpTarget.port}`,
+      ]);
+      assert.equal(clash.code, 6, clash.stderr);
+      const plain = clash.stderr.split('\n').filter((text) => text !== '' && !text.startsWith('{'));
+      assert.deepEqual(plain, [
+        `error: activation_failed: client edge-1 could not activate rule ${Number(ruleId) + 1}: port_in_use`,
+      ]);
+      assert.doesNotMatch(clash.stderr, /grpc|\b\d+ [A-Z_]+: |UNAVAILABLE|INTERNAL/i);
+    } finally {
+      blocker.close();
+    }
     assert.equal((await cli(['remove-rule', ruleId])).code, 0);
     const missing = await cli(['rule-stats', ruleId]);
     assert.equal(missing.code, 5);

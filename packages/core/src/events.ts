@@ -97,6 +97,9 @@ export const EVENTS = {
   storeDiskFull: 'store.disk_full',
   storeDiskSpaceRecovered: 'store.disk_space_recovered',
   storeIoError: 'store.io_error',
+  ),
+  // operations: check-config (README "server.toml")
+  configChecked: 'config.checked',
   // logging itself
   unexpectedError: 'process.unexpected_error',
   // hardening: the control listener's TLS front (hostile and slow peers)

@@ -16,6 +16,7 @@ import {
   getClient,
   insertClient,
   supersedeEnrollments,
+  type Client,
 } from './clients.js';
 import { immediate, prepared } from './statements.js';
 
@@ -155,4 +156,48 @@ export function redeemEnrollment(
       existed,
     };
   });
+}
+
+/**
+ * The client an operator names (by id or display name) that holds an unredeemed, unexpired code
+ * but has not redeemed it yet, provisioned now as a client row without a token so a grant can key
+ * it by client_id before its first connection (README "The fleet"); redeeming the code later finds
+ * the row and gives it the token. Undefined when no pending code matches; a name two pending
+ * clients share is ambiguous_client_name. Call it inside the caller's write transaction.
+ */
+export function provisionPendingClient(
+  db: Database,
+  reference: string,
+  now: number,
+): Client | undefined {
+  const rows = prepared(
+    db,
+    `SELECT client_id, client_name, client_address FROM client_enrollments
+       WHERE consumed_at IS NULL AND expires_at > ? AND (client_id = ? OR client_name = ?)
+       ORDER BY enrollment_id DESC`,
+  ).all(now, reference, reference) as {
+    client_id: string;
+    client_name: string;
+    client_address: string | null;
+  }[];
+  const byId = rows.find((row) => row.client_id === reference);
+  const ids = new Set(rows.map((row) => row.client_id));
+  if (!byId && ids.size > 1) {
+    throw new PortunusError(
+      'ambiguous_client_name',
+      `${ids.size} pending clients are named ${JSON.stringify(reference)} (${[...ids].join(', ')}); use the client id`,
+      { client: reference },
+    );
+  }
+  const row = byId ?? rows[0];
+  if (!row) return undefined;
+  return (
+    getClient(db, row.client_id) ??
+    insertClient(db, {
+      clientId: row.client_id,
+      clientName: row.client_name,
+      clientAddress: row.client_address,
+      now,
+    })
+  );
 }

@@ -141,6 +141,7 @@ export {
   ENROLLMENT_TTL_MAX_SECS,
   checkEnrollmentTtl,
   createEnrollment,
+  provisionPendingClient,
   redeemEnrollment,
   type IssuedEnrollment,
   type NewEnrollment,

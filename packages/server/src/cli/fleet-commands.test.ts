@@ -155,6 +155,10 @@ describe('push-rule', () => {
       [['push-rule', 'edge', '99999', 'a:1'], 'invalid_port_range'],
       [['push-rule', 'edge', '18080', 'a:1', '--ack-timeout', '0'], 'usage_error'],
       [['push-rule', 'edge', '18080', 'a:1', '--protocol', 'sctp'], 'usage_error'],
+      [['push-rule', 'edge', '18080', '10.0.0.5'], 'target_invalid_port'],
+      [['push-rule', 'edge', '18080', 'backend:'], 'target_invalid_port'],
+      [['push-rule', 'edge', '18080', '[::1]'], 'target_invalid_port'],
+      [['push-rule', 'edge', '18080', '--target', 'backend'], 'target_invalid_port'],
     ];
     for (const [args, code] of cases) {
       const result = await cli(args);
@@ -163,6 +167,11 @@ describe('push-rule', () => {
       assert.equal(result.out, '');
     }
     assert.deepEqual(seen, []);
+    const missing = await cli(['push-rule', 'edge', '18080', '10.0.0.5']);
+    assert.match(
+      missing.err,
+      /^error: target_invalid_port: target "10\.0\.0\.5" has no port: give host:port, e\.g\. 10\.0\.0\.5:80$/m,
+    );
   });
 
   it('exits with the catalogued code of the answer', async () => {

@@ -103,9 +103,18 @@ export function parseListen(value: string): { listenPort: number; listenPortEnd?
   return end === undefined ? { listenPort: start } : { listenPort: start, listenPortEnd: end };
 }
 
-/** The host of `host:port`; an IPv6 literal may be bracketed. */
+/**
+ * The host of `host:port`; an IPv6 literal may be bracketed. A target without `:port` (a
+ * newcomer's `push-rule edge-1 18080 10.0.0.5`) is told the port is missing, not that the host is.
+ */
 function splitHostPort(value: string, what: string): { host: string; port: string } {
   const colon = value.lastIndexOf(':');
+  if (value !== '' && (colon === -1 || colon === value.length - 1 || /^\[[^\]]*\]$/.test(value))) {
+    throw new PortunusError(
+      'target_invalid_port',
+      `${what} ${JSON.stringify(value)} has no port: give host:port, e.g. ${value.replace(/:$/, '')}:80`,
+    );
+  }
   const host = colon > 0 ? value.slice(0, colon).replace(/^\[(.*)\]$/, '$1') : '';
   if (host === '') {
     throw new PortunusError('invalid_target_host', `${what} ${JSON.stringify(value)} has no host`);

@@ -26,6 +26,7 @@ import {
 } from '@portunus/store';
 
 import type { ListenerOverrides } from '../listeners.js';
+import { requireValidConfig } from './check-config.js';
 import { registerFleetCommands } from './fleet-commands.js';
 import { registerIdentityCommands } from './identity-commands.js';
 
@@ -140,6 +141,18 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
           ...(advertisedEndpoint !== undefined ? { advertisedEndpoint } : {}),
         }),
       );
+    });
+
+  program
+    .command('check-config')
+    .description(
+      'validate server.toml and the PORTUNUS_* environment without starting anything (ok or exit 2)',
+    )
+    .action((_options: object, command: Command) => {
+      const dir = dataDir(command);
+      const checked = requireValidConfig(dir, io.env);
+      io.logger.debug(EVENTS.configChecked, { path: checked.file ?? `${dir} (no server.toml)` });
+      io.writeOut('ok\n');
     });
 
   program

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, beforeEach, describe, it } from 'node:test';
 
-import type { LightMyRequestResponse } from 'fastify';
+import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 
 import { PortunusError, formatRfc3339 } from '@portunus/core';
 import { parseEnrollUri } from '@portunus/proto';
@@ -47,7 +47,7 @@ interface Setup {
   disconnects: [string, string][];
   as: (
     token: string,
-    options: { method: string; url: string; payload?: unknown },
+    options: { method: NonNullable<InjectOptions['method']>; url: string; payload?: unknown },
   ) => Promise<LightMyRequestResponse>;
 }
 

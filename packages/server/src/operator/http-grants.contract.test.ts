@@ -6,8 +6,11 @@ import type { LightMyRequestResponse } from 'fastify';
 
 import { formatRfc3339, type LogFields, type Logger } from '@portunus/core';
 import {
+  createEnrollment,
+  getClient,
   insertClient,
   insertGrant,
+  redeemEnrollment,
   insertRule,
   listGrants,
   listRules,
@@ -116,6 +119,81 @@ describe('creating grants', () => {
     assert.ok(logged);
     assert.equal(logged.fields['grant_id'], grant.grant_id);
     assert.equal(logged.fields['user_id'], 'alice');
+  });
+
+  it('grants a client that is enrolled but has not connected yet, by name or id', async () => {
+    const enroll = (clientId: string, clientName: string, code: number): void => {
+      createEnrollment(h.store.db, {
+        clientId,
+        clientName,
+        clientAddress: null,
+        advertisedEndpoint: '127.0.0.1:7443',
+        codeHash: code.toString(16).padStart(64, '0'),
+        now: h.clock,
+        ttlSecs: 600,
+      });
+    };
+    const pendingId = '01J9GRANT00000000000000001';
+    enroll(pendingId, 'edge-new', 1);
+    const byName = await create({
+      user_id: 'alice',
+      client: 'edge-new',
+      listen_port_start: 20000,
+      listen_port_end: 20099,
+    });
+    assert.equal(byName.statusCode, 201, byName.body);
+    assert.equal(byName.json<GrantJson>().client_id, pendingId);
+    assert.equal(getClient(h.store.db, pendingId)?.enrolled, false);
+    // Redeeming the code later finds the provisioned row: the grant still points at it.
+    const redeemed = redeemEnrollment(h.store.db, {
+      codeHash: (1).toString(16).padStart(64, '0'),
+      tokenHash: 'f'.repeat(64),
+      now: h.clock,
+    });
+    assert.equal(redeemed.clientId, pendingId);
+    assert.equal(getClient(h.store.db, pendingId)?.enrolled, true);
+    assert.equal(listGrants(h.store.db, 'alice')[0]?.clientId, pendingId);
+
+    const otherId = '01J9GRANT00000000000000002';
+    enroll(otherId, 'edge-later', 2);
+    const byId = await create({
+      user_id: 'alice',
+      client: otherId,
+      listen_port_start: 21000,
+      listen_port_end: 21000,
+    });
+    assert.equal(byId.statusCode, 201, byId.body);
+    assert.equal(byId.json<GrantJson>().client, 'edge-later');
+  });
+
+  it('refuses a pending name two enrollments share, and provisions nothing on refusal', async () => {
+    for (const [n, id] of ['01J9GRANT00000000000000003', '01J9GRANT00000000000000004'].entries()) {
+      createEnrollment(h.store.db, {
+        clientId: id,
+        clientName: 'twin',
+        clientAddress: null,
+        advertisedEndpoint: null,
+        codeHash: (10 + n).toString(16).padStart(64, '0'),
+        now: h.clock,
+        ttlSecs: 600,
+      });
+    }
+    const ambiguous = await create({
+      user_id: 'alice',
+      client: 'twin',
+      listen_port_start: 1,
+      listen_port_end: 2,
+    });
+    assert.equal(errorCode(ambiguous), 'ambiguous_client_name');
+    const badUser = await create({
+      user_id: 'nobody',
+      client: '01J9GRANT00000000000000003',
+      listen_port_start: 1,
+      listen_port_end: 2,
+    });
+    assert.notEqual(badUser.statusCode, 201);
+    assert.equal(getClient(h.store.db, '01J9GRANT00000000000000003'), undefined);
+    assert.equal(getClient(h.store.db, '01J9GRANT00000000000000004'), undefined);
   });
 
   it('accepts a client id, both protocols, a note and a single port', async () => {

@@ -11,8 +11,10 @@ import { EVENTS, PortunusError, isPortunusError } from '@portunus/core';
 import {
   deleteGrant,
   getUserOrThrow,
+  immediate,
   insertGrant,
   listGrants,
+  provisionPendingClient,
   resolveClient,
   type Client,
 } from '@portunus/store';
@@ -78,10 +80,12 @@ const grantIdParams = {
 
 /**
  * The client a grant names: `*` (null: every client), a client id, or a display name exactly one
- * client carries. An unknown client is a bad request body here (422 invalid_client), not a
- * missing resource; a shared name stays ambiguous_client_name.
+ * client carries — including a client enrolled but not yet connected, which is provisioned here
+ * so the grant can key it by id. An unknown client is a bad request body here (422
+ * invalid_client), not a missing resource; a shared name stays ambiguous_client_name. Runs inside
+ * the grant's transaction.
  */
-function grantClient(ctx: OperatorContext, reference: string): Client | null {
+function grantClient(ctx: OperatorContext, reference: string, now: number): Client | null {
   if (reference === EVERY_CLIENT) return null;
   if (reference.trim() === '') {
     throw new PortunusError('invalid_client', 'client must be a client name, a client id or *');
@@ -90,6 +94,8 @@ function grantClient(ctx: OperatorContext, reference: string): Client | null {
     return resolveClient(ctx.db, reference);
   } catch (error) {
     if (isPortunusError(error) && error.code === 'client_not_found') {
+      const pending = provisionPendingClient(ctx.db, reference, now);
+      if (pending) return pending;
       throw new PortunusError(
         'invalid_client',
         `no client named or with id ${JSON.stringify(reference)}`,
@@ -111,17 +117,20 @@ export function registerGrantRoutes(app: FastifyInstance, ctx: OperatorContext):
       checkPortRange(body.listen_port_start, body.listen_port_end);
       const protocols = checkProtocols(body.protocols ?? ['tcp']);
       const user = getUserOrThrow(ctx.db, body.user_id);
-      const client = grantClient(ctx, body.client);
       const now = ctx.now();
-      const grant = insertGrant(ctx.db, {
-        grantId: ulid(now),
-        userId: user.userId,
-        clientId: client?.clientId ?? null,
-        listenPortStart: body.listen_port_start,
-        listenPortEnd: body.listen_port_end,
-        protocols,
-        note: body.note ?? '',
-        now,
+      // One transaction: a refused grant leaves no provisioned client behind.
+      const grant = immediate(ctx.db, () => {
+        const client = grantClient(ctx, body.client, now);
+        return insertGrant(ctx.db, {
+          grantId: ulid(now),
+          userId: user.userId,
+          clientId: client?.clientId ?? null,
+          listenPortStart: body.listen_port_start,
+          listenPortEnd: body.listen_port_end,
+          protocols,
+          note: body.note ?? '',
+          now,
+        });
       });
       ctx.logger.info(GRANT_EVENTS.added, {
         grant_id: grant.grantId,
