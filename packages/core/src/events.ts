@@ -92,12 +92,10 @@ export const EVENTS = {
   clientDeleted: 'audit.client_deleted',
   // data safety: the TLS identity held in the store for backup and restore
   tlsIdentityRecorded: 'tls.identity_recorded',
-  ),
   // store faults: one event per disk-full episode and one when it clears; I/O errors
   storeDiskFull: 'store.disk_full',
   storeDiskSpaceRecovered: 'store.disk_space_recovered',
   storeIoError: 'store.io_error',
-  ),
   // operations: check-config (README "server.toml")
   configChecked: 'config.checked',
   // logging itself

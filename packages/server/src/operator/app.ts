@@ -7,7 +7,12 @@
  * leaves. Routes live in routes/ and only add handlers.
  */
 import cookie from '@fastify/cookie';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, {
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyRequest,
+  type InjectOptions,
+} from 'fastify';
 
 import { PortunusError, errorBody, isPortunusError } from '@portunus/core';
 import { translateStoreError } from '@portunus/store';
@@ -67,7 +72,8 @@ export const DEFAULT_OPERATOR_HTTP_LIMITS: OperatorHttpLimits = {
 
 /** One method + path the app serves; the hostile-input contract test walks all of them. */
 export interface RegisteredRoute {
-  method: string;
+  /** As inject() spells it, so tests can replay every route. */
+  method: NonNullable<InjectOptions['method']>;
   url: string;
   hasBodySchema: boolean;
 }
@@ -107,7 +113,11 @@ export async function buildOperatorApp(
   ROUTES.set(app, routes);
   app.addHook('onRoute', (route) => {
     for (const method of [route.method].flat()) {
-      routes.push({ method, url: route.url, hasBodySchema: route.schema?.body !== undefined });
+      routes.push({
+        method: method as RegisteredRoute['method'], // fastify registers only methods inject() knows
+        url: route.url,
+        hasBodySchema: route.schema?.body !== undefined,
+      });
     }
   });
   // The API speaks JSON only: fastify's default text/plain parser would turn a text body into a
