@@ -16,6 +16,7 @@ import {
   createLogger,
   requireNonBlankPath,
   runMain,
+  terminalSafeWriter,
   type Logger,
 } from '@portunus/core';
 
@@ -67,7 +68,8 @@ export async function runClientCli(
     env: overrides.env ?? process.env,
     cwd: overrides.cwd ?? process.cwd(),
     logger: overrides.logger ?? createLogger(),
-    writeOut: overrides.writeOut ?? ((text) => process.stdout.write(text)),
+    // Stored text never reaches a terminal raw (control characters escaped; JSON stays valid).
+    writeOut: terminalSafeWriter(overrides.writeOut ?? ((text) => process.stdout.write(text))),
     writeErr: overrides.writeErr ?? ((text) => process.stderr.write(text)),
   };
   let exitCode = 0;

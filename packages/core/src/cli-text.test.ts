@@ -47,13 +47,19 @@ describe('control characters', () => {
     assert.equal(assertPrintableText('Zoë 東京 edge-1', 'name'), 'Zoë 東京 edge-1');
   });
 
-  it('escapes every control character and the backslash, and leaves other text alone', () => {
+  it('escapes every control character but the line break, and leaves other text alone', () => {
     assert.equal(escapeForTerminal('edge-1 Zoë'), 'edge-1 Zoë');
-    assert.equal(escapeForTerminal('a\u001b[31mb\n'), 'a\\x1b[31mb\\x0a');
+    assert.equal(escapeForTerminal('a\u001b[31mb\n'), 'a\\u001b[31mb\n');
     assert.equal(escapeForTerminal('x\u202ey'), 'x\\u202ey');
-    assert.equal(escapeForTerminal('a\\x1b'), 'a\\\\x1b');
-    for (const char of [...CONTROLS, ...UNICODE_CONTROLS]) {
-      assert.ok(!hasControlCharacter(escapeForTerminal(`a${char}b`)));
+    for (const char of [...CONTROLS, ...UNICODE_CONTROLS].filter((c) => c !== '\n')) {
+      assert.ok(!hasControlCharacter(escapeForTerminal(`a${char}b`)), JSON.stringify(char));
     }
+  });
+
+  it('keeps JSON output valid JSON that decodes to the stored value', () => {
+    const stored = { display_name: 'evil\u0085\u202e\u2028name', path: 'C:\\x' };
+    const printed = escapeForTerminal(JSON.stringify(stored, null, 2));
+    assert.ok(!hasControlCharacter(printed.replaceAll('\n', '')));
+    assert.deepEqual(JSON.parse(printed), stored);
   });
 });

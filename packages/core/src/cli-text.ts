@@ -53,15 +53,21 @@ export function assertPrintableText(value: string, field: string): string {
 }
 
 /**
- * Escapes every control character as `\xNN` or `\uNNNN` (and a backslash as `\\`) so what was
- * stored — possibly before validation existed — prints as visible text on one line.
+ * Escapes every control character except the line break as `\uNNNN`, so what was stored —
+ * possibly before validation existed — prints as visible text and cannot move a terminal's
+ * cursor or reorder a line. Backslashes are left alone on purpose: the CLI sends its JSON output
+ * through the same writer, and `\uNNNN` is a JSON escape of the same character, so JSON stays
+ * valid and decodes to the stored value (JSON.stringify already escapes C0 but not C1 or bidi).
  */
-export function escapeForTerminal(value: string): string {
-  if (!CONTROL.test(value) && !value.includes('\\')) return value;
-  return value.replace(/\\/g, '\\\\').replace(CONTROL_GLOBAL, (char) => {
-    const code = char.codePointAt(0) ?? 0;
-    return code <= 0xff
-      ? `\\x${code.toString(16).padStart(2, '0')}`
-      : `\\u${code.toString(16).padStart(4, '0')}`;
-  });
+export function escapeForTerminal(text: string): string {
+  return text.replace(CONTROL_GLOBAL, (char) =>
+    char === '\n' ? char : `\\u${(char.codePointAt(0) ?? 0).toString(16).padStart(4, '0')}`,
+  );
+}
+
+/** A writer that escapes what it prints (see escapeForTerminal); every CLI's stdout goes through one. */
+export function terminalSafeWriter(write: (text: string) => void): (text: string) => void {
+  return (text) => {
+    write(escapeForTerminal(text));
+  };
 }

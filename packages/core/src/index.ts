@@ -27,6 +27,7 @@ export {
 export {
   assertPrintableText,
   escapeForTerminal,
+  terminalSafeWriter,
   hasControlCharacter,
   requireNonBlankPath,
 } from './cli-text.js';

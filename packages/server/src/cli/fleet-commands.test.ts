@@ -7,7 +7,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, beforeEach, describe, it } from 'node:test';
 
-import { silentLogger } from '@portunus/core';
+import { hasControlCharacter, silentLogger } from '@portunus/core';
 
 import { parseLegacyTarget, parseListen, parseTargetSpec } from './fleet-commands.js';
 import { runServerCli } from './program.js';
@@ -239,6 +239,30 @@ describe('list-rules, remove-rule, rule-stats', () => {
     );
     const json = await cli(['list-rules', '--client', 'edge 1', '--format', 'json']);
     assert.equal((JSON.parse(json.out) as unknown[]).length, 3);
+  });
+
+  it('prints stored control characters escaped, in text and in still-valid JSON', async () => {
+    // A name stored before validation existed, or sent by a hostile server: ESC clears the
+    // screen, U+202E reverses what follows.
+    const hostile = 'edge\u001b[2J\u202eevil';
+    const rule = {
+      id: 7,
+      client_name: hostile,
+      listen_port: 18080,
+      target_host: '10.0.0.1',
+      target_port: 80,
+      protocol: 'tcp',
+      state: { kind: 'active' },
+      targets: [{ host: '10.0.0.1', port: 80 }],
+    };
+    answers['GET /v1/rules'] = [200, [rule]];
+    const text = await cli(['list-rules']);
+    assert.equal(text.code, 0, text.err);
+    assert.ok(!hasControlCharacter(text.out.replaceAll('\n', '')), JSON.stringify(text.out));
+    assert.match(text.out, /edge\\u001b\[2J\\u202eevil/);
+    const json = await cli(['list-rules', '--format', 'json']);
+    assert.ok(!hasControlCharacter(json.out.replaceAll('\n', '')));
+    assert.equal((JSON.parse(json.out) as { client_name: string }[])[0]?.client_name, hostile);
   });
 
   it('remove-rule sends DELETE and prints nothing', async () => {

@@ -13,6 +13,7 @@ import {
   parseRfc3339,
   requireNonBlankPath,
   runMain,
+  terminalSafeWriter,
   type Logger,
 } from '@portunus/core';
 import {
@@ -52,7 +53,8 @@ export async function runServerCli(
   const io: CliIo = {
     env: overrides.env ?? process.env,
     logger: overrides.logger ?? createLogger(),
-    writeOut: overrides.writeOut ?? ((text) => process.stdout.write(text)),
+    // Stored text never reaches a terminal raw (control characters escaped; JSON stays valid).
+    writeOut: terminalSafeWriter(overrides.writeOut ?? ((text) => process.stdout.write(text))),
     writeErr: overrides.writeErr ?? ((text) => process.stderr.write(text)),
     readStdin: overrides.readStdin ?? readAllStdin,
   };

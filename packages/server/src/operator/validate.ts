@@ -3,7 +3,7 @@
  * names, reserved ids and port ranges. Each failure is its catalogued code, so the HTTP answer
  * and the CLI exit agree.
  */
-import { PortunusError } from '@portunus/core';
+import { PortunusError, assertPrintableText } from '@portunus/core';
 import type { Protocol } from '@portunus/store';
 
 const USER_ID = /^[a-z][a-z0-9_-]{0,31}$/;
@@ -23,6 +23,7 @@ export function checkNewUserId(userId: string): string {
 }
 
 export function checkDisplayName(displayName: string): string {
+  assertPrintableText(displayName, 'display_name');
   const trimmed = displayName.trim();
   if (trimmed.length < 1 || Array.from(trimmed).length > 64) {
     throw new PortunusError('invalid_display_name');

@@ -6,7 +6,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 
-import { EVENTS, PortunusError } from '@portunus/core';
+import { EVENTS, PortunusError, assertPrintableText } from '@portunus/core';
 import {
   getCredential,
   insertCredential,
@@ -76,6 +76,7 @@ function subjectUser(identity: Identity, requested: string | undefined): string 
 }
 
 function checkLabel(label: string): string {
+  assertPrintableText(label, 'label');
   // Code points, the unit of the column's CHECK (SQLite's length() of TEXT), not UTF-16 units.
   if (Array.from(label).length > MAX_LABEL_CHARS) {
     throw new PortunusError('invalid_label', `labels are at most ${MAX_LABEL_CHARS} characters`);

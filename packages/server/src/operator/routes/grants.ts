@@ -7,7 +7,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 
-import { EVENTS, PortunusError, isPortunusError } from '@portunus/core';
+import { EVENTS, PortunusError, assertPrintableText, isPortunusError } from '@portunus/core';
 import {
   deleteGrant,
   getUserOrThrow,
@@ -117,6 +117,7 @@ export function registerGrantRoutes(app: FastifyInstance, ctx: OperatorContext):
       checkPortRange(body.listen_port_start, body.listen_port_end);
       const protocols = checkProtocols(body.protocols ?? ['tcp']);
       const user = getUserOrThrow(ctx.db, body.user_id);
+      const note = assertPrintableText(body.note ?? '', 'note');
       const now = ctx.now();
       // One transaction: a refused grant leaves no provisioned client behind.
       const grant = immediate(ctx.db, () => {
@@ -128,7 +129,7 @@ export function registerGrantRoutes(app: FastifyInstance, ctx: OperatorContext):
           listenPortStart: body.listen_port_start,
           listenPortEnd: body.listen_port_end,
           protocols,
-          note: body.note ?? '',
+          note,
           now,
         });
       });
