@@ -9,3 +9,4 @@ export {
   selfCheck,
   type RestartReport,
 } from './power-loss.js';
+export { waitFor, type WaitOptions } from './wait.js';

@@ -22,7 +22,12 @@ const AUDIT_TABLES = new Set(['audit', 'login_attempts']);
 const BOOKKEEPING_COLUMNS = new Set(['last_used_at', 'last_seen_at']);
 
 /** Store codes a 5xx may carry: documented failures of the store, not bugs. */
-export const DOCUMENTED_5XX = new Set<string>(['store_error', 'store_full', 'store_in_use']);
+export const DOCUMENTED_5XX = new Set<string>([
+  'store_error',
+  'store_full',
+  'store_io_error',
+  'store_in_use',
+]);
 
 /** A digest per table of every row, so "nothing stored" means byte-for-byte the same rows. */
 export function storeSnapshot(db: Database): Record<string, string> {
