@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import net from 'node:net';
+import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 
 import { silentLogger, type Logger } from '@portunus/core';
@@ -57,6 +58,7 @@ before(async () => {
       tlsHandshakeTimeoutMs: 1_500,
       maxPendingHandshakes: 1024,
       maxReceiveMessageBytes: MAX_MESSAGE,
+      sessionStartTimeoutMs: 1_500,
     },
   );
 });
@@ -109,6 +111,39 @@ function openRaw(): Promise<net.Socket> {
     sockets.push(socket);
   });
 }
+
+/** A finished TLS handshake (ALPN h2, as a real client offers) with nothing sent after it. */
+function openTls(): Promise<tls.TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({
+      host: '127.0.0.1',
+      port: port(),
+      ca: identity.certPem,
+      servername: 'localhost',
+      ALPNProtocols: ['h2'],
+      checkServerIdentity: () => undefined,
+    });
+    socket.once('secureConnect', () => {
+      resolve(socket);
+    });
+    socket.on('error', reject);
+    socket.on('data', () => undefined);
+    sockets.push(socket);
+  });
+}
+
+const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+
+/** An HTTP/2 frame header + payload (RFC 9113 §4.1). */
+function h2Frame(type: number, flags: number, streamId: number, payload: Buffer): Buffer {
+  const header = Buffer.alloc(9);
+  header.writeUIntBE(payload.length, 0, 3);
+  header.writeUInt8(type, 3);
+  header.writeUInt8(flags, 4);
+  header.writeUInt32BE(streamId, 5);
+  return Buffer.concat([header, payload]);
+}
+const SETTINGS = 0x4;
 
 const closed = (socket: net.Socket): Promise<void> =>
   new Promise((resolve) => {
@@ -172,6 +207,41 @@ describe('control listener under hostile peers', () => {
     garbage.write(Buffer.from('GET / HTTP/1.1\r\n\r\n\u0000\u00ff garbage'));
     await closed(garbage);
 
+    await assertServing();
+  });
+
+  it('closes a TLS peer that sends garbage instead of the HTTP/2 preface, and stays up', async () => {
+    const peer = await openTls();
+    peer.write(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n\u0000\u00ff'));
+    await closed(peer);
+    await assertServing();
+  });
+
+  it('closes a TLS peer that stops in the middle of the HTTP/2 preface', async () => {
+    const peer = await openTls();
+    peer.write(HTTP2_PREFACE.subarray(0, 10));
+    await closed(peer);
+    await assertServing();
+  });
+
+  it('closes a TLS peer that sends nothing after the handshake', async () => {
+    const peer = await openTls();
+    await closed(peer);
+    await assertServing();
+  });
+
+  it('closes a peer whose SETTINGS frame is malformed, and stays up', async () => {
+    const peer = await openTls();
+    // A SETTINGS payload must be a multiple of 6 bytes: 5 is a FRAME_SIZE_ERROR.
+    peer.write(Buffer.concat([HTTP2_PREFACE, h2Frame(SETTINGS, 0, 0, Buffer.alloc(5))]));
+    await closed(peer);
+    await assertServing();
+  });
+
+  it('closes a peer that speaks valid HTTP/2 but never opens a call', async () => {
+    const peer = await openTls();
+    peer.write(Buffer.concat([HTTP2_PREFACE, h2Frame(SETTINGS, 0, 0, Buffer.alloc(0))]));
+    await closed(peer);
     await assertServing();
   });
 

@@ -107,6 +107,13 @@ export interface ControlListenerLimits {
   maxConnections: number;
   /** Largest gRPC message a client may send; larger is RESOURCE_EXHAUSTED, the server stays up. */
   maxReceiveMessageBytes: number;
+  /**
+   * After the TLS handshake a peer must open its first gRPC call within this, or its socket is
+   * destroyed: node's HTTP/2 session waits forever for a truncated preface or an idle peer, so a
+   * connection that finished TLS and then stalls (or speaks garbage node never rejects) would
+   * otherwise hold a socket past every other limit.
+   */
+  sessionStartTimeoutMs: number;
 }
 
 export const DEFAULT_CONTROL_LISTENER_LIMITS: ControlListenerLimits = {
@@ -115,7 +122,46 @@ export const DEFAULT_CONTROL_LISTENER_LIMITS: ControlListenerLimits = {
   maxConnections: 10_000,
   // Client messages are Hello, acks and stats; 4 MiB leaves room for stats of many rules.
   maxReceiveMessageBytes: 4 * 1024 * 1024,
+  sessionStartTimeoutMs: 10_000,
 };
+
+/**
+ * Connections that finished TLS but have not yet opened a call, keyed as `call.getPeer()` names
+ * them (grpc-js joins the socket's remoteAddress and remotePort with a colon), so a handler can
+ * tell the deadline its connection is in use.
+ */
+class SessionStartDeadlines {
+  private readonly waiting = new Map<string, NodeJS.Timeout>();
+
+  constructor(
+    private readonly timeoutMs: number,
+    private readonly expire: (socket: tls.TLSSocket) => void,
+  ) {}
+
+  watch(socket: tls.TLSSocket): void {
+    const key = `${socket.remoteAddress}:${socket.remotePort}`;
+    const timer = setTimeout(() => {
+      this.waiting.delete(key);
+      this.expire(socket);
+    }, this.timeoutMs);
+    this.waiting.set(key, timer);
+    socket.once('close', () => {
+      if (this.waiting.get(key) === timer) this.callStarted(key);
+    });
+  }
+
+  callStarted(peer: string): void {
+    const timer = this.waiting.get(peer);
+    if (timer === undefined) return;
+    clearTimeout(timer);
+    this.waiting.delete(peer);
+  }
+
+  clear(): void {
+    for (const timer of this.waiting.values()) clearTimeout(timer);
+    this.waiting.clear();
+  }
+}
 
 export async function startControlService(
   listen: ListenAddress,
@@ -130,8 +176,16 @@ export async function startControlService(
     'grpc.http2.min_ping_interval_without_data_ms': 5_000,
     'grpc.max_receive_message_length': limits.maxReceiveMessageBytes,
   });
+  const deadlines = new SessionStartDeadlines(limits.sessionStartTimeoutMs, (socket) => {
+    options.logger.debug(EVENTS.controlSessionStartTimeout, {
+      remote_addr: socket.remoteAddress,
+      timeout_ms: limits.sessionStartTimeoutMs,
+    });
+    socket.destroy();
+  });
   server.addService(CONTROL_SERVICE, {
     Channel: (call: ChannelCall) => {
+      deadlines.callStarted(call.getPeer());
       channel(call, options);
     },
   });
@@ -140,6 +194,7 @@ export async function startControlService(
       call: grpc.ServerUnaryCall<EnrollClientRequest, CredentialBundle>,
       callback: grpc.sendUnaryData<CredentialBundle>,
     ) => {
+      deadlines.callStarted(call.getPeer());
       enroll(call, callback, options);
     },
   });
@@ -191,6 +246,7 @@ export async function startControlService(
     socket.once('close', settle);
     socket.once('secure', () => {
       settle();
+      deadlines.watch(socket);
       injector.injectConnection(asPlainStream(socket));
     });
   });
@@ -216,6 +272,7 @@ export async function startControlService(
     address: { host: listen.host, port },
     close: async () => {
       options.fleet.shutdown();
+      deadlines.clear();
       tlsServer.close();
       await new Promise<void>((resolve) => {
         const force = setTimeout(() => {
