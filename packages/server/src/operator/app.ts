@@ -35,6 +35,7 @@ export const OPERATOR_EVENTS = {
   allow: 'operator.allow',
   deny: 'operator.deny',
   requestFailed: 'operator.request_failed',
+  auditDeferred: 'operator.audit_deferred',
 } as const;
 
 /**
@@ -227,8 +228,9 @@ function validationMessage(error: FastifyError): string {
 
 /**
  * One metric per request, and the audit rows: every denial (queued, never awaited: a flood of
- * denials must not slow the server) and every successful mutation (awaited: the caller learns of
- * success only once the row is durable).
+ * denials must not slow the server) and every successful mutation (awaited: the caller normally
+ * learns of success only once the row is durable; when the store fails between the change and its
+ * row, the success still stands and the row waits in the writer's queue, see below).
  */
 async function recordOutcome(
   ctx: OperatorContext,
@@ -260,7 +262,23 @@ async function recordOutcome(
   });
   if (denied) {
     ctx.audit.offer(record);
-  } else {
+    return;
+  }
+  try {
     await ctx.audit.write(record);
+  } catch (error) {
+    // The change itself is already committed (and a rule may already run on its edge), so the
+    // caller must hear that it succeeded: answering 507 would invite a retry into a 409. The row
+    // stays in the writer's queue when the store refused the whole batch (full disk, I/O error)
+    // and commits as soon as the store recovers; a row the store refused on its own is dropped
+    // and counted. Either way the operator sees it in the log.
+    const failure = translateStoreError(error) ?? error;
+    ctx.logger.error(OPERATOR_EVENTS.auditDeferred, {
+      actor: record.actor,
+      method: record.method,
+      path: record.path,
+      code: failure instanceof PortunusError ? failure.code : 'internal_error',
+      queued: ctx.audit.pending,
+    });
   }
 }

@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 
-import { silentLogger } from '@portunus/core';
+import { silentLogger, type Logger } from '@portunus/core';
 import {
   AuditWriter,
   insertCredential,
@@ -39,6 +39,8 @@ export interface HarnessOptions {
   control?: Partial<ControlEndpoint>;
   operatorToken?: string;
   auditCapacity?: number;
+  /** Where the app logs (silent unless a test records it). */
+  logger?: Logger;
   /** Socket and body limits of the app (hostile-input tests use small ones). */
   limits?: Partial<OperatorHttpLimits>;
 }
@@ -66,7 +68,7 @@ export class ContractHarness {
     this.context = {
       db: this.store.db,
       config: { ...DEFAULT_CONFIG, ...options.config },
-      logger: silentLogger,
+      logger: options.logger ?? silentLogger,
       audit: this.audit,
       metrics: this.metrics,
       fleet: options.fleet ?? NO_FLEET,
