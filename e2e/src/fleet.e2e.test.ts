@@ -77,15 +77,15 @@ describe('enrollment', () => {
     assert.equal(content['client_name'], 'edge-1');
     assert.match(String(content['server_cert_sha256']), /^[0-9a-f]{64}$/);
     assert.equal(content['server_endpoint'], `127.0.0.1:${server.controlPort}`);
-    const clients = await server.http.request<{ client_name: string; connected: boolean }[]>(
-      'GET',
-      '/v1/clients',
-      { auth: server.auth },
-    );
+    const clients = await server.http.request<
+      { client_name: string; connected: boolean; remote_addr: string | null }[]
+    >('GET', '/v1/clients', { auth: server.auth });
     assert.deepEqual(
       clients.body.map((c) => [c.client_name, c.connected]),
       [['edge-1', true]],
     );
+    // The live stream's peer, as the server's socket saw it (it once said "unknown").
+    assert.match(String(clients.body[0]?.remote_addr), /^127\.0\.0\.1:\d+$/);
   });
 
   it('refuses a used code and an expired code, each by name, with exit 1', async () => {

@@ -11,7 +11,7 @@
 import fs from 'node:fs';
 
 import { runDaemon, type Bundle } from '@portunus/client';
-import { EVENTS, silentLogger, type LogEvent, type Logger } from '@portunus/core';
+import { EVENTS, silentLogger, type LogEvent, type LogFields, type Logger } from '@portunus/core';
 
 export interface LoadSpec {
   bundles: Bundle[];
@@ -30,28 +30,33 @@ const controller = new AbortController();
 let connected = 0;
 let generation = 0;
 let reported = -1;
+/** Why welcomed sessions were lost (gRPC code and details), so a run says what made them drop. */
+const losses = new Map<string, number>();
 
 function report(): void {
   if (connected === reported) return;
   reported = connected;
+  const lost = Object.fromEntries(losses);
   if (connected === total) {
     generation += 1;
-    emit({ event: 'scale.load.full', generation, connected });
+    emit({ event: 'scale.load.full', generation, connected, lost });
   } else {
-    emit({ event: 'scale.load.status', generation, connected });
+    emit({ event: 'scale.load.status', generation, connected, lost });
   }
 }
 
 /** A logger that counts each session's Welcome and loss; everything else is dropped. */
 function countingLogger(): Logger {
   let welcomed = false;
-  const count = (event: LogEvent): void => {
+  const count = (event: LogEvent, fields: LogFields = {}): void => {
     if (event === EVENTS.controlConnected && !welcomed) {
       welcomed = true;
       connected += 1;
       report();
     } else if (event === EVENTS.controlDisconnected && welcomed) {
       welcomed = false;
+      const reason = `${String(fields['code'])} ${String(fields['details'])}`;
+      losses.set(reason, (losses.get(reason) ?? 0) + 1);
       connected -= 1;
       report();
     } else if (event === EVENTS.controlTerminal) {

@@ -282,6 +282,19 @@ class Loads {
     }
   }
 
+  /** Welcomed sessions lost so far, by gRPC code and details, summed over the processes. */
+  losses(): Record<string, number> {
+    const sum: Record<string, number> = {};
+    for (const load of this.processes) {
+      const last = jsonLines(load.stdoutFile).findLast((line) => line['lost'] !== undefined);
+      for (const [reason, count] of Object.entries(
+        (last?.['lost'] ?? {}) as Record<string, number>,
+      ))
+        sum[reason] = (sum[reason] ?? 0) + count;
+    }
+    return sum;
+  }
+
   /** Welcomed sessions, summed over the processes' latest reports. */
   connected(): number {
     let sum = 0;
@@ -295,16 +308,18 @@ class Loads {
   }
 
   /**
-   * Waits until every process reported all of its sessions welcomed for the `generation`-th
-   * time; returns the latest of those moments (epoch ms), or undefined at the deadline.
+   * Waits until every process reported all of its sessions welcomed at a moment after `sinceMs`
+   * (epoch ms); returns the latest of those moments, or undefined at the deadline. A process that
+   * lost and regained sessions earlier (a stream dropped under load) does not count as full
+   * again before `sinceMs`.
    */
-  async allFull(generation: number, timeoutMs: number): Promise<number | undefined> {
+  async allFull(sinceMs: number, timeoutMs: number): Promise<number | undefined> {
     const deadline = nowMs() + timeoutMs;
     let lastLog = nowMs();
     for (;;) {
       const moments = this.processes.map((load) => {
         const full = jsonLines(load.stdoutFile).find(
-          (line) => line['event'] === 'scale.load.full' && line['generation'] === generation,
+          (line) => line['event'] === 'scale.load.full' && Number(line['at_ms']) > sinceMs,
         );
         return full === undefined ? undefined : Number(full['at_ms']);
       });
@@ -315,7 +330,9 @@ class Loads {
       if (nowMs() > deadline) return undefined;
       if (nowMs() - lastLog > 5000) {
         lastLog = nowMs();
-        progress(`connected ${this.connected()}/${this.shares.reduce((a, b) => a + b, 0)}`);
+        progress(
+          `connected ${this.connected()}/${this.shares.reduce((a, b) => a + b, 0)}; lost so far ${JSON.stringify(this.losses())}`,
+        );
       }
       await sleep(100);
     }
@@ -366,7 +383,7 @@ async function main(): Promise<void> {
     const connectStart = nowMs();
     const connectCpu = cpuMs(server.pid);
     loads = new Loads(bundles, workDir, config);
-    const fullAt = await loads.allFull(1, config.connectTimeoutMs);
+    const fullAt = await loads.allFull(0, config.connectTimeoutMs);
     const connected = loads.connected();
     // Server CPU per connect says whether the connect rate is the server's or the machine's.
     const cpuPerConnect = (cpuMs(server.pid) - connectCpu) / Math.max(connected, 1);
@@ -393,7 +410,8 @@ async function main(): Promise<void> {
       const elapsed = nowMs() - started;
       if (pushed.status === 201) latencies.push(elapsed);
       else {
-        const code = `${pushed.status} ${String(pushed.json['code'] ?? pushed.json['error'])}`;
+        const error = pushed.json['error'] as { code?: unknown } | undefined;
+        const code = `${pushed.status} ${String(error?.code)}`;
         refusals.set(code, (refusals.get(code) ?? 0) + 1);
       }
     }
@@ -405,7 +423,7 @@ async function main(): Promise<void> {
     const restartAt = Date.now();
     await server.process.stop();
     server = await startServer(dataDir, workDir, controlPort, 2, config);
-    const refullAt = await loads.allFull(2, config.reconnectTimeoutMs);
+    const refullAt = await loads.allFull(restartAt, config.reconnectTimeoutMs);
     const reconnectS = refullAt === undefined ? Number.NaN : (refullAt - restartAt) / 1000;
     progress(
       refullAt === undefined
@@ -413,6 +431,7 @@ async function main(): Promise<void> {
         : `all ${N} reconnected ${reconnectS.toFixed(1)} s after SIGTERM`,
     );
 
+    progress(`welcomed sessions lost during the run: ${JSON.stringify(loads.losses())}`);
     const mb = (bytes: number): string => (bytes / 2 ** 20).toFixed(1);
     progress(
       `server VmRSS: ${mb(rssIdle)} MiB with 0 connected, ${mb(rssConnected)} MiB with ${connected}, ${mb(rssAfterPush)} MiB after the pushes`,

@@ -103,7 +103,6 @@ export const EVENTS = {
   // hardening: the control listener's TLS front (hostile and slow peers)
   controlHandshakeFailed: 'control.tls_handshake_failed',
   controlHandshakeCapacity: 'control.tls_handshake_capacity',
-  controlSessionStartTimeout: 'control.session_start_timeout',
 } as const;
 
 export type EventName = (typeof EVENTS)[keyof typeof EVENTS];

@@ -5,10 +5,10 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 
-import { silentLogger, type Logger } from '@portunus/core';
+import { EVENTS, silentLogger, type Logger } from '@portunus/core';
 import { ENROLLMENT_SERVICE, EnrollmentClient, grpc, type CredentialBundle } from '@portunus/proto';
 import { openStore, type Store } from '@portunus/store';
-import { tempDirs } from '@portunus/test-support';
+import { tempDirs, waitFor } from '@portunus/test-support';
 
 import { createServerMetrics } from '../metrics.js';
 import { loadOrCreateServerIdentity, type ServerIdentity } from '../tls/certificate.js';
@@ -19,8 +19,12 @@ const MAX_MESSAGE = 64 * 1024;
 const STALLED = 300;
 const dirs = tempDirs();
 const errors: { event: string; fields: unknown }[] = [];
+const warnings: { event: string; fields: Record<string, unknown> }[] = [];
 const logger: Logger = {
   ...silentLogger,
+  warn: (event, fields = {}) => {
+    warnings.push({ event, fields });
+  },
   error: (event, fields) => {
     errors.push({ event, fields });
   },
@@ -58,7 +62,7 @@ before(async () => {
       tlsHandshakeTimeoutMs: 1_500,
       maxPendingHandshakes: 1024,
       maxReceiveMessageBytes: MAX_MESSAGE,
-      sessionStartTimeoutMs: 1_500,
+      idleConnectionTimeoutMs: 1_500,
     },
   );
 });
@@ -155,19 +159,26 @@ const closed = (socket: net.Socket): Promise<void> =>
   });
 
 /** A raw HTTP/2 gRPC call to Enroll with the given (framed) body; resolves with grpc-status. */
-function rawEnroll(body: Buffer): Promise<string | undefined> {
+async function rawEnroll(body: Buffer): Promise<string | undefined> {
+  const session = http2.connect(`https://127.0.0.1:${port()}`, {
+    ca: identity.certPem,
+    servername: 'localhost',
+    checkServerIdentity: () => undefined,
+  });
+  try {
+    return await rawEnrollOn(session, body);
+  } finally {
+    session.close();
+  }
+}
+
+/** One Enroll call on an open HTTP/2 session; resolves with its grpc-status. */
+function rawEnrollOn(session: http2.ClientHttp2Session, body: Buffer): Promise<string | undefined> {
   return new Promise((resolve, reject) => {
-    const session = http2.connect(`https://127.0.0.1:${port()}`, {
-      ca: identity.certPem,
-      servername: 'localhost',
-      checkServerIdentity: () => undefined,
-    });
-    session.on('error', reject);
-    const path = (ENROLLMENT_SERVICE as unknown as Record<string, { path: string }>)['Enroll']!
-      .path;
+    session.once('error', reject);
     const request = session.request({
       ':method': 'POST',
-      ':path': path,
+      ':path': ENROLL_PATH,
       'content-type': 'application/grpc',
       te: 'trailers',
     });
@@ -180,13 +191,16 @@ function rawEnroll(body: Buffer): Promise<string | undefined> {
     });
     request.on('data', () => undefined);
     request.on('close', () => {
-      session.close();
+      session.off('error', reject);
       resolve(status);
     });
     request.on('error', () => undefined);
     request.end(body);
   });
 }
+
+const ENROLL_PATH = (ENROLLMENT_SERVICE as unknown as Record<string, { path: string }>)['Enroll']!
+  .path;
 
 const frame = (payload: Buffer): Buffer => {
   const header = Buffer.alloc(5);
@@ -224,7 +238,7 @@ describe('control listener under hostile peers', () => {
     await assertServing();
   });
 
-  it('closes a TLS peer that sends nothing after the handshake', async () => {
+  it('closes a TLS peer that sends nothing after the handshake (idle limit)', async () => {
     const peer = await openTls();
     await closed(peer);
     await assertServing();
@@ -243,6 +257,49 @@ describe('control listener under hostile peers', () => {
     peer.write(Buffer.concat([HTTP2_PREFACE, h2Frame(SETTINGS, 0, 0, Buffer.alloc(0))]));
     await closed(peer);
     await assertServing();
+  });
+
+  it('names the peer of a call, and never cuts a connection while a call is open', async () => {
+    const session = http2.connect(`https://127.0.0.1:${port()}`, {
+      ca: identity.certPem,
+      servername: 'localhost',
+      checkServerIdentity: () => undefined,
+    });
+    session.on('error', () => undefined);
+    try {
+      // EnrollClientRequest{code: "nope"}: a valid call the handler answers UNAUTHENTICATED.
+      const request = Buffer.concat([Buffer.from([0x0a, 4]), Buffer.from('nope')]);
+      const status = await rawEnrollOn(session, frame(request));
+      assert.equal(status, String(grpc.status.UNAUTHENTICATED));
+      // The refusal names the peer as it is, not "unknown".
+      const local = (session.socket as unknown as { localPort: number }).localPort;
+      const refusal = warnings.findLast((line) => line.event === EVENTS.authFailure);
+      assert.equal(refusal?.fields['remote_addr'], `127.0.0.1:${local}`);
+
+      // A call left open (headers sent, no message yet) for twice the idle limit.
+      const open = session.request({
+        ':method': 'POST',
+        ':path': ENROLL_PATH,
+        'content-type': 'application/grpc',
+        te: 'trailers',
+      });
+      open.on('error', () => undefined);
+      const twiceTheLimit = Date.now() + 3_000;
+      await waitFor(() => Date.now() > twiceTheLimit || session.destroyed || session.closed, {
+        what: 'twice the idle-connection limit',
+        timeoutMs: 5_000,
+      });
+      assert.equal(session.destroyed || session.closed, false, 'the connection was cut');
+      const pinged = await new Promise<boolean>((resolve) => {
+        session.ping((error) => {
+          resolve(error === null);
+        });
+      });
+      assert.ok(pinged, 'the connection no longer answers');
+      open.close();
+    } finally {
+      session.destroy();
+    }
   });
 
   it('answers invalid protobuf in a valid gRPC frame with a status, and stays up', async () => {

@@ -4,6 +4,7 @@
  * `ClientEnrollment.Enroll` (code → credential bundle, §4.5). It translates between the wire and
  * the fleet and the store; rule semantics live in fleet.ts. No HTTP here.
  */
+import type * as http2 from 'node:http2';
 import * as net from 'node:net';
 import { Duplex } from 'node:stream';
 import * as tls from 'node:tls';
@@ -64,17 +65,12 @@ type ChannelCall = grpc.ServerDuplexStream<ClientMessage, ServerMessage>;
 
 /**
  * The decrypted socket as a plain duplex: node's HTTP/2 session does not read from a server-side
- * TLS socket it did not create itself, but it does serve any JS duplex. The peer address is kept
- * so `call.getPeer()` still names the client.
+ * TLS socket it did not create itself, but it does serve any JS duplex (through a wrapper socket
+ * of its own, whose peer address notePeer fills in).
  */
 function asPlainStream(socket: tls.TLSSocket): net.Socket {
   const plain = Duplex.from({ readable: socket, writable: socket }) as unknown as net.Socket;
   Object.defineProperties(plain, {
-    remoteAddress: { value: socket.remoteAddress },
-    remotePort: { value: socket.remotePort },
-    remoteFamily: { value: socket.remoteFamily },
-    localAddress: { value: socket.localAddress },
-    localPort: { value: socket.localPort },
     setNoDelay: { value: () => plain },
     setKeepAlive: { value: () => plain },
     setTimeout: { value: () => plain },
@@ -82,6 +78,31 @@ function asPlainStream(socket: tls.TLSSocket): net.Socket {
   plain.on('error', () => undefined);
   plain.on('close', () => socket.destroy());
   return plain;
+}
+
+/**
+ * Node serves a JS duplex through a wrapper socket of its own (`JSStreamSocket`, which keeps the
+ * duplex as `.stream`) that has no peer address, so grpc-js's `call.getPeer()` said "unknown" in
+ * logs, in `GET /v1/clients` and in `clients.last_remote_addr`. The wrapper reads its peer from
+ * `_peername` when its handle cannot tell, so each new HTTP/2 session of the injector's server is
+ * given the address of the TLS socket under it. grpc-js keeps those servers in a private map;
+ * hostile.test.ts fails if a grpc-js or Node upgrade moves any of these.
+ */
+function namePeers(server: grpc.Server, tlsSocketOf: WeakMap<object, tls.TLSSocket>): void {
+  const servers = (server as unknown as { http2Servers?: Map<http2.Http2Server, unknown> })
+    .http2Servers;
+  for (const http2Server of servers?.keys() ?? []) {
+    http2Server.on('session', (session: http2.ServerHttp2Session) => {
+      const wrapper = session.socket as unknown as { stream?: object; _peername?: object };
+      const socket = wrapper.stream === undefined ? undefined : tlsSocketOf.get(wrapper.stream);
+      if (socket?.remoteAddress === undefined) return;
+      wrapper._peername = {
+        address: socket.remoteAddress,
+        port: socket.remotePort,
+        family: socket.remoteFamily,
+      };
+    });
+  }
 }
 
 function endStatus(reason: EndReason): Partial<grpc.StatusObject> {
@@ -108,12 +129,13 @@ export interface ControlListenerLimits {
   /** Largest gRPC message a client may send; larger is RESOURCE_EXHAUSTED, the server stays up. */
   maxReceiveMessageBytes: number;
   /**
-   * After the TLS handshake a peer must open its first gRPC call within this, or its socket is
-   * destroyed: node's HTTP/2 session waits forever for a truncated preface or an idle peer, so a
-   * connection that finished TLS and then stalls (or speaks garbage node never rejects) would
-   * otherwise hold a socket past every other limit.
+   * A connection with no open call for this long is closed (grpc-js `max_connection_idle_ms`,
+   * which counts from the TLS handshake too): node's HTTP/2 session waits forever for a truncated
+   * preface or a silent peer, so a connection that finished TLS and then stalled, or spoke garbage
+   * node never rejects, would otherwise hold a socket past every other limit. A client's control
+   * stream is one call that stays open, so it is never idle.
    */
-  sessionStartTimeoutMs: number;
+  idleConnectionTimeoutMs: number;
 }
 
 export const DEFAULT_CONTROL_LISTENER_LIMITS: ControlListenerLimits = {
@@ -122,46 +144,8 @@ export const DEFAULT_CONTROL_LISTENER_LIMITS: ControlListenerLimits = {
   maxConnections: 10_000,
   // Client messages are Hello, acks and stats; 4 MiB leaves room for stats of many rules.
   maxReceiveMessageBytes: 4 * 1024 * 1024,
-  sessionStartTimeoutMs: 10_000,
+  idleConnectionTimeoutMs: 10_000,
 };
-
-/**
- * Connections that finished TLS but have not yet opened a call, keyed as `call.getPeer()` names
- * them (grpc-js joins the socket's remoteAddress and remotePort with a colon), so a handler can
- * tell the deadline its connection is in use.
- */
-class SessionStartDeadlines {
-  private readonly waiting = new Map<string, NodeJS.Timeout>();
-
-  constructor(
-    private readonly timeoutMs: number,
-    private readonly expire: (socket: tls.TLSSocket) => void,
-  ) {}
-
-  watch(socket: tls.TLSSocket): void {
-    const key = `${socket.remoteAddress}:${socket.remotePort}`;
-    const timer = setTimeout(() => {
-      this.waiting.delete(key);
-      this.expire(socket);
-    }, this.timeoutMs);
-    this.waiting.set(key, timer);
-    socket.once('close', () => {
-      if (this.waiting.get(key) === timer) this.callStarted(key);
-    });
-  }
-
-  callStarted(peer: string): void {
-    const timer = this.waiting.get(peer);
-    if (timer === undefined) return;
-    clearTimeout(timer);
-    this.waiting.delete(peer);
-  }
-
-  clear(): void {
-    for (const timer of this.waiting.values()) clearTimeout(timer);
-    this.waiting.clear();
-  }
-}
 
 export async function startControlService(
   listen: ListenAddress,
@@ -175,17 +159,13 @@ export async function startControlService(
     'grpc.keepalive_permit_without_calls': 1,
     'grpc.http2.min_ping_interval_without_data_ms': 5_000,
     'grpc.max_receive_message_length': limits.maxReceiveMessageBytes,
-  });
-  const deadlines = new SessionStartDeadlines(limits.sessionStartTimeoutMs, (socket) => {
-    options.logger.debug(EVENTS.controlSessionStartTimeout, {
-      remote_addr: socket.remoteAddress,
-      timeout_ms: limits.sessionStartTimeoutMs,
-    });
-    socket.destroy();
+    // channelz keeps a trace, call counters and a registry entry for every session and call;
+    // nothing here reads them, and at thousands of streams they are a sizeable share of memory.
+    'grpc.enable_channelz': 0,
+    'grpc.max_connection_idle_ms': limits.idleConnectionTimeoutMs,
   });
   server.addService(CONTROL_SERVICE, {
     Channel: (call: ChannelCall) => {
-      deadlines.callStarted(call.getPeer());
       channel(call, options);
     },
   });
@@ -194,12 +174,13 @@ export async function startControlService(
       call: grpc.ServerUnaryCall<EnrollClientRequest, CredentialBundle>,
       callback: grpc.sendUnaryData<CredentialBundle>,
     ) => {
-      deadlines.callStarted(call.getPeer());
       enroll(call, callback, options);
     },
   });
   // grpc-js speaks HTTP/2 over the already-decrypted socket this listener hands it.
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  const tlsSocketOf = new WeakMap<object, tls.TLSSocket>();
+  namePeers(server, tlsSocketOf);
   const secureContext = tls.createSecureContext({
     cert: options.certPem,
     key: options.keyPem,
@@ -246,8 +227,9 @@ export async function startControlService(
     socket.once('close', settle);
     socket.once('secure', () => {
       settle();
-      deadlines.watch(socket);
-      injector.injectConnection(asPlainStream(socket));
+      const plain = asPlainStream(socket);
+      tlsSocketOf.set(plain, socket);
+      injector.injectConnection(plain);
     });
   });
   const target = formatAddress(listen);
@@ -272,7 +254,6 @@ export async function startControlService(
     address: { host: listen.host, port },
     close: async () => {
       options.fleet.shutdown();
-      deadlines.clear();
       tlsServer.close();
       await new Promise<void>((resolve) => {
         const force = setTimeout(() => {
