@@ -4,14 +4,16 @@
  * the data dir's lock (exit 75 while `serve` runs) → no existing state.db unless --force (exit 3)
  * → the backup is copied to a temporary file in the data dir and opened there with the normal
  * boot path, so a too-new schema (exit 78), a failed migration (exit 70) or corruption (exit 7)
- * is found before anything live is touched → only then are the old files removed and the copy
- * renamed into place. On any failure the data dir is exactly as it was: the temporary files go, a
+ * is found before anything live is touched → only then is the copy swapped in (swapInto: state.db
+ * is always one whole store, even if the process dies mid-swap). On any failure the data dir is exactly as it was: the temporary files go, a
  * lock file or data dir this call created goes, and the error names the operator's input file
  * rather than the staging copy. The filesystem is checked before the data dir is created, so a
  * refused location (tmpfs) gets nothing.
  */
 import fs from 'node:fs';
 import path from 'node:path';
+
+import Database from 'better-sqlite3';
 
 import { PortunusError, silentLogger, type Logger } from '@portunus/core';
 
@@ -37,7 +39,15 @@ export interface RestoreOptions {
   logger?: Logger;
   migrations?: readonly Migration[];
   statfsType?: StatfsType;
+  /**
+   * Fault tests only: told before each step of the swap, so a test can kill the process there
+   * and prove that state.db is always one whole store.
+   */
+  onSwapStep?: (step: SwapStep) => void;
 }
+
+/** The steps of putting a checked copy in place of the live store, in order. */
+export type SwapStep = 'checkpoint_old' | 'set_old_wal_aside' | 'rename_new' | 'drop_old_wal';
 
 export interface RestoreResult {
   dataDir: string;
@@ -139,8 +149,7 @@ function replaceStore(paths: StorePaths, source: string, options: RestoreOptions
       if (tls === 'restored' && identity !== undefined) {
         markerCreated = stageTlsFiles(paths.dataDir, identity).markerCreated;
       }
-      if (hasStore) removeFiles([paths.db, paths.wal, paths.shm]);
-      fs.renameSync(staging, paths.db);
+      swapInto(paths, staging, hasStore, options.onSwapStep);
     } catch (error) {
       discardTlsFiles(paths.dataDir, { marker: markerCreated });
       throw error;
@@ -155,6 +164,50 @@ function replaceStore(paths: StorePaths, source: string, options: RestoreOptions
     };
   } finally {
     removeFiles(withSidecars(staging));
+  }
+}
+
+/**
+ * Puts the checked copy in place of the live store so that, whenever the process dies, state.db
+ * is either the whole old store or the whole new one — never missing, as it was while the old
+ * files were deleted before the rename. The old store's WAL (a crashed server's committed
+ * transactions) is first folded into it; whatever WAL is left is moved aside before the rename
+ * (SQLite would replay a stale WAL onto the new file) and dropped only once the new file is in
+ * place, so an interrupted swap leaves the old store with its WAL beside it, recoverable.
+ */
+function swapInto(
+  paths: StorePaths,
+  staging: string,
+  hasStore: boolean,
+  onStep: (step: SwapStep) => void = () => undefined,
+): void {
+  const oldWalAside = `${paths.wal}.replaced`;
+  if (hasStore) {
+    onStep('checkpoint_old');
+    checkpointQuietly(paths.db);
+    onStep('set_old_wal_aside');
+    if (fs.existsSync(paths.wal)) fs.renameSync(paths.wal, oldWalAside);
+    fs.rmSync(paths.shm, { force: true }); // derived from the WAL; rebuilt on open
+  }
+  onStep('rename_new');
+  fs.renameSync(staging, paths.db);
+  onStep('drop_old_wal');
+  fs.rmSync(oldWalAside, { force: true });
+}
+
+/**
+ * Folds the WAL into the store file, if the store opens at all: an operator may be restoring
+ * precisely because it does not, and then there is nothing to fold.
+ */
+function checkpointQuietly(file: string): void {
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(file, { fileMustExist: true });
+    db.pragma('wal_checkpoint(TRUNCATE)');
+  } catch {
+    // Unreadable or corrupt: the WAL is moved aside as it is.
+  } finally {
+    db?.close();
   }
 }
 
