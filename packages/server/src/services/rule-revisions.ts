@@ -241,8 +241,7 @@ export async function restoreRevision(
     }
     failed.push(outcomeFailure(rule.ruleId, 'push', outcome));
   }
-  const summary = [
-    `restore revision ${target}`,
+  const steps = [
     removed.length > 0 ? `removed ${removed.join(', ')}` : '',
     edited.length > 0 ? `reverted ${edited.map((step) => String(step['rule_id'])).join(', ')}` : '',
     pushed.length > 0
@@ -252,6 +251,7 @@ export async function restoreRevision(
   ]
     .filter((part) => part !== '')
     .join('; ');
+  const summary = `restore revision ${target}: ${steps}`;
   const kept = immediate(ctx.db, () => {
     if (deleteRevisionIfEmpty(ctx.db, revision)) return false;
     setRevisionSummary(ctx.db, revision, summary);

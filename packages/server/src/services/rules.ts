@@ -163,11 +163,19 @@ function prepare(
   ctx: OperatorContext,
   body: RulePushBody,
   owner: { userId: string; isSuperadmin: boolean },
+  editing?: Rule,
 ): { push: RulePush; client: Client } {
   // 1. The body: shape → ranges → SNI → rate limit → targets → protocol.
   const push = validateRuleBody(body);
-  // 2. The client, by display name.
+  // 2. The client, by display name; an edit cannot move a rule to another client.
   const client = resolvePushClient(ctx.db, push.clientName);
+  if (editing && client.clientId !== editing.clientId) {
+    throw new PortunusError(
+      'validation.rule_update_shape_mismatch',
+      `rule ${editing.ruleId} runs on client ${editing.clientName} (${editing.clientId}); an edit cannot move it to ${client.clientName} (${client.clientId}): remove it and push a new one`,
+      { rule_id: editing.ruleId },
+    );
+  }
   // 3. Grants (superadmins bypass them): client → protocol → one grant for the whole range.
   checkGrants(ctx.db, owner, client, push);
   // 4. Legacy target-host syntax, PROXY protocol only on TCP, the range cap.
@@ -294,17 +302,12 @@ export async function editRule(
     current.ownerUserId === identity.userId
       ? identity.role === 'superadmin'
       : getUser(ctx.db, current.ownerUserId)?.role === 'superadmin';
-  const { push, client } = prepare(ctx, body, {
-    userId: current.ownerUserId,
-    isSuperadmin: ownerIsSuperadmin,
-  });
-  if (client.clientId !== current.clientId) {
-    throw new PortunusError(
-      'validation.rule_update_shape_mismatch',
-      `rule ${ruleId} runs on client ${current.clientName} (${current.clientId}); an edit cannot move it to ${client.clientName} (${client.clientId}): remove it and push a new one`,
-      { rule_id: ruleId },
-    );
-  }
+  const { push, client } = prepare(
+    ctx,
+    body,
+    { userId: current.ownerUserId, isSuperadmin: ownerIsSuperadmin },
+    current,
+  );
   const next = definitionFrom(push, {
     ruleId,
     clientId: current.clientId,
