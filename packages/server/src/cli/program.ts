@@ -30,6 +30,7 @@ import type { ListenerOverrides } from '../listeners.js';
 import { requireValidConfig } from './check-config.js';
 import { registerFleetCommands } from './fleet-commands.js';
 import { registerIdentityCommands } from './identity-commands.js';
+import { registerRevisionCommands } from './revision-commands.js';
 
 export interface CliIo {
   env: Env;
@@ -256,6 +257,7 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
 
   registerIdentityCommands(program, { io, dataDir, readStdin: io.readStdin });
   registerFleetCommands(program, { io, dataDir });
+  registerRevisionCommands(program, io);
   return program;
 }
 
