@@ -63,14 +63,32 @@ export function revisionDiff(ctx: OperatorContext, revision: number): Json {
   };
 }
 
-interface StepFailure {
+export interface StepFailure {
   rule_id: number;
   action: 'remove' | 'push' | 'edit';
   code: string;
   message: string;
 }
 
-/** Why a definition cannot be applied on its client now, or undefined (then `client` is set). */
+/** The answer of a restore: the new revision (null when nothing changed) and every step. */
+export interface RestoreResult {
+  revision: number | null;
+  restored_to: number;
+  /** Ids of the rules added since revision n, now removed. */
+  removed: number[];
+  /** Rules removed since, recreated under their old ids and activated. */
+  pushed: { rule_id: number; status: 'Active' }[];
+  /** Rules edited since, reverted in place, with the fields that changed back. */
+  edited: { rule_id: number; fields: string[] }[];
+  /** Steps that could not run now, with the catalogued code of why. */
+  failed: StepFailure[];
+}
+
+/**
+ * Throws why a definition cannot be applied on its client now: the client or the owner is gone,
+ * the owner's grants no longer cover it, the client is offline or too old, or another rule holds
+ * its port. Returns the client otherwise.
+ */
 function applicable(ctx: OperatorContext, definition: RuleDefinition): Client {
   const client = getClient(ctx.db, definition.clientId);
   if (!client) {
@@ -142,15 +160,15 @@ export async function restoreRevision(
   identity: Identity,
   target: number,
   ackTimeoutSecs: number,
-): Promise<Json> {
+): Promise<RestoreResult> {
   getRevisionOrThrow(ctx.db, target);
   const { at, now } = ruleSetAt(ctx.db, target);
   // From now to revision n: `added` are to recreate, `removed` to remove, `changed` to revert.
   const plan = diffRuleSets(now, at);
   const failed: StepFailure[] = [];
   const removed: number[] = [];
-  const pushed: Json[] = [];
-  const edited: Json[] = [];
+  const pushed: RestoreResult['pushed'] = [];
+  const edited: RestoreResult['edited'] = [];
   if (plan.added.length + plan.removed.length + plan.changed.length === 0) {
     return { revision: null, restored_to: target, removed, pushed, edited, failed };
   }
@@ -243,10 +261,8 @@ export async function restoreRevision(
   }
   const steps = [
     removed.length > 0 ? `removed ${removed.join(', ')}` : '',
-    edited.length > 0 ? `reverted ${edited.map((step) => String(step['rule_id'])).join(', ')}` : '',
-    pushed.length > 0
-      ? `re-created ${pushed.map((step) => String(step['rule_id'])).join(', ')}`
-      : '',
+    edited.length > 0 ? `reverted ${edited.map((step) => step.rule_id).join(', ')}` : '',
+    pushed.length > 0 ? `re-created ${pushed.map((step) => step.rule_id).join(', ')}` : '',
     failed.length > 0 ? `failed ${failed.map((step) => step.rule_id).join(', ')}` : '',
   ]
     .filter((part) => part !== '')

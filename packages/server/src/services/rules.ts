@@ -17,7 +17,6 @@ import {
   enforcePush,
   findClientsByName,
   getClient,
-  getRule,
   getRuleOrThrow,
   getUser,
   immediate,
@@ -373,9 +372,4 @@ export function removeRule(ctx: OperatorContext, identity: Identity, ruleId: num
   });
   ctx.fleet.remove([ruleId]);
   return rule;
-}
-
-/** Whether a rule still exists (a restore step checks before touching it). */
-export function ruleExists(db: Database, ruleId: number): boolean {
-  return getRule(db, ruleId) !== undefined;
 }

@@ -79,11 +79,11 @@ export function registerRuleRevisionRoutes(app: FastifyInstance, ctx: OperatorCo
         resourceKind: 'rule_revision',
         resourceValue: String(target),
         details: {
-          revision: result['revision'],
-          removed: result['removed'],
-          pushed: result['pushed'],
-          edited: result['edited'],
-          failed: result['failed'],
+          revision: result.revision,
+          removed: result.removed,
+          pushed: result.pushed.map((step) => step.rule_id),
+          edited: result.edited.map((step) => step.rule_id),
+          failed: result.failed.map((step) => ({ rule_id: step.rule_id, code: step.code })),
         },
       };
       return result;
