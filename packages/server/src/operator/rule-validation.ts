@@ -2,8 +2,9 @@
  * The request checks of `POST /v1/rules` (reference §2.4), in the reference's order, before
  * anything touches the store: `validateRuleBody` runs shape → ranges → SNI → rate limit → targets
  * → protocol; after the route has resolved the client and checked the grants,
- * `checkGrantedPush` runs the legacy target-host syntax, PROXY-on-UDP and the range cap. Every
- * failure is built by `ruleError` from the core catalogue. Pure: no store, no clock.
+ * `checkGrantedPush` runs the legacy target-host syntax, PROXY-on-UDP and the range cap, and
+ * `checkNotSelf` refuses targets that are the rule's own listener. Push and edit run the same
+ * checks. Every failure is built by `ruleError` from the core catalogue. Pure: no store, no clock.
  */
 import net from 'node:net';
 
