@@ -470,6 +470,26 @@ describe('rule-set revisions', () => {
       new RegExp(`^remove rule ${ruleId}: edge-1 tcp 20060 -> 10.0.0.2:80$`),
     );
     assert.ok(revisions.every((revision) => /^\d{4}-\d\d-\d\dT/.test(revision.at)));
+    // The removed user cannot come back, so neither can the rule: reported, nothing stored.
+    const beforeRemoval = (revisions[1]?.revision ?? 0).toString();
+    const restore = await call(root, 'POST', `/v1/rule-revisions/${beforeRemoval}/restore`, {});
+    assert.equal(restore.statusCode, 200, restore.body);
+    assert.deepEqual(restore.json<{ revision: unknown; failed: Json[] }>(), {
+      revision: null,
+      restored_to: Number(beforeRemoval),
+      removed: [],
+      pushed: [],
+      edited: [],
+      failed: [
+        {
+          rule_id: bobRule,
+          action: 'push',
+          code: 'user_not_found',
+          message: 'owner bob no longer exists; the rule cannot come back',
+        },
+      ],
+    });
+    assert.equal(getRule(h.store.db, bobRule), undefined);
     // REMOVE went to the client for the cascade too.
     assert.ok(
       sent.some((update) => update.action === 'REMOVE' && update.rule?.rule_id === String(bobRule)),
