@@ -273,7 +273,7 @@ describe('audit prune', () => {
       '--dry-run',
     ]);
     assert.equal(dry.code, 0, dry.stderr);
-    assert.equal(dry.stdout, `audit_prune dry_run=true would_delete=${older}\n`);
+    assert.equal(dry.stdout, `audit_prune dry_run=true would_delete=${older} rule_revisions=0\n`);
     assert.equal(
       inspect(dbFile, (db) => db.prepare('SELECT count(*) FROM audit').pluck().get()),
       rows,

@@ -625,6 +625,25 @@ export const ERROR_CATALOGUE = {
     400,
     'the port range is larger than allowed',
   ),
+  'validation.target_is_self': entry(
+    'validation.target_is_self',
+    EXIT.usage,
+    400,
+    "a target is the rule's own listen address on its client: it would forward to itself",
+  ),
+  'validation.rule_update_shape_mismatch': entry(
+    'validation.rule_update_shape_mismatch',
+    EXIT.usage,
+    400,
+    'an edit cannot move a rule to another client; remove it and push a new one',
+  ),
+  // rule-set revisions
+  revision_not_found: entry(
+    'not_found.rule_revision',
+    EXIT.notFound,
+    404,
+    'no such rule-set revision (never recorded, or pruned with the audit log)',
+  ),
   // settings
   endpoint_invalid: entry(
     'validation.endpoint_invalid',

@@ -38,6 +38,8 @@ export const EVENTS = {
   credentialRevoked: 'operator.credential_revoked',
   passwordReset: 'operator.password_reset',
   ruleRemoved: 'operator.rule_removed',
+  ruleEdited: 'operator.rule_edited',
+  ruleRevisionRestored: 'operator.rule_revision_restored',
   settingsUpdated: 'operator.settings_updated',
   // audit writer
   auditFlushed: 'audit.flushed',

@@ -47,6 +47,7 @@ describe('pruneAudit', () => {
       assert.deepEqual(result, {
         dryRun: true,
         rows: ROWS / 2,
+        revisions: 0,
         bytesBefore: size,
         bytesAfter: size,
         pagesFreed: 0,

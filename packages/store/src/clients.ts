@@ -13,6 +13,7 @@ import type { Database } from 'better-sqlite3';
 
 import { PortunusError, hasControlCharacter } from '@portunus/core';
 
+import { recordRevision, removalChanges, type RevisionAuthor } from './rule-revisions.js';
 import { immediate, prepared } from './statements.js';
 
 export interface Client {
@@ -255,6 +256,7 @@ export function setClientAddress(db: Database, clientId: string, address: string
 export function deleteClient(
   db: Database,
   clientId: string,
+  author?: RevisionAuthor,
 ): { client: Client; removedRuleIds: number[] } {
   return immediate(db, () => {
     const client = getClientOrThrow(db, clientId);
@@ -271,6 +273,15 @@ export function deleteClient(
     )
       .pluck()
       .all(clientId) as number[];
+    if (author) {
+      recordRevision(
+        db,
+        author,
+        'client_deleted',
+        `delete client ${client.clientName} (${clientId}): rules ${removedRuleIds.join(', ')}`,
+        removalChanges(db, removedRuleIds),
+      );
+    }
     prepared(db, 'DELETE FROM client_enrollments WHERE client_id = ?').run(clientId);
     prepared(db, 'DELETE FROM clients WHERE client_id = ?').run(clientId);
     return { client, removedRuleIds };

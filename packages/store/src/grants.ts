@@ -9,6 +9,7 @@ import type { Database } from 'better-sqlite3';
 
 import { PortunusError } from '@portunus/core';
 
+import { recordRevision, removalChanges, type RevisionAuthor } from './rule-revisions.js';
 import { immediate, prepared } from './statements.js';
 
 export type Protocol = 'tcp' | 'udp';
@@ -144,6 +145,7 @@ function uncoveredRuleIds(db: Database, userId: string): number[] {
 export function deleteGrant(
   db: Database,
   grantId: string,
+  author?: RevisionAuthor,
 ): { grant: Grant; removedRuleIds: number[] } {
   return immediate(db, () => {
     const grant = getGrant(db, grantId);
@@ -153,6 +155,15 @@ export function deleteGrant(
     prepared(db, 'DELETE FROM grants WHERE grant_id = ?').run(grantId);
     const role = prepared(db, 'SELECT role FROM users WHERE user_id = ?').pluck().get(grant.userId);
     const removedRuleIds = role === 'superadmin' ? [] : uncoveredRuleIds(db, grant.userId);
+    if (author) {
+      recordRevision(
+        db,
+        author,
+        'grant_revoked',
+        `revoke grant ${grantId} of ${grant.userId}: rules ${removedRuleIds.join(', ')}`,
+        removalChanges(db, removedRuleIds),
+      );
+    }
     const remove = prepared(db, 'DELETE FROM rules WHERE rule_id = ?');
     for (const ruleId of removedRuleIds) remove.run(ruleId);
     return { grant, removedRuleIds };

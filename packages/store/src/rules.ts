@@ -35,10 +35,14 @@ export interface RateLimit {
   newConnectionsBurst?: number;
 }
 
-export interface Rule {
+/**
+ * What a rule is, without its state and times: the part an edit replaces, a revision records and
+ * a restore recreates. Every layer compares and stores definitions through `definitionOf`, so the
+ * field list exists once.
+ */
+export interface RuleDefinition {
   ruleId: number;
   clientId: string;
-  clientName: string;
   ownerUserId: string;
   protocol: Protocol;
   listenPort: number;
@@ -47,14 +51,55 @@ export interface Rule {
   healthCheckIntervalSecs: number | null;
   sniPattern: string | null;
   rateLimit: RateLimit | null;
-  state: RuleState;
   targets: RuleTarget[];
+}
+
+export interface Rule extends RuleDefinition {
+  clientName: string;
+  state: RuleState;
   createdAt: number;
   updatedAt: number;
   lastStateChangeAt: number;
 }
 
+/**
+ * The canonical definition of a rule: fixed key order, caps in column order, absent optional
+ * fields as null — so two definitions are equal exactly when their JSON texts are.
+ */
+export function definitionOf(rule: RuleDefinition): RuleDefinition {
+  let rateLimit: RateLimit | null = null;
+  for (const [, field] of RATE_LIMIT_COLUMNS) {
+    const value = rule.rateLimit?.[field];
+    if (value !== undefined) (rateLimit ??= {})[field] = value;
+  }
+  return {
+    ruleId: rule.ruleId,
+    clientId: rule.clientId,
+    ownerUserId: rule.ownerUserId,
+    protocol: rule.protocol,
+    listenPort: rule.listenPort,
+    listenPortEnd: rule.listenPortEnd ?? null,
+    preferIpv6: rule.preferIpv6,
+    healthCheckIntervalSecs: rule.healthCheckIntervalSecs ?? null,
+    sniPattern: rule.sniPattern ?? null,
+    rateLimit,
+    targets: rule.targets.map((target) => ({
+      host: target.host,
+      port: target.port,
+      portEnd: target.portEnd ?? null,
+      priority: target.priority,
+      proxyProtocol: target.proxyProtocol ?? null,
+    })),
+  };
+}
+
+export function sameDefinition(a: RuleDefinition, b: RuleDefinition): boolean {
+  return JSON.stringify(definitionOf(a)) === JSON.stringify(definitionOf(b));
+}
+
 export interface NewRule {
+  /** Set only to recreate a rule under the id it had (a restore); else the next id. */
+  ruleId?: number;
   clientId: string;
   ownerUserId: string;
   protocol: Protocol;
@@ -169,12 +214,13 @@ export function insertRule(db: Database, rule: NewRule): Rule {
     const caps = RATE_LIMIT_COLUMNS.map(([, field]) => rule.rateLimit?.[field] ?? null);
     const info = prepared(
       db,
-      `INSERT INTO rules (client_id, owner_user_id, protocol, listen_port, listen_port_end,
+      `INSERT INTO rules (rule_id, client_id, owner_user_id, protocol, listen_port, listen_port_end,
          prefer_ipv6, health_check_interval_secs, sni_pattern,
          ${RATE_LIMIT_COLUMNS.map(([column]) => column).join(', ')},
          state_kind, state_reason, created_at, updated_at, last_state_change_at)
-       VALUES (${Array.from({ length: 8 + RATE_LIMIT_COLUMNS.length + 5 }, () => '?').join(', ')})`,
+       VALUES (${Array.from({ length: 9 + RATE_LIMIT_COLUMNS.length + 5 }, () => '?').join(', ')})`,
     ).run(
+      rule.ruleId ?? null,
       rule.clientId,
       rule.ownerUserId,
       rule.protocol,
@@ -191,23 +237,73 @@ export function insertRule(db: Database, rule: NewRule): Rule {
       rule.now,
     );
     const ruleId = Number(info.lastInsertRowid);
-    const insertTarget = prepared(
-      db,
-      `INSERT INTO rule_targets (rule_id, idx, host, port, port_end, priority, proxy_protocol)
-       VALUES (?, ?, ?, ?, ?, ?, ?)`,
-    );
-    rule.targets.forEach((target, idx) => {
-      insertTarget.run(
-        ruleId,
-        idx,
-        target.host,
-        target.port,
-        target.portEnd,
-        target.priority,
-        target.proxyProtocol,
-      );
-    });
+    insertTargets(db, ruleId, rule.targets);
     return getRuleOrThrow(db, ruleId);
+  });
+}
+
+function insertTargets(db: Database, ruleId: number, targets: readonly RuleTarget[]): void {
+  const insertTarget = prepared(
+    db,
+    `INSERT INTO rule_targets (rule_id, idx, host, port, port_end, priority, proxy_protocol)
+     VALUES (?, ?, ?, ?, ?, ?, ?)`,
+  );
+  targets.forEach((target, idx) => {
+    insertTarget.run(
+      ruleId,
+      idx,
+      target.host,
+      target.port,
+      target.portEnd,
+      target.priority,
+      target.proxyProtocol,
+    );
+  });
+}
+
+/**
+ * Replaces the definition of a stored rule (an edit the client accepted): every field but its id
+ * and client, and its targets; the state becomes `state`. Throws rule_not_found when it is gone.
+ */
+export function replaceRuleDefinition(
+  db: Database,
+  definition: RuleDefinition,
+  state: RuleState,
+  now: number,
+): Rule {
+  return immediate(db, () => {
+    const caps = RATE_LIMIT_COLUMNS.map(([, field]) => definition.rateLimit?.[field] ?? null);
+    const result = prepared(
+      db,
+      `UPDATE rules SET owner_user_id = ?, protocol = ?, listen_port = ?, listen_port_end = ?,
+         prefer_ipv6 = ?, health_check_interval_secs = ?, sni_pattern = ?,
+         ${RATE_LIMIT_COLUMNS.map(([column]) => `${column} = ?`).join(', ')},
+         state_kind = ?, state_reason = ?, updated_at = ?, last_state_change_at = ?
+       WHERE rule_id = ? AND client_id = ?`,
+    ).run(
+      definition.ownerUserId,
+      definition.protocol,
+      definition.listenPort,
+      definition.listenPortEnd,
+      definition.preferIpv6 ? 1 : 0,
+      definition.healthCheckIntervalSecs,
+      definition.sniPattern,
+      ...caps,
+      state.kind,
+      state.kind === 'failed' ? (state.reason ?? 'unspecified') : null,
+      now,
+      now,
+      definition.ruleId,
+      definition.clientId,
+    );
+    if (result.changes === 0) {
+      throw new PortunusError('rule_not_found', `no rule ${definition.ruleId}`, {
+        rule_id: definition.ruleId,
+      });
+    }
+    prepared(db, 'DELETE FROM rule_targets WHERE rule_id = ?').run(definition.ruleId);
+    insertTargets(db, definition.ruleId, definition.targets);
+    return getRuleOrThrow(db, definition.ruleId);
   });
 }
 
@@ -386,18 +482,46 @@ export function listRulesJson(db: Database, filter: RuleFilter = {}): string {
  */
 export function findPortConflict(
   db: Database,
-  range: { clientId: string; protocol: Protocol; listenPort: number; listenPortEnd: number | null },
+  range: {
+    clientId: string;
+    protocol: Protocol;
+    listenPort: number;
+    listenPortEnd: number | null;
+    /** An edited rule does not conflict with its own old ports. */
+    exceptRuleId?: number;
+  },
 ): { ruleId: number; port: number } | undefined {
   const hi = range.listenPortEnd ?? range.listenPort;
   const row = prepared(
     db,
     `SELECT rule_id AS ruleId, max(listen_port, ?) AS port FROM rules
      WHERE client_id = ? AND protocol = ? AND state_kind IN ('active', 'failed')
-       AND listen_port <= ? AND coalesce(listen_port_end, listen_port) >= ?
+       AND listen_port <= ? AND coalesce(listen_port_end, listen_port) >= ? AND rule_id IS NOT ?
      ORDER BY port LIMIT 1`,
-  ).get(range.listenPort, range.clientId, range.protocol, hi, range.listenPort) as
-    { ruleId: number; port: number } | undefined;
+  ).get(
+    range.listenPort,
+    range.clientId,
+    range.protocol,
+    hi,
+    range.listenPort,
+    range.exceptRuleId ?? null,
+  ) as { ruleId: number; port: number } | undefined;
   return row;
+}
+
+/** Throws 409 port_in_use naming the first port a range shares with another rule (§5.9). */
+export function checkPortConflict(
+  db: Database,
+  range: Parameters<typeof findPortConflict>[1],
+): void {
+  const conflict = findPortConflict(db, range);
+  if (conflict) {
+    throw new PortunusError(
+      'port_in_use',
+      `port ${conflict.port} is already used by rule ${conflict.ruleId} of this client (${range.protocol})`,
+      { port: conflict.port, rule_id: conflict.ruleId },
+    );
+  }
 }
 
 /**
@@ -406,19 +530,12 @@ export function findPortConflict(
  */
 export function insertPendingRule(db: Database, rule: NewRule): Rule {
   return immediate(db, () => {
-    const conflict = findPortConflict(db, {
+    checkPortConflict(db, {
       clientId: rule.clientId,
       protocol: rule.protocol,
       listenPort: rule.listenPort,
       listenPortEnd: rule.listenPortEnd ?? null,
     });
-    if (conflict) {
-      throw new PortunusError(
-        'port_in_use',
-        `port ${conflict.port} is already used by rule ${conflict.ruleId} of this client (${rule.protocol})`,
-        { port: conflict.port, rule_id: conflict.ruleId },
-      );
-    }
     return insertRule(db, { ...rule, state: { kind: 'pending' } });
   });
 }

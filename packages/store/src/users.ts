@@ -9,6 +9,7 @@ import type { Database } from 'better-sqlite3';
 
 import { PortunusError } from '@portunus/core';
 
+import { recordRevision, removalChanges, type RevisionAuthor } from './rule-revisions.js';
 import { immediate, isUniqueViolation, prepared } from './statements.js';
 
 export type Role = 'superadmin' | 'user';
@@ -151,7 +152,7 @@ export function setPassword(
  * Removes a user and everything that belongs to it, in one transaction. Refuses to remove the
  * last enabled superadmin.
  */
-export function deleteUser(db: Database, userId: string): UserRemoval {
+export function deleteUser(db: Database, userId: string, author?: RevisionAuthor): UserRemoval {
   return immediate(db, () => {
     const user = getUserOrThrow(db, userId);
     if (user.role === 'superadmin' && !user.disabled) {
@@ -182,6 +183,16 @@ export function deleteUser(db: Database, userId: string): UserRemoval {
         'SELECT rule_id FROM rules WHERE owner_user_id = ? ORDER BY rule_id',
       ) as number[],
     };
+    if (author) {
+      const rules = removal.removedRuleIds.join(', ');
+      recordRevision(
+        db,
+        author,
+        'user_removed',
+        `remove user ${userId}: rules ${rules}`,
+        removalChanges(db, removal.removedRuleIds),
+      );
+    }
     prepared(db, 'DELETE FROM users WHERE user_id = ?').run(userId);
     return removal;
   });

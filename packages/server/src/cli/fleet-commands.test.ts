@@ -1,7 +1,8 @@
 // Proves the HTTP-backed fleet commands in-process against a canned operator API: the request
 // each sends (push-rule's body for every LISTEN/TARGET shape, list-rules' filter, rule-stats'
 // per_port), the text each prints (list-rules states, rule-stats TCP/UDP lines and the per-port
-// table), local shape errors (exit 2, nothing sent) and error bodies mapped to exit codes.
+// table), local shape errors (exit 2, nothing sent) and error bodies mapped to exit codes; and
+// edit-rule's PUT with push-rule's flags, and `rules history | diff | restore`.
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -333,5 +334,240 @@ describe('list-rules, remove-rule, rule-stats', () => {
         ['30000', '1', '2', '0', '3', '4'],
       ],
     );
+  });
+});
+
+describe('edit-rule and the rule flags it shares with push-rule', () => {
+  it('sends the full push body with PUT to the rule and prints its id and status', async () => {
+    answers['PUT /v1/rules/12'] = [200, { rule_id: 12, status: 'Active' }];
+    const result = await cli([
+      'edit-rule',
+      '12',
+      'edge-1',
+      '18081',
+      '--targets-json',
+      '[{"host":"a.example","port":443,"proxy_protocol":"v2"},{"host":"b.example","port":443}]',
+      '--health-check-interval-secs',
+      '30',
+      '--concurrent-connections',
+      '9',
+      '--bandwidth-in-bps',
+      '1000',
+      '--bandwidth-in-burst',
+      '2000',
+      '--prefer-ipv6',
+    ]);
+    assert.equal(result.code, 0, result.err);
+    assert.equal(result.out, 'rule_id=12 status=Active\n');
+    assert.equal(seen[0]?.method, 'PUT');
+    assert.deepEqual(seen[0].body, {
+      client: 'edge-1',
+      listen_port: 18081,
+      targets: [
+        { host: 'a.example', port: 443, proxy_protocol: 'v2' },
+        { host: 'b.example', port: 443 },
+      ],
+      protocol: 'tcp',
+      ack_timeout_secs: 2,
+      prefer_ipv6: true,
+      health_check_interval_secs: 30,
+      rate_limit: { bandwidth_in_bps: 1000, concurrent_connections: 9, bandwidth_in_burst: 2000 },
+    });
+  });
+
+  it('gives push-rule the same flags', async () => {
+    answers['POST /v1/rules'] = [201, { rule_id: 5 }];
+    const result = await cli([
+      'push-rule',
+      'edge',
+      '18080',
+      '--target',
+      'a:1',
+      '--new-connections-per-sec',
+      '5',
+    ]);
+    assert.equal(result.code, 0, result.err);
+    assert.deepEqual((seen[0]?.body as Record<string, unknown>)['rate_limit'], {
+      new_connections_per_sec: 5,
+    });
+  });
+
+  it('refuses bad flags locally with exit 2, sending nothing', async () => {
+    const cases: [string[], string][] = [
+      [['edit-rule', '12', 'edge', '18080'], 'rule_shape_missing'],
+      [['edit-rule', '12', 'edge', '18080', 'a:1', '--targets-json', '[]'], 'rule_shape_conflict'],
+      [
+        ['edit-rule', '12', 'edge', '18080', '--target', 'a:1', '--targets-json', '[]'],
+        'rule_shape_conflict',
+      ],
+      [['edit-rule', '12', 'edge', '18080', '--targets-json', '{"host":1}'], 'usage_error'],
+      [['edit-rule', '12', 'edge', '18080', '--targets-json', 'nope'], 'usage_error'],
+      [
+        ['edit-rule', '12', 'edge', '18080', 'a:1', '--concurrent-connections', '-1'],
+        'usage_error',
+      ],
+      [
+        ['edit-rule', '12', 'edge', '18080', 'a:1', '--health-check-interval-secs', 'x'],
+        'usage_error',
+      ],
+      [['edit-rule', '12', 'edge', '0', 'a:1'], 'invalid_port_range'],
+    ];
+    for (const [args, code] of cases) {
+      const result = await cli(args);
+      assert.equal(result.code, 2, `${args.join(' ')}: ${result.err}`);
+      assert.match(result.err, new RegExp(`^error: ${code}:`, 'm'));
+    }
+    assert.deepEqual(seen, []);
+  });
+
+  it('exits with the code the server answers (refused edit, self-loop, unknown rule)', async () => {
+    const answer = (code: string, status: number): void => {
+      answers['PUT /v1/rules/12'] = [status, { error: { code, message: 'no' } }];
+    };
+    answer('activation_failed', 422);
+    assert.equal((await cli(['edit-rule', '12', 'edge', '18080', 'a:1'])).code, 6);
+    answer('validation.target_is_self', 400);
+    const self = await cli(['edit-rule', '12', 'edge', '18080', '127.0.0.1:18080']);
+    assert.equal(self.code, 2);
+    assert.match(self.err, /^error: validation\.target_is_self: no$/m);
+    answer('rule_not_found', 404);
+    assert.equal((await cli(['edit-rule', '12', 'edge', '18080', 'a:1'])).code, 5);
+  });
+});
+
+describe('rules history | diff | restore', () => {
+  it('history prints REVISION AT ACTOR ACTION SUMMARY and the next cursor', async () => {
+    answers['GET /v1/rule-revisions?limit=2'] = [
+      200,
+      {
+        revisions: [
+          {
+            revision: 9,
+            at: '2026-12-03T15:00:00.000Z',
+            actor: 'root',
+            action: 'edit',
+            summary: 'edit rule 3 (listen_port)',
+          },
+          {
+            revision: 8,
+            at: '2026-12-03T14:00:00.000Z',
+            actor: 'alice',
+            action: 'push',
+            summary: 'push rule 3',
+          },
+        ],
+        next_cursor: 'cjg',
+      },
+    ];
+    const result = await cli(['rules', 'history', '--limit', '2']);
+    assert.equal(result.code, 0, result.err);
+    assert.deepEqual(
+      result.out
+        .trimEnd()
+        .split('\n')
+        .map((line) => line.split(/\s{2,}/)),
+      [
+        ['REVISION', 'AT', 'ACTOR', 'ACTION', 'SUMMARY'],
+        ['9', '2026-12-03T15:00:00.000Z', 'root', 'edit', 'edit rule 3 (listen_port)'],
+        ['8', '2026-12-03T14:00:00.000Z', 'alice', 'push', 'push rule 3'],
+        ['next_cursor=cjg'],
+      ],
+    );
+    answers['GET /v1/rule-revisions?limit=100&cursor=cjg'] = [200, { revisions: [] }];
+    assert.equal((await cli(['rules', 'history', '--cursor', 'cjg'])).code, 0);
+  });
+
+  it('diff prints + added, - removed and ~ changed with each field', async () => {
+    const rule = {
+      rule_id: 3,
+      client_name: 'edge-1',
+      protocol: 'tcp',
+      listen_port: 18080,
+      targets: [{ host: '10.0.0.1', port: 80 }],
+    };
+    answers['GET /v1/rule-revisions/8/diff'] = [
+      200,
+      {
+        revision: 8,
+        head: 10,
+        added: [{ ...rule, rule_id: 4, listen_port: 18090 }],
+        removed: [{ ...rule, rule_id: 2, listen_port_end: 18085 }],
+        changed: [
+          {
+            rule_id: 3,
+            fields: ['listen_port'],
+            revision: rule,
+            now: { ...rule, listen_port: 18081 },
+          },
+        ],
+      },
+    ];
+    const result = await cli(['rules', 'diff', '8']);
+    assert.equal(result.code, 0, result.err);
+    assert.equal(
+      result.out,
+      'revision=8 head=10\n' +
+        '+ 4 edge-1 tcp 18090 -> 10.0.0.1:80\n' +
+        '- 2 edge-1 tcp 18080-18085 -> 10.0.0.1:80\n' +
+        '~ 3 edge-1 tcp 18081 -> 10.0.0.1:80\n' +
+        '    listen_port: 18080 -> 18081\n',
+    );
+    answers['GET /v1/rule-revisions/99/diff'] = [
+      404,
+      { error: { code: 'revision_not_found', message: 'no rule-set revision 99' } },
+    ];
+    const missing = await cli(['rules', 'diff', '99']);
+    assert.equal(missing.code, 5);
+    assert.match(missing.err, /^error: revision_not_found: no rule-set revision 99$/m);
+    const bad = await cli(['rules', 'diff', 'latest']);
+    assert.equal(bad.code, 2);
+  });
+
+  it('restore prints what it applied, and exits with the first failure code', async () => {
+    answers['POST /v1/rule-revisions/8/restore'] = [
+      200,
+      {
+        revision: 11,
+        restored_to: 8,
+        removed: [4],
+        pushed: [{ rule_id: 2, status: 'Active' }],
+        edited: [{ rule_id: 3, fields: ['listen_port'] }],
+        failed: [],
+      },
+    ];
+    const done = await cli(['rules', 'restore', '8', '--ack-timeout', '5']);
+    assert.equal(done.code, 0, done.err);
+    assert.equal(done.out, 'revision=11 restored_to=8 removed=4 pushed=2 edited=3 failed=0\n');
+    assert.deepEqual(seen.at(-1)?.body, { ack_timeout_secs: 5 });
+    answers['POST /v1/rule-revisions/8/restore'] = [
+      200,
+      {
+        revision: 12,
+        restored_to: 8,
+        removed: [],
+        pushed: [],
+        edited: [{ rule_id: 3, fields: ['targets'] }],
+        failed: [
+          {
+            rule_id: 2,
+            action: 'push',
+            code: 'client_not_connected',
+            message: 'edge-2 is offline',
+          },
+        ],
+      },
+    ];
+    const partial = await cli(['rules', 'restore', '8']);
+    assert.equal(partial.code, 6);
+    assert.match(
+      partial.out,
+      /^failed rule_id=2 action=push code=client_not_connected edge-2 is offline$/m,
+    );
+    assert.match(partial.err, /^error: client_not_connected: restore incomplete/m);
+    answers['POST /v1/rule-revisions/8/restore'] = [
+      403,
+      { error: { code: 'role_required', message: 'superadmin only' } },
+    ];
+    assert.equal((await cli(['rules', 'restore', '8'])).code, 4);
   });
 });

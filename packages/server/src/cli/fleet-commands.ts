@@ -2,7 +2,8 @@
  * CLI commands for the fleet (reference §1.2, §1.3): the offline `enroll-client`, `revoke` and
  * `rename-client`, which take the data dir's lock through openStore (so they exit 75 while serve
  * runs) and write an audit row as `_local_cli`; and the HTTP-backed `list-clients`, `push-rule`,
- * `list-rules`, `remove-rule` and `rule-stats`, which call a running server and exit with the
+ * `edit-rule` (the same arguments and flags, one body builder), `list-rules`, `remove-rule` and
+ * `rule-stats`, which call a running server and exit with the
  * catalogued code of the error it answers. `enroll-client` loads the TLS identity exactly as
  * serve does, so the URI's pin is the certificate serve presents. This module must not depend on
  * the control stream or on the operator app at load time: the TLS, proto and settings modules
@@ -37,22 +38,22 @@ export interface FleetCommandDeps {
   dataDir: (command: Command) => string;
 }
 
-type Format = 'json' | 'text';
+export type Format = 'json' | 'text';
 type Json = Record<string, unknown>;
 
 interface GlobalOptions {
   advertisedEndpoint?: string;
 }
 
-interface HttpOptions {
+export interface HttpOptions {
   httpEndpoint: string;
 }
 
-function formatOption(): Option {
+export function formatOption(): Option {
   return new Option('--format <format>', 'output format').choices(['text', 'json']).default('text');
 }
 
-function endpointOption(): Option {
+export function endpointOption(): Option {
   return new Option(
     '--http-endpoint <host:port>',
     'operator HTTP endpoint of the running server',
@@ -60,7 +61,7 @@ function endpointOption(): Option {
 }
 
 /** Left-aligned columns separated by two spaces; the last column is not padded. */
-function printTable(io: CliIo, header: readonly string[], rows: readonly string[][]): void {
+export function printTable(io: CliIo, header: readonly string[], rows: readonly string[][]): void {
   const table = [header, ...rows];
   const widths = header.map((_, i) => Math.max(...table.map((row) => (row[i] ?? '').length)));
   for (const row of table) {
@@ -73,11 +74,11 @@ function printTable(io: CliIo, header: readonly string[], rows: readonly string[
   }
 }
 
-function printJson(io: CliIo, value: unknown): void {
+export function printJson(io: CliIo, value: unknown): void {
   io.writeOut(`${JSON.stringify(value, null, 2)}\n`);
 }
 
-function text(value: unknown): string {
+export function text(value: unknown): string {
   if (value === null || value === undefined || value === '') return '-';
   if (typeof value === 'string') return value;
   if (typeof value === 'number' || typeof value === 'boolean') return String(value);
@@ -189,6 +190,133 @@ function ruleTargetText(rule: Json): string {
 
 function timeText(value: unknown): string {
   return typeof value === 'number' ? formatRfc3339(value) : text(value);
+}
+
+/** Rate-limit flags (reference §1.3) and the rate_limit field each sets. */
+const RATE_FLAGS = [
+  ['--bandwidth-in-bps <n>', 'bandwidthInBps', 'bandwidth_in_bps'],
+  ['--bandwidth-out-bps <n>', 'bandwidthOutBps', 'bandwidth_out_bps'],
+  ['--new-connections-per-sec <n>', 'newConnectionsPerSec', 'new_connections_per_sec'],
+  ['--concurrent-connections <n>', 'concurrentConnections', 'concurrent_connections'],
+  ['--bandwidth-in-burst <n>', 'bandwidthInBurst', 'bandwidth_in_burst'],
+  ['--bandwidth-out-burst <n>', 'bandwidthOutBurst', 'bandwidth_out_burst'],
+  ['--new-connections-burst <n>', 'newConnectionsBurst', 'new_connections_burst'],
+] as const;
+
+type RateFlag = (typeof RATE_FLAGS)[number][1];
+
+export type RuleFlags = HttpOptions & {
+  protocol: string;
+  ackTimeout: string;
+  target: string[];
+  targetsJson?: string;
+  preferIpv6: boolean;
+  healthCheckIntervalSecs?: string;
+} & Partial<Record<RateFlag, string>>;
+
+/** The arguments and flags push-rule and edit-rule share (reference §1.3). */
+function addRuleBodyOptions(command: Command): Command {
+  command
+    .argument('<listen>', 'listen port (18080) or range (30000-30050)')
+    .argument('[target]', 'single target host:port or host:lo-hi')
+    .addOption(
+      new Option('--protocol <protocol>', 'tcp or udp').choices(['tcp', 'udp']).default('tcp'),
+    )
+    .option('--ack-timeout <secs>', 'seconds to wait for the client to activate the rule', '2')
+    .option(
+      '--target <host:port[@priority]>',
+      'a target of a multi-target rule (repeatable)',
+      collect,
+      [],
+    )
+    .option(
+      '--targets-json <json>',
+      'targets as a JSON array of {host, port, priority?, proxy_protocol?}',
+    )
+    .option('--prefer-ipv6', 'prefer IPv6 when a target name resolves to both', false)
+    .option('--health-check-interval-secs <secs>', 'active TCP probe interval, 1..3600');
+  for (const [flag, , field] of RATE_FLAGS) command.option(flag, `rate_limit.${field}`);
+  return command.addOption(endpointOption());
+}
+
+function positiveInteger(value: string, flag: string): number {
+  const number = /^\d{1,15}$/.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isSafeInteger(number)) {
+    throw new PortunusError(
+      'usage_error',
+      `${flag} must be a whole number, got ${JSON.stringify(value)}`,
+    );
+  }
+  return number;
+}
+
+function targetsJson(value: string): unknown {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    throw new PortunusError('usage_error', '--targets-json is not valid JSON');
+  }
+  if (!Array.isArray(parsed)) {
+    throw new PortunusError('usage_error', '--targets-json must be a JSON array of targets');
+  }
+  return parsed;
+}
+
+/** The `POST /v1/rules` (and `PUT /v1/rules/{id}`) body a command line asks for. */
+export function ruleBody(
+  clientRef: string,
+  listen: string,
+  target: string | undefined,
+  options: RuleFlags,
+): Json {
+  const shapes = [
+    target !== undefined,
+    options.target.length > 0,
+    options.targetsJson !== undefined,
+  ].filter(Boolean).length;
+  if (shapes > 1) {
+    throw new PortunusError(
+      'rule_shape_conflict',
+      'give one of the positional target, --target or --targets-json',
+    );
+  }
+  if (shapes === 0) {
+    throw new PortunusError('rule_shape_missing', 'give a target: host:port or --target');
+  }
+  const ackTimeout = /^\d{1,2}$/.test(options.ackTimeout) ? Number(options.ackTimeout) : Number.NaN;
+  if (!(ackTimeout >= 1 && ackTimeout <= 60)) {
+    throw new PortunusError('usage_error', '--ack-timeout must be 1..60 seconds');
+  }
+  const { listenPort, listenPortEnd } = parseListen(listen);
+  const rateLimit: Json = {};
+  for (const [flag, key, field] of RATE_FLAGS) {
+    const value = options[key];
+    if (value !== undefined) rateLimit[field] = positiveInteger(value, flag.split(' ')[0] ?? flag);
+  }
+  const interval = options.healthCheckIntervalSecs;
+  return {
+    client: clientRef,
+    listen_port: listenPort,
+    ...(listenPortEnd !== undefined ? { listen_port_end: listenPortEnd } : {}),
+    ...(target !== undefined
+      ? parseLegacyTarget(target)
+      : options.targetsJson !== undefined
+        ? { targets: targetsJson(options.targetsJson) }
+        : { targets: options.target.map(parseTargetSpec) }),
+    protocol: options.protocol,
+    ack_timeout_secs: ackTimeout,
+    ...(options.preferIpv6 ? { prefer_ipv6: true } : {}),
+    ...(interval !== undefined
+      ? { health_check_interval_secs: positiveInteger(interval, '--health-check-interval-secs') }
+      : {}),
+    ...(Object.keys(rateLimit).length > 0 ? { rate_limit: rateLimit } : {}),
+  };
+}
+
+/** The server answers within the ack budget; 30 s is the reference's rule-command floor. */
+function ruleTimeoutMs(body: Json): number {
+  return Math.max(30_000, (Number(body['ack_timeout_secs']) + 10) * 1000);
 }
 
 export function registerFleetCommands(program: Command, deps: FleetCommandDeps): void {
@@ -406,69 +534,48 @@ export function registerFleetCommands(program: Command, deps: FleetCommandDeps):
       );
     });
 
-  program
+  const push = program
     .command('push-rule')
     .description('push a forwarding rule to a connected client and print its id (HTTP)')
-    .argument('<client>', 'client display name (or client id)')
-    .argument('<listen>', 'listen port (18080) or range (30000-30050)')
-    .argument('[target]', 'single target host:port or host:lo-hi')
-    .addOption(
-      new Option('--protocol <protocol>', 'tcp or udp').choices(['tcp', 'udp']).default('tcp'),
+    .argument('<client>', 'client display name (or client id)');
+  addRuleBodyOptions(push).action(
+    async (clientRef: string, listen: string, target: string | undefined, options: RuleFlags) => {
+      const body = ruleBody(clientRef, listen, target, options);
+      const pushed = await client(options).request<Json>(
+        'POST',
+        '/v1/rules',
+        body,
+        ruleTimeoutMs(body),
+      );
+      io.writeOut(`${text(pushed['rule_id'] ?? pushed['id'])}\n`);
+    },
+  );
+
+  const edit = program
+    .command('edit-rule')
+    .description(
+      "replace every field of a rule live, keeping its id: push-rule's arguments and flags (HTTP)",
     )
-    .option('--ack-timeout <secs>', 'seconds to wait for the client to activate the rule', '2')
-    .option(
-      '--target <host:port[@priority]>',
-      'a target of a multi-target rule (repeatable)',
-      collect,
-      [],
-    )
-    .option('--prefer-ipv6', 'prefer IPv6 when a target name resolves to both', false)
-    .addOption(endpointOption())
-    .action(
-      async (
-        clientRef: string,
-        listen: string,
-        target: string | undefined,
-        options: HttpOptions & {
-          protocol: string;
-          ackTimeout: string;
-          target: string[];
-          preferIpv6: boolean;
-        },
-      ) => {
-        if (target !== undefined && options.target.length > 0) {
-          throw new PortunusError(
-            'rule_shape_conflict',
-            'give either the positional target or --target, not both',
-          );
-        }
-        if (target === undefined && options.target.length === 0) {
-          throw new PortunusError('rule_shape_missing', 'give a target: host:port or --target');
-        }
-        const ackTimeout = /^\d{1,2}$/.test(options.ackTimeout)
-          ? Number(options.ackTimeout)
-          : Number.NaN;
-        if (!(ackTimeout >= 1 && ackTimeout <= 60)) {
-          throw new PortunusError('usage_error', '--ack-timeout must be 1..60 seconds');
-        }
-        const { listenPort, listenPortEnd } = parseListen(listen);
-        const body: Json = {
-          client: clientRef,
-          listen_port: listenPort,
-          ...(listenPortEnd !== undefined ? { listen_port_end: listenPortEnd } : {}),
-          ...(target !== undefined
-            ? parseLegacyTarget(target)
-            : { targets: options.target.map(parseTargetSpec) }),
-          protocol: options.protocol,
-          ack_timeout_secs: ackTimeout,
-          ...(options.preferIpv6 ? { prefer_ipv6: true } : {}),
-        };
-        // The server answers within the ack budget; 30 s is the reference's rule-command floor.
-        const timeoutMs = Math.max(30_000, (ackTimeout + 10) * 1000);
-        const pushed = await client(options).request<Json>('POST', '/v1/rules', body, timeoutMs);
-        io.writeOut(`${text(pushed['rule_id'] ?? pushed['id'])}\n`);
-      },
-    );
+    .argument('<rule_id>')
+    .argument('<client>', 'the client the rule runs on (display name or client id)');
+  addRuleBodyOptions(edit).action(
+    async (
+      ruleId: string,
+      clientRef: string,
+      listen: string,
+      target: string | undefined,
+      options: RuleFlags,
+    ) => {
+      const body = ruleBody(clientRef, listen, target, options);
+      const edited = await client(options).request<Json>(
+        'PUT',
+        `/v1/rules/${encodeURIComponent(ruleId)}`,
+        body,
+        ruleTimeoutMs(body),
+      );
+      io.writeOut(`rule_id=${text(edited['rule_id'])} status=${text(edited['status'])}\n`);
+    },
+  );
 
   program
     .command('list-rules')

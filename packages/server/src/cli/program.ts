@@ -30,6 +30,7 @@ import type { ListenerOverrides } from '../listeners.js';
 import { requireValidConfig } from './check-config.js';
 import { registerFleetCommands } from './fleet-commands.js';
 import { registerIdentityCommands } from './identity-commands.js';
+import { registerRevisionCommands } from './revision-commands.js';
 
 export interface CliIo {
   env: Env;
@@ -222,7 +223,9 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
   const audit = program.command('audit').description('durable audit log maintenance');
   audit
     .command('prune')
-    .description('delete audit rows older than a timestamp and reclaim the space')
+    .description(
+      'delete audit rows and rule-set revisions older than a timestamp and reclaim the space',
+    )
     .requiredOption(
       '--before <rfc3339>',
       'delete rows strictly older than this time, e.g. 2026-05-01T00:00:00Z',
@@ -236,14 +239,16 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
         io.logger.info(EVENTS.auditPruneComplete, {
           dry_run: result.dryRun,
           rows: result.rows,
+          rule_revisions: result.revisions,
           bytes_before: result.bytesBefore,
           bytes_after: result.bytesAfter,
           pages_freed: result.pagesFreed,
         });
         io.writeOut(
           result.dryRun
-            ? `audit_prune dry_run=true would_delete=${result.rows}\n`
-            : `audit_prune deleted=${result.rows} bytes_before=${result.bytesBefore} bytes_after=${result.bytesAfter}\n`,
+            ? // The reference's keys first; rule_revisions is ours, appended.
+              `audit_prune dry_run=true would_delete=${result.rows} rule_revisions=${result.revisions}\n`
+            : `audit_prune deleted=${result.rows} bytes_before=${result.bytesBefore} bytes_after=${result.bytesAfter} rule_revisions=${result.revisions}\n`,
         );
       } finally {
         store.close();
@@ -252,6 +257,7 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
 
   registerIdentityCommands(program, { io, dataDir, readStdin: io.readStdin });
   registerFleetCommands(program, { io, dataDir });
+  registerRevisionCommands(program, io);
   return program;
 }
 

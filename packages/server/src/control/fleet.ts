@@ -42,6 +42,11 @@ interface Session {
   readonly caps: ClientCapabilities;
   readonly stream: SessionStream;
   readonly waiters: Map<string, (outcome: PushOutcome) => void>;
+  /**
+   * Request ids of pushes that replace a stored rule's definition (an edit, a restore): a
+   * FAILED answer to one leaves the stored rule as it was, since the client keeps running it.
+   */
+  readonly replacing: Map<string, Rule>;
 }
 
 export interface ControlFleetOptions {
@@ -109,6 +114,7 @@ export class ControlFleet implements Fleet {
       caps: capabilitiesOf(hello),
       stream,
       waiters: new Map(),
+      replacing: new Map(),
     };
     this.sessions.set(client.clientId, session);
     this.options.metrics.clientsConnected.set(this.sessions.size);
@@ -146,11 +152,16 @@ export class ControlFleet implements Fleet {
    * Pushes a stored Pending rule and waits up to `ackTimeoutMs` for its RuleStatus. The store is
    * updated by `status()` whenever the answer comes; this only reports what happened in time.
    */
-  async push(rule: Rule, ackTimeoutMs: number): Promise<PushOutcome> {
+  async push(
+    rule: Rule,
+    ackTimeoutMs: number,
+    options: { replace?: boolean } = {},
+  ): Promise<PushOutcome> {
     const session = this.sessions.get(rule.clientId);
     if (!session) return { kind: 'not_connected' };
-    this.remember(rule);
     const requestId = ulid();
+    if (options.replace) session.replacing.set(requestId, rule);
+    else this.remember(rule);
     const outcome = new Promise<PushOutcome>((resolve) => {
       const timer = setTimeout(() => {
         session.waiters.delete(requestId);
@@ -221,7 +232,14 @@ export class ControlFleet implements Fleet {
     if (status.outcome === 'FAILED') {
       outcome = { kind: 'failed', reason: status.reason === '' ? 'unspecified' : status.reason };
     }
-    if (outcome && owned) {
+    const replaced = session.replacing.get(status.request_id);
+    if (replaced && outcome) {
+      session.replacing.delete(status.request_id);
+      if (outcome.kind === 'activated') this.remember(replaced);
+    }
+    // A refused replacement leaves the stored rule alone: the client keeps running the old one.
+    const refusedReplacement = replaced !== undefined && outcome?.kind === 'failed';
+    if (outcome && owned && !refusedReplacement) {
       const state =
         outcome.kind === 'failed'
           ? { kind: 'failed' as const, reason: outcome.reason }

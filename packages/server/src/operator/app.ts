@@ -27,6 +27,7 @@ import { registerClientRoutes } from './routes/clients.js';
 import { registerCredentialRoutes } from './routes/credentials.js';
 import { registerGrantRoutes } from './routes/grants.js';
 import { registerMetricsRoutes } from './routes/metrics.js';
+import { registerRuleRevisionRoutes } from './routes/rule-revisions.js';
 import { registerRuleRoutes } from './routes/rules.js';
 import { registerSettingsRoutes } from './routes/settings.js';
 import { registerUserRoutes } from './routes/users.js';
@@ -175,6 +176,7 @@ export async function buildOperatorApp(
   registerCredentialRoutes(app, ctx);
   registerClientRoutes(app, ctx);
   registerRuleRoutes(app, ctx);
+  registerRuleRevisionRoutes(app, ctx);
   registerSettingsRoutes(app, ctx);
   registerAuditRoutes(app, ctx);
   registerMetricsRoutes(app, ctx);

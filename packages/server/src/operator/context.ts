@@ -46,8 +46,12 @@ export interface Fleet {
   connectedCount(): number;
   /** The capability gate a rule fails on this client, if any (reference §4.4). */
   gate(rule: GatedRule): ErrorCode | undefined;
-  /** Sends a stored Pending rule and waits for its RuleStatus up to the ack budget. */
-  push(rule: Rule, ackTimeoutMs: number): Promise<PushOutcome>;
+  /**
+   * Sends a stored Pending rule and waits for its RuleStatus up to the ack budget. With
+   * `replace`, `rule` is a new definition for a stored rule's id (an edit, a restore): the store
+   * is the caller's to update, and a refusal leaves the stored rule's state alone.
+   */
+  push(rule: Rule, ackTimeoutMs: number, options?: { replace?: boolean }): Promise<PushOutcome>;
   /** Sends REMOVE for rules already deleted from the store (no-op for offline clients). */
   remove(ruleIds: readonly number[]): void;
   /** Ends the client's live session at once (revocation, re-enrollment). No-op when offline. */

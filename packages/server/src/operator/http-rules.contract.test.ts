@@ -457,11 +457,11 @@ describe('POST /v1/rules', () => {
     for (const body of valid) await refused(alice, body, 'client_not_connected', 422);
   });
 
-  it('reports each request fault with its code, in pipeline order', async () => {
+  /** Every request fault with its code, status and caller, in the order the pipeline checks. */
+  function pipelineCases(): [Json, string, number, string?][] {
     const tooLongLabel = `${'a'.repeat(64)}.example`;
     const tooLongName = Array.from({ length: 64 }, () => 'abc').join('.');
-    // [body, code, status, caller] in the order the pipeline checks them.
-    const cases: [Json, string, number, string?][] = [
+    return [
       // 1. shape
       [{ ...legacy, targets: [{ host: 'a.example', port: 1 }] }, 'rule_shape_conflict', 400],
       [{ client: 'edge-1', listen_port: 20002 }, 'rule_shape_missing', 400],
@@ -597,10 +597,50 @@ describe('POST /v1/rules', () => {
         400,
       ],
     ];
+  }
+
+  it('reports each request fault with its code, in pipeline order', async () => {
+    const cases = pipelineCases();
     const tokens: Record<string, string> = { alice, carol };
     for (const [body, code, status, caller] of cases) {
       await refused(caller === undefined ? root : (tokens[caller] ?? ''), body, code, status);
     }
+  });
+
+  it('runs the same pipeline for PUT /v1/rules/{id}, answering the same codes and storing nothing', async () => {
+    const revisions = (): number =>
+      h.store.db.prepare('SELECT count(*) FROM rule_revisions').pluck().get() as number;
+    for (const [body, code, status, caller] of pipelineCases()) {
+      // carol owns no rule: her edits stop at the ownership check, before the body is read.
+      if (caller === 'carol') continue;
+      const [token, rule] = caller === 'alice' ? [alice, aliceRule] : [root, rootRule];
+      const before = [JSON.stringify(getRule(h.store.db, rule.ruleId)), storedRows(), revisions()];
+      const response = await h.bearer(token, {
+        method: 'PUT',
+        url: `/v1/rules/${rule.ruleId}`,
+        payload: body,
+      });
+      // Naming another client is the one fault an edit finds earlier than a push would.
+      if (body['client'] === 'edge-2') {
+        assertError(response, 'validation.rule_update_shape_mismatch', 400);
+      } else {
+        assertError(response, code, status);
+      }
+      assert.deepEqual(
+        [JSON.stringify(getRule(h.store.db, rule.ruleId)), storedRows(), revisions()],
+        before,
+        `a refused edit changed the store: ${JSON.stringify(body)}`,
+      );
+    }
+    assertError(
+      await h.bearer(carol, {
+        method: 'PUT',
+        url: `/v1/rules/${aliceRule.ruleId}`,
+        payload: { client: 'edge-1', listen_port: 20001, target_host: '10.0.0.9', target_port: 80 },
+      }),
+      'not_owner',
+      403,
+    );
   });
 
   it('reports the earliest of several faults: removing them one by one walks the pipeline', async () => {

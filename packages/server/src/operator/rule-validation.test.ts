@@ -1,9 +1,10 @@
-// Proves the pure rule checks: the reference codes of rule failures, target-host and SNI grammar edge cases, and what a valid body becomes in the store's terms.
+// Proves the pure rule checks: the reference codes of rule failures, target-host and SNI grammar edge cases, what a valid body becomes in the store's terms, and which hosts are the client itself.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import {
   checkGrantedPush,
+  isSelfHost,
   normaliseSniPattern,
   ruleError,
   targetHostProblem,
@@ -154,5 +155,39 @@ describe('validateRuleBody', () => {
       concurrentConnections: 2,
       bandwidthInBurst: 1,
     });
+  });
+});
+
+describe('isSelfHost', () => {
+  it('knows loopback, unspecified and localhost names, and the addresses it is given', () => {
+    const own = ['edge1.example.net', '203.0.113.7'];
+    for (const host of [
+      '127.0.0.1',
+      '127.255.0.9',
+      '0.0.0.0',
+      '::1',
+      '::',
+      '0:0:0:0:0:0:0:1',
+      '::ffff:127.0.0.1',
+      'localhost',
+      'LOCALHOST.',
+      'db.localhost',
+      'Edge1.Example.NET.',
+      '203.0.113.7',
+    ]) {
+      assert.equal(isSelfHost(host, own), true, host);
+    }
+    for (const host of [
+      '10.0.0.1',
+      '128.0.0.1',
+      '::2',
+      '::ffff:10.0.0.1',
+      'localhost.example.com',
+      'mylocalhost',
+      '127.example.com',
+      'edge2.example.net',
+    ]) {
+      assert.equal(isSelfHost(host, own), false, host);
+    }
   });
 });

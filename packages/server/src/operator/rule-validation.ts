@@ -2,8 +2,9 @@
  * The request checks of `POST /v1/rules` (reference §2.4), in the reference's order, before
  * anything touches the store: `validateRuleBody` runs shape → ranges → SNI → rate limit → targets
  * → protocol; after the route has resolved the client and checked the grants,
- * `checkGrantedPush` runs the legacy target-host syntax, PROXY-on-UDP and the range cap. Every
- * failure is built by `ruleError` from the core catalogue. Pure: no store, no clock.
+ * `checkGrantedPush` runs the legacy target-host syntax, PROXY-on-UDP and the range cap, and
+ * `checkNotSelf` refuses targets that are the rule's own listener. Push and edit run the same
+ * checks. Every failure is built by `ruleError` from the core catalogue. Pure: no store, no clock.
  */
 import net from 'node:net';
 
@@ -430,4 +431,45 @@ export function targetHostProblem(
     }
   }
   return undefined;
+}
+
+/**
+ * Whether `host` names the client itself as seen from the client: a loopback or unspecified
+ * address (127.0.0.0/8, ::1, 0.0.0.0, ::, their IPv4-mapped forms), `localhost` and names under
+ * it (RFC 6761), or one of the client's own known addresses. Names are compared without case
+ * and without a trailing dot.
+ */
+export function isSelfHost(host: string, ownAddresses: readonly string[]): boolean {
+  const name = host.toLowerCase().replace(/\.$/, '');
+  if (name === 'localhost' || name.endsWith('.localhost')) return true;
+  const own = (value: string): string => value.toLowerCase().replace(/\.$/, '');
+  if (ownAddresses.some((address) => own(address) === name)) return true;
+  if (net.isIP(name) === 0) return false;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(name)?.[1];
+  const ip = mapped ?? name;
+  if (net.isIPv4(ip)) return ip.startsWith('127.') || ip === '0.0.0.0';
+  const list = new net.BlockList();
+  list.addAddress('::1', 'ipv6');
+  list.addAddress('::', 'ipv6');
+  return list.check(ip, 'ipv6');
+}
+
+/**
+ * Refuses a rule that would forward to its own listener (a loop that eats the client's sockets
+ * and file descriptors until the edge falls over): a target on the client itself whose port, or
+ * port range, meets the rule's listen range. Runs for pushes and edits, once the client is known.
+ */
+export function checkNotSelf(push: RulePush, ownAddresses: readonly string[]): void {
+  const low = push.listenPort;
+  const high = push.listenPortEnd ?? push.listenPort;
+  push.targets.forEach((target, index) => {
+    const end = target.portEnd ?? target.port;
+    if (target.port <= high && end >= low && isSelfHost(target.host, ownAddresses)) {
+      const ports = end === target.port ? String(target.port) : `${target.port}-${end}`;
+      fail(
+        'validation.target_is_self',
+        `target ${index} (${target.host}:${ports}) is this rule's own listen address on its client: it would forward to itself`,
+      );
+    }
+  });
 }

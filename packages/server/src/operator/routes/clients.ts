@@ -31,6 +31,7 @@ import {
 } from '@portunus/store';
 
 import { generateSecret, hashSecret, ulid } from '../../identity/secrets.js';
+import { authorOf } from '../../services/rules.js';
 import { identityOf, requireSuperadmin } from '../auth.js';
 import type { Fleet, OperatorContext } from '../context.js';
 import { requireAdvertisedEndpoint } from './settings.js';
@@ -293,8 +294,12 @@ export function registerClientRoutes(app: FastifyInstance, ctx: OperatorContext)
   });
 
   app.delete<ClientParams>('/v1/clients/:clientId', (request, reply) => {
-    requireSuperadmin(request.identity);
-    const { client, removedRuleIds } = deleteClient(ctx.db, request.params.clientId);
+    const identity = requireSuperadmin(request.identity);
+    const { client, removedRuleIds } = deleteClient(
+      ctx.db,
+      request.params.clientId,
+      authorOf(ctx, identity),
+    );
     ctx.logger.info(CLIENT_EVENTS.deleted, {
       client_id: client.clientId,
       client_name: client.clientName,

@@ -20,6 +20,7 @@ import {
 } from '@portunus/store';
 
 import { ulid } from '../../identity/secrets.js';
+import { authorOf } from '../../services/rules.js';
 import { requireSuperadmin } from '../auth.js';
 import type { OperatorContext } from '../context.js';
 import { checkPortRange, checkProtocols } from '../validate.js';
@@ -172,7 +173,11 @@ export function registerGrantRoutes(app: FastifyInstance, ctx: OperatorContext):
     { schema: grantIdParams },
     (request) => {
       const identity = requireSuperadmin(request.identity);
-      const { grant, removedRuleIds } = deleteGrant(ctx.db, request.params.grantId);
+      const { grant, removedRuleIds } = deleteGrant(
+        ctx.db,
+        request.params.grantId,
+        authorOf(ctx, identity),
+      );
       // DESIGN.md §8.5: rules the remaining grants no longer cover stop on the live clients too.
       ctx.fleet.remove(removedRuleIds);
       ctx.logger.info(GRANT_EVENTS.revoked, {

@@ -1,31 +1,19 @@
 /**
  * Rule routes (reference §2.3–2.5): list (a user's own rules; everything, or `?owner=`, for a
- * superadmin), get, delete, and push. A push runs the whole request pipeline first — the body
- * checks of rule-validation.ts, the client by display name, the grant check, the post-grant
- * checks — and stores nothing on any failure. Pushes are never queued: until the fleet connects
- * clients, every valid push answers 422 `client_not_connected`.
+ * superadmin), get, delete, push (POST) and edit (PUT, the full push body, the id stays). The
+ * request pipeline and the store writes live in services/rules.ts, shared with every caller;
+ * this module owns the HTTP shapes: body schemas, Rule JSON, the push answer and audit rows.
  */
-import type { Database } from 'better-sqlite3';
 import type { FastifyInstance } from 'fastify';
 
 import { EVENTS, PortunusError, formatRfc3339 } from '@portunus/core';
-import {
-  deleteRule,
-  enforcePush,
-  findClientsByName,
-  getClient,
-  getRuleOrThrow,
-  insertPendingRule,
-  listRulesJson,
-  totalChanges,
-  type Client,
-  type Rule,
-  type RuleFilter,
-} from '@portunus/store';
+import { listRulesJson, totalChanges, type Rule, type RuleFilter } from '@portunus/store';
 
+import { rateLimitView } from '../../services/rule-definitions.js';
+import { editRule, ownedRule, pushRule, removeRule } from '../../services/rules.js';
 import { identityOf } from '../auth.js';
-import type { Identity, OperatorContext } from '../context.js';
-import { checkGrantedPush, validateRuleBody, type RulePushBody } from '../rule-validation.js';
+import type { OperatorContext } from '../context.js';
+import type { RulePushBody } from '../rule-validation.js';
 
 /** Rule JSON of `GET /v1/rules` (reference §2.5); absent optional fields are omitted. */
 export function ruleView(rule: Rule): Record<string, unknown> {
@@ -56,36 +44,8 @@ export function ruleView(rule: Rule): Record<string, unknown> {
       ? { health_check_interval_secs: rule.healthCheckIntervalSecs }
       : {}),
     ...(rule.sniPattern !== null ? { sni_pattern: rule.sniPattern } : {}),
-    ...(rule.rateLimit !== null ? { rate_limit: rateLimitView(rule) } : {}),
+    ...(rule.rateLimit !== null ? { rate_limit: rateLimitView(rule.rateLimit) } : {}),
   };
-}
-
-function rateLimitView(rule: Rule): Record<string, number> {
-  const caps = rule.rateLimit ?? {};
-  const view: Record<string, number> = {};
-  const names: [keyof typeof caps, string][] = [
-    ['bandwidthInBps', 'bandwidth_in_bps'],
-    ['bandwidthOutBps', 'bandwidth_out_bps'],
-    ['newConnectionsPerSec', 'new_connections_per_sec'],
-    ['concurrentConnections', 'concurrent_connections'],
-    ['bandwidthInBurst', 'bandwidth_in_burst'],
-    ['bandwidthOutBurst', 'bandwidth_out_burst'],
-    ['newConnectionsBurst', 'new_connections_burst'],
-  ];
-  for (const [field, name] of names) {
-    const value = caps[field];
-    if (value !== undefined) view[name] = value;
-  }
-  return view;
-}
-
-/** The rule, if the caller may see it: its owner or a superadmin. */
-function ownedRule(ctx: OperatorContext, identity: Identity, ruleId: number): Rule {
-  const rule = getRuleOrThrow(ctx.db, ruleId);
-  if (identity.role !== 'superadmin' && rule.ownerUserId !== identity.userId) {
-    throw new PortunusError('not_owner', `rule ${ruleId} belongs to another user`);
-  }
-  return rule;
 }
 
 function parseRuleId(text: string): number {
@@ -150,31 +110,6 @@ const pushSchema = {
   },
 } as const;
 
-/**
- * The client a push names: by display name (reference §2.4), else by client id; a name that
- * several clients share is ambiguous (DESIGN.md §8.6).
- */
-function resolvePushClient(db: Database, reference: string): Client {
-  const named = findClientsByName(db, reference);
-  const [only] = named;
-  if (named.length > 1) {
-    throw new PortunusError(
-      'ambiguous_client_name',
-      `${named.length} clients are named ${JSON.stringify(reference)} (${named
-        .map((client) => client.clientId)
-        .join(', ')}); use the client id`,
-      { client: reference },
-    );
-  }
-  const client = only ?? getClient(db, reference);
-  if (!client) {
-    throw new PortunusError('client_not_found', `no client named ${JSON.stringify(reference)}`, {
-      client: reference,
-    });
-  }
-  return client;
-}
-
 /** Answers rendered since the last write, per filter (dashboards poll this every few seconds). */
 const renderedRules = new WeakMap<
   OperatorContext,
@@ -226,8 +161,7 @@ export function registerRuleRoutes(app: FastifyInstance, ctx: OperatorContext): 
   );
 
   app.delete<{ Params: { ruleId: string } }>('/v1/rules/:ruleId', (request, reply) => {
-    const rule = ownedRule(ctx, identityOf(request), parseRuleId(request.params.ruleId));
-    removeRule(ctx, rule);
+    const rule = removeRule(ctx, identityOf(request), parseRuleId(request.params.ruleId));
     request.auditAction = {
       action: EVENTS.ruleRemoved,
       resourceKind: 'rule',
@@ -238,82 +172,34 @@ export function registerRuleRoutes(app: FastifyInstance, ctx: OperatorContext): 
   });
 
   app.post<{ Body: RulePushBody }>('/v1/rules', { schema: pushSchema }, async (request, reply) => {
-    const identity = identityOf(request);
-    // 1. The body: shape → ranges → SNI → rate limit → targets → protocol.
-    const push = validateRuleBody(request.body);
-    // 2. The client, by display name.
-    const client = resolvePushClient(ctx.db, push.clientName);
-    // 3. Grants (superadmins bypass them): client → protocol → one grant for the whole range.
-    if (identity.role !== 'superadmin') {
-      enforcePush(ctx.db, {
-        userId: identity.userId,
-        clientId: client.clientId,
-        protocol: push.protocol,
-        listenPort: push.listenPort,
-        listenPortEnd: push.listenPortEnd ?? push.listenPort,
-      });
-    }
-    // 4. Legacy target-host syntax, PROXY protocol only on TCP, the range cap.
-    checkGrantedPush(push, ctx.config.rangeRuleMaxPorts);
-    // 5. Pushes are never queued.
-    if (!ctx.fleet.isConnected(client.clientId)) {
-      throw new PortunusError(
-        'client_not_connected',
-        `client ${JSON.stringify(client.clientName)} (${client.clientId}) is not connected; pushes are never queued`,
-        { client_id: client.clientId },
-      );
-    }
-    // 6. Capability gates (§4.4), then the conflict check (§5.9) and Pending, in one transaction.
-    const gate = ctx.fleet.gate({ clientId: client.clientId, ...push });
-    if (gate) {
-      throw new PortunusError(gate, `client ${JSON.stringify(client.clientName)}: ${gate}`, {
-        client_id: client.clientId,
-      });
-    }
-    const rule = insertPendingRule(ctx.db, {
-      clientId: client.clientId,
-      ownerUserId: identity.userId,
-      protocol: push.protocol,
-      listenPort: push.listenPort,
-      listenPortEnd: push.listenPortEnd,
-      preferIpv6: push.preferIpv6,
-      healthCheckIntervalSecs: push.healthCheckIntervalSecs,
-      sniPattern: push.sniPattern,
-      rateLimit: push.rateLimit,
-      targets: push.targets,
-      now: ctx.now(),
+    const rule = await pushRule(ctx, identityOf(request), request.body, (ruleId) => {
+      // From here the rule exists: an activation failure's deny row names it too.
+      request.auditResource = { kind: 'rule', value: String(ruleId) };
     });
-    // From here the rule exists: an activation failure's deny row names it too.
-    request.auditResource = { kind: 'rule', value: String(rule.ruleId) };
-    // 7. Send RuleUpdate{PUSH} and wait for the RuleStatus up to the ack budget.
-    const outcome = await ctx.fleet.push(rule, push.ackTimeoutSecs * 1000);
-    const fields = { rule_id: rule.ruleId, client_id: client.clientId };
-    ctx.logger.info(EVENTS.rulePush, { ...fields, outcome: outcome.kind });
-    switch (outcome.kind) {
-      case 'activated':
-        return reply.status(201).send(pushView(getRuleOrThrow(ctx.db, rule.ruleId)));
-      case 'failed':
-        throw new PortunusError(
-          'activation_failed',
-          `client ${client.clientName} could not activate rule ${rule.ruleId}: ${outcome.reason}`,
-          { ...fields, reason: outcome.reason },
-        );
-      case 'timeout':
-      case 'lost':
-        throw new PortunusError(
-          'ack_timeout',
-          `no answer from client ${client.clientName} within ${push.ackTimeoutSecs} s; rule ${rule.ruleId} stays pending`,
-          fields,
-        );
-      case 'not_connected':
-        deleteRule(ctx.db, rule.ruleId);
-        throw new PortunusError(
-          'client_not_connected',
-          `client ${client.clientName} disconnected before the push was sent; nothing was stored`,
-          fields,
-        );
-    }
+    return reply.status(201).send(pushView(rule));
   });
+
+  app.put<{ Params: { ruleId: string }; Body: RulePushBody }>(
+    '/v1/rules/:ruleId',
+    { schema: pushSchema },
+    async (request) => {
+      const ruleId = parseRuleId(request.params.ruleId);
+      request.auditResource = { kind: 'rule', value: String(ruleId) };
+      const edit = await editRule(ctx, identityOf(request), ruleId, request.body);
+      request.auditAction = {
+        action: EVENTS.ruleEdited,
+        resourceKind: 'rule',
+        resourceValue: String(ruleId),
+        details: {
+          client_id: edit.rule.clientId,
+          owner_user_id: edit.rule.ownerUserId,
+          changed: edit.changed,
+          ...(edit.revision !== undefined ? { revision: edit.revision } : {}),
+        },
+      };
+      return pushView(edit.rule);
+    },
+  );
 
   app.get<{ Params: { ruleId: string }; Querystring: { per_port?: string } }>(
     '/v1/rules/:ruleId/stats',
@@ -346,7 +232,9 @@ function isTruthy(value: string | undefined): boolean {
   return value === 'true' || value === '1' || value === 'yes';
 }
 
-/** The `POST /v1/rules` answer (reference §2.3): `owner`, where the list says owner_user_id. */
+/**
+ * The answer of a push or an edit (reference §2.3): `owner`, where the list says owner_user_id.
+ */
 function pushView(rule: Rule): Record<string, unknown> {
   const [first] = rule.targets;
   const state =
@@ -362,12 +250,4 @@ function pushView(rule: Rule): Record<string, unknown> {
     owner: rule.ownerUserId,
     ...(rule.sniPattern !== null ? { sni_pattern: rule.sniPattern } : {}),
   };
-}
-
-/** Removes a rule from the store, then has its client drain it (reference §2.3 DELETE). */
-function removeRule(ctx: OperatorContext, rule: Rule): void {
-  if (!deleteRule(ctx.db, rule.ruleId)) {
-    throw new PortunusError('rule_not_found', `no rule ${rule.ruleId}`, { rule_id: rule.ruleId });
-  }
-  ctx.fleet.remove([rule.ruleId]);
 }

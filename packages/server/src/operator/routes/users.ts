@@ -20,6 +20,7 @@ import {
 
 import { checkPasswordPolicy, hashPassword, verifyPassword } from '../../identity/passwords.js';
 import { generateSecret } from '../../identity/secrets.js';
+import { authorOf } from '../../services/rules.js';
 import { identityOf, requireSuperadmin } from '../auth.js';
 import type { OperatorContext } from '../context.js';
 import { underThrottle } from '../throttle.js';
@@ -178,7 +179,7 @@ export function registerUserRoutes(app: FastifyInstance, ctx: OperatorContext): 
       if (userId === identity.userId) {
         throw new PortunusError('cannot_remove_self', 'you cannot remove yourself');
       }
-      const removal = deleteUser(ctx.db, userId);
+      const removal = deleteUser(ctx.db, userId, authorOf(ctx, identity));
       // DESIGN.md §8.5: the user's rules also stop on the live clients.
       ctx.fleet.remove(removal.removedRuleIds);
       ctx.logger.info(EVENTS.userRemoved, {
