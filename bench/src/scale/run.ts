@@ -136,6 +136,18 @@ interface Server {
   pid: number;
   controlPort: number;
   operator: string;
+  metrics: string;
+}
+
+/** The server's own view of its memory (prom-client's Node metrics), in bytes. */
+async function heapBytes(server: Server): Promise<{ heapUsed: number; external: number }> {
+  const text = await (await fetch(`${server.metrics}/metrics`)).text();
+  const value = (name: string): number =>
+    Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
+  return {
+    heapUsed: value('nodejs_heap_size_used_bytes'),
+    external: value('nodejs_external_memory_bytes'),
+  };
 }
 
 async function startServer(
@@ -188,6 +200,7 @@ async function startServer(
       pid: Number(listening['pid']),
       controlPort: Number(control[1]),
       operator: `http://${listeners['operator_http']}`,
+      metrics: `http://${listeners['metrics']}`,
     };
   } catch (error) {
     await server.stop();
@@ -379,6 +392,7 @@ async function main(): Promise<void> {
     const bundles = await enrollAll(server, token, workDir, config);
     progress(`enrolled ${N} in ${((nowMs() - enrollStart) / 1000).toFixed(1)} s`);
     const rssIdle = rssBytes(server.pid);
+    const heapIdle = await heapBytes(server);
 
     const connectStart = nowMs();
     const connectCpu = cpuMs(server.pid);
@@ -394,6 +408,14 @@ async function main(): Promise<void> {
         `, server CPU ${cpuPerConnect.toFixed(1)} ms per connect`,
     );
     const rssConnected = rssBytes(server.pid);
+    const heapConnected = await heapBytes(server);
+    const kibPer = (a: number, b: number): string =>
+      ((b - a) / 1024 / Math.max(connected, 1)).toFixed(1);
+    progress(
+      `per connected client: JS heap ${kibPer(heapIdle.heapUsed, heapConnected.heapUsed)} KiB, ` +
+        `external ${kibPer(heapIdle.external, heapConnected.external)} KiB, ` +
+        `RSS ${kibPer(rssIdle, rssConnected)} KiB (no GC forced: garbage included)`,
+    );
 
     const latencies: number[] = [];
     const refusals = new Map<string, number>();
