@@ -163,20 +163,17 @@ describe('daemon', () => {
       outcome: 'FAILED',
       reason: 'port_in_use',
     });
-    const multi = session.push({
+    const sni = session.push({
       rule_id: '3',
       listen_port: await freePort(),
       target_port: echo.port,
-      targets: [
-        { host: '127.0.0.1', port: echo.port, priority: 0 },
-        { host: '127.0.0.2', port: echo.port, priority: 1 },
-      ],
+      sni_pattern: 'app.example.com',
     });
-    assert.deepEqual(await session.status(multi), {
-      request_id: multi,
+    assert.deepEqual(await session.status(sni), {
+      request_id: sni,
       rule_id: '3',
       outcome: 'FAILED',
-      reason: 'multi_target_unsupported_by_client',
+      reason: 'sni_unsupported_by_client',
     });
   });
 

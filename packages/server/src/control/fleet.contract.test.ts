@@ -256,6 +256,7 @@ describe('POST /v1/rules through the fleet', () => {
       active_flows: 0,
       flows_dropped_overflow: 0,
       target_failovers_total: 0,
+      per_target: [],
     };
     fleet.report(session, {
       sent_at_unix_ms: h.clock,
