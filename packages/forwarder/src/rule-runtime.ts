@@ -63,6 +63,7 @@ export const DEFAULT_MAX_RANGE_PORTS = 1024;
 export const REPLACE_DRAIN_MS = 30_000;
 
 interface ActiveRule {
+  /** As running: a port-0 request is stored with the bound port. */
   spec: RuleSpec;
   connector: RuleConnector;
   readonly counters: RuleCounters;
@@ -353,6 +354,8 @@ export class Forwarder {
       connector.close();
       throw error;
     }
+    // A port-0 rule runs on the port the kernel chose; that is the definition from now on.
+    if (rule.listenPort === 0) active.spec = { ...rule, listenPort: active.ports[0] ?? 0 };
     this.rules.set(rule.ruleId, active);
     for (const port of active.ports) this.portOwners.set(portKey(rule.protocol, port), rule.ruleId);
     this.log.info(FORWARDER_EVENTS.ruleActivated, {

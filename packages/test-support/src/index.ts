@@ -10,3 +10,4 @@ export {
   type RestartReport,
 } from './power-loss.js';
 export { waitFor, type WaitOptions } from './wait.js';
+export { FakeDnsServer, type DnsQuery, type DnsZoneEntry } from './dns-server.js';

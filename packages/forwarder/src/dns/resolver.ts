@@ -81,8 +81,8 @@ class HostsFile {
 
   lookup(host: string, family: 4 | 6): string[] | undefined {
     this.refresh();
-    const found = this.entries.get(host.toLowerCase());
-    return found && found[family].length > 0 ? found[family] : undefined;
+    // A name the file knows is answered from it alone, even for a family it lists nothing of.
+    return this.entries.get(host.toLowerCase())?.[family];
   }
 
   private refresh(): void {
@@ -133,6 +133,7 @@ export function systemDnsBackend(options: SystemBackendOptions = {}): DnsBackend
     async query(host, family) {
       const fromHosts = hosts.lookup(host, family);
       if (fromHosts) return fromHosts.map((address) => ({ address, ttl: 0 }));
+
       try {
         return family === 4
           ? await resolver.resolve4(host, { ttl: true })
