@@ -149,7 +149,7 @@ const portKey = (protocol: Protocol, port: number): string => `${protocol}/${por
 export class Forwarder {
   readonly resolver: DnsResolver;
   private readonly log: Logger;
-  private readonly options: ForwarderOptions;
+  private options: ForwarderOptions;
   private readonly maxRangePorts: number;
   private readonly rules = new Map<string, ActiveRule>();
   /** Which rule holds each (protocol, port). */
@@ -165,6 +165,11 @@ export class Forwarder {
       options.resolver instanceof DnsResolver
         ? options.resolver
         : new DnsResolver(options.resolver ?? {});
+  }
+
+  /** UDP tunables for rules started from now on (the server's Welcome); running ones keep theirs. */
+  configureUdp(udp: Pick<UdpOptions, 'idleMs' | 'maxFlows'>): void {
+    this.options = { ...this.options, udp: { ...this.options.udp, ...udp } };
   }
 
   /**
