@@ -14,7 +14,12 @@ import { getRule, setRuleState, type Rule } from '@portunus/store';
 import { ulid } from '../identity/secrets.js';
 import type { ServerMetrics } from '../metrics.js';
 import type { Fleet, LiveConnection, PushOutcome } from '../operator/context.js';
-import { RuleStatsTable, type RuleLabels, type RuleStatsSnapshot } from './rule-stats.js';
+import {
+  RuleStatsTable,
+  type RuleLabels,
+  type RuleStatsSnapshot,
+  type TargetStatsSnapshot,
+} from './rule-stats.js';
 import {
   capabilitiesOf,
   capabilityGate,
@@ -80,6 +85,10 @@ export class ControlFleet implements Fleet {
 
   ruleStats(ruleId: number): RuleStatsSnapshot | undefined {
     return this.stats.get(ruleId);
+  }
+
+  liveTargetHealth(): ReadonlyMap<number, readonly TargetStatsSnapshot[]> {
+    return this.stats.liveTargetHealth();
   }
 
   disconnect(clientId: string, reason: 'revoked' | 'rotated'): void {
@@ -285,6 +294,7 @@ export class ControlFleet implements Fleet {
       clientName: rule.clientName,
       ownerUserId: rule.ownerUserId,
       protocol: rule.protocol,
+      multiTarget: rule.targets.length > 1,
     });
   }
 
