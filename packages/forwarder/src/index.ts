@@ -38,6 +38,7 @@ export {
 export {
   DEFAULT_BACKLOG,
   DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_TCP_HIGH_WATER_MARK,
   PROXY_HEADER_TIMEOUT_MS,
   TcpListener,
   type TcpOptions,

@@ -32,6 +32,7 @@ import {
 } from './rule-spec.js';
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_TCP_HIGH_WATER_MARK,
   TcpListener,
   type TcpOptions,
   type TcpRoute,
@@ -241,7 +242,8 @@ export class Forwarder {
         ? { probeTimeoutMs: this.options.probeTimeoutMs }
         : {}),
       ...(tcp.dial ? { dial: tcp.dial } : {}),
-      socketOptions: tcp.highWaterMark !== undefined ? { highWaterMark: tcp.highWaterMark } : {},
+      // Both sockets of a connection get the listener's buffer size (see tcp/listener.ts).
+      socketOptions: { highWaterMark: tcp.highWaterMark ?? DEFAULT_TCP_HIGH_WATER_MARK },
     });
   }
 

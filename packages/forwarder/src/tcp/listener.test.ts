@@ -7,7 +7,13 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, describe, it } from 'node:test';
 
-import { simpleRule, Forwarder, RuleActivationError, FORWARDER_EVENTS } from '../index.js';
+import {
+  DEFAULT_TCP_HIGH_WATER_MARK,
+  simpleRule,
+  Forwarder,
+  RuleActivationError,
+  FORWARDER_EVENTS,
+} from '../index.js';
 import {
   V4,
   closeTcp,
@@ -182,6 +188,34 @@ describe('TCP forwarding', () => {
     await removal;
     assert.ok(logger.lines.some((l) => l.event === FORWARDER_EVENTS.ruleRemoved));
     assert.equal(forwarder.has('drain'), false);
+  });
+
+  it('gives the dialled upstream the same large buffers as the accepted client', async () => {
+    const target = await startServer(tcpEcho());
+    const seen: number[] = [];
+    const forwarder = new Forwarder({
+      logger: recordingLogger(),
+      listenHost: V4,
+      tcp: {
+        dial: (options) => {
+          seen.push((options as { highWaterMark?: number }).highWaterMark ?? 0);
+          return net.connect(options);
+        },
+      },
+    });
+    cleanups.push(() => forwarder.close({ drainMs: 0 }));
+    const { ports } = await forwarder.activate(
+      simpleRule({
+        ruleId: 'hwm',
+        protocol: 'tcp',
+        listenPort: 0,
+        targetHost: V4,
+        targetPort: target,
+      }),
+    );
+    assert.deepEqual(await roundTrip(ports[0]!, Buffer.from('x')), Buffer.from('x'));
+    // A 16 KiB default would pause the source after every corked read (tcp/listener.ts).
+    assert.deepEqual(seen, [DEFAULT_TCP_HIGH_WATER_MARK]);
   });
 
   it('destroys in-flight connections when the drain deadline passes', async () => {
