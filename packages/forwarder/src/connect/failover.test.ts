@@ -6,21 +6,25 @@
  * per-target counters. Waits on conditions with deadlines; every socket is closed in `after`.
  */
 import assert from 'node:assert/strict';
+import type dgram from 'node:dgram';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 
-import { FakeDnsServer } from '@portunus/test-support';
+import { FakeDnsServer, waitFor as waitUntil } from '@portunus/test-support';
 
 import { systemDnsBackend } from '../dns/resolver.js';
 import { FORWARDER_EVENTS } from '../events.js';
 import {
   V4,
   closeTcp,
+  closeUdp,
   closedPort,
   listenTcp,
   recordingLogger,
   roundTrip,
   tcpServer,
+  udpEcho,
+  udpSocket,
   waitFor,
 } from '../net.harness.js';
 import { Forwarder, type ForwarderOptions } from '../rule-runtime.js';
@@ -218,5 +222,75 @@ describe('DNS targets', () => {
     );
     assert.equal(await ask(ports[0]!), 'fallback:hi');
     assert.equal(forwarder.ruleStats('d2')!.dns_failures, 2, 'cumulative across the replace');
+  });
+});
+
+describe('UDP targets', () => {
+  async function udpClient(): Promise<dgram.Socket> {
+    const socket = await udpSocket();
+    cleanups.push(() => closeUdp(socket));
+    return socket;
+  }
+
+  it('drops the first datagrams of a flow whose name does not resolve, and counts it', async () => {
+    const echo = await udpEcho();
+    cleanups.push(() => closeUdp(echo));
+    dns.set('nowhere.udp.test', { rcode: 'nxdomain' });
+    dns.set('somewhere.udp.test', { a: [V4] });
+    const { forwarder, logger } = newForwarder();
+    const { ports } = await forwarder.activate(
+      rule('u1', [target('nowhere.udp.test', echo.address().port, 0)], { protocol: 'udp' }),
+    );
+    const client = await udpClient();
+    client.send('lost', ports[0], V4);
+    await waitFor(() => forwarder.ruleStats('u1')!.dns_failures === 1, 'dns failure counted');
+    await waitFor(() => forwarder.ruleStats('u1')!.active_flows === 0, 'flow dropped');
+    assert.ok(logger.lines.some((l) => l.event === FORWARDER_EVENTS.udpDnsFailed));
+    assert.ok(forwarder.has('u1'), 'the rule keeps running');
+    // With a second target whose name resolves, the next flow goes there.
+    await forwarder.apply(
+      rule(
+        'u1',
+        [
+          target('nowhere.udp.test', echo.address().port, 0),
+          target('somewhere.udp.test', echo.address().port, 1),
+        ],
+        { protocol: 'udp', listenPort: ports[0]! },
+      ),
+    );
+    const reply = new Promise<string>((resolve) => {
+      client.once('message', (msg: Buffer) => {
+        resolve(msg.toString());
+      });
+    });
+    client.send('found', ports[0], V4);
+    assert.equal(await reply, 'found');
+  });
+
+  it('moves new flows off a target that answers with ICMP unreachable', async () => {
+    const echo = await udpEcho();
+    cleanups.push(() => closeUdp(echo));
+    const deadSocket = await udpSocket();
+    const dead = deadSocket.address().port;
+    await closeUdp(deadSocket);
+    const { forwarder } = newForwarder();
+    const { ports } = await forwarder.activate(
+      rule('u2', [target(V4, dead, 0), target(V4, echo.address().port, 1)], { protocol: 'udp' }),
+    );
+    const client = await udpClient();
+    let answered = false;
+    client.on('message', () => (answered = true));
+    // Each datagram to the dead target draws an ICMP error that evicts the flow and counts a
+    // failure; after three the target is failed and the next flow goes to the echo.
+    await waitUntil(
+      () => {
+        if (!answered) client.send('x', ports[0], V4);
+        return answered;
+      },
+      { what: 'a reply through the second target', intervalMs: 10 },
+    );
+    const stats = forwarder.ruleStats('u2')!;
+    assert.equal(stats.targets[0]?.health, 'failed');
+    assert.equal(stats.target_failovers_total, 1);
   });
 });
