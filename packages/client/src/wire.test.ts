@@ -176,8 +176,23 @@ describe('statsToWire', () => {
           bytes_out: 2,
           connections_accepted: 4,
         },
+        {
+          index: 1,
+          host: '10.0.0.9',
+          port: 81,
+          priority: 1,
+          health: 'healthy',
+          consecutive_failures: 0,
+          last_failure_at_unix_ms: 0,
+          last_success_at_unix_ms: 0,
+          bytes_in: 0,
+          bytes_out: 0,
+          connections_accepted: 0,
+        },
       ],
     };
+    const single = statsToWire({ ...stats, targets: stats.targets.slice(0, 1) });
+    assert.deepEqual(single.per_target, [], 'a single-target rule reports no per-target detail');
     assert.deepEqual(statsToWire(stats), {
       rule_id: '7',
       bytes_in: 5,
@@ -212,6 +227,19 @@ describe('statsToWire', () => {
           bytes_in: 1,
           bytes_out: 2,
           connections_accepted: 4,
+        },
+        {
+          index: 1,
+          host: '10.0.0.9',
+          port: 81,
+          priority: 1,
+          health: 0,
+          consecutive_failures: 0,
+          last_failure_at_unix_ms: 0,
+          last_success_at_unix_ms: 0,
+          bytes_in: 0,
+          bytes_out: 0,
+          connections_accepted: 0,
         },
       ],
     });

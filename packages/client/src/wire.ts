@@ -84,7 +84,7 @@ export function ruleFromWire(rule: WireRule): RuleMapping {
   };
 }
 
-/** Cumulative stats of one active rule, with per-port and per-target detail. */
+/** Cumulative stats of one active rule, with per-port and (multi-target) per-target detail. */
 export function statsToWire(stats: RuleStats): WireRuleStats {
   return {
     rule_id: stats.rule_id,
@@ -105,7 +105,9 @@ export function statsToWire(stats: RuleStats): WireRuleStats {
     active_flows: stats.active_flows,
     flows_dropped_overflow: stats.flows_dropped_overflow,
     target_failovers_total: stats.target_failovers_total,
-    per_target: stats.targets.map((target) => ({
+    // Only multi-target rules: one target has no alternative, so its health says nothing the
+    // counters do not, and every report (and the server's rule list) stays as small as before.
+    per_target: (stats.targets.length > 1 ? stats.targets : []).map((target) => ({
       index: target.index,
       host: target.host,
       port: target.port,

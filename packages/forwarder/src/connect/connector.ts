@@ -136,7 +136,9 @@ export class RuleConnector {
     let dnsOnly = true;
     for (const target of this.candidates()) {
       if (this.closed) break;
-      const addresses = await this.resolveTarget(target, 'tcp');
+      // An IP literal skips the resolver's await: the common case costs one dial promise.
+      const host = target.spec.host;
+      const addresses = net.isIP(host) !== 0 ? [host] : await this.resolveTarget(target, 'tcp');
       if (!addresses) continue;
       dnsOnly = false;
       const port = target.portAt(offset);
