@@ -1,7 +1,8 @@
 /**
  * The forwarder under test, in a process of its own as the edge client runs it:
  * `node [--expose-gc] forwarder-process.js '<json>'`, where the JSON is
- * `{ "rules": [RuleSpec & { listenPortFrom?: ruleId }], "options"?: ForwarderOptions }`.
+ * `{ "rules": [RuleSpec & { listenPortFrom?: ruleId }], "options"?: ForwarderOptions,
+ * "dnsServers"?: ["ip:port"] }` (target names then resolve through those servers only).
  * `listenPortFrom` binds a rule on the port another (earlier) rule got, which is how a UDP rule
  * gets the same port number as its TCP twin (iperf3 needs both). Prints one JSON ready line with
  * the bound ports on stdout; on SIGUSR2 it runs a GC (when exposed) and prints a status line with
@@ -9,19 +10,35 @@
  * stderr. Imports only @portunus/forwarder and @portunus/core, like the edge client's data plane.
  */
 import { createLogger } from '@portunus/core';
-import { Forwarder, type ForwarderOptions, type RuleSpec } from '@portunus/forwarder';
+import {
+  Forwarder,
+  systemDnsBackend,
+  type ForwarderOptions,
+  type RuleSpec,
+} from '@portunus/forwarder';
 
 type BenchRule = RuleSpec & { listenPortFrom?: string };
 
 interface ProcessSpec {
   rules: BenchRule[];
-  options?: Omit<ForwarderOptions, 'logger'>;
+  options?: Omit<ForwarderOptions, 'logger' | 'resolver'>;
+  dnsServers?: string[];
 }
 
 const raw = process.argv[2];
 if (raw === undefined) throw new Error('usage: node forwarder-process.js \'{"rules":[...]}\'');
 const spec = JSON.parse(raw) as ProcessSpec;
-const forwarder = new Forwarder({ ...spec.options, logger: createLogger({ level: 'warn' }) });
+const forwarder = new Forwarder({
+  ...spec.options,
+  logger: createLogger({ level: 'warn' }),
+  ...(spec.dnsServers
+    ? {
+        resolver: {
+          backend: systemDnsBackend({ servers: spec.dnsServers, hostsPath: '/nonexistent' }),
+        },
+      }
+    : {}),
+});
 const ports: Record<string, number[]> = {};
 for (const rule of spec.rules) {
   const { listenPortFrom, ...ruleSpec } = rule;

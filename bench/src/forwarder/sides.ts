@@ -9,6 +9,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { simpleRule } from '@portunus/forwarder';
+
 import { nowMs, sleep } from '../store/report.js';
 import { Child, freeTcpPort, freeTcpUdpPort } from './children.js';
 import type { ForwarderBenchConfig } from './config.js';
@@ -230,11 +232,13 @@ export async function startForwarder(
 ): Promise<{ child: Child; ports: Record<string, number> }> {
   const spec = {
     rules: rules.map((rule) => ({
-      ruleId: rule.ruleId,
-      protocol: rule.protocol,
-      listenPort: 0,
-      targetHost: '127.0.0.1',
-      targetPort: rule.targetPort,
+      ...simpleRule({
+        ruleId: rule.ruleId,
+        protocol: rule.protocol,
+        listenPort: 0,
+        targetHost: '127.0.0.1',
+        targetPort: rule.targetPort,
+      }),
       ...(rule.listenPortFrom === undefined ? {} : { listenPortFrom: rule.listenPortFrom }),
     })),
   };

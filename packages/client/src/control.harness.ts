@@ -149,13 +149,16 @@ export class FakeSession {
     this.call.write(message);
   }
 
-  welcome(udpIdleSecs = 0, udpMaxFlows = 0): void {
+  /** `replayIds` given: the Welcome carries a complete replay manifest (newer servers). */
+  welcome(udpIdleSecs = 0, udpMaxFlows = 0, replayIds?: string[]): void {
     this.send({
       welcome: {
         server_version: 'fake-0.0.1',
         server_time_unix_ms: Date.now(),
         udp_flow_idle_secs: udpIdleSecs,
         udp_max_flows_per_rule: udpMaxFlows,
+        replay_rule_ids: replayIds ?? [],
+        replay_manifest: replayIds !== undefined,
       },
     });
   }

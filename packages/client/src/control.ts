@@ -1,8 +1,13 @@
 /**
  * One control-stream session (reference §4.3): pin-checked connect, `Control.Channel` with the
  * bearer, Hello, then the server's Welcome and rule updates answered with RuleStatus, and a
- * periodic StatsReport. The session owns one Forwarder, built on Welcome with the server's UDP
- * tunables, and hands it back when the stream ends so the caller decides how long to drain.
+ * periodic StatsReport. The data plane is not the session's: the daemon hands in the Forwarder
+ * it keeps for the whole process, so a stream blip drops no traffic and resets no counters or
+ * health. On Welcome the session applies the server's UDP tunables to rules started from then
+ * on and, when the Welcome carries a complete replay manifest, stops every running rule the
+ * server will not replay; replayed rules that are unchanged keep running untouched. A PUSH of a
+ * running id is a replace (forwarder.apply): open connections keep their upstream, and a
+ * definition that cannot be activated leaves the old one running and answers FAILED.
  * Reconnecting, backoff and signals are daemon.ts's. Depends on proto, forwarder and core; never
  * on SQLite, HTTP or the bundle file.
  */
@@ -10,9 +15,9 @@ import { ERROR_CATALOGUE, EVENTS, isPortunusError, type Logger } from '@portunus
 import {
   DEFAULT_UDP_IDLE_MS,
   DEFAULT_UDP_MAX_FLOWS,
-  Forwarder,
   isRuleActivationError,
-  type ForwarderOptions,
+  sameRule,
+  type Forwarder,
 } from '@portunus/forwarder';
 import {
   ControlClient,
@@ -51,8 +56,8 @@ export interface SessionConfig {
   /** Drain budget for the in-flight connections of a removed rule. */
   drainMs: number;
   connectTimeoutMs?: number;
-  /** Extra forwarder options (tests: listen host); UDP tunables come from Welcome. */
-  forwarderOptions?: Omit<ForwarderOptions, 'logger'>;
+  /** The process's data plane; it outlives the session. */
+  forwarder: Forwarder;
   channelOptions?: grpc.ChannelOptions;
 }
 
@@ -63,8 +68,6 @@ export type SessionEnd =
 
 export interface SessionResult {
   end: SessionEnd;
-  /** The session's data plane, still holding its rules; the caller drains and closes it. */
-  forwarder: Forwarder | undefined;
   /** Removals still draining in-flight connections. */
   draining: Promise<unknown>[];
 }
@@ -95,14 +98,14 @@ export async function runSession(
   const session = new Session(config, client as unknown as ControlStub);
   try {
     const end = await session.serve(signal, onWelcome);
-    return { end, forwarder: session.forwarder, draining: session.draining };
+    return { end, draining: session.draining };
   } finally {
     client.close();
   }
 }
 
 class Session {
-  forwarder: Forwarder | undefined;
+  readonly forwarder: Forwarder;
   readonly draining: Promise<unknown>[] = [];
   private readonly log: Logger;
   private call: ChannelCall | undefined;
@@ -117,6 +120,7 @@ class Session {
     private readonly stub: ControlStub,
   ) {
     this.log = config.logger;
+    this.forwarder = config.forwarder;
   }
 
   serve(signal: AbortSignal, onWelcome: () => void): Promise<SessionEnd> {
@@ -188,36 +192,45 @@ class Session {
       welcome.udp_flow_idle_secs > 0 ? welcome.udp_flow_idle_secs : DEFAULT_UDP_IDLE_MS / 1000;
     const maxFlows =
       welcome.udp_max_flows_per_rule > 0 ? welcome.udp_max_flows_per_rule : DEFAULT_UDP_MAX_FLOWS;
-    this.forwarder ??= this.createForwarder(idleSecs * 1000, maxFlows);
+    this.forwarder.configureUdp({ idleMs: idleSecs * 1000, maxFlows });
     this.log.info(EVENTS.controlConnected, {
       server_version: welcome.server_version,
       udp_flow_idle_secs: idleSecs,
       udp_max_flows_per_rule: maxFlows,
     });
+    if (welcome.replay_manifest) this.reconcile(new Set(welcome.replay_rule_ids));
     onWelcome();
     this.statsTimer = setInterval(() => {
       this.sendStats();
     }, this.config.statsReportIntervalMs);
   }
 
-  private createForwarder(idleMs: number, maxFlows: number): Forwarder {
-    const options = this.config.forwarderOptions ?? {};
-    return new Forwarder({
-      ...options,
-      logger: this.log,
-      udp: { ...options.udp, idleMs, maxFlows },
-    });
+  /**
+   * After a reconnect: a running rule the server will not replay was removed (or gated) while
+   * the stream was down, so it stops; the replayed ones arrive as PUSHes and are kept or
+   * replaced.
+   */
+  private reconcile(replayed: ReadonlySet<string>): void {
+    for (const ruleId of this.forwarder.ruleIds()) {
+      if (replayed.has(ruleId)) continue;
+      this.log.info(EVENTS.controlRuleReconciledRemoved, { rule_id: ruleId });
+      this.drainRemoval(ruleId);
+    }
   }
 
-  private ensureForwarder(): Forwarder {
-    // A rule before Welcome (not expected) runs with the default UDP tunables.
-    this.forwarder ??= this.createForwarder(DEFAULT_UDP_IDLE_MS, DEFAULT_UDP_MAX_FLOWS);
-    return this.forwarder;
+  private drainRemoval(ruleId: string): void {
+    // Listeners close synchronously inside remove(); only the in-flight drain is awaited later,
+    // so the server's ack budget is not spent waiting for long-lived connections.
+    const removal = this.forwarder.remove(ruleId, { drainMs: this.config.drainMs });
+    this.draining.push(
+      removal.catch((error: unknown) => {
+        this.log.warn(EVENTS.controlStreamError, { rule_id: ruleId, error });
+      }),
+    );
   }
 
   private sendStats(): void {
     const forwarder = this.forwarder;
-    if (!forwarder) return;
     this.send(
       {
         stats_report: {
@@ -262,27 +275,15 @@ class Session {
       });
       return;
     }
-    const forwarder = this.ensureForwarder();
+    const forwarder = this.forwarder;
     const ruleId = rule.rule_id;
     if (update.action === 'REMOVE') {
       if (forwarder.has(ruleId)) {
-        // Listeners close synchronously inside remove(); only the in-flight drain is awaited
-        // later, so the server's ack budget is not spent waiting for long-lived connections.
-        const removal = forwarder.remove(ruleId, { drainMs: this.config.drainMs });
-        this.draining.push(
-          removal.catch((error: unknown) => {
-            this.log.warn(EVENTS.controlStreamError, { rule_id: ruleId, error });
-          }),
-        );
+        this.drainRemoval(ruleId);
       } else {
         this.log.info(EVENTS.controlRuleRemoveUnknown, { request_id: requestId, rule_id: ruleId });
       }
       this.answer({ request_id: requestId, rule_id: ruleId, outcome: 'REMOVED', reason: '' });
-      return;
-    }
-    if (forwarder.has(ruleId)) {
-      this.log.info(EVENTS.controlRuleAlreadyActive, { request_id: requestId, rule_id: ruleId });
-      this.answer({ request_id: requestId, rule_id: ruleId, outcome: 'ACTIVATED', reason: '' });
       return;
     }
     const mapped = ruleFromWire(rule);
@@ -300,8 +301,15 @@ class Session {
       });
       return;
     }
+    const running = forwarder.spec(ruleId);
+    if (running && sameRule(running, mapped.spec)) {
+      this.log.info(EVENTS.controlRuleAlreadyActive, { request_id: requestId, rule_id: ruleId });
+      this.answer({ request_id: requestId, rule_id: ruleId, outcome: 'ACTIVATED', reason: '' });
+      return;
+    }
     try {
-      await forwarder.activate(mapped.spec);
+      // A running id is replaced; on failure the old definition keeps running.
+      await forwarder.apply(mapped.spec);
       this.answer({ request_id: requestId, rule_id: ruleId, outcome: 'ACTIVATED', reason: '' });
     } catch (error) {
       // The forwarder already logged rule.failed with the port and cause.

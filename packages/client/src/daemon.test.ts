@@ -2,13 +2,15 @@
 // Hello with the bearer and versions; Welcome; a pushed TCP rule forwards bytes to a local echo
 // and its bytes show up in StatsReports; a re-push answers ACTIVATED without rebinding; a busy
 // port answers FAILED port_in_use; unsupported features are refused honestly; REMOVE answers
-// REMOVED (also for unknown ids); a dropped stream tears the rules down and reconnects;
+// REMOVED (also for unknown ids); a dropped stream keeps the rules forwarding, and on reconnect
+// the replay manifest stops what the server dropped; a re-PUSH replaces in place;
 // UNAUTHENTICATED is terminal; an impostor certificate is never sent a Hello.
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, afterEach, before, describe, it } from 'node:test';
 
 import { PROTOCOL_VERSION, grpc } from '@portunus/proto';
+import { waitFor as waitUntil } from '@portunus/test-support';
 
 import type { Bundle } from './bundle.js';
 import {
@@ -163,46 +165,116 @@ describe('daemon', () => {
       outcome: 'FAILED',
       reason: 'port_in_use',
     });
-    const multi = session.push({
+    const sni = session.push({
       rule_id: '3',
       listen_port: await freePort(),
       target_port: echo.port,
-      targets: [
-        { host: '127.0.0.1', port: echo.port, priority: 0 },
-        { host: '127.0.0.2', port: echo.port, priority: 1 },
-      ],
+      sni_pattern: 'app.example.com',
     });
-    assert.deepEqual(await session.status(multi), {
-      request_id: multi,
+    assert.deepEqual(await session.status(sni), {
+      request_id: sni,
       rule_id: '3',
       outcome: 'FAILED',
-      reason: 'multi_target_unsupported_by_client',
+      reason: 'sni_unsupported_by_client',
     });
   });
 
-  it('tears the rules down when the stream drops and reconnects with a new Hello', async () => {
-    const { server, log } = await startDaemon();
+  it('keeps forwarding through a stream blip and reconciles with the replay manifest', async () => {
+    const server = await new FakeControlServer({ identity, autoWelcome: false }).start();
+    const { log } = await startDaemon({ server });
     const first = await server.session(1);
-    const port = await freePort();
-    const push = first.push({ rule_id: '5', listen_port: port, target_port: echo.port });
-    assert.equal((await first.status(push)).outcome, 'ACTIVATED');
+    first.welcome(0, 0, []);
+    const kept = await freePort();
+    const dropped = await freePort();
+    for (const [id, port] of [
+      ['5', kept],
+      ['6', dropped],
+    ] as const) {
+      const push = first.push({ rule_id: id, listen_port: port, target_port: echo.port });
+      assert.equal((await first.status(push)).outcome, 'ACTIVATED');
+    }
+    // A long-lived connection through rule 5, open across the blip.
+    const open = net.connect({ port: kept, host: '127.0.0.1' });
+    cleanups.push(() => {
+      open.destroy();
+    });
+    const received: Buffer[] = [];
+    open.on('data', (chunk: Buffer) => received.push(chunk));
+    open.write('before');
+    const text = (): string => Buffer.concat(received).toString();
+    await waitUntil(() => text() === 'before', { what: 'echo before the blip' });
+    const before = await first.stats((r) =>
+      r.stats.some((s) => s.rule_id === '5' && s.bytes_in >= 6),
+    );
+    const bytesBefore = before.stats.find((s) => s.rule_id === '5')!.bytes_in;
 
     first.end(grpc.status.UNAVAILABLE, 'server restarting');
     const disconnected = await log.waitFor('control.disconnected');
     assert.equal(disconnected['code'], grpc.status.UNAVAILABLE);
+    open.write('-during');
+    await waitUntil(() => text() === 'before-during', {
+      what: 'the open connection survives the blip',
+    });
+    assert.deepEqual(await roundTrip(kept, Buffer.from('new')), Buffer.from('new'));
+
     const second = await server.session(2);
-    assert.equal(await connectRefused(port), true, 'the old listener is gone');
     const connecting = log.lines.filter((l) => l.event === 'control.connecting');
     assert.deepEqual(
       connecting.map((l) => l.fields['attempt']),
       [1, 1],
       'the backoff restarted after the Welcome',
     );
-
-    // The server replays the active rule; the client binds it again.
-    const replay = second.push({ rule_id: '5', listen_port: port, target_port: echo.port });
+    // The server replays only rule 5: rule 6 was removed while the stream was down.
+    second.welcome(0, 0, ['5']);
+    await log.waitFor('control.rule_reconciled_removed', (f) => f['rule_id'] === '6');
+    assert.equal(await connectRefused(dropped), true, 'the rule the server dropped is stopped');
+    const replay = second.push({ rule_id: '5', listen_port: kept, target_port: echo.port });
     assert.equal((await second.status(replay)).outcome, 'ACTIVATED');
-    assert.deepEqual(await roundTrip(port, Buffer.from('again')), Buffer.from('again'));
+    await log.waitFor('control.rule_already_active', (f) => f['rule_id'] === '5');
+    open.write('-after');
+    await waitUntil(() => text() === 'before-during-after', {
+      what: 'the open connection outlives the reconnect',
+    });
+    const afterBlip = await second.stats((r) =>
+      r.stats.some((s) => s.rule_id === '5' && s.bytes_in >= bytesBefore + 7 + 3 + 6),
+    );
+    assert.ok(afterBlip.stats.every((s) => s.rule_id !== '6'));
+    assert.equal(log.count('rule.removed'), 1, 'only rule 6 was ever removed');
+  });
+
+  it('replaces a running rule on a PUSH, and keeps the old one when the new cannot bind', async () => {
+    const { server, log } = await startDaemon();
+    const session = await server.session(1);
+    const port = await freePort();
+    const push = session.push({ rule_id: '7', listen_port: port, target_port: echo.port });
+    assert.equal((await session.status(push)).outcome, 'ACTIVATED');
+    const other = await echoServer();
+    cleanups.push(other.close);
+    const replace = session.push({
+      rule_id: '7',
+      listen_port: port,
+      target_port: other.port,
+      targets: [
+        { host: '127.0.0.1', port: other.port, priority: 0 },
+        { host: '127.0.0.1', port: echo.port, priority: 1 },
+      ],
+    });
+    assert.equal((await session.status(replace)).outcome, 'ACTIVATED');
+    await log.waitFor('rule.reactivated', (f) => f['rule_id'] === '7');
+    assert.deepEqual(await roundTrip(port, Buffer.from('x')), Buffer.from('x'));
+    await session.stats((r) => r.stats.some((s) => s.rule_id === '7' && s.per_target.length === 2));
+
+    const busy = net.createServer();
+    const busyPort = await listen(busy, '::');
+    cleanups.push(() => closeServer(busy));
+    const moved = session.push({ rule_id: '7', listen_port: busyPort, target_port: echo.port });
+    assert.deepEqual(await session.status(moved), {
+      request_id: moved,
+      rule_id: '7',
+      outcome: 'FAILED',
+      reason: 'port_in_use',
+    });
+    assert.deepEqual(await roundTrip(port, Buffer.from('y')), Buffer.from('y'), 'old one runs');
   });
 
   it('applies the Welcome UDP tunables and forwards a pushed UDP rule', async () => {

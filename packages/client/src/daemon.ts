@@ -1,14 +1,17 @@
 /**
  * The daemon loop of `portunus-client` (reference §1.6, §4.3): connect, serve a session, and on
- * stream loss tear the rules down (drain bounded by the drain timeout, immediate when nothing is
- * in flight) and reconnect after a full-jitter backoff; the server replays the active rules.
- * UNAUTHENTICATED is terminal: the client stops reconnecting and idles until stopped. Pin
- * mismatches and transport errors are retried. The stop request arrives as an AbortSignal;
- * signals themselves are the CLI's. Depends on core, proto (via control.ts) and forwarder; never
- * on SQLite or HTTP.
+ * stream loss reconnect after a full-jitter backoff. The data plane belongs to the daemon, not
+ * to a session: one Forwarder (with its DNS cache, health and counters) lives as long as the
+ * process, keeps forwarding while the stream is down, and is reconciled with the server's replay
+ * on reconnect (control.ts) — deliberately unlike the reference, which tears every rule down on
+ * each blip. Rules drain only when the daemon stops (bounded by the drain timeout) or goes
+ * terminal: UNAUTHENTICATED means the credential was revoked, so nothing may keep forwarding;
+ * the client then idles until stopped. Pin mismatches and transport errors are retried. The stop
+ * request arrives as an AbortSignal; signals themselves are the CLI's. Depends on core, proto
+ * (via control.ts) and forwarder; never on SQLite or HTTP.
  */
 import { EVENTS, type Logger } from '@portunus/core';
-import type { Forwarder } from '@portunus/forwarder';
+import { Forwarder, type ForwarderOptions } from '@portunus/forwarder';
 
 import { fullJitterDelayMs, type BackoffPolicy } from './backoff.js';
 import { splitEndpoint, type Bundle } from './bundle.js';
@@ -31,7 +34,10 @@ export interface DaemonOptions {
   /** [0, 1) source for the backoff jitter. */
   random?: () => number;
   connectTimeoutMs?: number;
-  forwarderOptions?: SessionConfig['forwarderOptions'];
+  /** Extra forwarder options (tests: listen host, resolver); UDP tunables come from Welcome. */
+  forwarderOptions?: Omit<ForwarderOptions, 'logger'>;
+  /** A data plane to use instead of a new one (tests inspect it). */
+  forwarder?: Forwarder;
   channelOptions?: SessionConfig['channelOptions'];
 }
 
@@ -46,7 +52,10 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonOutcome> 
     initialDelayMs: options.reconnectInitialDelayMs,
     maxDelayMs: options.reconnectMaxDelayMs,
   };
+  const forwarder =
+    options.forwarder ?? new Forwarder({ ...options.forwarderOptions, logger: log });
   const config: SessionConfig = {
+    forwarder,
     host: endpoint.host,
     port: endpoint.port,
     pinSha256: bundle.server_cert_sha256,
@@ -57,12 +66,12 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonOutcome> 
     ...(options.connectTimeoutMs !== undefined
       ? { connectTimeoutMs: options.connectTimeoutMs }
       : {}),
-    ...(options.forwarderOptions ? { forwarderOptions: options.forwarderOptions } : {}),
     ...(options.channelOptions ? { channelOptions: options.channelOptions } : {}),
   };
-  const drain = async (forwarder: Forwarder | undefined, draining: Promise<unknown>[]) => {
+  const draining: Promise<unknown>[] = [];
+  const drain = async (): Promise<void> => {
     await Promise.allSettled([
-      forwarder?.close({ drainMs: options.shutdownDrainTimeoutMs }),
+      forwarder.close({ drainMs: options.shutdownDrainTimeoutMs }),
       ...draining,
     ]);
   };
@@ -89,24 +98,26 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonOutcome> 
     }
     if (result) {
       const { end } = result;
+      draining.push(...result.draining);
       if (end.kind === 'terminal') {
         log.error(EVENTS.controlTerminal, { reason: end.reason });
-        await drain(result.forwarder, result.draining);
+        await drain();
         await aborted(signal);
         return 'terminal';
       }
       if (end.kind === 'lost') {
-        const fields = { code: end.code, details: end.details };
+        // The rules keep running: the stream is how they are managed, not what carries them.
+        const fields = { code: end.code, details: end.details, rules: forwarder.ruleIds().length };
         if (end.welcomed) log.warn(EVENTS.controlDisconnected, fields);
         else log.warn(CONNECT_FAILED_EVENT, { attempt, ...fields, error: end.details });
       }
-      await drain(result.forwarder, result.draining);
     }
     if (stopped()) break;
     const delayMs = fullJitterDelayMs(Math.max(attempt - 1, 0), policy, options.random);
     log.info(EVENTS.controlReconnectScheduled, { attempt: attempt + 1, delay_ms: delayMs });
     await sleep(delayMs, signal);
   }
+  await drain();
   return 'stopped';
 }
 

@@ -6,6 +6,7 @@
  * core's runMain; `runClientCli` returns that code for the bin file. Depends on core, proto (via
  * enroll/daemon) and forwarder only.
  */
+import dns from 'node:dns';
 import path from 'node:path';
 
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
@@ -19,6 +20,7 @@ import {
   terminalSafeWriter,
   type Logger,
 } from '@portunus/core';
+import { systemDnsBackend } from '@portunus/forwarder';
 
 import {
   bundleNotFound,
@@ -46,6 +48,18 @@ interface DaemonFlags {
   shutdownDrainTimeoutSecs: number;
   statsReportIntervalSecs: number;
   statsReportIntervalMs?: number;
+  dnsServer: string[];
+  hostsFile?: string;
+}
+
+/** One `--dns-server` value, checked by the resolver that will use it (ip, ip:port, [ip6]:port). */
+function dnsServer(raw: string, previous: string[]): string[] {
+  try {
+    new dns.Resolver().setServers([raw]);
+  } catch {
+    throw new InvalidArgumentError('expected an IP address with an optional :port');
+  }
+  return [...previous, raw];
 }
 
 const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
@@ -139,6 +153,20 @@ function buildProgram(io: ClientCliIo, setExitCode: (code: number) => void): Com
         .default(5),
     )
     .addOption(
+      new Option(
+        '--dns-server <addr>',
+        'DNS server for target names, ip[:port]; repeat for several (default: /etc/resolv.conf)',
+      )
+        .argParser(dnsServer)
+        .default([]),
+    )
+    .addOption(
+      new Option(
+        '--hosts-file <path>',
+        'hosts file read before DNS (default: /etc/hosts)',
+      ).argParser((value) => requireNonBlankPath(value, '--hosts-file')),
+    )
+    .addOption(
       // Finer cadence for tests; not part of the documented surface.
       new Option('--stats-report-interval-ms <ms>').argParser(integer(1)).hideHelp(),
     )
@@ -209,6 +237,16 @@ async function daemon(flags: DaemonFlags, io: ClientCliIo): Promise<number> {
       reconnectMaxDelayMs: flags.reconnectMaxDelaySecs * 1000,
       shutdownDrainTimeoutMs: flags.shutdownDrainTimeoutSecs * 1000,
       statsReportIntervalMs: flags.statsReportIntervalMs ?? flags.statsReportIntervalSecs * 1000,
+      forwarderOptions: {
+        resolver: {
+          backend: systemDnsBackend({
+            ...(flags.dnsServer.length > 0 ? { servers: flags.dnsServer } : {}),
+            ...(flags.hostsFile !== undefined
+              ? { hostsPath: path.resolve(io.cwd, flags.hostsFile) }
+              : {}),
+          }),
+        },
+      },
     });
   } finally {
     for (const name of STOP_SIGNALS) process.off(name, onSignal);

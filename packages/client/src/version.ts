@@ -1,6 +1,8 @@
 /**
  * The client's own version, sent in Hello. The server gates optional rule features by it
- * (reference §4.4: multi-target ≥ 0.7, SNI ≥ 0.9, PROXY ≥ 0.10, rate limits ≥ 0.11), so it must
- * not claim a version whose features this client does not implement. Depends on nothing.
+ * (proto's FEATURE_MIN_VERSION: multi-target ≥ 0.7, PROXY ≥ 0.10, SNI and rate limits above this
+ * version until they are implemented), so it must not claim a version whose features this client
+ * does not implement. 0.10: multi-target failover, DNS targets, PROXY v1/v2 (v2 also on UDP).
+ * Depends on nothing.
  */
-export const CLIENT_VERSION = '0.1.0';
+export const CLIENT_VERSION = '0.10.0';

@@ -1,10 +1,12 @@
-// Proves the wire ↔ data-plane mapping: legacy single-target rules and ranges become RuleSpecs
-// (0 = single port), features this client does not implement are refused with the server's
-// capability codes, and forwarder stats become cumulative RuleStats with per-port detail.
+// Proves the wire ↔ data-plane mapping: legacy single-target rules and ranges, and multi-target
+// rules with priorities, PROXY versions, IPv6 preference, health interval and owner, become the
+// forwarder's RuleSpec; features this client does not implement are refused with the server's
+// capability codes; forwarder stats become cumulative RuleStats with per-port and per-target
+// detail.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import type { RuleStats } from '@portunus/forwarder';
+import { simpleRule, type RuleStats } from '@portunus/forwarder';
 import type { WireRule } from '@portunus/proto';
 
 import { ruleFromWire, statsToWire } from './wire.js';
@@ -28,13 +30,13 @@ describe('ruleFromWire', () => {
   it('maps a single-port TCP rule', () => {
     assert.deepEqual(ruleFromWire(rule()), {
       ok: true,
-      spec: {
+      spec: simpleRule({
         ruleId: '7',
         protocol: 'tcp',
         listenPort: 10_000,
         targetHost: '10.0.0.1',
         targetPort: 80,
-      },
+      }),
     });
   });
 
@@ -48,15 +50,18 @@ describe('ruleFromWire', () => {
       }),
     );
     assert.ok(mapped.ok);
-    assert.deepEqual(mapped.spec, {
-      ruleId: '7',
-      protocol: 'udp',
-      listenPort: 10_000,
-      listenPortEnd: 10_009,
-      targetHost: '10.0.0.1',
-      targetPort: 20_000,
-      targetPortEnd: 20_009,
-    });
+    assert.deepEqual(
+      mapped.spec,
+      simpleRule({
+        ruleId: '7',
+        protocol: 'udp',
+        listenPort: 10_000,
+        listenPortEnd: 10_009,
+        targetHost: '10.0.0.1',
+        targetPort: 20_000,
+        targetPortEnd: 20_009,
+      }),
+    );
   });
 
   it('takes a single mirrored target when the legacy fields are empty', () => {
@@ -64,21 +69,47 @@ describe('ruleFromWire', () => {
       rule({ target_host: '', target_port: 0, targets: [{ host: 'db', port: 5432, priority: 0 }] }),
     );
     assert.ok(mapped.ok);
-    assert.equal(mapped.spec.targetHost, 'db');
-    assert.equal(mapped.spec.targetPort, 5432);
+    assert.deepEqual(
+      mapped.spec.targets.map((t) => `${t.host}:${t.port}`),
+      ['db:5432'],
+    );
+  });
+
+  it('maps a multi-target rule with priorities, PROXY versions and the rule-wide fields', () => {
+    const mapped = ruleFromWire(
+      rule({
+        targets: [
+          { host: 'a.example', port: 1, priority: 5, proxy_protocol: 'V1' },
+          { host: '10.0.0.2', port: 2, priority: 1, proxy_protocol: 'V2' },
+          { host: '10.0.0.3', port: 3, priority: 9, proxy_protocol: null },
+        ],
+        prefer_ipv6: true,
+        health_check_interval_secs: 7,
+        owner_id: 'alice',
+      }),
+    );
+    assert.ok(mapped.ok);
+    assert.deepEqual(mapped.spec.targets, [
+      { host: 'a.example', port: 1, portEnd: null, priority: 5, proxyProtocol: 'v1' },
+      { host: '10.0.0.2', port: 2, portEnd: null, priority: 1, proxyProtocol: 'v2' },
+      { host: '10.0.0.3', port: 3, portEnd: null, priority: 9, proxyProtocol: null },
+    ]);
+    assert.equal(mapped.spec.preferIpv6, true);
+    assert.equal(mapped.spec.healthCheckIntervalSecs, 7);
+    assert.equal(mapped.spec.ownerId, 'alice');
   });
 
   it('refuses what this client does not implement, with the capability codes', () => {
-    const two = [
-      { host: 'a', port: 1, priority: 0 },
-      { host: 'b', port: 2, priority: 1 },
-    ];
+    const nine = Array.from({ length: 9 }, (_, i) => ({ host: 'a', port: i + 1, priority: i }));
     const cases: [Partial<WireRule>, string][] = [
       [{ protocol: 'PROTOCOL_UNSPECIFIED' }, 'unsupported_protocol'],
-      [{ targets: two }, 'multi_target_unsupported_by_client'],
+      [{ targets: nine }, 'multi_target_unsupported_by_client'],
       [{ sni_pattern: '*.example.com' }, 'sni_unsupported_by_client'],
       [
-        { targets: [{ host: 'a', port: 1, priority: 0, proxy_protocol: 'V2' }] },
+        {
+          protocol: 'UDP',
+          targets: [{ host: 'a', port: 1, priority: 0, proxy_protocol: 'V1' }],
+        },
         'proxy_protocol_unsupported_by_client',
       ],
       [{ rate_limit: { bandwidth_in_bps: 1000 } }, 'rate_limit_unsupported_by_client'],
@@ -90,13 +121,27 @@ describe('ruleFromWire', () => {
     }
   });
 
+  it('accepts PROXY v2 on UDP', () => {
+    const mapped = ruleFromWire(
+      rule({
+        protocol: 'UDP',
+        targets: [{ host: 'a', port: 1, priority: 0, proxy_protocol: 'V2' }],
+      }),
+    );
+    assert.ok(mapped.ok);
+    assert.deepEqual(
+      mapped.spec.targets.map((t) => t.proxyProtocol),
+      ['v2'],
+    );
+  });
+
   it('ignores an empty rate limit and an empty sni pattern', () => {
     assert.ok(ruleFromWire(rule({ rate_limit: { bandwidth_in_bps: null }, sni_pattern: '' })).ok);
   });
 });
 
 describe('statsToWire', () => {
-  it('copies the cumulative counters and the per-port detail', () => {
+  it('copies the cumulative counters, the per-port and the per-target detail', () => {
     const port = {
       listen_port: 10_000,
       target_port: 80,
@@ -104,6 +149,7 @@ describe('statsToWire', () => {
       bytes_out: 7,
       active_connections: 1,
       conn_errors: 0,
+      connect_failures: 0,
       datagrams_in: 2,
       datagrams_out: 3,
       active_flows: 1,
@@ -113,8 +159,40 @@ describe('statsToWire', () => {
       ...port,
       rule_id: '7',
       protocol: 'tcp',
+      dns_failures: 6,
+      target_failovers_total: 2,
       ports: [port],
+      targets: [
+        {
+          index: 0,
+          host: 'a.example',
+          port: 80,
+          priority: 0,
+          health: 'failed',
+          consecutive_failures: 3,
+          last_failure_at_unix_ms: 1000,
+          last_success_at_unix_ms: 500,
+          bytes_in: 1,
+          bytes_out: 2,
+          connections_accepted: 4,
+        },
+        {
+          index: 1,
+          host: '10.0.0.9',
+          port: 81,
+          priority: 1,
+          health: 'healthy',
+          consecutive_failures: 0,
+          last_failure_at_unix_ms: 0,
+          last_success_at_unix_ms: 0,
+          bytes_in: 0,
+          bytes_out: 0,
+          connections_accepted: 0,
+        },
+      ],
     };
+    const single = statsToWire({ ...stats, targets: stats.targets.slice(0, 1) });
+    assert.deepEqual(single.per_target, [], 'a single-target rule reports no per-target detail');
     assert.deepEqual(statsToWire(stats), {
       rule_id: '7',
       bytes_in: 5,
@@ -130,12 +208,40 @@ describe('statsToWire', () => {
           datagrams_out: 3,
         },
       ],
-      dns_failures: 0,
+      dns_failures: 6,
       datagrams_in: 2,
       datagrams_out: 3,
       active_flows: 1,
       flows_dropped_overflow: 4,
-      target_failovers_total: 0,
+      target_failovers_total: 2,
+      per_target: [
+        {
+          index: 0,
+          host: 'a.example',
+          port: 80,
+          priority: 0,
+          health: 1,
+          consecutive_failures: 3,
+          last_failure_at_unix_ms: 1000,
+          last_success_at_unix_ms: 500,
+          bytes_in: 1,
+          bytes_out: 2,
+          connections_accepted: 4,
+        },
+        {
+          index: 1,
+          host: '10.0.0.9',
+          port: 81,
+          priority: 1,
+          health: 0,
+          consecutive_failures: 0,
+          last_failure_at_unix_ms: 0,
+          last_success_at_unix_ms: 0,
+          bytes_in: 0,
+          bytes_out: 0,
+          connections_accepted: 0,
+        },
+      ],
     });
   });
 });

@@ -1,12 +1,14 @@
 /**
- * Translation between the control protocol and the data plane: a pushed `Rule` becomes a
- * forwarder `RuleSpec` (or the honest reason this client cannot run it), and forwarder stats
- * become a `RuleStats` wire entry. This client (CLIENT_VERSION 0.1) implements single-target TCP
- * and UDP rules and port ranges; multi-target, SNI, PROXY protocol and rate limits are refused
- * with the server's own capability codes rather than silently ignored. Pure; no sockets.
+ * Translation between the control protocol and the data plane: a pushed `Rule` becomes the
+ * forwarder's one `RuleSpec` (or the honest reason this client cannot run it), and the
+ * forwarder's `RuleStats` become a `RuleStats` wire entry with per-port and per-target detail.
+ * This client (CLIENT_VERSION) runs single- and multi-target TCP and UDP rules, port ranges, DNS
+ * targets, health checks and PROXY protocol (TCP v1/v2, UDP v2); SNI routing and rate limits
+ * are refused with the server's own capability codes rather than silently ignored. Pure; no
+ * sockets.
  */
-import type { RuleSpec, RuleStats } from '@portunus/forwarder';
-import type { WireRateLimit, WireRule, WireRuleStats } from '@portunus/proto';
+import { MAX_TARGETS, type RuleSpec, type RuleStats, type TargetSpec } from '@portunus/forwarder';
+import type { WireProxyProtocol, WireRateLimit, WireRule, WireRuleStats } from '@portunus/proto';
 
 export type UnsupportedReason =
   | 'unsupported_protocol'
@@ -24,40 +26,65 @@ function hasRateLimit(limit: WireRateLimit | null | undefined): boolean {
   return Object.values(limit).some((cap) => cap !== null && cap !== undefined && cap !== 0);
 }
 
+function proxyFromWire(value: WireProxyProtocol | null | undefined): 'v1' | 'v2' | null {
+  return value === 'V1' ? 'v1' : value === 'V2' ? 'v2' : null;
+}
+
 export function ruleFromWire(rule: WireRule): RuleMapping {
   const fail = (reason: UnsupportedReason): RuleMapping => ({ ok: false, reason });
   if (rule.protocol !== 'TCP' && rule.protocol !== 'UDP') return fail('unsupported_protocol');
-  const targets = rule.targets;
-  if (targets.length > 1) return fail('multi_target_unsupported_by_client');
   if (rule.sni_pattern !== null && rule.sni_pattern !== undefined && rule.sni_pattern !== '') {
     return fail('sni_unsupported_by_client');
   }
-  if (targets.some((t) => t.proxy_protocol === 'V1' || t.proxy_protocol === 'V2')) {
+  if (hasRateLimit(rule.rate_limit)) return fail('rate_limit_unsupported_by_client');
+  if (rule.targets.length > MAX_TARGETS) return fail('multi_target_unsupported_by_client');
+  const protocol = rule.protocol === 'UDP' ? 'udp' : 'tcp';
+  const portEnd = rule.target_port_end !== 0 ? rule.target_port_end : null;
+  // A single-target rule leaves `targets` empty and uses the legacy fields (reference §4.2).
+  const targets: TargetSpec[] =
+    rule.targets.length > 0
+      ? rule.targets.map((target, index) => ({
+          host: target.host,
+          port: target.port,
+          portEnd: index === 0 && rule.targets.length === 1 ? portEnd : null,
+          priority: target.priority,
+          proxyProtocol: proxyFromWire(target.proxy_protocol),
+        }))
+      : [
+          {
+            host: rule.target_host,
+            port: rule.target_port,
+            portEnd,
+            priority: 0,
+            proxyProtocol: null,
+          },
+        ];
+  if (targets.some((t) => t.host === '')) return fail('invalid_target_host');
+  // Port 0 would let the kernel pick, which the server could never know: refuse it here.
+  if (rule.listen_port === 0 || targets.some((t) => t.port === 0)) return fail('range_invalid');
+  // PROXY v1 is a stream preamble; on UDP only v2 exists (README, "PROXY protocol").
+  if (protocol === 'udp' && targets.some((t) => t.proxyProtocol === 'v1')) {
     return fail('proxy_protocol_unsupported_by_client');
   }
-  if (hasRateLimit(rule.rate_limit)) return fail('rate_limit_unsupported_by_client');
-  // A one-entry `targets` mirrors the legacy fields; prefer the legacy fields when present.
-  const [only] = targets;
-  const targetHost = rule.target_host !== '' ? rule.target_host : (only?.host ?? '');
-  const targetPort = rule.target_port !== 0 ? rule.target_port : (only?.port ?? 0);
-  if (targetHost === '') return fail('invalid_target_host');
-  // Port 0 would let the kernel pick, which the server could never know: refuse it here.
-  if (rule.listen_port === 0 || targetPort === 0) return fail('range_invalid');
   return {
     ok: true,
     spec: {
       ruleId: rule.rule_id,
-      protocol: rule.protocol === 'UDP' ? 'udp' : 'tcp',
+      protocol,
       listenPort: rule.listen_port,
-      targetHost,
-      targetPort,
-      ...(rule.listen_port_end !== 0 ? { listenPortEnd: rule.listen_port_end } : {}),
-      ...(rule.target_port_end !== 0 ? { targetPortEnd: rule.target_port_end } : {}),
+      listenPortEnd: rule.listen_port_end !== 0 ? rule.listen_port_end : null,
+      targets,
+      preferIpv6: rule.prefer_ipv6 === true,
+      healthCheckIntervalSecs:
+        rule.health_check_interval_secs > 0 ? rule.health_check_interval_secs : null,
+      ownerId: rule.owner_id ?? null,
+      sniPattern: null,
+      rateLimit: null,
     },
   };
 }
 
-/** Cumulative stats of one active rule, with per-port detail. */
+/** Cumulative stats of one active rule, with per-port and (multi-target) per-target detail. */
 export function statsToWire(stats: RuleStats): WireRuleStats {
   return {
     rule_id: stats.rule_id,
@@ -72,11 +99,26 @@ export function statsToWire(stats: RuleStats): WireRuleStats {
       datagrams_in: port.datagrams_in,
       datagrams_out: port.datagrams_out,
     })),
-    dns_failures: 0,
+    dns_failures: stats.dns_failures,
     datagrams_in: stats.datagrams_in,
     datagrams_out: stats.datagrams_out,
     active_flows: stats.active_flows,
     flows_dropped_overflow: stats.flows_dropped_overflow,
-    target_failovers_total: 0,
+    target_failovers_total: stats.target_failovers_total,
+    // Only multi-target rules: one target has no alternative, so its health says nothing the
+    // counters do not, and every report (and the server's rule list) stays as small as before.
+    per_target: (stats.targets.length > 1 ? stats.targets : []).map((target) => ({
+      index: target.index,
+      host: target.host,
+      port: target.port,
+      priority: target.priority,
+      health: target.health === 'healthy' ? 0 : 1,
+      consecutive_failures: target.consecutive_failures,
+      last_failure_at_unix_ms: target.last_failure_at_unix_ms,
+      last_success_at_unix_ms: target.last_success_at_unix_ms,
+      bytes_in: target.bytes_in,
+      bytes_out: target.bytes_out,
+      connections_accepted: target.connections_accepted,
+    })),
   };
 }

@@ -407,6 +407,29 @@ export const ERROR_CATALOGUE = {
     409,
     'a rule with this id is already active on the client',
   ),
+  // the data plane's per-connection failures (reference §5.4-5.6): counted and logged by the
+  // edge, never a rule failure; the HTTP status is what a gateway would answer
+  // one code for every resolution failure; the resolver's reason (nxdomain, timeout, servfail,
+  // saturated, negative_cached) travels in the error's fields
+  dns_failed: entry('rule.dns_failed', EXIT.edge, 502, 'the target name could not be resolved'),
+  target_connect_failed: entry(
+    'rule.target.dial_failed',
+    EXIT.edge,
+    502,
+    'the target refused or did not answer the connection',
+  ),
+  all_targets_failed: entry(
+    'rule.conn_error_all_targets_failed',
+    EXIT.edge,
+    502,
+    'no target of the rule could be connected',
+  ),
+  proxy_protocol_write_failed: entry(
+    'rule.target.proxy_protocol_write_failed',
+    EXIT.edge,
+    502,
+    'the PROXY header could not be written to the target in time',
+  ),
   // enrollment and client identity (reference §4.5, §1.6)
   enrollment_invalid: entry(
     'client.enrollment_invalid',

@@ -82,6 +82,8 @@ export const EVENTS = {
   controlStatusSendFailed: 'control.status_send_failed',
   controlRulePushUnsupported: 'control.rule_push_unsupported',
   controlRuleAlreadyActive: 'control.rule_already_active',
+  /** A running rule the server's replay manifest no longer lists: stopped after a reconnect. */
+  controlRuleReconciledRemoved: 'control.rule_reconciled_removed',
   controlRuleRemoveUnknown: 'control.rule_remove_unknown',
   controlRuleUpdateMissingRule: 'control.rule_update_missing_rule',
   controlRuleUpdateUnspecifiedAction: 'control.rule_update_unspecified_action',

@@ -1,6 +1,9 @@
 /**
  * The public face of @portunus/forwarder, the data plane shared by the client and standalone.
- * It imports only @portunus/core (DESIGN.md §2): no SQLite, HTTP or control protocol.
+ * It imports only @portunus/core (DESIGN.md §2): no SQLite, HTTP or control protocol. The
+ * stages are folders: tcp/ and udp/ (listeners and copy), connect/ (target choice, health,
+ * dialling), dns/ (the resolver), proxy-protocol/ (headers); rule-spec.ts is the one definition
+ * of a rule and its stats, imported by every layer that handles them.
  */
 export { FORWARDER_EVENTS, type ForwarderEventName } from './events.js';
 export {
@@ -9,25 +12,39 @@ export {
   type ActivationFailureReason,
 } from './errors.js';
 export {
+  MAX_TARGETS,
+  PORT_COUNTERS,
+  sameRule,
+  simpleRule,
+  targetsByPriority,
+  type PortCounter,
+  type PortStats,
+  type Protocol,
+  type ProxyProtocolVersion,
+  type RateLimitSpec,
+  type RuleSpec,
+  type RuleStats,
+  type TargetHealthState,
+  type TargetSpec,
+  type TargetStats,
+} from './rule-spec.js';
+export {
   DEFAULT_MAX_RANGE_PORTS,
   Forwarder,
   expandRule,
   type ActivationResult,
   type ForwarderOptions,
-  type PortStats,
-  type Protocol,
-  type RuleSpec,
-  type RuleStats,
 } from './rule-runtime.js';
 export {
   DEFAULT_BACKLOG,
   DEFAULT_CONNECT_TIMEOUT_MS,
-  TcpPortForwarder,
-  type TcpDialer,
+  DEFAULT_TCP_HIGH_WATER_MARK,
+  PROXY_HEADER_TIMEOUT_MS,
+  TcpListener,
   type TcpOptions,
   type TcpPortStats,
   type TcpServerFactory,
-} from './tcp.js';
+} from './tcp/listener.js';
 export {
   DEFAULT_UDP_BUFFER_BYTES,
   DEFAULT_UDP_IDLE_MS,
@@ -38,4 +55,31 @@ export {
   type UdpOptions,
   type UdpPortStats,
   type UdpSocketFactory,
-} from './udp.js';
+} from './udp/runtime.js';
+export { RuleConnector, type RuleCounters, type TcpDialer } from './connect/connector.js';
+export { FAILURES_TO_FAIL, FAILURE_WINDOW_MS, SUCCESSES_TO_RECOVER } from './connect/health.js';
+export {
+  DNS_ATTEMPT_TIMEOUT_MS,
+  DNS_GRACE_MS,
+  DNS_MAX_CONCURRENT,
+  DNS_MAX_ENTRIES,
+  DNS_MAX_TTL_MS,
+  DNS_MIN_TTL_MS,
+  DNS_NEGATIVE_RETRY_MS,
+  DnsResolver,
+  systemDnsBackend,
+  type DnsBackend,
+  type DnsFailureReason,
+  type DnsRecord,
+  type ResolverOptions,
+  type SystemBackendOptions,
+} from './dns/resolver.js';
+export {
+  PROXY_V2_SIGNATURE,
+  parseProxyHeader,
+  proxyHeader,
+  proxyV1Header,
+  proxyV2Header,
+  type ParsedProxyHeader,
+  type ProxyEndpoints,
+} from './proxy-protocol/header.js';

@@ -1,54 +1,48 @@
 /**
  * The rule table of the data plane: validates a rule, maps a listen port range onto the target
  * range at the same offset (reference inventory §5.3), binds every port all-or-nothing, and holds
- * the active rules by id with their per-rule and per-port stats. It logs the rule lifecycle
- * events (§7.5) through the injected core Logger. Sockets themselves are tcp.ts's and udp.ts's;
- * this module must not depend on anything but them and @portunus/core (DESIGN.md §2).
+ * the active rules by id with their stats. Listeners are keyed by (port, protocol), not by rule:
+ * a replace (a PUSH of a running id) keeps every listener whose port stays, points it at the new
+ * definition's connector, binds only the new ports first and closes only the dropped ones, so
+ * open connections keep their upstream and nothing stops accepting; if the new definition cannot
+ * be bound, the old one keeps running untouched. The resolver is one per Forwarder, and a
+ * Forwarder lives as long as its process (the client keeps it across control sessions). It logs
+ * the rule lifecycle events (§7.5) through the injected core Logger. Sockets themselves are the
+ * tcp/ and udp/ stages'; this module depends only on them, connect/, dns/ and @portunus/core.
  */
 import { silentLogger, type Logger } from '@portunus/core';
 
+import {
+  RuleConnector,
+  type RuleCounters,
+  type TargetState,
+  type TcpDialer,
+} from './connect/connector.js';
+import { DnsResolver, type ResolverOptions } from './dns/resolver.js';
 import { RuleActivationError, bindFailureReason } from './errors.js';
 import { FORWARDER_EVENTS } from './events.js';
-import { TcpPortForwarder, type TcpOptions } from './tcp.js';
-import { UdpRuleRuntime, type UdpOptions } from './udp.js';
-
-export type Protocol = 'tcp' | 'udp';
-
-export interface RuleSpec {
-  ruleId: string;
-  protocol: Protocol;
-  /** 0 asks the kernel for a free port (single-port rules only). */
-  listenPort: number;
-  listenPortEnd?: number;
-  targetHost: string;
-  targetPort: number;
-  targetPortEnd?: number;
-}
+import {
+  MAX_TARGETS,
+  PORT_COUNTERS,
+  sameRule,
+  type PortStats,
+  type Protocol,
+  type RuleSpec,
+  type RuleStats,
+} from './rule-spec.js';
+import {
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_TCP_HIGH_WATER_MARK,
+  TcpListener,
+  type TcpOptions,
+  type TcpRoute,
+} from './tcp/listener.js';
+import { UdpRuleRuntime, type UdpOptions } from './udp/runtime.js';
 
 export interface ActivationResult {
   ok: true;
   /** The bound listen ports, in range order. */
   ports: number[];
-}
-
-export interface PortStats {
-  listen_port: number;
-  target_port: number;
-  bytes_in: number;
-  bytes_out: number;
-  active_connections: number;
-  /** TCP connections torn down by an error on either side (refused dial, timeout, reset). */
-  conn_errors: number;
-  datagrams_in: number;
-  datagrams_out: number;
-  active_flows: number;
-  flows_dropped_overflow: number;
-}
-
-export interface RuleStats extends Omit<PortStats, 'listen_port' | 'target_port'> {
-  rule_id: string;
-  protocol: Protocol;
-  ports: PortStats[];
 }
 
 export interface ForwarderOptions {
@@ -57,70 +51,126 @@ export interface ForwarderOptions {
   listenHost?: string;
   /** Largest accepted range (reference `range_rule_max_ports`). */
   maxRangePorts?: number;
-  tcp?: Omit<TcpOptions, 'host'>;
+  tcp?: Omit<TcpOptions, 'host'> & { connectTimeoutMs?: number; dial?: TcpDialer };
   udp?: Omit<UdpOptions, 'host'>;
+  /** The process's resolver, or options for the one this Forwarder builds. */
+  resolver?: DnsResolver | ResolverOptions;
+  /** Timeout of each active health probe (5 s unless given). */
+  probeTimeoutMs?: number;
 }
 
 export const DEFAULT_MAX_RANGE_PORTS = 1024;
+/** Open connections of a port a replace dropped get this long to finish. */
+export const REPLACE_DRAIN_MS = 30_000;
 
 interface ActiveRule {
-  readonly spec: RuleSpec;
-  readonly tcp: TcpPortForwarder[];
-  readonly udp: UdpRuleRuntime | undefined;
+  /** As running: a port-0 request is stored with the bound port. */
+  spec: RuleSpec;
+  connector: RuleConnector;
+  readonly counters: RuleCounters;
+  /** TCP listeners in range order. */
+  tcp: TcpListener[];
+  udp: UdpRuleRuntime | undefined;
+  ports: number[];
 }
 
 interface PortPair {
   listen: number;
-  target: number;
+  offset: number;
 }
 
 function isPort(value: number, allowZero: boolean): boolean {
   return Number.isInteger(value) && value >= (allowZero ? 0 : 1) && value <= 65535;
 }
 
-/** The (listen, target) pairs of a rule, or the failure that refuses it before any bind. */
+/** The listen ports of a rule with their range offsets, or the failure that refuses it. */
 export function expandRule(rule: RuleSpec, maxPorts = DEFAULT_MAX_RANGE_PORTS): PortPair[] {
   const fail = (reason: 'range_invalid' | 'exceeds_cap', message: string): never => {
     throw new RuleActivationError(rule.ruleId, reason, message);
   };
-  const isRange = rule.listenPortEnd !== undefined || rule.targetPortEnd !== undefined;
-  if (!isRange) {
-    if (!isPort(rule.listenPort, true) || !isPort(rule.targetPort, false)) {
-      fail('range_invalid', 'ports must be integers in 1..65535');
-    }
-    return [{ listen: rule.listenPort, target: rule.targetPort }];
+  const [first] = rule.targets;
+  if (!first) return fail('range_invalid', 'a rule needs a target');
+  for (const target of rule.targets) {
+    if (!isPort(target.port, false)) fail('range_invalid', 'ports must be integers in 1..65535');
   }
+  const isRange = rule.listenPortEnd !== null || first.portEnd !== null;
+  if (!isRange) {
+    if (!isPort(rule.listenPort, true)) fail('range_invalid', 'ports must be integers in 1..65535');
+    return [{ listen: rule.listenPort, offset: 0 }];
+  }
+  if (rule.targets.length > 1) fail('range_invalid', 'a port range has exactly one target');
   const listenEnd = rule.listenPortEnd ?? rule.listenPort;
-  const targetEnd = rule.targetPortEnd ?? rule.targetPort + (listenEnd - rule.listenPort);
-  for (const port of [rule.listenPort, listenEnd, rule.targetPort, targetEnd]) {
+  const targetEnd = first.portEnd ?? first.port + (listenEnd - rule.listenPort);
+  for (const port of [rule.listenPort, listenEnd, first.port, targetEnd]) {
     if (!isPort(port, false)) fail('range_invalid', 'range ports must be integers in 1..65535');
   }
-  if (listenEnd < rule.listenPort || targetEnd < rule.targetPort) {
+  if (listenEnd < rule.listenPort || targetEnd < first.port) {
     fail('range_invalid', 'a range must run from low to high');
   }
   const size = listenEnd - rule.listenPort + 1;
-  if (targetEnd - rule.targetPort + 1 !== size) {
+  if (targetEnd - first.port + 1 !== size) {
     fail('range_invalid', 'the listen and target ranges must have the same length');
   }
   if (size > maxPorts) fail('exceeds_cap', `a range may hold at most ${maxPorts} ports`);
   return Array.from({ length: size }, (_, offset) => ({
     listen: rule.listenPort + offset,
-    target: rule.targetPort + offset,
+    offset,
   }));
 }
 
+/** Refusals that need no socket: shape and protocol. Callers may be plain JS fed from the wire. */
+function checkShape(rule: RuleSpec): void {
+  const protocol: string = rule.protocol;
+  if (protocol !== 'tcp' && protocol !== 'udp') {
+    throw new RuleActivationError(
+      rule.ruleId,
+      'unsupported_protocol',
+      'protocol must be tcp or udp',
+    );
+  }
+  if (!Array.isArray(rule.targets) || rule.targets.length === 0) {
+    throw new RuleActivationError(rule.ruleId, 'invalid_target_host', 'a rule needs a target');
+  }
+  if (rule.targets.length > MAX_TARGETS) {
+    throw new RuleActivationError(
+      rule.ruleId,
+      'range_invalid',
+      `a rule has at most ${MAX_TARGETS} targets`,
+    );
+  }
+  for (const target of rule.targets) {
+    if (typeof target.host !== 'string' || target.host.length === 0) {
+      throw new RuleActivationError(rule.ruleId, 'invalid_target_host', 'a target host is empty');
+    }
+  }
+}
+
+const portKey = (protocol: Protocol, port: number): string => `${protocol}/${port}`;
+
 export class Forwarder {
+  readonly resolver: DnsResolver;
   private readonly log: Logger;
-  private readonly options: ForwarderOptions;
+  private options: ForwarderOptions;
   private readonly maxRangePorts: number;
   private readonly rules = new Map<string, ActiveRule>();
-  /** Ids being activated, so a concurrent duplicate is refused before it binds anything. */
-  private readonly activating = new Set<string>();
+  /** Which rule holds each (protocol, port). */
+  private readonly portOwners = new Map<string, string>();
+  /** Ids being activated or replaced: updates of one id never overlap. */
+  private readonly busy = new Set<string>();
 
   constructor(options: ForwarderOptions = {}) {
     this.log = options.logger ?? silentLogger;
     this.options = options;
     this.maxRangePorts = options.maxRangePorts ?? DEFAULT_MAX_RANGE_PORTS;
+    this.resolver =
+      options.resolver instanceof DnsResolver
+        ? options.resolver
+        : new DnsResolver(options.resolver ?? {});
+  }
+
+  /** UDP tunables for rules started from now on (the server's Welcome); running ones keep theirs. */
+  configureUdp(udp: Pick<UdpOptions, 'idleMs' | 'maxFlows'>): void {
+    this.options = { ...this.options, udp: { ...this.options.udp, ...udp } };
   }
 
   /**
@@ -128,8 +178,41 @@ export class Forwarder {
    * closed and the promise rejects with a RuleActivationError naming that port.
    */
   async activate(rule: RuleSpec): Promise<ActivationResult> {
+    return this.guard(rule, async () => {
+      if (this.rules.has(rule.ruleId)) {
+        throw new RuleActivationError(rule.ruleId, 'duplicate_rule_id', 'the rule id is active');
+      }
+      return this.activateNew(rule);
+    });
+  }
+
+  /**
+   * Activates `rule`, or replaces the running rule of that id: unchanged ports keep their
+   * listener, new connections use the new definition, open ones keep their upstream. On failure
+   * the old definition keeps running and the promise rejects.
+   */
+  async apply(rule: RuleSpec): Promise<ActivationResult> {
+    return this.guard(rule, async () => {
+      const current = this.rules.get(rule.ruleId);
+      if (!current) return this.activateNew(rule);
+      return this.replace(current, rule);
+    });
+  }
+
+  private async guard(
+    rule: RuleSpec,
+    work: () => Promise<ActivationResult>,
+  ): Promise<ActivationResult> {
     try {
-      return await this.activateInner(rule);
+      if (this.busy.has(rule.ruleId)) {
+        throw new RuleActivationError(rule.ruleId, 'duplicate_rule_id', 'the rule id is changing');
+      }
+      this.busy.add(rule.ruleId);
+      try {
+        return await work();
+      } finally {
+        this.busy.delete(rule.ruleId);
+      }
     } catch (error) {
       const failure =
         error instanceof RuleActivationError
@@ -148,76 +231,234 @@ export class Forwarder {
     }
   }
 
-  private async activateInner(rule: RuleSpec): Promise<ActivationResult> {
-    if (this.rules.has(rule.ruleId) || this.activating.has(rule.ruleId)) {
-      throw new RuleActivationError(rule.ruleId, 'duplicate_rule_id', 'the rule id is active');
+  private connectorFor(rule: RuleSpec, counters: RuleCounters): RuleConnector {
+    const tcp = this.options.tcp ?? {};
+    return new RuleConnector(rule, {
+      resolver: this.resolver,
+      log: this.log,
+      counters,
+      connectTimeoutMs: tcp.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+      ...(this.options.probeTimeoutMs !== undefined
+        ? { probeTimeoutMs: this.options.probeTimeoutMs }
+        : {}),
+      ...(tcp.dial ? { dial: tcp.dial } : {}),
+      // Both sockets of a connection get the listener's buffer size (see tcp/listener.ts).
+      socketOptions: { highWaterMark: tcp.highWaterMark ?? DEFAULT_TCP_HIGH_WATER_MARK },
+    });
+  }
+
+  private tcpOptions(): TcpOptions {
+    const tcp = this.options.tcp ?? {};
+    return {
+      host: this.options.listenHost ?? '::',
+      ...(tcp.ipv6Only !== undefined ? { ipv6Only: tcp.ipv6Only } : {}),
+      ...(tcp.backlog !== undefined ? { backlog: tcp.backlog } : {}),
+      ...(tcp.highWaterMark !== undefined ? { highWaterMark: tcp.highWaterMark } : {}),
+      ...(tcp.createServer ? { createServer: tcp.createServer } : {}),
+    };
+  }
+
+  /** A port held by another rule is refused before the kernel is asked. */
+  private checkPortsFree(rule: RuleSpec, pairs: PortPair[]): void {
+    for (const pair of pairs) {
+      if (pair.listen === 0) continue;
+      const owner = this.portOwners.get(portKey(rule.protocol, pair.listen));
+      if (owner !== undefined && owner !== rule.ruleId) {
+        throw new RuleActivationError(
+          rule.ruleId,
+          'port_in_use',
+          `${rule.protocol} port ${pair.listen} is held by rule ${owner}`,
+          pair.listen,
+        );
+      }
     }
-    // Callers may be plain JS fed from the wire, so the type is not trusted here.
-    const protocol: string = rule.protocol;
-    if (protocol !== 'tcp' && protocol !== 'udp') {
-      throw new RuleActivationError(
-        rule.ruleId,
-        'unsupported_protocol',
-        'protocol must be tcp or udp',
-      );
-    }
-    if (typeof rule.targetHost !== 'string' || rule.targetHost.length === 0) {
-      throw new RuleActivationError(rule.ruleId, 'invalid_target_host', 'the target host is empty');
-    }
-    const pairs = expandRule(rule, this.maxRangePorts);
-    this.activating.add(rule.ruleId);
-    const host = this.options.listenHost ?? '::';
-    const tcp: TcpPortForwarder[] = [];
-    const udp =
-      rule.protocol === 'udp'
-        ? new UdpRuleRuntime(rule.targetHost, this.log, { ...this.options.udp, host })
-        : undefined;
-    const ports: number[] = [];
+  }
+
+  private bindError(rule: RuleSpec, port: number, error: unknown): RuleActivationError {
+    const reason = bindFailureReason(error);
+    return new RuleActivationError(
+      rule.ruleId,
+      reason,
+      `cannot bind ${rule.protocol} port ${port}: ${reason}`,
+      port,
+      { cause: error },
+    );
+  }
+
+  /** Binds TCP listeners for `pairs` (sequentially: the first failing port is named). */
+  private async bindTcp(rule: RuleSpec, pairs: PortPair[], connector: RuleConnector) {
+    const bound: TcpListener[] = [];
     try {
-      // Sequential binds: the first failing port is the one named, as in the reference.
+      for (const pair of pairs) {
+        const route: TcpRoute = { connector, offset: pair.offset };
+        const listener = new TcpListener(pair.listen, route, this.log, this.tcpOptions());
+        try {
+          await listener.start();
+        } catch (error) {
+          throw this.bindError(rule, pair.listen, error);
+        }
+        bound.push(listener);
+      }
+    } catch (error) {
+      await Promise.all(bound.map((l) => l.stop(0)));
+      throw error;
+    }
+    return bound;
+  }
+
+  private async bindUdp(rule: RuleSpec, runtime: UdpRuleRuntime, pairs: PortPair[]) {
+    const bound: number[] = [];
+    try {
       for (const pair of pairs) {
         try {
-          if (udp) {
-            ports.push(await udp.bindPort(pair.listen, pair.target));
-          } else {
-            const forwarder = new TcpPortForwarder(
-              pair.listen,
-              rule.targetHost,
-              pair.target,
-              this.log,
-              { ...this.options.tcp, host },
-            );
-            await forwarder.start();
-            tcp.push(forwarder);
-            ports.push(forwarder.listenPort);
-          }
+          bound.push(await runtime.bindPort(pair.listen, pair.offset));
         } catch (error) {
-          const reason = bindFailureReason(error);
-          throw new RuleActivationError(
-            rule.ruleId,
-            reason,
-            `cannot bind ${rule.protocol} port ${pair.listen}: ${reason}`,
-            pair.listen,
-            { cause: error },
-          );
+          throw this.bindError(rule, pair.listen, error);
         }
       }
     } catch (error) {
-      await Promise.all([...tcp.map((t) => t.stop(0)), udp?.stop()]);
+      await Promise.all(bound.map((port) => runtime.unbindPort(port)));
       throw error;
-    } finally {
-      this.activating.delete(rule.ruleId);
     }
-    this.rules.set(rule.ruleId, { spec: rule, tcp, udp });
+    return bound;
+  }
+
+  private newUdpRuntime(connector: RuleConnector): UdpRuleRuntime {
+    return new UdpRuleRuntime(connector, this.log, {
+      ...this.options.udp,
+      host: this.options.listenHost ?? '::',
+    });
+  }
+
+  private async activateNew(rule: RuleSpec): Promise<ActivationResult> {
+    checkShape(rule);
+    const pairs = expandRule(rule, this.maxRangePorts);
+    this.checkPortsFree(rule, pairs);
+    const counters: RuleCounters = { dnsFailures: 0, failovers: 0 };
+    const connector = this.connectorFor(rule, counters);
+    const active: ActiveRule = {
+      spec: rule,
+      connector,
+      counters,
+      tcp: [],
+      udp: undefined,
+      ports: [],
+    };
+    try {
+      if (rule.protocol === 'udp') {
+        active.udp = this.newUdpRuntime(connector);
+        try {
+          active.ports = await this.bindUdp(rule, active.udp, pairs);
+        } catch (error) {
+          await active.udp.stop();
+          throw error;
+        }
+      } else {
+        active.tcp = await this.bindTcp(rule, pairs, connector);
+        active.ports = active.tcp.map((l) => l.listenPort);
+      }
+    } catch (error) {
+      connector.close();
+      throw error;
+    }
+    // A port-0 rule runs on the port the kernel chose; that is the definition from now on.
+    if (rule.listenPort === 0) active.spec = { ...rule, listenPort: active.ports[0] ?? 0 };
+    this.rules.set(rule.ruleId, active);
+    for (const port of active.ports) this.portOwners.set(portKey(rule.protocol, port), rule.ruleId);
     this.log.info(FORWARDER_EVENTS.ruleActivated, {
       rule_id: rule.ruleId,
       protocol: rule.protocol,
-      listen_port: ports[0],
-      listen_port_end: ports.length > 1 ? ports[ports.length - 1] : undefined,
-      target: `${rule.targetHost}:${rule.targetPort}`,
+      listen_port: active.ports[0],
+      listen_port_end: active.ports.length > 1 ? active.ports[active.ports.length - 1] : undefined,
+      targets: rule.targets.map((t) => `${t.host}:${t.port}`),
     });
-    if (udp) this.log.debug(FORWARDER_EVENTS.udpRuntimeStarted, { rule_id: rule.ruleId, ports });
+    if (active.udp) {
+      this.log.debug(FORWARDER_EVENTS.udpRuntimeStarted, {
+        rule_id: rule.ruleId,
+        ports: active.ports,
+      });
+    }
+    return { ok: true, ports: active.ports };
+  }
+
+  private async replace(current: ActiveRule, next: RuleSpec): Promise<ActivationResult> {
+    checkShape(next);
+    // Port 0 asks for any free port; on a replace the port already held is that port.
+    const single = next.listenPortEnd === null && next.targets[0]?.portEnd === null;
+    if (next.listenPort === 0 && single && current.ports.length === 1) {
+      next = { ...next, listenPort: current.ports[0]! };
+    }
+    if (sameRule(current.spec, next)) return { ok: true, ports: current.ports };
+    const pairs = expandRule(next, this.maxRangePorts);
+    this.checkPortsFree(next, pairs);
+    if (next.protocol !== current.spec.protocol) return this.swapProtocol(current, next);
+    const connector = this.connectorFor(next, current.counters);
+    const held = new Set(current.ports);
+    const fresh = pairs.filter((pair) => !held.has(pair.listen));
+    const keep = new Set(pairs.map((pair) => pair.listen));
+    let ports: number[];
+    try {
+      if (next.protocol === 'tcp') {
+        const bound = await this.bindTcp(next, fresh, connector);
+        const byPort = new Map(current.tcp.map((l) => [l.listenPort, l]));
+        for (const l of bound) byPort.set(l.listenPort, l);
+        const listeners = pairs.map((pair) => byPort.get(pair.listen)!);
+        // Every kept listener now sends new connections to the new definition.
+        pairs.forEach((pair, i) => {
+          listeners[i]!.route = { connector, offset: pair.offset };
+        });
+        for (const old of current.tcp) {
+          if (!keep.has(old.listenPort)) void old.stop(REPLACE_DRAIN_MS);
+        }
+        current.tcp = listeners;
+        ports = listeners.map((l) => l.listenPort);
+      } else {
+        const runtime = current.udp!;
+        await this.bindUdp(next, runtime, fresh);
+        runtime.connector = connector;
+        for (const pair of pairs) runtime.setOffset(pair.listen, pair.offset);
+        for (const port of runtime.boundPorts()) {
+          if (!keep.has(port)) await runtime.unbindPort(port);
+        }
+        ports = pairs.map((pair) => pair.listen);
+      }
+    } catch (error) {
+      connector.close();
+      throw error;
+    }
+    current.connector.close();
+    for (const port of current.ports) this.portOwners.delete(portKey(next.protocol, port));
+    for (const port of ports) this.portOwners.set(portKey(next.protocol, port), next.ruleId);
+    current.connector = connector;
+    current.spec = next;
+    current.ports = ports;
+    this.log.info(FORWARDER_EVENTS.ruleReactivated, {
+      rule_id: next.ruleId,
+      protocol: next.protocol,
+      listen_port: ports[0],
+      targets: next.targets.map((t) => `${t.host}:${t.port}`),
+    });
     return { ok: true, ports };
+  }
+
+  /** tcp ↔ udp under one id: bind the new protocol fully, then drop the old listeners. */
+  private async swapProtocol(current: ActiveRule, next: RuleSpec): Promise<ActivationResult> {
+    const id = next.ruleId;
+    this.rules.delete(id);
+    let result: ActivationResult;
+    try {
+      result = await this.activateNew(next);
+    } catch (error) {
+      this.rules.set(id, current);
+      throw error;
+    }
+    const fresh = this.rules.get(id)!;
+    fresh.counters.dnsFailures = current.counters.dnsFailures;
+    fresh.counters.failovers = current.counters.failovers;
+    for (const port of current.ports) this.portOwners.delete(portKey(current.spec.protocol, port));
+    current.connector.close();
+    void Promise.all([...current.tcp.map((t) => t.stop(0)), current.udp?.stop()]);
+    return result;
   }
 
   /**
@@ -229,6 +470,8 @@ export class Forwarder {
     const rule = this.rules.get(ruleId);
     if (!rule) return false;
     this.rules.delete(ruleId);
+    for (const port of rule.ports) this.portOwners.delete(portKey(rule.spec.protocol, port));
+    rule.connector.close();
     const stopping = Promise.all([
       ...rule.tcp.map((t) => t.stop(options.drainMs)),
       rule.udp?.stop(),
@@ -255,13 +498,18 @@ export class Forwarder {
     return [...this.rules.keys()];
   }
 
+  /** The definition a rule runs now. */
+  spec(ruleId: string): RuleSpec | undefined {
+    return this.rules.get(ruleId)?.spec;
+  }
+
   /** Stats of one rule, or undefined for an unknown id. */
   ruleStats(ruleId: string): RuleStats | undefined {
     const rule = this.rules.get(ruleId);
     return rule ? collect(rule) : undefined;
   }
 
-  /** Stats of every active rule, each with its per-port detail. */
+  /** Stats of every active rule, each with its per-port and per-target detail. */
   stats(): RuleStats[] {
     return [...this.rules.values()].map(collect);
   }
@@ -269,8 +517,10 @@ export class Forwarder {
 
 function collect(rule: ActiveRule): RuleStats {
   const ports: PortStats[] = [];
+  const live = new Map<TargetState, { bytesIn: number; bytesOut: number }>();
   for (const t of rule.tcp) {
     const s = t.stats();
+    t.addLiveTargetBytes(live);
     ports.push({
       listen_port: s.listen_port,
       target_port: s.target_port,
@@ -278,27 +528,26 @@ function collect(rule: ActiveRule): RuleStats {
       bytes_out: s.bytes_out,
       active_connections: s.active_connections,
       conn_errors: s.conn_errors,
+      connect_failures: s.connect_failures,
       datagrams_in: 0,
       datagrams_out: 0,
       active_flows: 0,
       flows_dropped_overflow: 0,
     });
   }
-  for (const s of rule.udp?.stats() ?? [])
-    ports.push({ ...s, active_connections: 0, conn_errors: 0 });
-  const sum = (field: keyof Omit<PortStats, 'listen_port' | 'target_port'>): number =>
-    ports.reduce((total, port) => total + port[field], 0);
+  for (const s of rule.udp?.stats() ?? []) {
+    ports.push({ ...s, active_connections: 0, conn_errors: 0, connect_failures: 0 });
+  }
+  const totals = Object.fromEntries(
+    PORT_COUNTERS.map((field) => [field, ports.reduce((sum, port) => sum + port[field], 0)]),
+  ) as Record<(typeof PORT_COUNTERS)[number], number>;
   return {
     rule_id: rule.spec.ruleId,
     protocol: rule.spec.protocol,
-    bytes_in: sum('bytes_in'),
-    bytes_out: sum('bytes_out'),
-    active_connections: sum('active_connections'),
-    conn_errors: sum('conn_errors'),
-    datagrams_in: sum('datagrams_in'),
-    datagrams_out: sum('datagrams_out'),
-    active_flows: sum('active_flows'),
-    flows_dropped_overflow: sum('flows_dropped_overflow'),
+    ...totals,
+    dns_failures: rule.counters.dnsFailures,
+    target_failovers_total: rule.counters.failovers,
     ports,
+    targets: rule.connector.stats(live),
   };
 }

@@ -21,6 +21,9 @@ export interface Welcome {
   server_time_unix_ms: number;
   udp_flow_idle_secs: number;
   udp_max_flows_per_rule: number;
+  /** Complete when `replay_manifest` is true (newer servers); see portunus.proto. */
+  replay_rule_ids: string[];
+  replay_manifest: boolean;
 }
 
 export interface WireTarget {
@@ -92,6 +95,22 @@ export interface WireRuleStats {
   active_flows: number;
   flows_dropped_overflow: number;
   target_failovers_total: number;
+  per_target: PerTargetStats[];
+}
+
+export interface PerTargetStats {
+  index: number;
+  host: string;
+  port: number;
+  priority: number;
+  /** 0 healthy, 1 failed (reference §4.2). */
+  health: number;
+  consecutive_failures: number;
+  last_failure_at_unix_ms: number;
+  last_success_at_unix_ms: number;
+  bytes_in: number;
+  bytes_out: number;
+  connections_accepted: number;
 }
 
 export interface StatsReport {

@@ -335,6 +335,57 @@ describe('list-rules, remove-rule, rule-stats', () => {
       ],
     );
   });
+
+  it('rule-stats --per-target asks for per_target and prints one row per target', async () => {
+    const target = {
+      priority: 0,
+      consecutive_failures: 0,
+      last_failure_at_unix_ms: 0,
+      last_success_at_unix_ms: 1,
+      bytes_in: 7,
+      bytes_out: 8,
+      connections_accepted: 2,
+    };
+    answers['GET /v1/rules/9/stats?per_target=true'] = [
+      200,
+      {
+        rule_id: 9,
+        client_name: 'edge',
+        protocol: 'tcp',
+        bytes_in: 7,
+        bytes_out: 8,
+        active_connections: 0,
+        dns_failures: 1,
+        target_failovers_total: 1,
+        updated_at: Date.UTC(2026, 4, 1),
+        per_target: [
+          { ...target, index: 0, host: 'a.internal', port: 80, health: 1, consecutive_failures: 3 },
+          { ...target, index: 1, host: '10.0.0.2', port: 81, priority: 1, health: 0 },
+        ],
+      },
+    ];
+    const result = await cli(['rule-stats', '9', '--per-target']);
+    assert.equal(result.code, 0, result.err);
+    const [line, ...table] = result.out.trimEnd().split('\n');
+    assert.match(line ?? '', / dns_failures=1 target_failovers_total=1 /);
+    assert.deepEqual(
+      table.map((row) => row.split(/\s{2,}/)),
+      [
+        [
+          'INDEX',
+          'TARGET',
+          'PRIORITY',
+          'HEALTH',
+          'FAILURES',
+          'BYTES_IN',
+          'BYTES_OUT',
+          'CONNECTIONS',
+        ],
+        ['0', 'a.internal:80', '0', 'failed', '3', '7', '8', '2'],
+        ['1', '10.0.0.2:81', '1', 'healthy', '0', '7', '8', '2'],
+      ],
+    );
+  });
 });
 
 describe('edit-rule and the rule flags it shares with push-rule', () => {

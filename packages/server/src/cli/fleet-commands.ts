@@ -27,6 +27,7 @@ import {
   revokeClientsByName,
 } from '@portunus/store';
 
+import type { TargetStatsSnapshot } from '../control/rule-stats.js';
 import { advertisedSeed, loadServerConfig } from '../config.js';
 import { RESERVED_USERS } from '../operator/context.js';
 import { generateSecret, hashSecret, ulid } from '../identity/secrets.js';
@@ -618,54 +619,90 @@ export function registerFleetCommands(program: Command, deps: FleetCommandDeps):
     .description("show a rule's latest traffic counters (HTTP)")
     .argument('<rule_id>')
     .option('--per-port', 'also show one row per listen port of a range rule', false)
+    .option('--per-target', 'also show one row per target: health and counters', false)
     .addOption(formatOption())
     .addOption(endpointOption())
-    .action(async (ruleId: string, options: HttpOptions & { perPort: boolean; format: Format }) => {
-      const query = options.perPort ? '?per_port=true' : '';
-      const stats = await client(options).request<Json>(
-        'GET',
-        `/v1/rules/${encodeURIComponent(ruleId)}/stats${query}`,
-      );
-      if (options.format === 'json') {
-        printJson(io, stats);
-        return;
-      }
-      const fields: [string, unknown][] = [
-        ['rule_id', stats['rule_id']],
-        ['client', stats['client_name']],
-        ['protocol', stats['protocol']],
-        ['bytes_in', stats['bytes_in']],
-        ['bytes_out', stats['bytes_out']],
-        ['active', stats['active_connections']],
-        ['dns_failures', stats['dns_failures']],
-        ['target_failovers_total', stats['target_failovers_total']],
-      ];
-      if (stats['protocol'] === 'udp') {
-        for (const name of [
-          'active_flows',
-          'datagrams_in',
-          'datagrams_out',
-          'flows_dropped_overflow',
-        ]) {
-          fields.push([name, stats[name]]);
-        }
-      }
-      fields.push(['updated_at', timeText(stats['updated_at'])]);
-      io.writeOut(`${fields.map(([name, value]) => `${name}=${text(value)}`).join(' ')}\n`);
-      if (options.perPort) {
-        const ports = Array.isArray(stats['per_port']) ? (stats['per_port'] as Json[]) : [];
-        printTable(
-          io,
-          ['LISTEN_PORT', 'BYTES_IN', 'BYTES_OUT', 'ACTIVE', 'DATAGRAMS_IN', 'DATAGRAMS_OUT'],
-          ports.map((port) => [
-            text(port['listen_port']),
-            text(port['bytes_in']),
-            text(port['bytes_out']),
-            text(port['active_connections']),
-            text(port['datagrams_in']),
-            text(port['datagrams_out']),
-          ]),
+    .action(
+      async (
+        ruleId: string,
+        options: HttpOptions & { perPort: boolean; perTarget: boolean; format: Format },
+      ) => {
+        const params = [
+          ...(options.perPort ? ['per_port=true'] : []),
+          ...(options.perTarget ? ['per_target=true'] : []),
+        ];
+        const query = params.length > 0 ? `?${params.join('&')}` : '';
+        const stats = await client(options).request<Json>(
+          'GET',
+          `/v1/rules/${encodeURIComponent(ruleId)}/stats${query}`,
         );
-      }
-    });
+        if (options.format === 'json') {
+          printJson(io, stats);
+          return;
+        }
+        const fields: [string, unknown][] = [
+          ['rule_id', stats['rule_id']],
+          ['client', stats['client_name']],
+          ['protocol', stats['protocol']],
+          ['bytes_in', stats['bytes_in']],
+          ['bytes_out', stats['bytes_out']],
+          ['active', stats['active_connections']],
+          ['dns_failures', stats['dns_failures']],
+          ['target_failovers_total', stats['target_failovers_total']],
+        ];
+        if (stats['protocol'] === 'udp') {
+          for (const name of [
+            'active_flows',
+            'datagrams_in',
+            'datagrams_out',
+            'flows_dropped_overflow',
+          ]) {
+            fields.push([name, stats[name]]);
+          }
+        }
+        fields.push(['updated_at', timeText(stats['updated_at'])]);
+        io.writeOut(`${fields.map(([name, value]) => `${name}=${text(value)}`).join(' ')}\n`);
+        if (options.perPort) {
+          const ports = Array.isArray(stats['per_port']) ? (stats['per_port'] as Json[]) : [];
+          printTable(
+            io,
+            ['LISTEN_PORT', 'BYTES_IN', 'BYTES_OUT', 'ACTIVE', 'DATAGRAMS_IN', 'DATAGRAMS_OUT'],
+            ports.map((port) => [
+              text(port['listen_port']),
+              text(port['bytes_in']),
+              text(port['bytes_out']),
+              text(port['active_connections']),
+              text(port['datagrams_in']),
+              text(port['datagrams_out']),
+            ]),
+          );
+        }
+        if (options.perTarget) {
+          const targets = (stats['per_target'] ?? []) as TargetStatsSnapshot[];
+          printTable(
+            io,
+            [
+              'INDEX',
+              'TARGET',
+              'PRIORITY',
+              'HEALTH',
+              'FAILURES',
+              'BYTES_IN',
+              'BYTES_OUT',
+              'CONNECTIONS',
+            ],
+            targets.map((target) => [
+              text(target.index),
+              text(`${target.host}:${target.port}`),
+              text(target.priority),
+              target.health === 0 ? 'healthy' : 'failed',
+              text(target.consecutive_failures),
+              text(target.bytes_in),
+              text(target.bytes_out),
+              text(target.connections_accepted),
+            ]),
+          );
+        }
+      },
+    );
 }

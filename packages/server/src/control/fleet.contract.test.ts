@@ -28,10 +28,10 @@ const ended: EndReason[] = [];
 let answer: Answer = () => ({ outcome: 'ACTIVATED' });
 let session: ReturnType<ControlFleet['open']>;
 
-function connect(protocols: ('TCP' | 'UDP')[] = ['TCP', 'UDP']): void {
+function connect(protocols: ('TCP' | 'UDP')[] = ['TCP', 'UDP'], clientVersion = '0.1.0'): void {
   session = fleet.open(
     { clientId: EDGE, clientName: 'edge-1', remoteAddr: '127.0.0.1:5555' },
-    { protocol_version: '1.0.0', client_version: '0.1.0', supported_protocols: protocols },
+    { protocol_version: '1.0.0', client_version: clientVersion, supported_protocols: protocols },
     {
       send: (message) => {
         sent.push(message);
@@ -256,6 +256,7 @@ describe('POST /v1/rules through the fleet', () => {
       active_flows: 0,
       flows_dropped_overflow: 0,
       target_failovers_total: 0,
+      per_target: [],
     };
     fleet.report(session, {
       sent_at_unix_ms: h.clock,
@@ -281,6 +282,101 @@ describe('POST /v1/rules through the fleet', () => {
     assert.ok(text.includes(line), text);
     assert.ok(!text.includes('rule="999999"'));
     assert.match(text, /portunus_clients_connected 1/);
+  });
+
+  it('shows per-target health and counters in the stats route, the rule JSON and metrics', async () => {
+    connect(['TCP', 'UDP'], '0.10.0');
+    answer = () => ({ outcome: 'ACTIVATED' });
+    const created = await push(root, {
+      listen_port: 20050,
+      targets: [
+        { host: '10.0.0.1', port: 80 },
+        { host: 'app.internal', port: 8080, priority: 1, proxy_protocol: 'v2' },
+      ],
+    });
+    assert.equal(created.statusCode, 201, created.body);
+    const ruleId = created.json<{ rule_id: number }>().rule_id;
+    const target = (index: number, host: string, port: number, health: number) => ({
+      index,
+      host,
+      port,
+      priority: index,
+      health,
+      consecutive_failures: health === 1 ? 3 : 0,
+      last_failure_at_unix_ms: health === 1 ? 1_700_000_000_000 : 0,
+      last_success_at_unix_ms: 1_600_000_000_000,
+      bytes_in: 10 * (index + 1),
+      bytes_out: 20 * (index + 1),
+      connections_accepted: index + 4,
+    });
+    fleet.report(session, {
+      sent_at_unix_ms: h.clock,
+      stats: [
+        {
+          rule_id: String(ruleId),
+          bytes_in: 30,
+          bytes_out: 60,
+          active_connections: 0,
+          per_port: [],
+          dns_failures: 2,
+          datagrams_in: 0,
+          datagrams_out: 0,
+          active_flows: 0,
+          flows_dropped_overflow: 0,
+          target_failovers_total: 1,
+          per_target: [target(0, '10.0.0.1', 80, 1), target(1, 'app.internal', 8080, 0)],
+        },
+      ],
+    });
+    const plain = await h.bearer(root, { method: 'GET', url: `/v1/rules/${ruleId}/stats` });
+    assert.equal(plain.json<Record<string, unknown>>()['per_target'], undefined);
+    const stats = await h.bearer(root, {
+      method: 'GET',
+      url: `/v1/rules/${ruleId}/stats?per_target=true`,
+    });
+    assert.equal(stats.statusCode, 200, `${stats.body} ${created.body}`);
+    const body = stats.json<{
+      dns_failures: number;
+      target_failovers_total: number;
+      per_target: { host: string; health: number; connections_accepted: number }[];
+    }>();
+    assert.equal(body.dns_failures, 2);
+    assert.equal(body.target_failovers_total, 1);
+    assert.deepEqual(
+      body.per_target.map((t) => [t.host, t.health, t.connections_accepted]),
+      [
+        ['10.0.0.1', 1, 4],
+        ['app.internal', 0, 5],
+      ],
+    );
+    type Health = { healthy: boolean; consecutive_failures: number } | null;
+    type RuleJson = { id: number; targets: { health: Health }[] };
+    const one = await h.bearer(root, { method: 'GET', url: `/v1/rules/${ruleId}` });
+    const healths = one.json<RuleJson>().targets.map((t) => t.health);
+    assert.deepEqual(
+      healths.map((x) => [x?.healthy, x?.consecutive_failures]),
+      [
+        [false, 3],
+        [true, 0],
+      ],
+    );
+    const list = await h.bearer(root, { method: 'GET', url: '/v1/rules' });
+    const rules = list.json<RuleJson[]>();
+    assert.deepEqual(
+      rules.find((r) => r.id === ruleId)?.targets.map((t) => t.health?.healthy),
+      [false, true],
+    );
+    assert.ok(
+      rules.filter((r) => r.id !== ruleId).every((r) => r.targets.every((t) => t.health === null)),
+      'rules without a per-target report keep health null',
+    );
+    const text = await h.metrics.render();
+    assert.ok(
+      text.includes(
+        `portunus_rule_target_failovers_total{client="edge-1",rule="${ruleId}",owner="root"} 1`,
+      ),
+      text,
+    );
   });
 
   it('revocation ends the session as terminal and the client is offline', () => {

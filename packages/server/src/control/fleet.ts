@@ -14,7 +14,12 @@ import { getRule, setRuleState, type Rule } from '@portunus/store';
 import { ulid } from '../identity/secrets.js';
 import type { ServerMetrics } from '../metrics.js';
 import type { Fleet, LiveConnection, PushOutcome } from '../operator/context.js';
-import { RuleStatsTable, type RuleLabels, type RuleStatsSnapshot } from './rule-stats.js';
+import {
+  RuleStatsTable,
+  type RuleLabels,
+  type RuleStatsSnapshot,
+  type TargetStatsSnapshot,
+} from './rule-stats.js';
 import {
   capabilitiesOf,
   capabilityGate,
@@ -87,6 +92,10 @@ export class ControlFleet implements Fleet {
     return this.stats.get(ruleId);
   }
 
+  liveTargetHealth(): ReadonlyMap<number, readonly TargetStatsSnapshot[]> {
+    return this.stats.liveTargetHealth();
+  }
+
   disconnect(clientId: string, reason: 'revoked' | 'rotated'): void {
     const session = this.sessions.get(clientId);
     if (!session) return;
@@ -123,7 +132,17 @@ export class ControlFleet implements Fleet {
 
   /** Sends every Active rule of the session's client again (after Welcome). */
   replay(session: Session, rules: readonly Rule[]): { replayed: number; gated: number } {
-    let replayed = 0;
+    const plan = this.planReplay(session, rules);
+    this.sendReplay(session, plan.rules);
+    return { replayed: plan.rules.length, gated: plan.gated };
+  }
+
+  /**
+   * The Active rules that will be replayed; those a gate now refuses are marked Failed here. The
+   * Welcome names the result, so the client can stop whatever else it still runs.
+   */
+  planReplay(session: Session, rules: readonly Rule[]): { rules: Rule[]; gated: number } {
+    const send: Rule[] = [];
     let gated = 0;
     for (const rule of rules) {
       if (rule.state.kind !== 'active') continue;
@@ -133,15 +152,20 @@ export class ControlFleet implements Fleet {
         gated += 1;
         continue;
       }
+      send.push(rule);
+    }
+    return { rules: send, gated };
+  }
+
+  sendReplay(session: Session, rules: readonly Rule[]): void {
+    for (const rule of rules) {
       this.remember(rule);
       // Replayed rules stay Active while the client re-binds: an ack that never comes (the
       // client died again) must not strand them as Pending, which is never replayed.
       session.stream.send({
         rule_update: { request_id: `replay-${ulid()}`, action: 'PUSH', rule: toWireRule(rule) },
       });
-      replayed += 1;
     }
-    return { replayed, gated };
   }
 
   close(session: Session): void {
@@ -288,6 +312,7 @@ export class ControlFleet implements Fleet {
       clientName: rule.clientName,
       ownerUserId: rule.ownerUserId,
       protocol: rule.protocol,
+      multiTarget: rule.targets.length > 1,
     });
   }
 

@@ -3,34 +3,52 @@
  * RuleStatsSnapshot), kept in memory: `GET /v1/rules/{id}/stats` reads a snapshot, and the
  * Prometheus `portunus_rule_*` series (one per rule, labels client/rule/owner; per-port detail
  * never exported) are rendered from the same table at scrape time. Counters are the client's
- * cumulative values, so a client restart shows up as an ordinary counter reset. Depends on
- * prom-client and the proto message types only.
+ * cumulative values, so a client restart shows up as an ordinary counter reset. The counter and
+ * per-target shapes are the data plane's own (`RuleStats`, `TargetStats` from the forwarder,
+ * imported as types), so no layer re-spells them; per-target health (0 healthy, 1 failed, as in
+ * the reference) also feeds the live `targets[].health` of the rule JSON. Depends on prom-client
+ * and the proto and forwarder types only.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
 
+import type { PortCounter, Protocol, RuleStats, TargetStats } from '@portunus/forwarder';
 import type { PerPortStats, WireRuleStats } from '@portunus/proto';
 
-export interface RuleStatsSnapshot {
+/** One target's live state as the API shows it (reference §2.5 per_target). */
+export type TargetStatsSnapshot = Omit<TargetStats, 'health'> & { health: 0 | 1 };
+
+/** The rule-wide counters a client reports, spelled once by the data plane. */
+type ReportedCounters = Pick<
+  RuleStats,
+  | Extract<
+      PortCounter,
+      | 'bytes_in'
+      | 'bytes_out'
+      | 'active_connections'
+      | 'datagrams_in'
+      | 'datagrams_out'
+      | 'active_flows'
+      | 'flows_dropped_overflow'
+    >
+  | 'dns_failures'
+  | 'target_failovers_total'
+>;
+
+export interface RuleStatsSnapshot extends ReportedCounters {
   rule_id: number;
   client_name: string;
-  protocol: 'tcp' | 'udp';
-  bytes_in: number;
-  bytes_out: number;
-  active_connections: number;
-  dns_failures: number;
-  datagrams_in: number;
-  datagrams_out: number;
-  active_flows: number;
-  flows_dropped_overflow: number;
-  target_failovers_total: number;
+  protocol: Protocol;
   updated_at: number;
-  per_port: (Omit<PerPortStats, never> & { updated_at: number })[];
+  per_port: (PerPortStats & { updated_at: number })[];
+  per_target: TargetStatsSnapshot[];
 }
 
 export interface RuleLabels {
   clientName: string;
   ownerUserId: string;
-  protocol: 'tcp' | 'udp';
+  protocol: Protocol;
+  /** Failover counters are exported for multi-target rules only (reference §7.3). */
+  multiTarget?: boolean;
 }
 
 interface Entry {
@@ -62,8 +80,32 @@ export class RuleStatsTable {
       target_failovers_total: stats.target_failovers_total,
       updated_at: now,
       per_port: stats.per_port.map((port) => ({ ...port, updated_at: now })),
+      per_target: stats.per_target.map((target) => ({
+        index: target.index,
+        host: target.host,
+        port: target.port,
+        priority: target.priority,
+        health: target.health === 1 ? 1 : 0,
+        consecutive_failures: target.consecutive_failures,
+        last_failure_at_unix_ms: target.last_failure_at_unix_ms,
+        last_success_at_unix_ms: target.last_success_at_unix_ms,
+        bytes_in: target.bytes_in,
+        bytes_out: target.bytes_out,
+        connections_accepted: target.connections_accepted,
+      })),
     };
     this.entries.set(ruleId, { labels, snapshot, live: true });
+  }
+
+  /** Per-target reports of the live rules that have any. */
+  liveTargetHealth(): Map<number, readonly TargetStatsSnapshot[]> {
+    const live = new Map<number, readonly TargetStatsSnapshot[]>();
+    for (const [ruleId, entry] of this.entries) {
+      if (entry.live && entry.snapshot.per_target.length > 0) {
+        live.set(ruleId, entry.snapshot.per_target);
+      }
+    }
+    return live;
   }
 
   get(ruleId: number): RuleStatsSnapshot | undefined {
@@ -84,13 +126,14 @@ export class RuleStatsTable {
       name: string,
       help: string,
       value: (snapshot: RuleStatsSnapshot) => number,
-      options: { liveOnly?: boolean; protocol?: 'udp' } = {},
+      options: { liveOnly?: boolean; protocol?: 'udp'; multiTargetOnly?: boolean } = {},
     ): void => {
       const collect = function (this: Counter<Label> | Gauge<Label>): void {
         this.reset();
         for (const [ruleId, entry] of table) {
           if (options.liveOnly && !entry.live) continue;
           if (options.protocol && entry.labels.protocol !== options.protocol) continue;
+          if (options.multiTargetOnly && entry.labels.multiTarget !== true) continue;
           const labels = {
             client: entry.labels.clientName,
             rule: String(ruleId),
@@ -130,6 +173,13 @@ export class RuleStatsTable {
       'Target name resolutions that failed.',
       (s) => s.dns_failures,
       { liveOnly: true },
+    );
+    series(
+      'counter',
+      'portunus_rule_target_failovers_total',
+      'Healthy/failed transitions of the targets of a multi-target rule.',
+      (s) => s.target_failovers_total,
+      { liveOnly: true, multiTargetOnly: true },
     );
     series(
       'counter',

@@ -19,6 +19,8 @@ import {
 import {
   createEnrollment,
   insertClient,
+  insertRule,
+  insertUser,
   openStore,
   revokeClient,
   type Store,
@@ -139,6 +141,22 @@ before(async () => {
     now,
   });
   revokeClient(store.db, GONE, now);
+  insertUser(store.db, { userId: 'owner', role: 'superadmin', displayName: 'Owner', now });
+  for (const [port, kind] of [
+    [20001, 'active'],
+    [20002, 'pending'],
+    [20003, 'active'],
+  ] as const) {
+    insertRule(store.db, {
+      clientId: EDGE,
+      ownerUserId: 'owner',
+      protocol: 'tcp',
+      listenPort: port,
+      targets: [{ host: '10.0.0.1', port: 80, portEnd: null, priority: 0, proxyProtocol: null }],
+      state: { kind },
+      now,
+    });
+  }
 });
 
 after(async () => {
@@ -186,6 +204,10 @@ describe('Control.Channel bearer check', () => {
     assert.ok(answer.message && 'welcome' in answer.message);
     assert.equal(answer.message.welcome.udp_flow_idle_secs, 45);
     assert.equal(answer.message.welcome.udp_max_flows_per_rule, 512);
+    // The replay manifest names exactly the Active rules that follow, so a client that kept
+    // running across the reconnect can stop the rest.
+    assert.equal(answer.message.welcome.replay_manifest, true);
+    assert.equal(answer.message.welcome.replay_rule_ids.length, 2);
     assert.equal(fleet.isConnected(EDGE), true);
     assert.equal((await metrics.clientsConnected.get()).values[0]?.value, 1);
     const ended = new Promise<grpc.StatusObject>((resolve) => channel.on('status', resolve));

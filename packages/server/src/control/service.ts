@@ -321,16 +321,23 @@ function channel(call: ChannelCall, options: ControlServiceOptions): void {
       protocols: [...opened.caps.protocols],
     });
     if (!hello) logger.warn(EVENTS.clientHelloMissing, { client_id: client.clientId });
+    const plan = fleet.planReplay(opened, listRules(db, { clientId: client.clientId }));
     stream.send({
       welcome: {
         server_version: SERVER_PROTOCOL_VERSION,
         server_time_unix_ms: options.now(),
         udp_flow_idle_secs: options.udpFlowIdleSecs,
         udp_max_flows_per_rule: options.udpMaxFlowsPerRule,
+        replay_rule_ids: plan.rules.map((rule) => String(rule.ruleId)),
+        replay_manifest: true,
       },
     });
-    const replay = fleet.replay(opened, listRules(db, { clientId: client.clientId }));
-    logger.info(EVENTS.rulesReplayed, { client_id: client.clientId, ...replay });
+    fleet.sendReplay(opened, plan.rules);
+    logger.info(EVENTS.rulesReplayed, {
+      client_id: client.clientId,
+      replayed: plan.rules.length,
+      gated: plan.gated,
+    });
     return opened;
   };
   const helloTimer = setTimeout(() => start(undefined), HELLO_WAIT_MS);

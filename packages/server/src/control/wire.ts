@@ -1,10 +1,12 @@
 /**
- * What the server may send a client, and in which shape: a stored rule turned into the wire
- * `Rule` (reference §4.2 — single-target rules keep the legacy fields only, so older clients see
- * the bytes they know), and the capability gates that refuse a feature the client's Hello does
- * not cover (§4.4). Pure: no store, no sockets.
+ * What the server may send a client, and in which shape: a stored rule becomes the data plane's
+ * one `RuleSpec` (the forwarder's definition, imported as a type only — the server never runs the
+ * data plane) and that becomes the wire `Rule` (reference §4.2 — single-target rules keep the
+ * legacy fields only, so older clients see the bytes they know); the capability gates refuse a
+ * feature the client's Hello does not cover (§4.4). Pure: no store access, no sockets.
  */
 import type { ErrorCode } from '@portunus/core';
+import type { RuleSpec } from '@portunus/forwarder';
 import {
   FEATURE_MIN_VERSION,
   versionAtLeast,
@@ -31,10 +33,8 @@ export function capabilitiesOf(hello: Hello | undefined): ClientCapabilities {
 }
 
 /** What the gates look at: enough of a rule to judge it before it is stored. */
-export type GatedRule = Pick<
-  Rule,
-  'clientId' | 'protocol' | 'targets' | 'sniPattern' | 'rateLimit'
->;
+export type GatedRule = Pick<RuleSpec, 'protocol' | 'targets' | 'sniPattern' | 'rateLimit'> &
+  Pick<Rule, 'clientId'>;
 
 /** The gate a rule fails for this client, or undefined when it may be sent (reference §4.4). */
 export function capabilityGate(rule: GatedRule, caps: ClientCapabilities): ErrorCode | undefined {
@@ -56,8 +56,24 @@ export function capabilityGate(rule: GatedRule, caps: ClientCapabilities): Error
   return undefined;
 }
 
-function wireRateLimit(rule: Rule): WireRateLimit | null {
-  const caps = rule.rateLimit;
+/** The stored rule as the data plane will run it. */
+export function ruleSpecOf(rule: Rule): RuleSpec {
+  return {
+    ruleId: String(rule.ruleId),
+    protocol: rule.protocol,
+    listenPort: rule.listenPort,
+    listenPortEnd: rule.listenPortEnd,
+    targets: rule.targets.map((target) => ({ ...target })),
+    preferIpv6: rule.preferIpv6,
+    healthCheckIntervalSecs: rule.healthCheckIntervalSecs,
+    ownerId: rule.ownerUserId,
+    sniPattern: rule.sniPattern,
+    rateLimit: rule.rateLimit,
+  };
+}
+
+function wireRateLimit(spec: RuleSpec): WireRateLimit | null {
+  const caps = spec.rateLimit;
   if (!caps) return null;
   return {
     bandwidth_in_bps: caps.bandwidthInBps ?? null,
@@ -71,19 +87,20 @@ function wireRateLimit(rule: Rule): WireRateLimit | null {
 }
 
 export function toWireRule(rule: Rule): WireRule {
-  const [first] = rule.targets;
-  const multi = rule.targets.length > 1 || rule.targets.some((t) => t.proxyProtocol !== null);
+  const spec = ruleSpecOf(rule);
+  const [first] = spec.targets;
+  const multi = spec.targets.length > 1 || spec.targets.some((t) => t.proxyProtocol !== null);
   return {
-    rule_id: String(rule.ruleId),
-    listen_port: rule.listenPort,
-    listen_port_end: rule.listenPortEnd ?? 0,
+    rule_id: spec.ruleId,
+    listen_port: spec.listenPort,
+    listen_port_end: spec.listenPortEnd ?? 0,
     target_host: first?.host ?? '',
     target_port: first?.port ?? 0,
     target_port_end: first?.portEnd ?? 0,
-    protocol: rule.protocol === 'udp' ? 'UDP' : 'TCP',
-    prefer_ipv6: rule.preferIpv6,
+    protocol: spec.protocol === 'udp' ? 'UDP' : 'TCP',
+    prefer_ipv6: spec.preferIpv6,
     targets: multi
-      ? rule.targets.map((target) => ({
+      ? spec.targets.map((target) => ({
           host: target.host,
           port: target.port,
           priority: target.priority,
@@ -91,9 +108,9 @@ export function toWireRule(rule: Rule): WireRule {
             target.proxyProtocol === 'v1' ? 'V1' : target.proxyProtocol === 'v2' ? 'V2' : null,
         }))
       : [],
-    health_check_interval_secs: rule.healthCheckIntervalSecs ?? 0,
-    sni_pattern: rule.sniPattern,
-    rate_limit: wireRateLimit(rule),
-    owner_id: rule.ownerUserId,
+    health_check_interval_secs: spec.healthCheckIntervalSecs ?? 0,
+    sni_pattern: spec.sniPattern,
+    rate_limit: wireRateLimit(spec),
+    owner_id: spec.ownerId,
   };
 }

@@ -9,7 +9,7 @@ import type { ErrorCode, Logger } from '@portunus/core';
 import type { AuditWriter, Role, Rule, StoreFaults } from '@portunus/store';
 
 import type { ServerConfig } from '../config.js';
-import type { RuleStatsSnapshot } from '../control/rule-stats.js';
+import type { RuleStatsSnapshot, TargetStatsSnapshot } from '../control/rule-stats.js';
 import type { GatedRule } from '../control/wire.js';
 import type { ServerMetrics } from '../metrics.js';
 
@@ -58,6 +58,8 @@ export interface Fleet {
   disconnect(clientId: string, reason: 'revoked' | 'rotated'): void;
   /** The latest stats the client reported for a rule. */
   ruleStats(ruleId: number): RuleStatsSnapshot | undefined;
+  /** Per-target reports of live rules that have them (the rule JSON's `targets[].health`). */
+  liveTargetHealth(): ReadonlyMap<number, readonly TargetStatsSnapshot[]>;
 }
 
 export const NO_FLEET: Fleet = {
@@ -69,6 +71,7 @@ export const NO_FLEET: Fleet = {
   remove: () => undefined,
   disconnect: () => undefined,
   ruleStats: () => undefined,
+  liveTargetHealth: () => new Map(),
 };
 
 /** What the operator API needs to know of the control listener and its certificate. */

@@ -666,7 +666,8 @@ describe('POST /v1/rules', () => {
       [
         'targets_duplicate',
         400,
-        (b) => (b['targets'] = [{ host: 'a.example', port: 1, proxy_protocol: 'v2' }]),
+        // v1: a UDP rule refuses it (v2 is allowed on UDP).
+        (b) => (b['targets'] = [{ host: 'a.example', port: 1, proxy_protocol: 'v1' }]),
       ],
       ['invalid_protocol', 400, (b) => (b['protocol'] = 'udp')],
       ['client_not_found', 404, (b) => (b['client'] = 'edge-1')],

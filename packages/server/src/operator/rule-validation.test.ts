@@ -126,6 +126,23 @@ describe('validateRuleBody', () => {
     checkGrantedPush(push, 10);
   });
 
+  it('refuses PROXY v1 on UDP and accepts v2 there (a header per datagram)', () => {
+    const body = (proxy: string) =>
+      validateRuleBody({
+        client: 'edge',
+        listen_port: 5353,
+        protocol: 'udp',
+        targets: [{ host: '10.0.0.1', port: 53, proxy_protocol: proxy }],
+      });
+    assert.throws(
+      () => {
+        checkGrantedPush(body('v1'), 10);
+      },
+      { code: 'validation.proxy_protocol_on_unsupported_rule' },
+    );
+    checkGrantedPush(body('v2'), 10);
+  });
+
   it('defaults target priorities to the row index and keeps caps', () => {
     const push = validateRuleBody({
       client: 'edge',

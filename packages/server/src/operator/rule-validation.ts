@@ -110,7 +110,8 @@ export function validateRuleBody(body: RulePushBody): RulePush {
 
 /**
  * The checks that follow the grant check (reference §2.4): the legacy target host's syntax, PROXY
- * protocol only on TCP, and the range cap (`range_rule_max_ports`).
+ * v1 only on TCP (v2 on UDP is beyond the reference: a header in front of each datagram, README
+ * "PROXY protocol"), and the range cap (`range_rule_max_ports`).
  */
 export function checkGrantedPush(push: RulePush, rangeRuleMaxPorts: number): void {
   if (push.shape === 'legacy') {
@@ -119,10 +120,10 @@ export function checkGrantedPush(push: RulePush, rangeRuleMaxPorts: number): voi
       if (problem) fail(problem.code, problem.message);
     }
   }
-  if (push.protocol === 'udp' && push.targets.some((target) => target.proxyProtocol !== null)) {
+  if (push.protocol === 'udp' && push.targets.some((target) => target.proxyProtocol === 'v1')) {
     fail(
       'validation.proxy_protocol_on_unsupported_rule',
-      'proxy_protocol is only valid on tcp rules',
+      'proxy_protocol v1 is only valid on tcp rules; udp targets take v2',
     );
   }
   const size = (push.listenPortEnd ?? push.listenPort) - push.listenPort + 1;

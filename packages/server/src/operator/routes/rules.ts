@@ -13,6 +13,7 @@ import { rateLimitView } from '../../services/rule-definitions.js';
 import { editRule, ownedRule, pushRule, removeRule } from '../../services/rules.js';
 import { identityOf } from '../auth.js';
 import type { OperatorContext } from '../context.js';
+import { listWithLiveHealth, withLiveHealth } from '../rule-health.js';
 import type { RulePushBody } from '../rule-validation.js';
 
 /** Rule JSON of `GET /v1/rules` (reference §2.5); absent optional fields are omitted. */
@@ -153,11 +154,15 @@ export function registerRuleRoutes(app: FastifyInstance, ctx: OperatorContext): 
           : {}
         : { ownerUserId: identity.userId }),
     };
-    return reply.type('application/json; charset=utf-8').send(renderRules(ctx, filter));
+    const json = listWithLiveHealth(renderRules(ctx, filter), ctx.fleet);
+    return reply.type('application/json; charset=utf-8').send(json);
   });
 
   app.get<{ Params: { ruleId: string } }>('/v1/rules/:ruleId', (request) =>
-    ruleView(ownedRule(ctx, identityOf(request), parseRuleId(request.params.ruleId))),
+    withLiveHealth(
+      ruleView(ownedRule(ctx, identityOf(request), parseRuleId(request.params.ruleId))),
+      ctx.fleet,
+    ),
   );
 
   app.delete<{ Params: { ruleId: string } }>('/v1/rules/:ruleId', (request, reply) => {
@@ -201,7 +206,7 @@ export function registerRuleRoutes(app: FastifyInstance, ctx: OperatorContext): 
     },
   );
 
-  app.get<{ Params: { ruleId: string }; Querystring: { per_port?: string } }>(
+  app.get<{ Params: { ruleId: string }; Querystring: { per_port?: string; per_target?: string } }>(
     '/v1/rules/:ruleId/stats',
     (request) => {
       const rule = ownedRule(ctx, identityOf(request), parseRuleId(request.params.ruleId));
@@ -211,7 +216,7 @@ export function registerRuleRoutes(app: FastifyInstance, ctx: OperatorContext): 
           rule_id: rule.ruleId,
         });
       }
-      const { per_port: perPort, ...totals } = snapshot;
+      const { per_port: perPort, per_target: perTarget, ...totals } = snapshot;
       return {
         ...totals,
         updated_at: formatRfc3339(totals.updated_at),
@@ -223,6 +228,7 @@ export function registerRuleRoutes(app: FastifyInstance, ctx: OperatorContext): 
               })),
             }
           : {}),
+        ...(isTruthy(request.query.per_target) ? { per_target: perTarget } : {}),
       };
     },
   );

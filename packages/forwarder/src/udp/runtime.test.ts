@@ -8,7 +8,13 @@ import assert from 'node:assert/strict';
 import type dgram from 'node:dgram';
 import { after, describe, it } from 'node:test';
 
-import { FORWARDER_EVENTS, Forwarder, type IntervalScheduler, type UdpOptions } from './index.js';
+import {
+  FORWARDER_EVENTS,
+  Forwarder,
+  simpleRule,
+  type IntervalScheduler,
+  type UdpOptions,
+} from '../index.js';
 import {
   V4,
   closeTcp,
@@ -22,7 +28,7 @@ import {
   udpEcho,
   udpSocket,
   waitFor,
-} from './net.harness.js';
+} from '../net.harness.js';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 after(async () => {
@@ -57,13 +63,15 @@ async function ask(socket: dgram.Socket, port: number, text: string): Promise<st
 describe('UDP forwarding', () => {
   it('echoes one flow and counts datagrams and bytes both ways', async () => {
     const forwarder = newForwarder();
-    const { ports } = await forwarder.activate({
-      ruleId: 'u1',
-      protocol: 'udp',
-      listenPort: 0,
-      targetHost: V4,
-      targetPort: await echoTarget(),
-    });
+    const { ports } = await forwarder.activate(
+      simpleRule({
+        ruleId: 'u1',
+        protocol: 'udp',
+        listenPort: 0,
+        targetHost: V4,
+        targetPort: await echoTarget(),
+      }),
+    );
     const socket = await client();
     assert.equal(await ask(socket, ports[0]!, 'hello'), 'hello');
     assert.equal(await ask(socket, ports[0]!, 'again!'), 'again!');
@@ -78,13 +86,15 @@ describe('UDP forwarding', () => {
 
   it('gives 200 distinct sources only their own replies', async () => {
     const forwarder = newForwarder();
-    const { ports } = await forwarder.activate({
-      ruleId: 'many',
-      protocol: 'udp',
-      listenPort: 0,
-      targetHost: V4,
-      targetPort: await echoTarget(),
-    });
+    const { ports } = await forwarder.activate(
+      simpleRule({
+        ruleId: 'many',
+        protocol: 'udp',
+        listenPort: 0,
+        targetHost: V4,
+        targetPort: await echoTarget(),
+      }),
+    );
     const sockets = await Promise.all(Array.from({ length: 200 }, () => client()));
     const received = sockets.map(() => [] as string[]);
     sockets.forEach((socket, index) => {
@@ -105,13 +115,15 @@ describe('UDP forwarding', () => {
   it('drops new flows over the cap and keeps the old ones', async () => {
     const logger = recordingLogger();
     const forwarder = newForwarder({ maxFlows: 2 }, logger);
-    const { ports } = await forwarder.activate({
-      ruleId: 'cap',
-      protocol: 'udp',
-      listenPort: 0,
-      targetHost: V4,
-      targetPort: await echoTarget(),
-    });
+    const { ports } = await forwarder.activate(
+      simpleRule({
+        ruleId: 'cap',
+        protocol: 'udp',
+        listenPort: 0,
+        targetHost: V4,
+        targetPort: await echoTarget(),
+      }),
+    );
     const port = ports[0]!;
     const [a, b, c] = [await client(), await client(), await client()];
     assert.equal(await ask(a, port, 'a1'), 'a1');
@@ -138,13 +150,15 @@ describe('UDP forwarding', () => {
     };
     const logger = recordingLogger();
     const forwarder = newForwarder({ clock: { now: () => now }, scheduler }, logger);
-    const { ports } = await forwarder.activate({
-      ruleId: 'idle',
-      protocol: 'udp',
-      listenPort: 0,
-      targetHost: V4,
-      targetPort: await echoTarget(),
-    });
+    const { ports } = await forwarder.activate(
+      simpleRule({
+        ruleId: 'idle',
+        protocol: 'udp',
+        listenPort: 0,
+        targetHost: V4,
+        targetPort: await echoTarget(),
+      }),
+    );
     const sweep = (): void => {
       for (const run of sweeps) run();
     };
@@ -170,20 +184,24 @@ describe('UDP forwarding', () => {
     const forwarder = newForwarder();
     // A port free for both protocols: a kernel-chosen TCP port may be a live UDP port here.
     const port = await freePortRun(1);
-    await forwarder.activate({
-      ruleId: 'same-tcp',
-      protocol: 'tcp',
-      listenPort: port,
-      targetHost: V4,
-      targetPort: tcpTargetPort,
-    });
-    await forwarder.activate({
-      ruleId: 'same-udp',
-      protocol: 'udp',
-      listenPort: port,
-      targetHost: V4,
-      targetPort: await echoTarget(),
-    });
+    await forwarder.activate(
+      simpleRule({
+        ruleId: 'same-tcp',
+        protocol: 'tcp',
+        listenPort: port,
+        targetHost: V4,
+        targetPort: tcpTargetPort,
+      }),
+    );
+    await forwarder.activate(
+      simpleRule({
+        ruleId: 'same-udp',
+        protocol: 'udp',
+        listenPort: port,
+        targetHost: V4,
+        targetPort: await echoTarget(),
+      }),
+    );
     assert.equal((await roundTrip(port, Buffer.from('over tcp'))).toString(), 'over tcp');
     assert.equal(await ask(await client(), port, 'over udp'), 'over udp');
   });
@@ -194,15 +212,17 @@ describe('UDP forwarding', () => {
     const forwarder = newForwarder();
     // The range ends at the busy port, so the first port is bound before the failure.
     await assert.rejects(
-      forwarder.activate({
-        ruleId: 'ubusy',
-        protocol: 'udp',
-        listenPort: busy - 1,
-        listenPortEnd: busy,
-        targetHost: V4,
-        targetPort: 9000,
-        targetPortEnd: 9001,
-      }),
+      forwarder.activate(
+        simpleRule({
+          ruleId: 'ubusy',
+          protocol: 'udp',
+          listenPort: busy - 1,
+          listenPortEnd: busy,
+          targetHost: V4,
+          targetPort: 9000,
+          targetPortEnd: 9001,
+        }),
+      ),
       { reason: 'port_in_use', port: busy },
     );
     await closeUdp(await udpSocket(busy - 1));
@@ -211,13 +231,15 @@ describe('UDP forwarding', () => {
   it('accepts IPv4 and IPv6 sources on one dual-stack socket', async () => {
     const forwarder = new Forwarder({ logger: recordingLogger() });
     cleanups.push(() => forwarder.close());
-    const { ports } = await forwarder.activate({
-      ruleId: 'udual',
-      protocol: 'udp',
-      listenPort: 0,
-      targetHost: V4,
-      targetPort: await echoTarget(),
-    });
+    const { ports } = await forwarder.activate(
+      simpleRule({
+        ruleId: 'udual',
+        protocol: 'udp',
+        listenPort: 0,
+        targetHost: V4,
+        targetPort: await echoTarget(),
+      }),
+    );
     assert.equal(await ask(await client(), ports[0]!, 'v4'), 'v4');
     const v6 = await udpSocket(0, '::1');
     cleanups.push(() => closeUdp(v6));

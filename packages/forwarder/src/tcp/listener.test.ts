@@ -7,7 +7,13 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, describe, it } from 'node:test';
 
-import { Forwarder, RuleActivationError, FORWARDER_EVENTS } from './index.js';
+import {
+  DEFAULT_TCP_HIGH_WATER_MARK,
+  simpleRule,
+  Forwarder,
+  RuleActivationError,
+  FORWARDER_EVENTS,
+} from '../index.js';
 import {
   V4,
   closeTcp,
@@ -20,7 +26,7 @@ import {
   tcpEcho,
   tcpServer,
   waitFor,
-} from './net.harness.js';
+} from '../net.harness.js';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 after(async () => {
@@ -49,13 +55,15 @@ describe('TCP forwarding', () => {
   it('echoes through the forwarder both ways with exact byte counts', async () => {
     const target = await startServer(tcpEcho());
     const forwarder = newForwarder();
-    const { ports } = await forwarder.activate({
-      ruleId: 'echo',
-      protocol: 'tcp',
-      listenPort: 0,
-      targetHost: V4,
-      targetPort: target,
-    });
+    const { ports } = await forwarder.activate(
+      simpleRule({
+        ruleId: 'echo',
+        protocol: 'tcp',
+        listenPort: 0,
+        targetHost: V4,
+        targetPort: target,
+      }),
+    );
     const payload = pattern(300_000, 7);
     const reply = await roundTrip(ports[0]!, payload);
     assert.ok(reply.equals(payload));
@@ -76,13 +84,15 @@ describe('TCP forwarding', () => {
       }),
     );
     const forwarder = newForwarder();
-    const { ports } = await forwarder.activate({
-      ruleId: 'sizes',
-      protocol: 'tcp',
-      listenPort: 0,
-      targetHost: V4,
-      targetPort: target,
-    });
+    const { ports } = await forwarder.activate(
+      simpleRule({
+        ruleId: 'sizes',
+        protocol: 'tcp',
+        listenPort: 0,
+        targetHost: V4,
+        targetPort: target,
+      }),
+    );
     const reply = await roundTrip(ports[0]!, pattern(80_000, 1));
     assert.equal(reply.length, 40_011);
     await waitFor(() => forwarder.ruleStats('sizes')?.active_connections === 0, 'closed');
@@ -104,48 +114,60 @@ describe('TCP forwarding', () => {
       }),
     );
     const forwarder = newForwarder();
-    const { ports } = await forwarder.activate({
-      ruleId: 'half',
-      protocol: 'tcp',
-      listenPort: 0,
-      targetHost: V4,
-      targetPort: target,
-    });
+    const { ports } = await forwarder.activate(
+      simpleRule({
+        ruleId: 'half',
+        protocol: 'tcp',
+        listenPort: 0,
+        targetHost: V4,
+        targetPort: target,
+      }),
+    );
     const reply = await roundTrip(ports[0]!, Buffer.from('ping'));
     assert.equal(reply.toString(), 'got:ping');
     assert.ok(targetSawEnd);
   });
 
-  it('closes the client connection and counts an error when the upstream refuses', async () => {
+  it('closes the client connection and counts a connect failure when the upstream refuses', async () => {
     const logger = recordingLogger();
     const forwarder = newForwarder(logger);
-    const { ports } = await forwarder.activate({
-      ruleId: 'refused',
-      protocol: 'tcp',
-      listenPort: 0,
-      targetHost: V4,
-      targetPort: await closedPort(),
-    });
+    const { ports } = await forwarder.activate(
+      simpleRule({
+        ruleId: 'refused',
+        protocol: 'tcp',
+        listenPort: 0,
+        targetHost: V4,
+        targetPort: await closedPort(),
+      }),
+    );
     const client = net.connect({ port: ports[0]!, host: V4 });
     client.on('error', () => undefined);
     await once(client, 'close');
     await waitFor(() => forwarder.ruleStats('refused')?.active_connections === 0, 'torn down');
-    assert.equal(forwarder.ruleStats('refused')!.conn_errors, 1);
-    const line = logger.lines.find((l) => l.event === FORWARDER_EVENTS.connError);
+    // A failed connect is not a mid-stream error: the two counters tell them apart.
+    assert.equal(forwarder.ruleStats('refused')!.connect_failures, 1);
+    assert.equal(forwarder.ruleStats('refused')!.conn_errors, 0);
+    const line = logger.lines.find((l) => l.event === FORWARDER_EVENTS.targetDialFailed);
     assert.equal(line?.fields['code'], 'ECONNREFUSED');
+    const dropped = logger.lines.find(
+      (l) => l.event === FORWARDER_EVENTS.connErrorAllTargetsFailed,
+    );
+    assert.equal(dropped?.fields['code'], 'all_targets_failed');
   });
 
   it('stops accepting at once on removal while an in-flight connection keeps flowing', async () => {
     const target = await startServer(tcpEcho());
     const logger = recordingLogger();
     const forwarder = newForwarder(logger);
-    const { ports } = await forwarder.activate({
-      ruleId: 'drain',
-      protocol: 'tcp',
-      listenPort: 0,
-      targetHost: V4,
-      targetPort: target,
-    });
+    const { ports } = await forwarder.activate(
+      simpleRule({
+        ruleId: 'drain',
+        protocol: 'tcp',
+        listenPort: 0,
+        targetHost: V4,
+        targetPort: target,
+      }),
+    );
     const port = ports[0]!;
     const client = net.connect({ port, host: V4 });
     await once(client, 'connect');
@@ -168,16 +190,46 @@ describe('TCP forwarding', () => {
     assert.equal(forwarder.has('drain'), false);
   });
 
+  it('gives the dialled upstream the same large buffers as the accepted client', async () => {
+    const target = await startServer(tcpEcho());
+    const seen: number[] = [];
+    const forwarder = new Forwarder({
+      logger: recordingLogger(),
+      listenHost: V4,
+      tcp: {
+        dial: (options) => {
+          seen.push((options as { highWaterMark?: number }).highWaterMark ?? 0);
+          return net.connect(options);
+        },
+      },
+    });
+    cleanups.push(() => forwarder.close({ drainMs: 0 }));
+    const { ports } = await forwarder.activate(
+      simpleRule({
+        ruleId: 'hwm',
+        protocol: 'tcp',
+        listenPort: 0,
+        targetHost: V4,
+        targetPort: target,
+      }),
+    );
+    assert.deepEqual(await roundTrip(ports[0]!, Buffer.from('x')), Buffer.from('x'));
+    // A 16 KiB default would pause the source after every corked read (tcp/listener.ts).
+    assert.deepEqual(seen, [DEFAULT_TCP_HIGH_WATER_MARK]);
+  });
+
   it('destroys in-flight connections when the drain deadline passes', async () => {
     const target = await startServer(tcpEcho());
     const forwarder = newForwarder();
-    const { ports } = await forwarder.activate({
-      ruleId: 'deadline',
-      protocol: 'tcp',
-      listenPort: 0,
-      targetHost: V4,
-      targetPort: target,
-    });
+    const { ports } = await forwarder.activate(
+      simpleRule({
+        ruleId: 'deadline',
+        protocol: 'tcp',
+        listenPort: 0,
+        targetHost: V4,
+        targetPort: target,
+      }),
+    );
     const client = net.connect({ port: ports[0]!, host: V4 });
     client.on('error', () => undefined);
     await once(client, 'connect');
@@ -197,18 +249,20 @@ describe('TCP forwarding', () => {
       tcp: { connectTimeoutMs: 30, dial: () => new net.Socket() },
     });
     cleanups.push(() => forwarder.close({ drainMs: 0 }));
-    const { ports } = await forwarder.activate({
-      ruleId: 'slow',
-      protocol: 'tcp',
-      listenPort: 0,
-      targetHost: V4,
-      targetPort: 9,
-    });
+    const { ports } = await forwarder.activate(
+      simpleRule({
+        ruleId: 'slow',
+        protocol: 'tcp',
+        listenPort: 0,
+        targetHost: V4,
+        targetPort: 9,
+      }),
+    );
     const client = net.connect({ port: ports[0]!, host: V4 });
     client.on('error', () => undefined);
     await once(client, 'close');
-    await waitFor(() => forwarder.ruleStats('slow')?.conn_errors === 1, 'timeout counted');
-    const line = logger.lines.find((l) => l.event === FORWARDER_EVENTS.connError);
+    await waitFor(() => forwarder.ruleStats('slow')?.connect_failures === 1, 'timeout counted');
+    const line = logger.lines.find((l) => l.event === FORWARDER_EVENTS.targetDialFailed);
     assert.equal(line?.fields['code'], 'ETIMEDOUT');
   });
 
@@ -230,13 +284,15 @@ describe('TCP forwarding', () => {
       },
     });
     await assert.rejects(
-      forwarder.activate({
-        ruleId: 'priv',
-        protocol: 'tcp',
-        listenPort: 80,
-        targetHost: V4,
-        targetPort: 8080,
-      }),
+      forwarder.activate(
+        simpleRule({
+          ruleId: 'priv',
+          protocol: 'tcp',
+          listenPort: 80,
+          targetHost: V4,
+          targetPort: 8080,
+        }),
+      ),
       { reason: 'permission_denied', port: 80 },
     );
   });
@@ -245,13 +301,15 @@ describe('TCP forwarding', () => {
     const target = await startServer(tcpEcho());
     const forwarder = new Forwarder({ logger: recordingLogger() });
     cleanups.push(() => forwarder.close({ drainMs: 0 }));
-    const { ports } = await forwarder.activate({
-      ruleId: 'dual',
-      protocol: 'tcp',
-      listenPort: 0,
-      targetHost: V4,
-      targetPort: target,
-    });
+    const { ports } = await forwarder.activate(
+      simpleRule({
+        ruleId: 'dual',
+        protocol: 'tcp',
+        listenPort: 0,
+        targetHost: V4,
+        targetPort: target,
+      }),
+    );
     assert.equal((await roundTrip(ports[0]!, Buffer.from('v4'), V4)).toString(), 'v4');
     assert.equal((await roundTrip(ports[0]!, Buffer.from('v6'), '::1')).toString(), 'v6');
     await forwarder.remove('dual');
@@ -273,15 +331,17 @@ describe('TCP port ranges', () => {
     }
     const listenBase = await freePortRun(3);
     const forwarder = newForwarder();
-    const { ports } = await forwarder.activate({
-      ruleId: 'range',
-      protocol: 'tcp',
-      listenPort: listenBase,
-      listenPortEnd: listenBase + 2,
-      targetHost: V4,
-      targetPort: targetBase,
-      targetPortEnd: targetBase + 2,
-    });
+    const { ports } = await forwarder.activate(
+      simpleRule({
+        ruleId: 'range',
+        protocol: 'tcp',
+        listenPort: listenBase,
+        listenPortEnd: listenBase + 2,
+        targetHost: V4,
+        targetPort: targetBase,
+        targetPortEnd: targetBase + 2,
+      }),
+    );
     assert.deepEqual(ports, [listenBase, listenBase + 1, listenBase + 2]);
     for (let offset = 0; offset < 3; offset++) {
       const reply = await roundTrip(listenBase + offset, Buffer.from('hi'));
@@ -304,15 +364,17 @@ describe('TCP port ranges', () => {
     const logger = recordingLogger();
     const forwarder = newForwarder(logger);
     await assert.rejects(
-      forwarder.activate({
-        ruleId: 'busy',
-        protocol: 'tcp',
-        listenPort: base,
-        listenPortEnd: base + 2,
-        targetHost: V4,
-        targetPort: 9000,
-        targetPortEnd: 9002,
-      }),
+      forwarder.activate(
+        simpleRule({
+          ruleId: 'busy',
+          protocol: 'tcp',
+          listenPort: base,
+          listenPortEnd: base + 2,
+          targetHost: V4,
+          targetPort: 9000,
+          targetPortEnd: 9002,
+        }),
+      ),
       (error: unknown) =>
         error instanceof RuleActivationError &&
         error.reason === 'port_in_use' &&
@@ -335,9 +397,9 @@ describe('TCP port ranges', () => {
     const forwarder = new Forwarder({ listenHost: V4, maxRangePorts: 4 });
     cleanups.push(() => forwarder.close());
     const base = { protocol: 'tcp' as const, targetHost: V4 };
-    const reason = async (rule: Parameters<Forwarder['activate']>[0]): Promise<string> => {
+    const reason = async (rule: Parameters<typeof simpleRule>[0]): Promise<string> => {
       try {
-        await forwarder.activate(rule);
+        await forwarder.activate(simpleRule(rule));
         return 'ok';
       } catch (error) {
         return (error as RuleActivationError).reason;

@@ -2,16 +2,23 @@
  * UDP forwarding for one rule (reference inventory §5.2, DESIGN.md §8.8): a dual-stack socket per
  * listen port, one rule-wide flow table keyed by (listen port, source address:port), one
  * connected upstream socket per flow whose replies go back to that source, an idle reaper and a
- * rule-wide flow cap that drops new flows and never evicts live ones. Owns every socket it opens.
- * The clock and the reaper's timer are injected so tests never wait. Depends only on node:dgram,
- * node:net and @portunus/core; rule bookkeeping and range mapping live in rule-runtime.ts.
+ * rule-wide flow cap that drops new flows and never evicts live ones. A new flow asks the rule's
+ * connector for its target (dispatch order, name resolution; a failed resolution drops that
+ * flow's first datagrams, never the rule) and keeps it for its life; datagrams that arrive
+ * meanwhile wait in order. A v2 PROXY target gets a v2 header (DGRAM, the client's address) in
+ * front of every datagram. The connector and the ports can change under a running runtime (a
+ * replace): live flows keep their upstream. Owns every socket it opens. The clock and the
+ * reaper's timer are injected so tests never wait. Depends only on node:dgram, node:net, the
+ * connect and proxy-protocol stages and @portunus/core; rule bookkeeping lives in rule-runtime.ts.
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
 
 import type { Logger } from '@portunus/core';
 
-import { FORWARDER_EVENTS } from './events.js';
+import type { RuleConnector, TargetState } from '../connect/connector.js';
+import { FORWARDER_EVENTS } from '../events.js';
+import { proxyV2Header, unmapIpv4 } from '../proxy-protocol/header.js';
 
 export interface Clock {
   now(): number;
@@ -68,8 +75,11 @@ const systemScheduler: IntervalScheduler = {
 
 interface PortState {
   readonly listenPort: number;
-  readonly targetPort: number;
+  /** Position in the rule's range: the target port is the target's port plus this. */
+  offset: number;
   readonly socket: dgram.Socket;
+  /** The bound address, for the destination of PROXY headers (wildcard when bound to all). */
+  readonly localAddress: string;
   datagramsIn: number;
   datagramsOut: number;
   bytesIn: number;
@@ -88,9 +98,13 @@ interface Flow {
   readonly port: PortState;
   readonly address: string;
   readonly srcPort: number;
-  readonly upstream: dgram.Socket;
+  /** Undefined until the connector has picked a target and the socket is connected. */
+  upstream: dgram.Socket | undefined;
+  target: TargetState | undefined;
+  /** The v2 PROXY header sent before each datagram, for a v2 target. */
+  header: Buffer | undefined;
   lastActive: number;
-  /** Datagrams that arrived before connect() finished; sent in order once it has. */
+  /** Datagrams that arrived before the upstream was connected; sent in order once it is. */
   pending: Buffer[] | undefined;
   closed: boolean;
   /** Callbacks made once per flow, not once per datagram. */
@@ -103,7 +117,8 @@ function socketType(host: string): 'udp4' | 'udp6' {
 }
 
 export class UdpRuleRuntime {
-  readonly targetHost: string;
+  /** Where new flows go; swapped by a replace, live flows keep theirs. */
+  connector: RuleConnector;
   private readonly log: Logger;
   private readonly host: string;
   private readonly ipv6Only: boolean;
@@ -120,8 +135,8 @@ export class UdpRuleRuntime {
   private overflowing = false;
   private stopped = false;
 
-  constructor(targetHost: string, log: Logger, options: UdpOptions = {}) {
-    this.targetHost = targetHost;
+  constructor(connector: RuleConnector, log: Logger, options: UdpOptions = {}) {
+    this.connector = connector;
     this.log = log;
     this.host = options.host ?? '::';
     this.ipv6Only = options.ipv6Only ?? false;
@@ -134,7 +149,7 @@ export class UdpRuleRuntime {
   }
 
   /** Binds one listen port; rejects with the bind error (its `code` says why). Returns the port. */
-  async bindPort(listenPort: number, targetPort: number): Promise<number> {
+  async bindPort(listenPort: number, offset: number): Promise<number> {
     let socket: dgram.Socket;
     try {
       socket = await this.bindSocket(this.host, listenPort);
@@ -143,10 +158,12 @@ export class UdpRuleRuntime {
       if (this.host !== '::' || (code !== 'EAFNOSUPPORT' && code !== 'EADDRNOTAVAIL')) throw error;
       socket = await this.bindSocket('0.0.0.0', listenPort);
     }
+    const bound = socket.address();
     const port: PortState = {
-      listenPort: socket.address().port,
-      targetPort,
+      listenPort: bound.port,
+      offset,
       socket,
+      localAddress: bound.address,
       datagramsIn: 0,
       datagramsOut: 0,
       bytesIn: 0,
@@ -169,6 +186,30 @@ export class UdpRuleRuntime {
       Math.max(1, Math.floor(this.idleMs / 4)),
     );
     return port.listenPort;
+  }
+
+  /** Moves a bound port to another range offset (a replace that shifted the range). */
+  setOffset(listenPort: number, offset: number): void {
+    for (const port of this.ports) if (port.listenPort === listenPort) port.offset = offset;
+  }
+
+  /** The listen ports bound now, in bind order. */
+  boundPorts(): number[] {
+    return this.ports.map((port) => port.listenPort);
+  }
+
+  /** Closes one listen port and its flows (a replace that dropped it from the range). */
+  async unbindPort(listenPort: number): Promise<void> {
+    const index = this.ports.findIndex((port) => port.listenPort === listenPort);
+    const port = this.ports[index];
+    if (!port) return;
+    this.ports.splice(index, 1);
+    for (const flow of [...this.flows.values()]) if (flow.port === port) this.closeFlow(flow);
+    await new Promise<void>((resolve) => {
+      port.socket.close(() => {
+        resolve();
+      });
+    });
   }
 
   private bindSocket(host: string, port: number): Promise<dgram.Socket> {
@@ -209,11 +250,16 @@ export class UdpRuleRuntime {
       port.lastFlow = flow;
     }
     flow.lastActive = this.clock.now();
-    if (flow.pending) flow.pending.push(msg);
+    if (flow.pending) {
+      flow.pending.push(msg);
+      return;
+    }
+    flow.target!.bytesIn += msg.length;
     // No callback once connected: a send callback costs a nextTick per datagram (~8 % of the
     // forwarder's CPU at 40 k pps). A refused target still shows: the first datagrams go with
     // one (below), and ICMP errors that reach the receive side evict the flow ('error').
-    else flow.upstream.send(msg);
+    if (flow.header) flow.upstream!.send([flow.header, msg]);
+    else flow.upstream!.send(msg);
   }
 
   private openFlow(port: PortState, key: string, rinfo: dgram.RemoteInfo): Flow | undefined {
@@ -231,13 +277,14 @@ export class UdpRuleRuntime {
       this.overflowing = true;
       return undefined;
     }
-    const upstream = this.createSocket({ type: socketType(this.targetHost) });
     const flow: Flow = {
       key,
       port,
       address: rinfo.address,
       srcPort: rinfo.port,
-      upstream,
+      upstream: undefined,
+      target: undefined,
+      header: undefined,
       lastActive: this.clock.now(),
       pending: [],
       closed: false,
@@ -250,32 +297,75 @@ export class UdpRuleRuntime {
     };
     this.flows.set(key, flow);
     port.activeFlows++;
+    const connector = this.connector;
+    connector.pickUdp(port.offset).then(
+      (picked) => {
+        this.connectFlow(flow, connector, picked.address, picked.port, picked.target);
+      },
+      () => {
+        // The connector logged and counted the failed resolution; this flow's datagrams are
+        // dropped, and the next datagram from the source tries again.
+        this.closeFlow(flow);
+      },
+    );
+    return flow;
+  }
+
+  private connectFlow(
+    flow: Flow,
+    connector: RuleConnector,
+    address: string,
+    targetPort: number,
+    target: TargetState,
+  ): void {
+    if (flow.closed) return;
+    const port = flow.port;
+    const upstream = this.createSocket({ type: socketType(address) });
+    flow.upstream = upstream;
+    flow.target = target;
+    if (target.spec.proxyProtocol === 'v2') {
+      const v4 = net.isIPv4(unmapIpv4(flow.address));
+      const wildcard = port.localAddress === '::' || port.localAddress === '0.0.0.0';
+      flow.header = proxyV2Header(
+        {
+          sourceAddress: flow.address,
+          sourcePort: flow.srcPort,
+          // Without IP_PKTINFO node cannot tell which local address a datagram reached.
+          destinationAddress: wildcard ? (v4 ? '0.0.0.0' : '::') : port.localAddress,
+          destinationPort: port.listenPort,
+        },
+        'udp',
+      );
+    }
     upstream.on('message', (reply) => {
       this.onUpstreamDatagram(flow, reply);
     });
     upstream.on('error', (error) => {
       // On a connected socket, ICMP unreachable surfaces here (ECONNREFUSED): evict the flow so
-      // the next datagram rebuilds it.
+      // the next datagram rebuilds it, and count it against the target's health.
       this.log.debug(FORWARDER_EVENTS.udpFlowEvictedIcmp, {
         listen_port: port.listenPort,
         source: `${flow.address}:${flow.srcPort}`,
         code: (error as { code?: unknown }).code,
       });
+      connector.reportUdpFailure(target, error);
       this.closeFlow(flow);
     });
-    upstream.connect(port.targetPort, this.targetHost, () => {
+    upstream.connect(targetPort, address, () => {
       if (flow.closed) return;
       this.setBuffers(upstream, port.listenPort);
       const queued = flow.pending ?? [];
       flow.pending = undefined;
-      for (const datagram of queued) upstream.send(datagram, flow.onSent);
+      for (const datagram of queued) {
+        target.bytesIn += datagram.length;
+        upstream.send(flow.header ? [flow.header, datagram] : datagram, flow.onSent);
+      }
     });
     this.log.debug(FORWARDER_EVENTS.udpFlowOpened, {
       listen_port: port.listenPort,
-      source: `${rinfo.address}:${rinfo.port}`,
-      target: `${this.targetHost}:${port.targetPort}`,
+      source: `${flow.address}:${flow.srcPort}`,
+      target: `${address}:${targetPort}`,
     });
-    return flow;
   }
 
   private onUpstreamSendError(flow: Flow, error: Error): void {
@@ -304,6 +394,7 @@ export class UdpRuleRuntime {
     }
     port.datagramsOut++;
     port.bytesOut += bytes;
+    if (flow.target) flow.target.bytesOut += bytes;
   }
 
   private closeFlow(flow: Flow): void {
@@ -314,7 +405,7 @@ export class UdpRuleRuntime {
     flow.port.activeFlows--;
     this.overflowing = false;
     try {
-      flow.upstream.close();
+      flow.upstream?.close();
     } catch {
       // Already closed by an error path: nothing left to release.
     }
@@ -359,7 +450,7 @@ export class UdpRuleRuntime {
   stats(): UdpPortStats[] {
     return this.ports.map((port) => ({
       listen_port: port.listenPort,
-      target_port: port.targetPort,
+      target_port: this.connector.targets[0]?.portAt(port.offset) ?? 0,
       datagrams_in: port.datagramsIn,
       datagrams_out: port.datagramsOut,
       bytes_in: port.bytesIn,

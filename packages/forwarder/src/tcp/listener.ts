@@ -1,10 +1,15 @@
 /**
- * TCP forwarding for one listen port (reference inventory §5.1): a dual-stack listener, one
- * upstream dial per accepted connection with a connect timeout, a bidirectional copy with
- * back-pressure and half-close propagation, and the port's counters. Owns every socket it accepts
- * or dials and tears both down together. Must not depend on anything but node:net and
- * @portunus/core — no rule bookkeeping (rule-runtime.ts) and no `stream.pipeline`, which costs
- * ~2.5x the memory per idle connection (perf-baselines.md §5).
+ * TCP forwarding for one listen port (reference inventory §5.1): a dual-stack listener keyed by
+ * its port, whose current route (a rule's connector and the port's offset in its range) can be
+ * swapped while it keeps accepting — a replaced rule's open connections keep their upstream, new
+ * ones use the new route. Per accepted connection: the connector resolves, picks a target and
+ * dials (a failed connect is its business and is counted here as `connect_failures`), the
+ * target's PROXY header is written before any client byte, then the bidirectional copy with
+ * back-pressure and half-close propagation runs until both sides close (its errors are
+ * `conn_errors`). Owns every socket it accepts or is handed and tears both down together. Must
+ * not depend on anything but node:net, the connect and proxy-protocol stages and @portunus/core
+ * — no rule bookkeeping (rule-runtime.ts) and no `stream.pipeline`, which costs ~2.5x the memory
+ * per idle connection (bench/README.md, "Forwarder").
  *
  * The copy is `pipe()` reduced to what a socket pair needs ('data' → write, pause on a full
  * destination, resume on 'drain', end on 'end'), with every listener a shared function that
@@ -17,7 +22,9 @@ import net from 'node:net';
 
 import type { Logger } from '@portunus/core';
 
-import { FORWARDER_EVENTS } from './events.js';
+import type { RuleConnector, TargetState } from '../connect/connector.js';
+import { FORWARDER_EVENTS } from '../events.js';
+import { proxyHeader } from '../proxy-protocol/header.js';
 
 /** Builds the listening server; injectable so tests can fail or observe binds. */
 export type TcpServerFactory = (
@@ -25,19 +32,20 @@ export type TcpServerFactory = (
   onConnection: (socket: net.Socket) => void,
 ) => net.Server;
 
-/** Dials the upstream; injectable so tests (and later the resolver/failover) can replace it. */
-export type TcpDialer = (options: net.TcpNetConnectOpts) => net.Socket;
-
 export interface TcpOptions {
   /** Listen address; `::` with ipv6Only false accepts IPv4 and IPv6 on one socket. */
   host?: string;
   ipv6Only?: boolean;
   backlog?: number;
-  connectTimeoutMs?: number;
   /** Readable and writable highWaterMark of both sockets of a connection. */
   highWaterMark?: number;
   createServer?: TcpServerFactory;
-  dial?: TcpDialer;
+}
+
+/** Where new connections of a listener go: a rule's connector, at this port's range offset. */
+export interface TcpRoute {
+  readonly connector: RuleConnector;
+  readonly offset: number;
 }
 
 export interface TcpPortStats {
@@ -48,9 +56,12 @@ export interface TcpPortStats {
   active_connections: number;
   connections_total: number;
   conn_errors: number;
+  connect_failures: number;
 }
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 3_000;
+/** The PROXY header must leave within this (reference §5.6). */
+export const PROXY_HEADER_TIMEOUT_MS = 10_000;
 export const DEFAULT_BACKLOG = 1024;
 /**
  * Readable and writable highWaterMark of both sockets. Room for several 64 KiB reads in one
@@ -63,16 +74,19 @@ const COALESCE_MIN_BYTES = 32 * 1024;
 
 const defaultServerFactory: TcpServerFactory = (options, onConnection) =>
   net.createServer(options, onConnection);
-const defaultDialer: TcpDialer = (options) => net.connect(options);
 
 /**
  * One proxied connection. Kept to plain fields (no per-connection closures at all) because
  * thousands of idle ones may be alive at once.
  */
 interface Pair {
-  readonly owner: TcpPortForwarder;
+  readonly owner: TcpListener;
   readonly client: net.Socket;
-  readonly upstream: net.Socket;
+  /** Undefined while the connector is still picking and dialling a target. */
+  upstream: net.Socket | undefined;
+  target: TargetState | undefined;
+  /** PROXY header bytes written upstream: not client bytes, so not counted as bytes_in. */
+  headerBytes: number;
   closed: number;
   failed: boolean;
 }
@@ -85,31 +99,32 @@ function pairOf(socket: net.Socket): Pair {
   return (socket as PairedSocket)[PAIR];
 }
 
+/** Only called once both sides exist (the copy listeners are attached after the connect). */
 function peerOf(socket: net.Socket): net.Socket {
   const pair = pairOf(socket);
-  return pair.client === socket ? pair.upstream : pair.client;
+  return pair.client === socket ? pair.upstream! : pair.client;
 }
 
-// Set in TcpPortForwarder's static block (they reach its private methods).
+// Set in TcpListener's static block (they reach its private methods).
 let onClientError: (this: net.Socket, error: Error) => void;
 let onUpstreamError: (this: net.Socket, error: Error) => void;
 let onSocketClose: (this: net.Socket) => void;
 
-function onConnectTimeout(this: net.Socket): void {
-  this.destroy(Object.assign(new Error('upstream connect timed out'), { code: 'ETIMEDOUT' }));
+function onProxyHeaderTimeout(this: net.Socket): void {
+  this.destroy(Object.assign(new Error('PROXY header not sent in time'), { code: 'ETIMEDOUT' }));
+}
+function onProxyHeaderDrain(this: net.Socket): void {
+  this.setTimeout(0, onProxyHeaderTimeout);
 }
 
-function onUpstreamConnect(this: net.Socket): void {
-  // With a callback, setTimeout(0) also removes it as a 'timeout' listener.
-  this.setTimeout(0, onConnectTimeout);
-  const client = pairOf(this).client;
-  if (client.destroyed) return;
+/** Wires the copy both ways and lets client bytes flow; the upstream is connected. */
+function startCopy(client: net.Socket, upstream: net.Socket): void {
   client.on('data', onData);
   client.on('drain', onDrain);
   client.on('end', onEnd);
-  this.on('data', onData);
-  this.on('drain', onDrain);
-  this.on('end', onEnd);
+  upstream.on('data', onData);
+  upstream.on('drain', onDrain);
+  upstream.on('end', onEnd);
   // Attaching 'data' does not resume a socket accepted with pauseOnConnect.
   client.resume();
 }
@@ -143,13 +158,11 @@ function onEnd(this: net.Socket): void {
   peerOf(this).end();
 }
 
-export class TcpPortForwarder {
-  readonly targetHost: string;
-  readonly targetPort: number;
+export class TcpListener {
+  route: TcpRoute;
   private requestedPort: number;
-  private readonly options: Required<Omit<TcpOptions, 'createServer' | 'dial'>> & {
+  private readonly options: Required<Omit<TcpOptions, 'createServer'>> & {
     createServer: TcpServerFactory;
-    dial: TcpDialer;
   };
   private readonly log: Logger;
   private server: net.Server | undefined;
@@ -160,27 +173,24 @@ export class TcpPortForwarder {
   private closedBytesOut = 0;
   private connectionsTotal = 0;
   private connErrors = 0;
+  private connectFailures = 0;
 
-  constructor(
-    listenPort: number,
-    targetHost: string,
-    targetPort: number,
-    log: Logger,
-    options: TcpOptions = {},
-  ) {
+  constructor(listenPort: number, route: TcpRoute, log: Logger, options: TcpOptions = {}) {
     this.requestedPort = listenPort;
-    this.targetHost = targetHost;
-    this.targetPort = targetPort;
+    this.route = route;
     this.log = log;
     this.options = {
       host: options.host ?? '::',
       ipv6Only: options.ipv6Only ?? false,
       backlog: options.backlog ?? DEFAULT_BACKLOG,
-      connectTimeoutMs: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
       highWaterMark: options.highWaterMark ?? DEFAULT_TCP_HIGH_WATER_MARK,
       createServer: options.createServer ?? defaultServerFactory,
-      dial: options.dial ?? defaultDialer,
     };
+  }
+
+  /** The target port of this listen port under the current route's first target. */
+  get targetPort(): number {
+    return this.route.connector.targets[0]?.portAt(this.route.offset) ?? 0;
   }
 
   /** The bound port (the requested one, or the kernel's choice for port 0). */
@@ -250,27 +260,76 @@ export class TcpPortForwarder {
 
   private accept(client: net.Socket): void {
     this.connectionsTotal++;
-    // net.Socket hands its options to stream.Duplex, which reads highWaterMark; @types/node
-    // leaves it out of TcpNetConnectOpts.
-    const dialOptions: net.TcpNetConnectOpts & { highWaterMark: number } = {
-      host: this.targetHost,
-      port: this.targetPort,
-      allowHalfOpen: true,
-      noDelay: true,
-      highWaterMark: this.options.highWaterMark,
+    const pair: Pair = {
+      owner: this,
+      client,
+      upstream: undefined,
+      target: undefined,
+      headerBytes: 0,
+      closed: 0,
+      failed: false,
     };
-    const upstream = this.options.dial(dialOptions);
-    const pair: Pair = { owner: this, client, upstream, closed: 0, failed: false };
     (client as PairedSocket)[PAIR] = pair;
-    (upstream as PairedSocket)[PAIR] = pair;
     this.pairs.add(pair);
-    // Both sides get error and close handlers before any byte moves (STYLE.md habit 7).
+    // The client gets error and close handlers before anything else happens (STYLE.md habit 7).
     client.on('error', onClientError);
-    upstream.on('error', onUpstreamError);
     client.on('close', onSocketClose);
+    const route = this.route;
+    route.connector.connectTcp(route.offset).then(
+      ({ socket, target }) => {
+        this.onConnected(pair, socket, target);
+      },
+      (error: unknown) => {
+        this.onConnectFailed(pair, route, error);
+      },
+    );
+  }
+
+  private onConnected(pair: Pair, upstream: net.Socket, target: TargetState): void {
+    const client = pair.client;
+    if (client.destroyed) {
+      // The client gave up while we were connecting: nothing to copy.
+      upstream.destroy();
+      return;
+    }
+    pair.upstream = upstream;
+    pair.target = target;
+    (upstream as PairedSocket)[PAIR] = pair;
+    upstream.on('error', onUpstreamError);
     upstream.on('close', onSocketClose);
-    upstream.setTimeout(this.options.connectTimeoutMs, onConnectTimeout);
-    upstream.once('connect', onUpstreamConnect);
+    const version = target.spec.proxyProtocol;
+    if (version !== null) {
+      // Before any client byte: the client socket is still paused (pauseOnConnect).
+      const header = proxyHeader(
+        version,
+        {
+          sourceAddress: client.remoteAddress ?? '::',
+          sourcePort: client.remotePort ?? 0,
+          destinationAddress: client.localAddress ?? '::',
+          destinationPort: client.localPort ?? 0,
+        },
+        'tcp',
+      );
+      pair.headerBytes = header.length;
+      if (!upstream.write(header)) {
+        upstream.setTimeout(PROXY_HEADER_TIMEOUT_MS, onProxyHeaderTimeout);
+        upstream.once('drain', onProxyHeaderDrain);
+      }
+    }
+    startCopy(client, upstream);
+  }
+
+  private onConnectFailed(pair: Pair, route: TcpRoute, error: unknown): void {
+    this.connectFailures++;
+    const client = pair.client;
+    this.log.warn(FORWARDER_EVENTS.connErrorAllTargetsFailed, {
+      rule_id: route.connector.ruleId,
+      listen_port: this.requestedPort,
+      source: `${client.remoteAddress ?? ''}:${client.remotePort ?? ''}`,
+      code: (error as { code?: unknown }).code,
+    });
+    pair.failed = true;
+    client.destroy();
   }
 
   // The shared connection listeners, assigned here because they call private methods; they
@@ -286,7 +345,7 @@ export class TcpPortForwarder {
     };
     onSocketClose = function () {
       const pair = pairOf(this);
-      pair.owner.onSideClosed(pair, peerOf(this));
+      pair.owner.onSideClosed(pair, this);
     };
   }
 
@@ -294,10 +353,13 @@ export class TcpPortForwarder {
     // Either side's error ends the whole connection; it is counted once.
     if (!pair.failed) {
       pair.failed = true;
-      this.connErrors++;
+      const connected = pair.upstream !== undefined;
+      if (connected) this.connErrors++;
       const fields = {
         listen_port: this.requestedPort,
-        target: `${this.targetHost}:${this.targetPort}`,
+        target: pair.target
+          ? `${pair.target.spec.host}:${pair.target.portAt(this.route.offset)}`
+          : '',
         side,
         code: (error as { code?: unknown }).code,
         error,
@@ -307,18 +369,35 @@ export class TcpPortForwarder {
       else this.log.debug(FORWARDER_EVENTS.connError, fields);
     }
     pair.client.destroy();
-    pair.upstream.destroy();
+    pair.upstream?.destroy();
   }
 
-  private onSideClosed(pair: Pair, other: net.Socket): void {
+  private onSideClosed(pair: Pair, closing: net.Socket): void {
     pair.closed++;
+    const upstream = pair.upstream;
+    if (upstream === undefined) {
+      // Closed before a target was connected: the pair is done (onConnected drops the dial).
+      this.release(pair);
+      return;
+    }
+    const other = closing === pair.client ? upstream : pair.client;
     // A side that closed cleanly did so after both of its directions ended, so the other side
     // has ended reading and had end() called: let it flush. Anything else tears it down.
     if (!(other.readableEnded && other.writableEnded)) other.destroy();
     if (pair.closed < 2) return;
-    this.closedBytesIn += pair.upstream.bytesWritten;
-    this.closedBytesOut += pair.client.bytesWritten;
-    this.pairs.delete(pair);
+    const bytesIn = upstream.bytesWritten - pair.headerBytes;
+    const bytesOut = pair.client.bytesWritten;
+    this.closedBytesIn += bytesIn;
+    this.closedBytesOut += bytesOut;
+    if (pair.target) {
+      pair.target.bytesIn += bytesIn;
+      pair.target.bytesOut += bytesOut;
+    }
+    this.release(pair);
+  }
+
+  private release(pair: Pair): void {
+    if (!this.pairs.delete(pair)) return;
     if (this.pairs.size === 0 && this.drainWaiters.length > 0) {
       const waiters = this.drainWaiters;
       this.drainWaiters = [];
@@ -350,7 +429,7 @@ export class TcpPortForwarder {
       }
       for (const pair of this.pairs) {
         pair.client.destroy();
-        pair.upstream.destroy();
+        pair.upstream?.destroy();
       }
     }, drainMs);
     try {
@@ -368,7 +447,8 @@ export class TcpPortForwarder {
     let bytesIn = this.closedBytesIn;
     let bytesOut = this.closedBytesOut;
     for (const pair of this.pairs) {
-      bytesIn += pair.upstream.bytesWritten;
+      if (!pair.upstream) continue;
+      bytesIn += pair.upstream.bytesWritten - pair.headerBytes;
       bytesOut += pair.client.bytesWritten;
     }
     return {
@@ -379,6 +459,18 @@ export class TcpPortForwarder {
       active_connections: this.pairs.size,
       connections_total: this.connectionsTotal,
       conn_errors: this.connErrors,
+      connect_failures: this.connectFailures,
     };
+  }
+
+  /** Adds the bytes of this listener's open connections to their targets' entries. */
+  addLiveTargetBytes(live: Map<TargetState, { bytesIn: number; bytesOut: number }>): void {
+    for (const pair of this.pairs) {
+      if (!pair.upstream || !pair.target) continue;
+      const entry = live.get(pair.target) ?? { bytesIn: 0, bytesOut: 0 };
+      entry.bytesIn += pair.upstream.bytesWritten - pair.headerBytes;
+      entry.bytesOut += pair.client.bytesWritten;
+      live.set(pair.target, entry);
+    }
   }
 }

@@ -1,0 +1,178 @@
+/**
+ * The one definition of a forwarding rule and of its stats, as the data plane runs and reports
+ * them. It mirrors the stored rule (targets[] 1..8 with priority and PROXY protocol, health-check
+ * interval, IPv6 preference, owner, SNI pattern and caps), so the client's wire mapping, the
+ * server's wire code and its stats view all import these shapes instead of re-spelling field
+ * lists. SNI and caps are carried but not enforced yet; a rule that sets them is refused by the
+ * client with the server's capability code. Pure types and checks; depends on nothing.
+ */
+
+export type Protocol = 'tcp' | 'udp';
+export type ProxyProtocolVersion = 'v1' | 'v2';
+
+/** At most this many targets per rule (reference inventory §5.5). */
+export const MAX_TARGETS = 8;
+
+export interface TargetSpec {
+  /** An IP literal (dialled directly) or a hostname (resolved per connection, cached). */
+  host: string;
+  port: number;
+  /** The last port of a target range (single-target range rules only), else null. */
+  portEnd: number | null;
+  /** Lower is preferred; ties keep the order of `targets`. */
+  priority: number;
+  /** A PROXY header written before any client byte (TCP v1/v2, UDP v2), or none. */
+  proxyProtocol: ProxyProtocolVersion | null;
+}
+
+/** Per-rule caps (reference §5.8); carried for the next stage, not enforced yet. */
+export interface RateLimitSpec {
+  bandwidthInBps?: number;
+  bandwidthOutBps?: number;
+  newConnectionsPerSec?: number;
+  concurrentConnections?: number;
+  bandwidthInBurst?: number;
+  bandwidthOutBurst?: number;
+  newConnectionsBurst?: number;
+}
+
+export interface RuleSpec {
+  ruleId: string;
+  protocol: Protocol;
+  /** 0 asks the kernel for a free port (single-port rules only). */
+  listenPort: number;
+  listenPortEnd: number | null;
+  targets: TargetSpec[];
+  /** AAAA before A when resolving target names. */
+  preferIpv6: boolean;
+  /** Seconds between active TCP probes of the targets; null or 0 is passive health only. */
+  healthCheckIntervalSecs: number | null;
+  ownerId: string | null;
+  sniPattern: string | null;
+  rateLimit: RateLimitSpec | null;
+}
+
+/** A single-target rule with defaults for everything else; what most callers and tests need. */
+export function simpleRule(
+  fields: Pick<RuleSpec, 'ruleId' | 'protocol' | 'listenPort'> & {
+    targetHost: string;
+    targetPort: number;
+  } & Partial<Omit<RuleSpec, 'ruleId' | 'protocol' | 'listenPort' | 'targets'>> & {
+      targetPortEnd?: number | null;
+      proxyProtocol?: ProxyProtocolVersion | null;
+    },
+): RuleSpec {
+  const { targetHost, targetPort, targetPortEnd, proxyProtocol, ...rest } = fields;
+  return {
+    listenPortEnd: null,
+    preferIpv6: false,
+    healthCheckIntervalSecs: null,
+    ownerId: null,
+    sniPattern: null,
+    rateLimit: null,
+    ...rest,
+    targets: [
+      {
+        host: targetHost,
+        port: targetPort,
+        portEnd: targetPortEnd ?? null,
+        priority: 0,
+        proxyProtocol: proxyProtocol ?? null,
+      },
+    ],
+  };
+}
+
+/** The targets in dispatch order: by priority, ties by their position in the rule. */
+export function targetsByPriority(targets: readonly TargetSpec[]): TargetSpec[] {
+  return targets
+    .map((target, index) => ({ target, index }))
+    .sort((a, b) => a.target.priority - b.target.priority || a.index - b.index)
+    .map(({ target }) => target);
+}
+
+/** True when two specs would run identically (a re-push of the same definition is a no-op). */
+export function sameRule(a: RuleSpec, b: RuleSpec): boolean {
+  return JSON.stringify(canonical(a)) === JSON.stringify(canonical(b));
+}
+
+function canonical(rule: RuleSpec): unknown {
+  return [
+    rule.ruleId,
+    rule.protocol,
+    rule.listenPort,
+    rule.listenPortEnd,
+    rule.targets.map((t) => [t.host, t.port, t.portEnd, t.priority, t.proxyProtocol]),
+    rule.preferIpv6,
+    rule.healthCheckIntervalSecs ?? 0,
+    rule.ownerId,
+    rule.sniPattern,
+    rule.rateLimit,
+  ];
+}
+
+/** Health of one target as reported: healthy, or failed after repeated connect failures. */
+export type TargetHealthState = 'healthy' | 'failed';
+
+/** One target's live state and counters, cumulative since the rule (re)definition. */
+export interface TargetStats {
+  /** Position in the rule's `targets`. */
+  index: number;
+  host: string;
+  port: number;
+  priority: number;
+  health: TargetHealthState;
+  consecutive_failures: number;
+  /** 0 when it never failed / never succeeded. */
+  last_failure_at_unix_ms: number;
+  last_success_at_unix_ms: number;
+  bytes_in: number;
+  bytes_out: number;
+  connections_accepted: number;
+}
+
+export interface PortStats {
+  listen_port: number;
+  target_port: number;
+  bytes_in: number;
+  bytes_out: number;
+  active_connections: number;
+  /** TCP connections torn down by an error on either side once connected (mid-stream). */
+  conn_errors: number;
+  /** TCP connections dropped because no target could be connected. */
+  connect_failures: number;
+  datagrams_in: number;
+  datagrams_out: number;
+  active_flows: number;
+  flows_dropped_overflow: number;
+}
+
+/** The per-port counters that add up to the rule's totals. */
+export type PortCounter = Exclude<keyof PortStats, 'listen_port' | 'target_port'>;
+
+export const PORT_COUNTERS: readonly PortCounter[] = [
+  'bytes_in',
+  'bytes_out',
+  'active_connections',
+  'conn_errors',
+  'connect_failures',
+  'datagrams_in',
+  'datagrams_out',
+  'active_flows',
+  'flows_dropped_overflow',
+];
+
+/**
+ * Everything the data plane counts for one rule. Counters are cumulative since the rule was first
+ * activated in this process: a control-stream reconnect or a replace keeps them; per-target
+ * health and counters restart with a new definition (reference §5.5).
+ */
+export interface RuleStats extends Record<PortCounter, number> {
+  rule_id: string;
+  protocol: Protocol;
+  dns_failures: number;
+  /** Healthy↔failed transitions of the rule's targets (reference §5.5). */
+  target_failovers_total: number;
+  ports: PortStats[];
+  targets: TargetStats[];
+}
