@@ -152,13 +152,17 @@ async function udpFree(port: number): Promise<boolean> {
   }
 }
 
-/** `count` consecutive ports free for TCP and UDP on 127.0.0.1 right now, found from port 0. */
+/**
+ * `count` consecutive ports free for TCP and UDP on 127.0.0.1 right now. The base is drawn at
+ * random below Linux's ephemeral range (32768-60999): next to a port 0 handed out, the
+ * neighbours are ephemeral ports too, which outgoing connections of other tests and processes
+ * take all the time, so a run found there was often gone, or never found, on a busy machine.
+ */
 export async function freePortRun(count: number): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const probe = net.createServer();
-    const base = await listenTcp(probe);
-    await closeTcp(probe);
-    if (base + count > 65535) continue;
+  const low = 10_000;
+  const high = 32_000 - count;
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const base = low + Math.floor(Math.random() * (high - low));
     let ok = true;
     for (let port = base; port < base + count && ok; port++) {
       ok = (await tcpFree(port)) && (await udpFree(port));

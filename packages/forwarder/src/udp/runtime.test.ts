@@ -207,8 +207,12 @@ describe('UDP forwarding', () => {
   });
 
   it('fails a UDP range with port_in_use naming the busy port and leaves nothing bound', async () => {
-    const blocker = await client();
-    const busy = blocker.address().port;
+    // Two ports found free together (not "the port below an ephemeral one", which another
+    // process may hold), the upper one then held by the blocker.
+    const base = await freePortRun(2);
+    const busy = base + 1;
+    const blocker = await udpSocket(busy);
+    cleanups.push(() => closeUdp(blocker));
     const forwarder = newForwarder();
     // The range ends at the busy port, so the first port is bound before the failure.
     await assert.rejects(
