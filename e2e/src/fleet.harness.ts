@@ -226,53 +226,5 @@ export function udpRoundTrip(port: number, payload: Buffer, timeoutMs = 2_000): 
   });
 }
 
-/** A port free on 127.0.0.1 for both TCP and UDP right now. */
-export async function freePort(): Promise<number> {
-  for (;;) {
-    const port = await new Promise<number>((resolve) => {
-      const server = net.createServer();
-      server.listen(0, '127.0.0.1', () => {
-        const { port: bound } = server.address() as net.AddressInfo;
-        server.close(() => {
-          resolve(bound);
-        });
-      });
-    });
-    const udpFree = await new Promise<boolean>((resolve) => {
-      const socket = dgram.createSocket('udp4');
-      socket.once('error', () => {
-        resolve(false);
-      });
-      socket.bind(port, '127.0.0.1', () =>
-        socket.close(() => {
-          resolve(true);
-        }),
-      );
-    });
-    if (udpFree) return port;
-  }
-}
-
-/** `count` consecutive ports free for TCP on 127.0.0.1 and ::. */
-export async function freePortRun(count: number): Promise<number> {
-  for (let attempt = 0; attempt < 200; attempt++) {
-    const first = 20_000 + Math.floor(Math.random() * 30_000);
-    const servers: net.Server[] = [];
-    let ok = true;
-    for (let port = first; port < first + count && ok; port++) {
-      const server = net.createServer();
-      ok = await new Promise<boolean>((resolve) => {
-        server.once('error', () => {
-          resolve(false);
-        });
-        server.listen(port, '127.0.0.1', () => {
-          resolve(true);
-        });
-      });
-      if (ok) servers.push(server);
-    }
-    await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
-    if (ok) return first;
-  }
-  throw new Error(`no run of ${count} free ports`);
-}
+/** Ports named up front (edge listen ports): one definition, in test-support. */
+export { freePort, freePortRun } from '@portunus/test-support';

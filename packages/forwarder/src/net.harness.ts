@@ -132,45 +132,8 @@ export function closeUdp(socket: dgram.Socket): Promise<void> {
   });
 }
 
-async function tcpFree(port: number): Promise<boolean> {
-  const server = net.createServer();
-  try {
-    await listenTcp(server, port);
-    await closeTcp(server);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function udpFree(port: number): Promise<boolean> {
-  try {
-    await closeUdp(await udpSocket(port));
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/**
- * `count` consecutive ports free for TCP and UDP on 127.0.0.1 right now. The base is drawn at
- * random below Linux's ephemeral range (32768-60999): next to a port 0 handed out, the
- * neighbours are ephemeral ports too, which outgoing connections of other tests and processes
- * take all the time, so a run found there was often gone, or never found, on a busy machine.
- */
-export async function freePortRun(count: number): Promise<number> {
-  const low = 10_000;
-  const high = 32_000 - count;
-  for (let attempt = 0; attempt < 200; attempt++) {
-    const base = low + Math.floor(Math.random() * (high - low));
-    let ok = true;
-    for (let port = base; port < base + count && ok; port++) {
-      ok = (await tcpFree(port)) && (await udpFree(port));
-    }
-    if (ok) return base;
-  }
-  throw new Error(`no run of ${count} free ports found`);
-}
+/** Consecutive free ports (port ranges): one definition, in test-support. */
+export { freePortRun } from '@portunus/test-support';
 
 /** A port that was free a moment ago: nothing listens there, so a dial is refused. */
 export async function closedPort(): Promise<number> {

@@ -12,3 +12,4 @@ export {
 export { waitFor, type WaitOptions } from './wait.js';
 export { recordingLogger, type RecordedLine, type RecordingLogger } from './logger.js';
 export { FakeDnsServer, type DnsQuery, type DnsZoneEntry } from './dns-server.js';
+export { freePort, freePortRun } from './ports.js';
