@@ -3,17 +3,20 @@
 // schema refusals (exit 78), config validation (exit 2), data dir resolution and clean shutdown.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 
 import Database from 'better-sqlite3';
 
+import { parseListenAddress } from '@portunus/server';
 import { loadMigrations } from '@portunus/store';
 import { REPO_ROOT } from '@portunus/test-support';
 
 import { EPHEMERAL_LISTENER_ENV, Harness, eventNames, fileMode } from './harness.js';
 
 const harness = new Harness();
+
 after(() => harness.close());
 
 describe('serve', () => {
@@ -53,6 +56,49 @@ describe('serve', () => {
     assert.equal(fileMode(path.join(dataDir, 'state.db.lock')), 0o600);
     // closed cleanly: the WAL was checkpointed away
     assert.equal(fs.existsSync(path.join(dataDir, 'state.db-wal')), false);
+  });
+
+  it('drains for shutdown_drain_timeout_secs on SIGTERM, then cuts a request still in flight', async () => {
+    const dataDir = harness.newDataDir();
+    fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    fs.writeFileSync(path.join(dataDir, 'server.toml'), 'shutdown_drain_timeout_secs = 1\n');
+    const server = await harness.serve(dataDir);
+    const listening = await server.waitForEvent('server.listening');
+    const operator = parseListenAddress(
+      String((listening['listeners'] as Record<string, string>)['operator_http']),
+    );
+    assert.ok(operator);
+    // A request whose body never finishes: it stays in flight until the operator listener's own
+    // 30 s request timeout, far past the 1 s drain. The server answers it early (503, no
+    // superadmin yet) while the body is still owed; that answer says the request has arrived.
+    const socket = net.connect(operator.port, operator.host);
+    socket.on('error', () => undefined);
+    await new Promise<void>((resolve) =>
+      socket.once('connect', () => {
+        resolve();
+      }),
+    );
+    const answered = new Promise<string>((resolve) =>
+      socket.once('data', (chunk: Buffer) => {
+        resolve(chunk.toString('latin1'));
+      }),
+    );
+    socket.write(
+      'POST /v1/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"user',
+    );
+    assert.match(await answered, /^HTTP\/1\.1 \d{3} /);
+    const closedByServer = new Promise<void>((resolve) =>
+      socket.once('close', () => {
+        resolve();
+      }),
+    );
+    server.kill('SIGTERM');
+    const cut = await server.waitForEvent('server.drain_timeout');
+    assert.equal(cut['listener'], 'operator_http');
+    assert.equal(cut['timeout_ms'], 1000);
+    await closedByServer;
+    assert.equal(await server.exited(), 0);
+    assert.ok(eventNames({ events: server.events }).includes('server.stopped'));
   });
 
   it('refuses a second serve on the same data dir with store_in_use (75), and reopens at once after SIGKILL', async () => {

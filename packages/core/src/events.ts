@@ -26,6 +26,7 @@ export const EVENTS = {
   serverListening: 'server.listening',
   shutdownSignal: 'shutdown.signal',
   serverDraining: 'server.draining',
+  serverDrainTimeout: 'server.drain_timeout',
   serverStopped: 'server.stopped',
   onboardingSetupTokenRotated: 'operator.onboarding_setup_token_rotated',
   bootstrapLegacy: 'operator.bootstrap_legacy',

@@ -114,7 +114,14 @@ export async function runServe(options: ServeOptions): Promise<number> {
       udpMaxFlowsPerRule: config.udpMaxFlowsPerRule,
     });
     const controlAddress = control.address;
-    cleanups.push(() => control.close());
+    // SIGTERM drains for shutdown_drain_timeout_secs: first the operator API (a push in flight
+    // still needs its client's answer over the control stream), then the control listener.
+    const drainMs = config.shutdownDrainTimeoutSecs * 1000;
+    cleanups.push(async () => {
+      if (await control.close(drainMs)) {
+        logger.warn(EVENTS.serverDrainTimeout, { listener: 'control', timeout_ms: drainMs });
+      }
+    });
 
     const context: OperatorContext = {
       db: store.db,
@@ -134,7 +141,15 @@ export async function runServe(options: ServeOptions): Promise<number> {
       ...(operatorTokenHash ? { operatorTokenHash } : {}),
     };
     const app = await buildOperatorApp(context);
-    cleanups.push(() => app.close());
+    cleanups.push(async () => {
+      if (
+        await closeWithin(app.close(), drainMs, () => {
+          app.server.closeAllConnections();
+        })
+      ) {
+        logger.warn(EVENTS.serverDrainTimeout, { listener: 'operator_http', timeout_ms: drainMs });
+      }
+    });
     const operatorAddress = await listenOperator(
       app.server,
       () => app.listen({ host: addresses.operatorHttp.host, port: addresses.operatorHttp.port }),
@@ -198,6 +213,30 @@ async function listenOperator(
   }
   const bound = server.address() as AddressInfo;
   return { host: bound.address, port: bound.port };
+}
+
+/**
+ * Waits for `closing` for at most `ms`; past that, `cut` closes what is left (requests still in
+ * flight) and the wait goes on for `closing` to settle. Resolves true when it had to cut.
+ */
+async function closeWithin(
+  closing: Promise<unknown>,
+  ms: number,
+  cut: () => void,
+): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<true>((resolve) => {
+    timer = setTimeout(() => {
+      resolve(true);
+    }, ms);
+  });
+  const cutNeeded = await Promise.race([closing.then(() => false as const), late]);
+  clearTimeout(timer);
+  if (cutNeeded) {
+    cut();
+    await closing;
+  }
+  return cutNeeded;
 }
 
 export function waitForStopSignal(

@@ -58,7 +58,12 @@ export interface ControlServiceOptions {
 
 export interface ControlService {
   address: ListenAddress;
-  close(): Promise<void>;
+  /**
+   * Ends every client session (they reconnect to the next server), stops accepting, lets calls
+   * in flight (an Enroll) finish for up to `graceMs` (default 2 s), then cuts what is left.
+   * Resolves true when it had to cut.
+   */
+  close(graceMs?: number): Promise<boolean>;
 }
 
 type ChannelCall = grpc.ServerDuplexStream<ClientMessage, ServerMessage>;
@@ -252,17 +257,17 @@ export async function startControlService(
   });
   return {
     address: { host: listen.host, port },
-    close: async () => {
+    close: async (graceMs = 2_000) => {
       options.fleet.shutdown();
       tlsServer.close();
-      await new Promise<void>((resolve) => {
+      return new Promise<boolean>((resolve) => {
         const force = setTimeout(() => {
           server.forceShutdown();
-          resolve();
-        }, 2_000);
+          resolve(true);
+        }, graceMs);
         server.tryShutdown(() => {
           clearTimeout(force);
-          resolve();
+          resolve(false);
         });
       });
     },
