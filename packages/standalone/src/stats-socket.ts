@@ -53,7 +53,7 @@ export class StatsSocketServer {
     const socketPath = this.options.path;
     try {
       fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o755 });
-      removeStaleSocket(socketPath);
+      await removeStaleSocket(socketPath);
     } catch (error) {
       throw socketError(socketPath, error);
     }
@@ -140,17 +140,30 @@ export class StatsSocketServer {
   }
 }
 
-/** A leftover socket file from a killed daemon is removed; any other file is left alone. */
-function removeStaleSocket(socketPath: string): void {
+/**
+ * A leftover socket file from a killed daemon is removed. A socket some process still answers on
+ * (another standalone with the same socket_path) and any other kind of file are left alone: the
+ * start fails rather than steal or delete them.
+ */
+async function removeStaleSocket(socketPath: string): Promise<void> {
   let stat: fs.Stats;
   try {
     stat = fs.lstatSync(socketPath);
   } catch {
     return;
   }
-  if (!stat.isSocket()) {
-    throw new Error(`${socketPath} exists and is not a socket`);
-  }
+  if (!stat.isSocket()) throw new Error(`${socketPath} exists and is not a socket`);
+  const isLive = await new Promise<boolean>((resolve) => {
+    const probe = net.connect(socketPath);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => {
+      resolve(false);
+    });
+  });
+  if (isLive) throw new Error(`${socketPath} is in use by a running process`);
   fs.unlinkSync(socketPath);
 }
 
