@@ -208,6 +208,30 @@ describe('portunus-standalone: SIGHUP reload', () => {
   });
 });
 
+describe('portunus-standalone: SIGHUP reload of UDP tunables', () => {
+  it('restarts a UDP rule whose udp_max_flows changed, so the new cap applies', async () => {
+    const echo = await udpEcho();
+    closers.push(echo.close);
+    const dir = dirs.make('standalone-udp-reload-');
+    const rule = (flows: number): string =>
+      `[[rule]]\nname = "u"\nprotocol = "udp"\nlisten_port = 0\nudp_max_flows = ${flows}\ntarget = "127.0.0.1:${echo.port}"\n`;
+    const sa = await startStandalone(group, dir, rule(1));
+    const port = sa.port('u');
+    assert.equal(await udpAsk(port, 'first'), 'first');
+    // A second source address:port is a second flow: over the cap of 1, dropped.
+    const second = udpAsk(port, 'second', 1_000).catch(() => 'no answer');
+    await sa.process.waitForEvent('rule.udp_flow_dropped_overflow');
+    assert.equal(await second, 'no answer');
+
+    fs.writeFileSync(sa.configPath, rule(2).replace('listen_port = 0', `listen_port = ${port}`));
+    sa.process.kill('SIGHUP');
+    const reloaded = await sa.process.waitForEvent('standalone.reloaded');
+    assert.deepEqual(reloaded['replaced'], ['u']);
+    assert.equal(await udpAsk(port, 'one'), 'one');
+    assert.equal(await udpAsk(port, 'two'), 'two', 'two flows fit under the new cap');
+  });
+});
+
 describe('portunus-standalone: stats socket and shutdown', () => {
   it('serves Hello then Snapshots to many readers (mode 0600); stats --once names rules and counts', async () => {
     const echo = await tcpEcho();

@@ -50,13 +50,13 @@ export async function udpEcho(): Promise<{ port: number; close: () => Promise<vo
 }
 
 /** Sends one datagram to `port` and resolves with the first answer, within a deadline. */
-export function udpAsk(port: number, text: string): Promise<string> {
+export function udpAsk(port: number, text: string, timeoutMs = 5_000): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = dgram.createSocket('udp4');
     const timer = setTimeout(() => {
       socket.close();
       reject(new Error(`no UDP answer on ${port}`));
-    }, 5_000);
+    }, timeoutMs);
     socket.on('message', (message) => {
       clearTimeout(timer);
       socket.close();

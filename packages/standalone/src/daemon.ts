@@ -219,11 +219,22 @@ export class StandaloneDaemon {
       (sameRule(running, rule.spec) ||
         (rule.spec.listenPort === 0 &&
           sameRule(running, { ...rule.spec, listenPort: running.listenPort })));
-    // UDP tunables apply to rules started from now on (the forwarder's own contract).
+    // UDP tunables apply to rules started from now on (the forwarder's own contract), so a UDP
+    // rule whose flow cap or idle time changed is restarted: its flows end, its counters restart.
+    const previous = this.running.get(id);
+    const tunablesChanged =
+      previous !== undefined &&
+      rule.spec.protocol === 'udp' &&
+      (previous.udpMaxFlows !== rule.udpMaxFlows ||
+        previous.udpFlowIdleSecs !== rule.udpFlowIdleSecs);
     this.forwarder.configureUdp({
       idleMs: rule.udpFlowIdleSecs * 1000,
       maxFlows: rule.udpMaxFlows,
     });
+    if (tunablesChanged) {
+      await this.forwarder.remove(id, { drainMs: 0 });
+      this.running.delete(id);
+    }
     try {
       await this.forwarder.apply(rule.spec);
     } catch (error) {
@@ -237,7 +248,7 @@ export class StandaloneDaemon {
     }
     this.running.set(id, rule);
     if (running === undefined) outcome.added.push(rule.name);
-    else if (isUnchanged) outcome.unchanged.push(rule.name);
+    else if (isUnchanged && !tunablesChanged) outcome.unchanged.push(rule.name);
     else outcome.replaced.push(rule.name);
     return 'done';
   }
