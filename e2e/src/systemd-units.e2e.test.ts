@@ -16,7 +16,7 @@ const UNITS = path.join(REPO_ROOT, 'packaging', 'systemd');
 const ANALYZE = ['/usr/bin/systemd-analyze', '/bin/systemd-analyze'].find((file) =>
   fs.existsSync(file),
 );
-const ROLES = ['server', 'client'] as const;
+const ROLES = ['server', 'client', 'standalone'] as const;
 
 const dirs = tempDirs();
 after(() => {
@@ -72,7 +72,7 @@ describe('packaging/systemd units', () => {
       assert.deepEqual(unit.get('ExecStart'), [
         role === 'server'
           ? '/usr/local/bin/portunus-server serve'
-          : '/usr/local/bin/portunus-client',
+          : `/usr/local/bin/portunus-${role}`,
       ]);
       for (const key of [
         'NoNewPrivileges',
@@ -104,6 +104,17 @@ describe('packaging/systemd units', () => {
     assert.deepEqual(client.get('CapabilityBoundingSet'), ['CAP_NET_BIND_SERVICE']);
     assert.deepEqual(client.get('Environment'), [
       'PORTUNUS_CLIENT_BUNDLE=/etc/portunus/client.bundle.json',
+    ]);
+    const standalone = directives(unitText('standalone'));
+    assert.deepEqual(standalone.get('ConfigurationDirectory'), ['portunus']);
+    assert.deepEqual(standalone.get('Environment'), [
+      'PORTUNUS_STANDALONE_CONFIG=/etc/portunus/portunus.toml',
+    ]);
+    // The default stats socket_path is /run/portunus/standalone.sock.
+    assert.deepEqual(standalone.get('RuntimeDirectory'), ['portunus']);
+    assert.deepEqual(standalone.get('ExecReload'), ['/bin/kill -HUP $MAINPID']);
+    assert.deepEqual(standalone.get('ExecStartPre'), [
+      '/usr/local/bin/portunus-standalone --check',
     ]);
   });
 });

@@ -721,6 +721,37 @@ export const ERROR_CATALOGUE = {
     413,
     'the request body is larger than the server accepts',
   ),
+  // portunus-standalone (reference §12): the TOML file, its rules and the stats socket
+  standalone_config_missing: entry(
+    'standalone.config_missing',
+    EXIT.usage,
+    400,
+    'no portunus.toml: pass --config, set PORTUNUS_STANDALONE_CONFIG or create ./portunus.toml',
+  ),
+  standalone_config_invalid: entry(
+    'standalone.config_invalid',
+    EXIT.usage,
+    400,
+    'portunus.toml is invalid; every problem is named with its key path',
+  ),
+  standalone_activation_failed: entry(
+    'standalone.activation_failed',
+    EXIT.runtime,
+    500,
+    'a rule from portunus.toml could not be started (port in use, bind failure)',
+  ),
+  standalone_stats_unavailable: entry(
+    'standalone.stats_unavailable',
+    EXIT.usage,
+    503,
+    'cannot read the stats socket: is portunus-standalone running with stats enabled?',
+  ),
+  standalone_tui_unavailable: entry(
+    'standalone.tui_unavailable',
+    EXIT.usage,
+    400,
+    'the stats TUI needs a terminal on stdin and stdout; use --once for JSON',
+  ),
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

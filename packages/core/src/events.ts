@@ -108,6 +108,15 @@ export const EVENTS = {
   // hardening: the control listener's TLS front (hostile and slow peers)
   controlHandshakeFailed: 'control.tls_handshake_failed',
   controlHandshakeCapacity: 'control.tls_handshake_capacity',
+  // portunus-standalone (reference §12); catalogued failures live in errors.ts
+  standaloneStarted: 'standalone.started',
+  standaloneStats: 'standalone.stats',
+  standaloneReloadRequested: 'standalone.reload_requested',
+  standaloneReloaded: 'standalone.reloaded',
+  standaloneReloadRefused: 'standalone.reload_refused',
+  standaloneStatsListening: 'standalone.stats_listening',
+  standaloneStatsReaderDropped: 'standalone.stats_reader_dropped',
+  standaloneStopped: 'standalone.stopped',
 } as const;
 
 export type EventName = (typeof EVENTS)[keyof typeof EVENTS];

@@ -29,6 +29,14 @@ export {
   type TargetStats,
 } from './rule-spec.js';
 export {
+  isValidPort,
+  parseProxyProtocol,
+  proxyProtocolFitsProtocol,
+  targetHostProblem,
+  targetKey,
+  type HostProblem,
+} from './rule-checks.js';
+export {
   DEFAULT_MAX_RANGE_PORTS,
   Forwarder,
   expandRule,

@@ -1,5 +1,11 @@
 /** Test helpers (tests only; never imported by product code). */
-export { AUDIT_WRITER_PROCESS, CLIENT_BIN, REPO_ROOT, SERVER_BIN } from './paths.js';
+export {
+  AUDIT_WRITER_PROCESS,
+  CLIENT_BIN,
+  REPO_ROOT,
+  SERVER_BIN,
+  STANDALONE_BIN,
+} from './paths.js';
 export { ProcessGroup, type LogLine, type RunningProcess, type SpawnOptions } from './processes.js';
 export { tempDirs, type TempDirs } from './temp-dir.js';
 export {

@@ -14,3 +14,6 @@ export const AUDIT_WRITER_PROCESS = fileURLToPath(
 export const CLIENT_BIN = fileURLToPath(
   new URL('../../client/dist/bin/portunus-client.js', import.meta.url),
 );
+export const STANDALONE_BIN = fileURLToPath(
+  new URL('../../standalone/dist/bin/portunus-standalone.js', import.meta.url),
+);

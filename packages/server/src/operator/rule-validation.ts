@@ -9,7 +9,17 @@
 import net from 'node:net';
 
 import { PortunusError, type ErrorCode } from '@portunus/core';
+import {
+  isValidPort,
+  parseProxyProtocol as parseProxySetting,
+  proxyProtocolFitsProtocol,
+  targetHostProblem,
+  targetKey,
+} from '@portunus/forwarder';
 import type { Protocol, RateLimit, RuleTarget } from '@portunus/store';
+
+// The host, port and PROXY checks are shared with the standalone's config (forwarder/rule-checks).
+export { targetHostProblem };
 
 export type RuleErrorCode = ErrorCode;
 
@@ -82,7 +92,7 @@ const MAX_LABEL_LENGTH = 63;
 
 const present = <T>(value: T | null | undefined): value is T =>
   value !== undefined && value !== null;
-const isPort = (port: number): boolean => Number.isInteger(port) && port >= 1 && port <= 65535;
+const isPort = (port: number): boolean => isValidPort(port);
 
 /** Shape → ranges → SNI → rate limit → targets → protocol (reference §2.4 order). */
 export function validateRuleBody(body: RulePushBody): RulePush {
@@ -120,7 +130,9 @@ export function checkGrantedPush(push: RulePush, rangeRuleMaxPorts: number): voi
       if (problem) fail(problem.code, problem.message);
     }
   }
-  if (push.protocol === 'udp' && push.targets.some((target) => target.proxyProtocol === 'v1')) {
+  if (
+    push.targets.some((target) => !proxyProtocolFitsProtocol(push.protocol, target.proxyProtocol))
+  ) {
     fail(
       'validation.proxy_protocol_on_unsupported_rule',
       'proxy_protocol v1 is only valid on tcp rules; udp targets take v2',
@@ -356,7 +368,7 @@ function targetList(body: RulePushBody): RuleTarget[] {
     }
     const problem = targetHostProblem(target.host);
     if (problem) fail('target_invalid_host', `targets[${index}]: ${problem.message}`);
-    const key = `${target.host.toLowerCase()}:${target.port}`;
+    const key = targetKey(target.host, target.port);
     const first = seen.get(key);
     if (first !== undefined) {
       fail('targets_duplicate', `targets[${first}] and targets[${index}] are both ${key}`);
@@ -373,9 +385,8 @@ function targetList(body: RulePushBody): RuleTarget[] {
 }
 
 function parseProxyProtocol(raw: string | null | undefined, index: number): 'v1' | 'v2' | null {
-  const value = (raw ?? '').trim().toLowerCase();
-  if (value === '') return null;
-  if (value === 'v1' || value === 'v2') return value;
+  const value = parseProxySetting(raw);
+  if (value !== 'invalid') return value;
   return fail(
     'validation.proxy_protocol_invalid',
     `targets[${index}].proxy_protocol must be v1 or v2, got ${JSON.stringify(raw)}`,
@@ -386,52 +397,6 @@ function checkProtocol(raw: string | null | undefined): Protocol {
   const protocol = (raw ?? 'tcp').toLowerCase();
   if (protocol === 'tcp' || protocol === 'udp') return protocol;
   return fail('invalid_protocol', `protocol ${JSON.stringify(raw)} is not tcp or udp`);
-}
-
-/**
- * Why `host` is not a valid target (reference §5.4), or undefined: an IPv4/IPv6 literal passes; a
- * name needs ≤253 characters, labels of 1..63 letters, digits or hyphens with no hyphen at either
- * end, and must not be all digits and dots (a mistyped IPv4 address). One trailing dot is allowed.
- */
-export function targetHostProblem(
-  host: string,
-): { code: RuleErrorCode; message: string } | undefined {
-  if (net.isIP(host) !== 0) return undefined;
-  const quoted = JSON.stringify(host);
-  const name = host.endsWith('.') ? host.slice(0, -1) : host;
-  if (name.length > MAX_NAME_LENGTH) {
-    return {
-      code: 'invalid_target_host_too_long',
-      message: `${quoted} is longer than ${MAX_NAME_LENGTH} characters`,
-    };
-  }
-  if (/^[\d.]*$/.test(name)) {
-    return {
-      code: 'invalid_target_host',
-      message: `${quoted} is neither an IP address nor a DNS name`,
-    };
-  }
-  for (const label of name.split('.')) {
-    if (label === '' || !/^[A-Za-z0-9-]+$/.test(label)) {
-      return {
-        code: 'invalid_target_host',
-        message: `${quoted} is neither an IP address nor a DNS name`,
-      };
-    }
-    if (label.length > MAX_LABEL_LENGTH) {
-      return {
-        code: 'invalid_target_host_label_too_long',
-        message: `${quoted}: label ${label.slice(0, 16)}… exceeds ${MAX_LABEL_LENGTH} characters`,
-      };
-    }
-    if (label.startsWith('-') || label.endsWith('-')) {
-      return {
-        code: 'invalid_target_host_label_hyphen',
-        message: `${quoted}: label ${label} starts or ends with a hyphen`,
-      };
-    }
-  }
-  return undefined;
 }
 
 /**
