@@ -169,8 +169,16 @@ export async function startControlService(
     'grpc.enable_channelz': 0,
     'grpc.max_connection_idle_ms': limits.idleConnectionTimeoutMs,
   });
+  // Set by close(): a client whose session was just ended reconnects at once, possibly on the
+  // same HTTP/2 connection before grpc-js's GOAWAY reaches it; that call is refused here, or it
+  // would hold the drain open until the budget runs out.
+  let closing = false;
   server.addService(CONTROL_SERVICE, {
     Channel: (call: ChannelCall) => {
+      if (closing) {
+        call.emit('error', endStatus({ kind: 'shutdown', terminal: false }));
+        return;
+      }
       channel(call, options);
     },
   });
@@ -258,6 +266,7 @@ export async function startControlService(
   return {
     address: { host: listen.host, port },
     close: async (graceMs = 2_000) => {
+      closing = true;
       options.fleet.shutdown();
       tlsServer.close();
       return new Promise<boolean>((resolve) => {
