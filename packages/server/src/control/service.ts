@@ -240,6 +240,13 @@ export async function startControlService(
     socket.once('close', settle);
     socket.once('secure', () => {
       settle();
+      // Accepted before close() but secured after it: a session created now would miss the
+      // GOAWAY that tryShutdown sent the others and hold the drain open.
+      if (closing) {
+        socket.destroy();
+        raw.destroy();
+        return;
+      }
       const plain = asPlainStream(socket);
       tlsSocketOf.set(plain, socket);
       injector.injectConnection(plain);
