@@ -114,12 +114,15 @@ export async function runServe(options: ServeOptions): Promise<number> {
       udpMaxFlowsPerRule: config.udpMaxFlowsPerRule,
     });
     const controlAddress = control.address;
-    // SIGTERM drains for shutdown_drain_timeout_secs: first the operator API (a push in flight
-    // still needs its client's answer over the control stream), then the control listener.
+    // SIGTERM drains the operator API for shutdown_drain_timeout_secs (a push in flight still
+    // needs its client's answer over the control stream), then the control listener ends every
+    // session at once — its clients reconnect to the next server — and gives calls still in
+    // flight (an Enroll) at most CONTROL_CLOSE_GRACE_MS, never the whole budget.
     const drainMs = config.shutdownDrainTimeoutSecs * 1000;
     cleanups.push(async () => {
-      if (await control.close(drainMs)) {
-        logger.warn(EVENTS.serverDrainTimeout, { listener: 'control', timeout_ms: drainMs });
+      const graceMs = Math.min(drainMs, CONTROL_CLOSE_GRACE_MS);
+      if (await control.close(graceMs)) {
+        logger.warn(EVENTS.serverDrainTimeout, { listener: 'control', timeout_ms: graceMs });
       }
     });
 
@@ -214,6 +217,9 @@ async function listenOperator(
   const bound = server.address() as AddressInfo;
   return { host: bound.address, port: bound.port };
 }
+
+/** The control listener's share of the drain: its sessions are ended, not waited for. */
+const CONTROL_CLOSE_GRACE_MS = 2_000;
 
 /**
  * Waits for `closing` for at most `ms`; past that, `cut` closes what is left (requests still in
