@@ -96,6 +96,8 @@ export interface OperatorContext {
   now: () => number;
   /** BLAKE3 hex of server.toml's operator_token, which authenticates as `_legacy`. */
   operatorTokenHash?: string;
+  /** The built web UI's directory; default: @portunus/webui's dist/ (webui.ts). */
+  webUiDir?: string;
 }
 
 /** Reserved user ids (reference §6.1); none can be created through the API. */
