@@ -105,6 +105,11 @@ export const EVENTS = {
   // hardening: the control listener's TLS front (hostile and slow peers)
   controlHandshakeFailed: 'control.tls_handshake_failed',
   controlHandshakeCapacity: 'control.tls_handshake_capacity',
+  // the web UI's live rule stats (GET /v1/rules/{id}/stats/stream)
+  statsStreamLagged: 'stats_stream.lagged',
+  // the CLI's stored API credential (login / logout)
+  cliLoggedIn: 'cli.logged_in',
+  cliLoggedOut: 'cli.logged_out',
 } as const;
 
 export type EventName = (typeof EVENTS)[keyof typeof EVENTS];

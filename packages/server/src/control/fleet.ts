@@ -14,7 +14,12 @@ import { getRule, setRuleState, type Rule } from '@portunus/store';
 import { ulid } from '../identity/secrets.js';
 import type { ServerMetrics } from '../metrics.js';
 import type { Fleet, LiveConnection, PushOutcome } from '../operator/context.js';
-import { RuleStatsTable, type RuleLabels, type RuleStatsSnapshot } from './rule-stats.js';
+import {
+  RuleStatsTable,
+  type RuleLabels,
+  type RuleStatsListener,
+  type RuleStatsSnapshot,
+} from './rule-stats.js';
 import {
   capabilitiesOf,
   capabilityGate,
@@ -85,6 +90,10 @@ export class ControlFleet implements Fleet {
 
   ruleStats(ruleId: number): RuleStatsSnapshot | undefined {
     return this.stats.get(ruleId);
+  }
+
+  subscribeRuleStats(ruleId: number, listener: RuleStatsListener): () => void {
+    return this.stats.subscribe(ruleId, listener);
   }
 
   disconnect(clientId: string, reason: 'revoked' | 'rotated'): void {

@@ -30,6 +30,7 @@ import { registerGrantRoutes } from './routes/grants.js';
 import { registerMetricsRoutes } from './routes/metrics.js';
 import { registerRuleRevisionRoutes } from './routes/rule-revisions.js';
 import { registerRuleRoutes } from './routes/rules.js';
+import { registerRuleStatsStreamRoute } from './routes/rule-stats-stream.js';
 import { registerSettingsRoutes } from './routes/settings.js';
 import { registerUserRoutes } from './routes/users.js';
 import { loadWebUi } from './webui.js';
@@ -185,6 +186,7 @@ export async function buildOperatorApp(
   registerCredentialRoutes(app, ctx);
   registerClientRoutes(app, ctx);
   registerRuleRoutes(app, ctx);
+  registerRuleStatsStreamRoute(app, ctx);
   registerRuleRevisionRoutes(app, ctx);
   registerSettingsRoutes(app, ctx);
   registerAuditRoutes(app, ctx);

@@ -58,6 +58,8 @@ export interface Fleet {
   disconnect(clientId: string, reason: 'revoked' | 'rotated'): void;
   /** The latest stats the client reported for a rule. */
   ruleStats(ruleId: number): RuleStatsSnapshot | undefined;
+  /** Each new snapshot of the rule, as stats reports arrive; returns the unsubscribe. */
+  subscribeRuleStats(ruleId: number, listener: (snapshot: RuleStatsSnapshot) => void): () => void;
 }
 
 export const NO_FLEET: Fleet = {
@@ -69,6 +71,7 @@ export const NO_FLEET: Fleet = {
   remove: () => undefined,
   disconnect: () => undefined,
   ruleStats: () => undefined,
+  subscribeRuleStats: () => () => undefined,
 };
 
 /** What the operator API needs to know of the control listener and its certificate. */
@@ -98,6 +101,8 @@ export interface OperatorContext {
   operatorTokenHash?: string;
   /** The built web UI's directory; default: @portunus/webui's dist/ (webui.ts). */
   webUiDir?: string;
+  /** How often an idle stats stream sends its keep-alive comment (default 30 s). */
+  statsStreamKeepAliveMs?: number;
 }
 
 /** Reserved user ids (reference §6.1); none can be created through the API. */
