@@ -5,7 +5,7 @@
  */
 import type { ClientView, RulePushResponse, RuleRevisionList, RuleView } from '@portunus/api';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
-import { useState, type SyntheticEvent } from 'react';
+import { useEffect, useState, type SyntheticEvent } from 'react';
 import { useTranslation } from 'react-i18next';
 import { Link } from 'react-router';
 
@@ -185,6 +185,10 @@ export function RuleDialog({
   const live = (clients.data ?? []).filter((client: ClientView) => client.revoked_at === null);
   const [form, setForm] = useState<RuleForm>(() => (rule ? ruleFormOf(rule) : emptyRuleForm()));
   const [errors, setErrors] = useState<RuleFormErrors>({});
+  // Errors describe the form as submitted: any edit clears them until the next submit.
+  useEffect(() => {
+    setErrors({});
+  }, [form]);
   const push = useMutation({
     mutationFn: (body: unknown) =>
       rule
