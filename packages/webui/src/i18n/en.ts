@@ -125,6 +125,7 @@ export const en = {
     saveEdit: 'Save rule',
     confirmRemove: 'Remove rule {{id}}?',
     none: 'No rules yet.',
+    badCap: '{{field}} must be a whole number above 0',
     badPort: '{{field}} must be a port 1–65535',
     revisions: 'Revisions',
   },

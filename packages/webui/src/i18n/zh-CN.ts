@@ -122,6 +122,7 @@ export const zhCN: Messages = {
     saveEdit: '保存规则',
     confirmRemove: '移除规则 {{id}}？',
     none: '还没有规则。',
+    badCap: '{{field}}必须是大于 0 的整数',
     badPort: '{{field}}必须是 1–65535 的端口',
     revisions: '修订',
   },

@@ -13,6 +13,7 @@ import { api } from '../http.js';
 import { ErrorText, Field, Modal, SelectField, StatusBadge } from '../ui.js';
 import { POLL_MS, useClients } from './Clients.js';
 import {
+  CAP_LABELS,
   buildPushRequest,
   emptyRuleForm,
   emptyTarget,
@@ -348,25 +349,20 @@ export function RuleDialog({
         <details>
           <summary>{t('rules.qos')}</summary>
           <div className="row">
-            {(
-              [
-                ['bandwidth_in_bps', 'rules.bandwidthIn'],
-                ['bandwidth_out_bps', 'rules.bandwidthOut'],
-                ['new_connections_per_sec', 'rules.newConnections'],
-                ['concurrent_connections', 'rules.concurrent'],
-              ] as const
-            ).map(([key, label]) => (
-              <Field
-                key={key}
-                label={t(label)}
-                inputMode="numeric"
-                value={form.caps[key]}
-                onChange={(e) => {
-                  setForm({ ...form, caps: { ...form.caps, [key]: e.target.value } });
-                }}
-                error={errors[`caps.${key}`]}
-              />
-            ))}
+            {(Object.entries(CAP_LABELS) as [keyof typeof CAP_LABELS, string][]).map(
+              ([key, label]) => (
+                <Field
+                  key={key}
+                  label={t(label)}
+                  inputMode="numeric"
+                  value={form.caps[key]}
+                  onChange={(e) => {
+                    setForm({ ...form, caps: { ...form.caps, [key]: e.target.value } });
+                  }}
+                  error={errors[`caps.${key}`]}
+                />
+              ),
+            )}
           </div>
         </details>
         <ErrorText error={push.error} />

@@ -34,6 +34,14 @@ export interface RuleForm {
   >;
 }
 
+/** The i18n key of each cap's label, shared by the dialog and its error messages. */
+export const CAP_LABELS = {
+  bandwidth_in_bps: 'rules.bandwidthIn',
+  bandwidth_out_bps: 'rules.bandwidthOut',
+  new_connections_per_sec: 'rules.newConnections',
+  concurrent_connections: 'rules.concurrent',
+} as const;
+
 export const emptyTarget = (): TargetForm => ({ host: '', port: '', priority: '', proxy: '' });
 
 export function emptyRuleForm(client = ''): RuleForm {
@@ -119,7 +127,7 @@ export function buildPushRequest(
     if (text.trim() === '') continue;
     const value = Number(text);
     if (!Number.isInteger(value) || value < 1)
-      errors[`caps.${key}`] = t('rules.badPort', { field: key });
+      errors[`caps.${key}`] = t('rules.badCap', { field: t(CAP_LABELS[key]) });
     rateLimit[key] = value;
   }
   if (Object.keys(errors).length > 0) return { errors };
