@@ -19,7 +19,7 @@ const ALLOWED = {
   standalone: ['core', 'forwarder'],
   webui: ['api'],
   e2e: ['core', 'store', 'server', 'test-support'],
-  bench: ['core', 'store', 'server', 'forwarder', 'client', 'test-support'],
+  bench: ['core', 'store', 'server', 'forwarder', 'client', 'test-support', 'webui'],
 };
 /** Edge packages must not pull these into their dependency tree (DESIGN.md §2). */
 const EDGE = ['client', 'standalone', 'forwarder'];

@@ -11,3 +11,4 @@ export {
 } from './power-loss.js';
 export { waitFor, type WaitOptions } from './wait.js';
 export { recordingLogger, type RecordedLine, type RecordingLogger } from './logger.js';
+export { CHROMIUM, launchBrowser, screenshot, type Browser } from './browser.js';
