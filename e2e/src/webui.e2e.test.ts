@@ -102,6 +102,9 @@ describe('an operator’s first session in the browser', { timeout: 240_000 }, (
     await page.getByLabel('Confirm password').fill(ADMIN.password);
     await page.getByRole('button', { name: 'Create superadmin' }).click();
     await page.waitForURL(/\/login$/);
+    // The URL changes before React swaps the page: the filled-in form (which holds what was
+    // typed, as any form does) must be gone before the DOM is searched for secrets.
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
     await assertNoSecretsExposed('after onboarding');
   });
 
@@ -114,6 +117,7 @@ describe('an operator’s first session in the browser', { timeout: 240_000 }, (
     await page.getByLabel('Password').fill(ADMIN.password);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByRole('heading', { name: 'Dashboard' }).waitFor();
+    await screenshot(page, 'dashboard');
     const cookie = await sessionCookie();
     assert.ok(cookie.length > 20, 'a session cookie is set');
     secrets.push(cookie);
@@ -298,8 +302,38 @@ describe('an operator’s first session in the browser', { timeout: 240_000 }, (
   });
 });
 
-describe('the UI at phone width, in dark mode', { timeout: 120_000 }, () => {
-  it('renders the login page and the dashboard without horizontal scrolling', async () => {
+describe('the UI in dark mode', { timeout: 120_000 }, () => {
+  it('follows a dark system theme at desktop width: dark background, readable text', async () => {
+    const dark = await launchBrowser({ width: 1280, height: 800 }, 'dark');
+    try {
+      const tab = await dark.context.newPage();
+      await tab.goto(`${base}/login`);
+      await tab.getByLabel('User ID').fill(ADMIN.id);
+      await tab.getByLabel('Password').fill(ADMIN.password);
+      await tab.getByRole('button', { name: 'Sign in' }).click();
+      await tab.getByRole('heading', { name: 'Dashboard' }).waitFor();
+      const colors = await tab.evaluate(() => ({
+        background: getComputedStyle(document.body).backgroundColor,
+        text: getComputedStyle(document.body).color,
+      }));
+      assert.equal(colors.background, 'rgb(15, 19, 24)');
+      assert.equal(colors.text, 'rgb(230, 233, 238)');
+      await screenshot(tab, 'dashboard-dark');
+      for (const [link, name] of [
+        ['Clients', 'clients-dark'],
+        ['Rules', 'rules-dark'],
+      ] as const) {
+        await tab.getByRole('link', { name: link }).click();
+        await tab.getByRole('heading', { name: link }).waitFor();
+        await tab.locator('tbody tr').first().waitFor();
+        await screenshot(tab, name);
+      }
+    } finally {
+      await dark.close();
+    }
+  });
+
+  it('at phone width, renders the dashboard without horizontal scrolling', async () => {
     const phone = await launchBrowser({ width: 390, height: 844 }, 'dark');
     try {
       const small = await phone.context.newPage();
