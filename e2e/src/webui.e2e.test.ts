@@ -245,6 +245,16 @@ describe('an operator’s first session in the browser', { timeout: 240_000 }, (
       listen_port_end: 65535,
       protocols: ['tcp', 'udp'],
     });
+    // The user's page lists the grant and previews what deleting her would remove.
+    await page.getByRole('link', { name: 'Users' }).click();
+    await page.getByRole('link', { name: USER.id }).click();
+    await page.locator('tr[data-grant]').getByText('1024–65535').waitFor();
+    await page.getByRole('button', { name: 'Delete' }).click();
+    assert.match(
+      await page.getByTestId('cascade-preview').innerText(),
+      /1 grant\(s\) and 0 rule\(s\)/,
+    );
+    await page.getByRole('button', { name: 'Cancel' }).click();
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.waitForURL(/\/login$/);
     assert.equal(await sessionCookie(), '');

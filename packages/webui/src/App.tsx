@@ -27,6 +27,7 @@ import { OnboardingPage } from './pages/Onboarding.js';
 import { RulePage } from './pages/Rule.js';
 import { RulesPage } from './pages/Rules.js';
 import { SettingsPage } from './pages/Settings.js';
+import { UserPage } from './pages/User.js';
 import { UsersPage } from './pages/Users.js';
 
 export function App() {
@@ -188,6 +189,7 @@ function Shell({ onSession }: { onSession: () => void }) {
         <Routes>
           <Route path="/" element={<DashboardPage me={me.data} />} />
           <Route path="/users" element={admin(<UsersPage />)} />
+          <Route path="/users/:userId" element={admin(<UserPage />)} />
           <Route path="/grants/*" element={<Navigate to="/users" replace />} />
           <Route path="/rules" element={<RulesPage isSuperadmin={isSuperadmin} />} />
           <Route path="/rules/:ruleId" element={<RulePage />} />

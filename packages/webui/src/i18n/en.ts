@@ -153,6 +153,12 @@ export const en = {
     role: 'Role',
     grants: 'Grants',
     initialPassword: 'Initial password',
+    resetPassword: 'Reset password',
+    temporaryOnce:
+      'The temporary password is shown only now. The user must change it at the next sign-in.',
+    cascade:
+      'This removes the user, their credentials, {{grants}} grant(s) and {{rules}} rule(s) on the live clients.',
+    ports: 'Ports',
     requireChange: 'Require change on first login',
   },
   audit: {

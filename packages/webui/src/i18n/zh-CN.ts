@@ -150,6 +150,10 @@ export const zhCN: Messages = {
     role: '角色',
     grants: '授权',
     initialPassword: '初始密码',
+    resetPassword: '重置密码',
+    temporaryOnce: '临时密码只显示这一次。用户下次登录时必须修改。',
+    cascade: '这将删除该用户、其凭据、{{grants}} 个授权以及在线客户端上的 {{rules}} 条规则。',
+    ports: '端口',
     requireChange: '首次登录时要求修改密码',
   },
   audit: {

@@ -12,6 +12,7 @@ import {
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState, type SyntheticEvent } from 'react';
 import { useTranslation } from 'react-i18next';
+import { Link } from 'react-router';
 
 import { api } from '../http.js';
 import { ErrorText, Field, Modal, SelectField } from '../ui.js';
@@ -53,7 +54,9 @@ export function UsersPage() {
           <tbody>
             {(users.data ?? []).map((user) => (
               <tr key={user.user_id}>
-                <td>{user.user_id}</td>
+                <td>
+                  <Link to={`/users/${encodeURIComponent(user.user_id)}`}>{user.user_id}</Link>
+                </td>
                 <td>{user.display_name}</td>
                 <td>{user.role}</td>
                 <td>{user.grant_count}</td>
