@@ -8,16 +8,18 @@ const root = path.resolve(import.meta.dirname, '..');
 /** Which workspace packages each package may import (tests may also use test-support). */
 const ALLOWED = {
   core: [],
+  api: [],
   store: ['core'],
   proto: ['core'],
   forwarder: ['core'],
   'test-support': ['core'],
-  server: ['core', 'store', 'proto', 'forwarder'],
+  // webui only to locate its built static files (operator/webui.ts); no code is imported.
+  server: ['core', 'api', 'store', 'proto', 'forwarder', 'webui'],
   client: ['core', 'proto', 'forwarder'],
   standalone: ['core', 'forwarder'],
-  webui: [],
+  webui: ['api'],
   e2e: ['core', 'store', 'server', 'test-support'],
-  bench: ['core', 'store', 'server', 'forwarder', 'client', 'test-support'],
+  bench: ['core', 'store', 'server', 'forwarder', 'client', 'test-support', 'webui'],
 };
 /** Edge packages must not pull these into their dependency tree (DESIGN.md §2). */
 const EDGE = ['client', 'standalone', 'forwarder'];

@@ -692,7 +692,13 @@ export const ERROR_CATALOGUE = {
     'cli.operator_token_missing',
     EXIT.auth,
     401,
-    'set PORTUNUS_OPERATOR_TOKEN to an operator bearer token',
+    'run `portunus-server login` or set PORTUNUS_OPERATOR_TOKEN to an operator bearer token',
+  ),
+  not_logged_in: entry(
+    'cli.not_logged_in',
+    EXIT.auth,
+    401,
+    'no stored operator credential; `portunus-server login` creates one',
   ),
   // data safety: restore inputs and the store-held TLS identity
   source_is_directory: entry(

@@ -117,6 +117,11 @@ export const EVENTS = {
   standaloneStatsListening: 'standalone.stats_listening',
   standaloneStatsReaderDropped: 'standalone.stats_reader_dropped',
   standaloneStopped: 'standalone.stopped',
+  // the web UI's live rule stats (GET /v1/rules/{id}/stats/stream)
+  statsStreamLagged: 'stats_stream.lagged',
+  // the CLI's stored API credential (login / logout)
+  cliLoggedIn: 'cli.logged_in',
+  cliLoggedOut: 'cli.logged_out',
 } as const;
 
 export type EventName = (typeof EVENTS)[keyof typeof EVENTS];

@@ -19,3 +19,4 @@ export { waitFor, type WaitOptions } from './wait.js';
 export { recordingLogger, type RecordedLine, type RecordingLogger } from './logger.js';
 export { FakeDnsServer, type DnsQuery, type DnsZoneEntry } from './dns-server.js';
 export { freePort, freePortRun } from './ports.js';
+export { CHROMIUM, launchBrowser, screenshot, type Browser } from './browser.js';

@@ -1,11 +1,13 @@
 /**
  * The HTTP side of the CLI: commands that act on a running server call its operator API at
  * `--http-endpoint` (default 127.0.0.1:7080) with the bearer token from PORTUNUS_OPERATOR_TOKEN
- * (reference §1.1). An error body `{"error":{"code","message"}}` becomes the PortunusError of
+ * (reference §1.1), else the credential `portunus-server login` stored (credential-file.ts). An error body `{"error":{"code","message"}}` becomes the PortunusError of
  * that code, so the CLI exits with the same catalogued code the server answered with; codes this
  * binary does not know exit 1.
  */
 import { ERROR_CATALOGUE, PortunusError, type ErrorCode } from '@portunus/core';
+
+import { readStoredCredential } from './credential-file.js';
 
 export const DEFAULT_HTTP_ENDPOINT = '127.0.0.1:7080';
 /** Per request, as the reference: identity commands 10 s; rule pushes pass their ack budget. */
@@ -19,8 +21,9 @@ export function operatorClient(
   endpoint: string,
   env: Readonly<Record<string, string | undefined>>,
 ): OperatorClient {
-  const token = env['PORTUNUS_OPERATOR_TOKEN']?.trim();
-  const base = /^https?:\/\//.test(endpoint) ? endpoint.replace(/\/$/, '') : `http://${endpoint}`;
+  const base = baseUrl(endpoint);
+  // The env var wins over the stored credential, so a script's explicit token is never ignored.
+  let token = env['PORTUNUS_OPERATOR_TOKEN']?.trim();
   return {
     async request<T>(
       method: string,
@@ -28,6 +31,7 @@ export function operatorClient(
       body?: unknown,
       timeoutMs = REQUEST_TIMEOUT_MS,
     ): Promise<T> {
+      token ||= readStoredCredential(env)?.token;
       if (!token) throw new PortunusError('operator_token_missing');
       let response: Response;
       try {
@@ -54,7 +58,11 @@ export function operatorClient(
   };
 }
 
-function fromErrorBody(status: number, text: string): PortunusError {
+export function baseUrl(endpoint: string): string {
+  return /^https?:\/\//.test(endpoint) ? endpoint.replace(/\/$/, '') : `http://${endpoint}`;
+}
+
+export function fromErrorBody(status: number, text: string): PortunusError {
   let code = `http_${status}`;
   let message = text.slice(0, 500);
   try {

@@ -17,6 +17,7 @@ import type { Fleet, LiveConnection, PushOutcome } from '../operator/context.js'
 import {
   RuleStatsTable,
   type RuleLabels,
+  type RuleStatsListener,
   type RuleStatsSnapshot,
   type TargetStatsSnapshot,
 } from './rule-stats.js';
@@ -94,6 +95,10 @@ export class ControlFleet implements Fleet {
 
   liveTargetHealth(): ReadonlyMap<number, readonly TargetStatsSnapshot[]> {
     return this.stats.liveTargetHealth();
+  }
+
+  subscribeRuleStats(ruleId: number, listener: RuleStatsListener): () => void {
+    return this.stats.subscribe(ruleId, listener);
   }
 
   disconnect(clientId: string, reason: 'revoked' | 'rotated'): void {

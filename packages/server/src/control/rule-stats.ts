@@ -61,8 +61,30 @@ interface Entry {
 const LABELS = ['client', 'rule', 'owner'] as const;
 type Label = (typeof LABELS)[number];
 
+export type RuleStatsListener = (snapshot: RuleStatsSnapshot) => void;
+
 export class RuleStatsTable {
   private readonly entries = new Map<number, Entry>();
+  /** Live subscribers per rule (the SSE stream); each gets every recorded snapshot. */
+  private readonly watchers = new Map<number, Set<RuleStatsListener>>();
+
+  /** Calls `listener` with each new snapshot of `ruleId`; the returned function unsubscribes. */
+  subscribe(ruleId: number, listener: RuleStatsListener): () => void {
+    let set = this.watchers.get(ruleId);
+    if (!set) {
+      set = new Set();
+      this.watchers.set(ruleId, set);
+    }
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0) this.watchers.delete(ruleId);
+    };
+  }
+
+  subscriberCount(ruleId: number): number {
+    return this.watchers.get(ruleId)?.size ?? 0;
+  }
 
   record(ruleId: number, labels: RuleLabels, stats: WireRuleStats, now: number): void {
     const snapshot: RuleStatsSnapshot = {
@@ -95,6 +117,8 @@ export class RuleStatsTable {
       })),
     };
     this.entries.set(ruleId, { labels, snapshot, live: true });
+    // A copy of the set: a listener may unsubscribe (a lagging stream) while we iterate.
+    for (const listener of [...(this.watchers.get(ruleId) ?? [])]) listener(snapshot);
   }
 
   /** Per-target reports of the live rules that have any. */

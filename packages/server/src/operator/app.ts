@@ -4,7 +4,8 @@
  * §10). It owns the cross-cutting parts — the auth hook in front of every non-public `/v1` route,
  * the single error body, the JSON 404 for unknown `/v1/*` paths, and the audit + metrics hook that
  * records every denial and awaits a durable row for every successful mutation before the response
- * leaves. Routes live in routes/ and only add handlers.
+ * leaves, and the web UI for every other GET (webui.ts). Routes live in routes/ and only add
+ * handlers.
  */
 import cookie from '@fastify/cookie';
 import Fastify, {
@@ -29,8 +30,10 @@ import { registerGrantRoutes } from './routes/grants.js';
 import { registerMetricsRoutes } from './routes/metrics.js';
 import { registerRuleRevisionRoutes } from './routes/rule-revisions.js';
 import { registerRuleRoutes } from './routes/rules.js';
+import { registerRuleStatsStreamRoute } from './routes/rule-stats-stream.js';
 import { registerSettingsRoutes } from './routes/settings.js';
 import { registerUserRoutes } from './routes/users.js';
+import { loadWebUi } from './webui.js';
 
 export const OPERATOR_EVENTS = {
   allow: 'operator.allow',
@@ -161,7 +164,14 @@ export async function buildOperatorApp(
     return reply.status(failure.httpStatus).send(errorBody(failure));
   });
 
+  const webUi = loadWebUi(ctx.webUiDir);
   app.setNotFoundHandler((request, reply) => {
+    // Outside the API every GET belongs to the SPA (its router knows the page); unknown /v1/*
+    // paths and other methods stay the JSON 404 below.
+    const urlPath = request.url.split('?')[0] ?? '/';
+    if ((request.method === 'GET' || request.method === 'HEAD') && !urlPath.startsWith('/v1/')) {
+      return webUi.send(urlPath, reply);
+    }
     const failure = new PortunusError(
       'not_found',
       `no route ${request.method} ${routePath(request)}`,
@@ -176,6 +186,7 @@ export async function buildOperatorApp(
   registerCredentialRoutes(app, ctx);
   registerClientRoutes(app, ctx);
   registerRuleRoutes(app, ctx);
+  registerRuleStatsStreamRoute(app, ctx);
   registerRuleRevisionRoutes(app, ctx);
   registerSettingsRoutes(app, ctx);
   registerAuditRoutes(app, ctx);

@@ -60,6 +60,8 @@ export interface Fleet {
   ruleStats(ruleId: number): RuleStatsSnapshot | undefined;
   /** Per-target reports of live rules that have them (the rule JSON's `targets[].health`). */
   liveTargetHealth(): ReadonlyMap<number, readonly TargetStatsSnapshot[]>;
+  /** Each new snapshot of the rule, as stats reports arrive; returns the unsubscribe. */
+  subscribeRuleStats(ruleId: number, listener: (snapshot: RuleStatsSnapshot) => void): () => void;
 }
 
 export const NO_FLEET: Fleet = {
@@ -72,6 +74,7 @@ export const NO_FLEET: Fleet = {
   disconnect: () => undefined,
   ruleStats: () => undefined,
   liveTargetHealth: () => new Map(),
+  subscribeRuleStats: () => () => undefined,
 };
 
 /** What the operator API needs to know of the control listener and its certificate. */
@@ -99,6 +102,10 @@ export interface OperatorContext {
   now: () => number;
   /** BLAKE3 hex of server.toml's operator_token, which authenticates as `_legacy`. */
   operatorTokenHash?: string;
+  /** The built web UI's directory; default: @portunus/webui's dist/ (webui.ts). */
+  webUiDir?: string;
+  /** How often an idle stats stream sends its keep-alive comment (default 30 s). */
+  statsStreamKeepAliveMs?: number;
 }
 
 /** Reserved user ids (reference §6.1); none can be created through the API. */

@@ -43,6 +43,8 @@ export interface HarnessOptions {
   logger?: Logger;
   /** Socket and body limits of the app (hostile-input tests use small ones). */
   limits?: Partial<OperatorHttpLimits>;
+  /** A directory of built web UI files (default: the real build, if any). */
+  webUiDir?: string;
 }
 
 export class ContractHarness {
@@ -72,6 +74,7 @@ export class ContractHarness {
       audit: this.audit,
       metrics: this.metrics,
       fleet: options.fleet ?? NO_FLEET,
+      ...(options.webUiDir !== undefined ? { webUiDir: options.webUiDir } : {}),
       control: {
         fingerprintSha256: 'ab'.repeat(32),
         // A test certificate for localhost, 127.0.0.1 and *.example.com.

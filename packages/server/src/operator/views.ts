@@ -2,10 +2,11 @@
  * The JSON shapes the operator API answers with (reference §2.3), built from store records in one
  * place so a list and a single-item route can never disagree.
  */
+import type { CredentialView, GrantView, UserView } from '@portunus/api';
 import { formatRfc3339 } from '@portunus/core';
 import type { Credential, Grant, User } from '@portunus/store';
 
-export function userView(user: User, grantCount: number): Record<string, unknown> {
+export function userView(user: User, grantCount: number): UserView {
   return {
     user_id: user.userId,
     display_name: user.displayName,
@@ -17,7 +18,7 @@ export function userView(user: User, grantCount: number): Record<string, unknown
   };
 }
 
-export function grantView(grant: Grant): Record<string, unknown> {
+export function grantView(grant: Grant): GrantView {
   return {
     grant_id: grant.grantId,
     user_id: grant.userId,
@@ -31,7 +32,7 @@ export function grantView(grant: Grant): Record<string, unknown> {
   };
 }
 
-export function credentialView(credential: Credential): Record<string, unknown> {
+export function credentialView(credential: Credential): CredentialView {
   const time = (value: number | null): string | null =>
     value === null ? null : formatRfc3339(value);
   return {

@@ -11,6 +11,8 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 
+import type { ClientView, IssuedEnrollment } from '@portunus/api';
+
 import { EVENTS, formatRfc3339 } from '@portunus/core';
 import { enrollCommand, formatEnrollUri } from '@portunus/proto';
 import {
@@ -45,7 +47,7 @@ const CLIENT_EVENTS = {
   deleted: EVENTS.clientDeleted,
 } as const;
 
-export function clientView(client: Client, fleet: Fleet): Record<string, unknown> {
+export function clientView(client: Client, fleet: Fleet): ClientView {
   const live = fleet.connection(client.clientId);
   return {
     client_id: client.clientId,
@@ -109,13 +111,7 @@ const renameSchema = {
 type ClientParams = { Params: { clientId: string } };
 
 /** What a new code answers with; the code itself exists only inside `uri` and `command`. */
-interface IssuedCode {
-  client_id: string;
-  client_name: string;
-  expires_at: string;
-  command: string;
-  uri: string;
-}
+type IssuedCode = IssuedEnrollment;
 
 export function registerClientRoutes(app: FastifyInstance, ctx: OperatorContext): void {
   app.get('/v1/clients', (request) => {

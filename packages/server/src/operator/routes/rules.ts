@@ -6,6 +6,8 @@
  */
 import type { FastifyInstance } from 'fastify';
 
+import type { RulePushResponse, RuleView } from '@portunus/api';
+
 import { EVENTS, PortunusError, formatRfc3339 } from '@portunus/core';
 import { listRulesJson, totalChanges, type Rule, type RuleFilter } from '@portunus/store';
 
@@ -17,7 +19,7 @@ import { listWithLiveHealth, withLiveHealth } from '../rule-health.js';
 import type { RulePushBody } from '../rule-validation.js';
 
 /** Rule JSON of `GET /v1/rules` (reference §2.5); absent optional fields are omitted. */
-export function ruleView(rule: Rule): Record<string, unknown> {
+export function ruleView(rule: Rule): RuleView {
   const [first] = rule.targets;
   return {
     id: rule.ruleId,
@@ -241,7 +243,7 @@ function isTruthy(value: string | undefined): boolean {
 /**
  * The answer of a push or an edit (reference §2.3): `owner`, where the list says owner_user_id.
  */
-function pushView(rule: Rule): Record<string, unknown> {
+function pushView(rule: Rule): RulePushResponse {
   const [first] = rule.targets;
   const state =
     rule.state.kind === 'failed'

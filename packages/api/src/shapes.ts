@@ -1,0 +1,287 @@
+/**
+ * The JSON bodies of the operator API (reference §2.3–2.5), one interface per shape. The server's
+ * views are typed with these, the CLI reads answers through them, and the web UI renders them, so
+ * a renamed field fails to compile everywhere at once instead of drifting in six spellings.
+ * Types only: nothing here may import a runtime module.
+ */
+
+/** Every error answer: `{"error":{"code","message"}}`. */
+export interface ErrorBody {
+  error: { code: string; message: string };
+}
+
+export type Role = 'superadmin' | 'user';
+export type Protocol = 'tcp' | 'udp';
+export type ProxyProtocolVersion = 'v1' | 'v2';
+
+export interface AuthStatus {
+  onboarding_required: boolean;
+}
+
+export interface OnboardingRequest {
+  user_id: string;
+  display_name: string;
+  password: string;
+  password_confirm: string;
+  setup_token?: string;
+}
+
+export interface OnboardingResponse {
+  user_id: string;
+  display_name: string;
+  role: Role;
+}
+
+export interface LoginRequest {
+  user_id: string;
+  password: string;
+}
+
+export interface LoginResponse {
+  password_change_required: boolean;
+}
+
+export interface ChangePasswordRequest {
+  current_password: string;
+  new_password: string;
+  new_password_confirm: string;
+}
+
+export interface Me {
+  user_id: string;
+  role: Role;
+  display_name: string;
+  password_change_required?: boolean;
+}
+
+export interface UserView {
+  user_id: string;
+  display_name: string;
+  role: Role;
+  disabled: boolean;
+  password_change_required: boolean;
+  created_at: string;
+  grant_count: number;
+}
+
+export interface CreateUserRequest {
+  user_id: string;
+  display_name: string;
+  role?: Role;
+  initial_password: string;
+  password_change_required?: boolean;
+}
+
+export interface DeleteUserResponse {
+  user_id: string;
+  removed_credential_ids: string[];
+  revoked_grant_ids: string[];
+  removed_rule_ids: number[];
+}
+
+export interface GrantView {
+  grant_id: string;
+  user_id: string;
+  client: string;
+  client_id: string | null;
+  listen_port_start: number;
+  listen_port_end: number;
+  protocols: Protocol[];
+  note: string;
+  created_at: string;
+}
+
+export interface CredentialView {
+  credential_id: string;
+  user_id: string;
+  label: string;
+  status: string;
+  issued_at: string;
+  revoked_at: string | null;
+  last_used_at: string | null;
+}
+
+export interface CreateCredentialRequest {
+  label?: string;
+  user_id?: string;
+}
+
+/** Only the creation answer carries the token; it is never shown again. */
+export interface CreatedCredential extends CredentialView {
+  token: string;
+}
+
+export interface ClientView {
+  client_id: string;
+  client_name: string;
+  provisioned_at: string;
+  revoked_at: string | null;
+  connected: boolean;
+  client_address: string | null;
+  remote_addr: string | null;
+  connected_at: string | null;
+}
+
+export interface EnrollmentRequest {
+  name: string;
+  address?: string | null;
+  ttl_secs?: number;
+}
+
+/** A one-time enrollment code: it exists only inside `uri` and `command`. */
+export interface IssuedEnrollment {
+  client_id: string;
+  client_name: string;
+  expires_at: string;
+  command: string;
+  uri: string;
+}
+
+export interface RenameClientRequest {
+  client_name: string;
+}
+
+export interface RuleTargetInput {
+  host: string;
+  port: number;
+  priority?: number | null;
+  proxy_protocol?: ProxyProtocolVersion | null;
+}
+
+export interface RateLimit {
+  bandwidth_in_bps?: number | null;
+  bandwidth_out_bps?: number | null;
+  new_connections_per_sec?: number | null;
+  concurrent_connections?: number | null;
+  bandwidth_in_burst?: number | null;
+  bandwidth_out_burst?: number | null;
+  new_connections_burst?: number | null;
+}
+
+/** Body of `POST /v1/rules` and `PUT /v1/rules/{id}` (reference §2.4). */
+export interface RulePushRequest {
+  client: string;
+  listen_port: number;
+  listen_port_end?: number | null;
+  target_host?: string | null;
+  target_port?: number | null;
+  target_port_end?: number | null;
+  targets?: RuleTargetInput[] | null;
+  protocol?: Protocol | null;
+  prefer_ipv6?: boolean | null;
+  ack_timeout_secs?: number | null;
+  health_check_interval_secs?: number | null;
+  sni_pattern?: string | null;
+  rate_limit?: RateLimit | null;
+}
+
+export type RuleStateKind = 'pending' | 'active' | 'failed' | 'removed';
+
+export interface RuleState {
+  kind: RuleStateKind;
+  reason?: string;
+}
+
+export interface TargetHealth {
+  healthy: boolean;
+  consecutive_failures: number;
+  last_failure_at_unix_ms: number | null;
+  last_success_at_unix_ms: number | null;
+}
+
+export interface RuleTargetView {
+  host: string;
+  port: number;
+  priority: number;
+  proxy_protocol: ProxyProtocolVersion | null;
+  health: TargetHealth | null;
+}
+
+/** Rule JSON of `GET /v1/rules` (reference §2.5). */
+export interface RuleView {
+  id: number;
+  client_id: string;
+  client_name: string;
+  listen_port: number;
+  listen_port_end?: number;
+  target_host: string;
+  target_port: number;
+  target_port_end?: number;
+  prefer_ipv6: boolean;
+  protocol: Protocol;
+  state: RuleState;
+  created_at: string;
+  last_state_change_at: string;
+  owner_user_id: string;
+  targets: RuleTargetView[];
+  health_check_interval_secs?: number;
+  sni_pattern?: string;
+  rate_limit?: RateLimit;
+}
+
+/** Answer of a push or an edit; ⚠ `owner` here, `owner_user_id` in the list (reference §2.5). */
+export interface RulePushResponse {
+  rule_id: number;
+  status: string;
+  target_host: string;
+  prefer_ipv6: boolean;
+  protocol: Protocol;
+  owner: string;
+  sni_pattern?: string;
+  rate_limit?: RateLimit;
+}
+
+/** `GET /v1/rules/{id}/stats` and each `stats` event of the SSE stream. */
+export interface RuleStatsSnapshot {
+  rule_id: number;
+  client_name: string;
+  protocol?: Protocol;
+  bytes_in: number;
+  bytes_out: number;
+  active_connections: number;
+  dns_failures: number;
+  datagrams_in: number;
+  datagrams_out: number;
+  active_flows: number;
+  flows_dropped_overflow: number;
+  target_failovers_total: number;
+  updated_at: string;
+}
+
+export interface AuditEntry {
+  id?: number;
+  ts: string;
+  actor: string;
+  role: string | null;
+  method: string;
+  path: string;
+  outcome: string;
+  reason: string | null;
+  [extra: string]: unknown;
+}
+
+export interface AuditEnvelope {
+  entries: AuditEntry[];
+  next_cursor?: string;
+  count: number;
+}
+
+export interface AdvertisedEndpointView {
+  override: string | null;
+  effective: string | null;
+  source: 'override' | 'seed' | 'derived' | 'loopback' | null;
+  diagnostic: string | null;
+}
+
+export interface RuleRevisionView {
+  revision: number;
+  at: string;
+  actor: string;
+  action: string;
+  summary: string;
+}
+
+export interface RuleRevisionList {
+  revisions: RuleRevisionView[];
+  next_cursor?: string;
+}

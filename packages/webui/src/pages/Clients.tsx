@@ -1,0 +1,351 @@
+/**
+ * Clients (reference §8 `/clients`): the fleet table polled every 5 s, revoked ones behind a
+ * toggle, row actions (rename, revoke, delete, re-enroll) for a superadmin, and the enroll
+ * dialog that shows the one-time command once, with a copy button and an expiry countdown.
+ */
+import type { ClientView, EnrollmentRequest, IssuedEnrollment } from '@portunus/api';
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useEffect, useState, type SyntheticEvent } from 'react';
+import { useTranslation } from 'react-i18next';
+
+import { api } from '../http.js';
+import { CopyButton, ErrorText, Field, Modal, StatusBadge } from '../ui.js';
+
+export const POLL_MS = 5_000;
+
+export function useClients() {
+  return useQuery({
+    queryKey: ['clients'],
+    queryFn: () => api<ClientView[]>('GET', '/v1/clients'),
+    refetchInterval: POLL_MS,
+  });
+}
+
+export function clientStatus(client: ClientView): 'connected' | 'offline' | 'revoked' {
+  if (client.revoked_at !== null) return 'revoked';
+  return client.connected ? 'connected' : 'offline';
+}
+
+export function ClientsPage({ isSuperadmin }: { isSuperadmin: boolean }) {
+  const { t } = useTranslation();
+  const clients = useClients();
+  const queryClient = useQueryClient();
+  const [showRevoked, setShowRevoked] = useState(false);
+  const [enrolling, setEnrolling] = useState(false);
+  const [issued, setIssued] = useState<IssuedEnrollment | null>(null);
+  const [renaming, setRenaming] = useState<ClientView | null>(null);
+  const refresh = () => queryClient.invalidateQueries({ queryKey: ['clients'] });
+  const action = useMutation({
+    mutationFn: ({ method, path }: { method: string; path: string }) => api(method, path),
+    onSettled: refresh,
+  });
+  const reenroll = useMutation({
+    mutationFn: (client: ClientView) =>
+      api<IssuedEnrollment>('POST', `/v1/clients/${client.client_id}/enrollment`, {}),
+    onSuccess: (answer) => {
+      setIssued(answer);
+    },
+  });
+
+  const all = clients.data ?? [];
+  const revokedCount = all.filter((client) => client.revoked_at !== null).length;
+  const shown = showRevoked ? all : all.filter((client) => client.revoked_at === null);
+  return (
+    <section>
+      <div className="page-head">
+        <h1>{t('clients.title')}</h1>
+        {isSuperadmin && (
+          <button
+            type="button"
+            className="primary"
+            onClick={() => {
+              setEnrolling(true);
+            }}
+          >
+            {t('clients.enroll')}
+          </button>
+        )}
+      </div>
+      {revokedCount > 0 && (
+        <label className="toggle">
+          <input
+            type="checkbox"
+            checked={showRevoked}
+            onChange={(e) => {
+              setShowRevoked(e.target.checked);
+            }}
+          />
+          {t('clients.showRevoked', { count: revokedCount })}
+        </label>
+      )}
+      <ErrorText error={clients.error ?? action.error ?? reenroll.error} />
+      {shown.length === 0 && !clients.isLoading ? (
+        <p className="muted">{t('clients.none')}</p>
+      ) : (
+        <div className="table-wrap">
+          <table>
+            <thead>
+              <tr>
+                <th>{t('clients.name')}</th>
+                <th>{t('clients.entryAddress')}</th>
+                <th>{t('clients.observedPeer')}</th>
+                <th>{t('clients.connectedSince')}</th>
+                <th>{t('clients.status')}</th>
+                {isSuperadmin && <th>{t('clients.actions')}</th>}
+              </tr>
+            </thead>
+            <tbody>
+              {shown.map((client) => {
+                const status = clientStatus(client);
+                return (
+                  <tr key={client.client_id} data-client={client.client_name}>
+                    <td>
+                      {client.client_name}{' '}
+                      <small className="muted">{client.client_id.slice(0, 8)}</small>
+                    </td>
+                    <td>{client.client_address ?? '—'}</td>
+                    <td>{client.remote_addr ?? '—'}</td>
+                    <td>
+                      {client.connected_at ? new Date(client.connected_at).toLocaleString() : '—'}
+                    </td>
+                    <td>
+                      <StatusBadge kind={status} label={t(`clients.${status}`)} />
+                    </td>
+                    {isSuperadmin && (
+                      <td className="actions">
+                        {status !== 'revoked' && (
+                          <>
+                            <button
+                              type="button"
+                              onClick={() => {
+                                setRenaming(client);
+                              }}
+                            >
+                              {t('clients.rename')}
+                            </button>
+                            <button
+                              type="button"
+                              onClick={() => {
+                                reenroll.mutate(client);
+                              }}
+                            >
+                              {t('clients.reenroll')}
+                            </button>
+                            <button
+                              type="button"
+                              className="danger"
+                              onClick={() => {
+                                if (
+                                  window.confirm(
+                                    t('clients.confirmRevoke', { name: client.client_name }),
+                                  )
+                                )
+                                  action.mutate({
+                                    method: 'POST',
+                                    path: `/v1/clients/${client.client_id}/revoke`,
+                                  });
+                              }}
+                            >
+                              {t('clients.revoke')}
+                            </button>
+                          </>
+                        )}
+                        {status === 'revoked' && (
+                          <button
+                            type="button"
+                            className="danger"
+                            onClick={() => {
+                              if (
+                                window.confirm(
+                                  t('clients.confirmDelete', { name: client.client_name }),
+                                )
+                              )
+                                action.mutate({
+                                  method: 'DELETE',
+                                  path: `/v1/clients/${client.client_id}`,
+                                });
+                            }}
+                          >
+                            {t('common.delete')}
+                          </button>
+                        )}
+                      </td>
+                    )}
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {enrolling && (
+        <EnrollDialog
+          onClose={() => {
+            setEnrolling(false);
+          }}
+          onIssued={(answer) => {
+            setEnrolling(false);
+            setIssued(answer);
+            void refresh();
+          }}
+        />
+      )}
+      {issued && (
+        <CommandDialog
+          issued={issued}
+          onClose={() => {
+            setIssued(null);
+          }}
+        />
+      )}
+      {renaming && (
+        <RenameDialog
+          client={renaming}
+          onClose={() => {
+            setRenaming(null);
+            void refresh();
+          }}
+        />
+      )}
+    </section>
+  );
+}
+
+export function EnrollDialog({
+  onClose,
+  onIssued,
+}: {
+  onClose: () => void;
+  onIssued: (answer: IssuedEnrollment) => void;
+}) {
+  const { t } = useTranslation();
+  const [form, setForm] = useState({ name: '', address: '' });
+  const [errors, setErrors] = useState<{ name?: string }>({});
+  const enroll = useMutation({
+    mutationFn: (body: EnrollmentRequest) =>
+      api<IssuedEnrollment>('POST', '/v1/client-enrollments', body),
+    onSuccess: onIssued,
+  });
+  const submit = (event: SyntheticEvent) => {
+    event.preventDefault();
+    if (!form.name.trim()) {
+      setErrors({ name: t('common.required', { field: t('clients.name') }) });
+      return;
+    }
+    setErrors({});
+    enroll.mutate({ name: form.name.trim(), address: form.address.trim() || null });
+  };
+  return (
+    <Modal title={t('clients.enrollTitle')} onClose={onClose}>
+      <form onSubmit={submit} noValidate>
+        <Field
+          label={t('clients.name')}
+          value={form.name}
+          onChange={(e) => {
+            setForm({ ...form, name: e.target.value });
+          }}
+          error={errors.name}
+          autoFocus
+        />
+        <Field
+          label={t('clients.entryAddress')}
+          value={form.address}
+          onChange={(e) => {
+            setForm({ ...form, address: e.target.value });
+          }}
+        />
+        <ErrorText error={enroll.error} />
+        <div className="buttons">
+          <button type="button" onClick={onClose}>
+            {t('common.cancel')}
+          </button>
+          <button type="submit" className="primary" disabled={enroll.isPending}>
+            {t('clients.create')}
+          </button>
+        </div>
+      </form>
+    </Modal>
+  );
+}
+
+function remaining(expiresAt: string, now: number): number {
+  return Math.max(0, Math.floor((Date.parse(expiresAt) - now) / 1000));
+}
+
+/** The one-time command: shown once, never stored; closing the dialog forgets it. */
+export function CommandDialog({
+  issued,
+  onClose,
+}: {
+  issued: IssuedEnrollment;
+  onClose: () => void;
+}) {
+  const { t } = useTranslation();
+  const [now, setNow] = useState(() => Date.now());
+  useEffect(() => {
+    const timer = setInterval(() => {
+      setNow(Date.now());
+    }, 1000);
+    return () => {
+      clearInterval(timer);
+    };
+  }, []);
+  const left = remaining(issued.expires_at, now);
+  const clock = `${Math.floor(left / 60)}:${String(left % 60).padStart(2, '0')}`;
+  return (
+    <Modal title={`${t('clients.enrollTitle')}: ${issued.client_name}`} onClose={onClose}>
+      <p>{t('clients.commandIntro')}</p>
+      <pre className="command" data-testid="enroll-command">
+        {issued.command}
+      </pre>
+      <div className="buttons">
+        <span className={left === 0 ? 'error' : 'muted'} data-testid="enroll-expiry">
+          {left === 0 ? t('clients.expired') : t('clients.expiresIn', { time: clock })}
+        </span>
+        <CopyButton text={issued.command} />
+        <button type="button" className="primary" onClick={onClose}>
+          {t('common.close')}
+        </button>
+      </div>
+    </Modal>
+  );
+}
+
+function RenameDialog({ client, onClose }: { client: ClientView; onClose: () => void }) {
+  const { t } = useTranslation();
+  const [name, setName] = useState(client.client_name);
+  const rename = useMutation({
+    mutationFn: () =>
+      api<ClientView>('PATCH', `/v1/clients/${client.client_id}/name`, {
+        client_name: name.trim(),
+      }),
+    onSuccess: onClose,
+  });
+  return (
+    <Modal title={`${t('clients.rename')}: ${client.client_name}`} onClose={onClose}>
+      <form
+        onSubmit={(event) => {
+          event.preventDefault();
+          rename.mutate();
+        }}
+      >
+        <Field
+          label={t('clients.name')}
+          value={name}
+          onChange={(e) => {
+            setName(e.target.value);
+          }}
+        />
+        <ErrorText error={rename.error} />
+        <div className="buttons">
+          <button type="button" onClick={onClose}>
+            {t('common.cancel')}
+          </button>
+          <button type="submit" className="primary">
+            {t('common.save')}
+          </button>
+        </div>
+      </form>
+    </Modal>
+  );
+}
