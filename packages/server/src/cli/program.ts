@@ -31,6 +31,7 @@ import { requireValidConfig } from './check-config.js';
 import { registerFleetCommands } from './fleet-commands.js';
 import { registerIdentityCommands } from './identity-commands.js';
 import { registerRevisionCommands } from './revision-commands.js';
+import { registerTrafficCommands } from './traffic-commands.js';
 
 export interface CliIo {
   env: Env;
@@ -258,6 +259,7 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
   registerIdentityCommands(program, { io, dataDir, readStdin: io.readStdin });
   registerFleetCommands(program, { io, dataDir });
   registerRevisionCommands(program, io);
+  registerTrafficCommands(program, io);
   return program;
 }
 

@@ -30,6 +30,7 @@ import { registerMetricsRoutes } from './routes/metrics.js';
 import { registerRuleRevisionRoutes } from './routes/rule-revisions.js';
 import { registerRuleRoutes } from './routes/rules.js';
 import { registerSettingsRoutes } from './routes/settings.js';
+import { registerTrafficRoutes } from './routes/traffic.js';
 import { registerUserRoutes } from './routes/users.js';
 
 export const OPERATOR_EVENTS = {
@@ -180,6 +181,7 @@ export async function buildOperatorApp(
   registerSettingsRoutes(app, ctx);
   registerAuditRoutes(app, ctx);
   registerMetricsRoutes(app, ctx);
+  registerTrafficRoutes(app, ctx);
   return app;
 }
 
