@@ -135,6 +135,25 @@ export const ERROR_CATALOGUE = {
     422,
     'outcome must be allow or deny',
   ),
+  // traffic history queries (reference §2.3)
+  invalid_traffic_range: entry(
+    'validation.invalid_traffic_range',
+    EXIT.usage,
+    400,
+    'from and to must be unix seconds with 0 <= from < to, and bucket 1m or 1h',
+  ),
+  traffic_bucket_out_of_retention: entry(
+    'validation.traffic_bucket_out_of_retention',
+    EXIT.usage,
+    422,
+    'from is older than the retention of the bucket (1m: 7 days, 1h: 90 days)',
+  ),
+  traffic_too_many_rows: entry(
+    'validation.traffic_too_many_rows',
+    EXIT.usage,
+    422,
+    'the range holds more than 10000 buckets; use a shorter range or bucket=1h',
+  ),
   // operator HTTP: request shape
   invalid_body: entry('http.invalid_body', EXIT.usage, 400, 'the request body is not valid JSON'),
   validation_failed: entry(

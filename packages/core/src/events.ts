@@ -52,6 +52,10 @@ export const EVENTS = {
   resetComplete: 'cli.reset_complete',
   resetDryRun: 'cli.reset_dry_run',
   auditPruneComplete: 'cli.audit_prune_complete',
+  // traffic history (reference §3.3)
+  trafficRolledUp: 'traffic.rolled_up',
+  trafficRoundFailed: 'traffic.round_failed',
+  trafficMaintenanceFailed: 'traffic.maintenance_failed',
   // control stream, server side (reference §4.3)
   controlListening: 'control.listening',
   authFailure: 'auth.failure',

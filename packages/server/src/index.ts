@@ -16,3 +16,10 @@ export {
   type ServerConfig,
 } from './config.js';
 export { generateSecret, hashSecret, ulid } from './identity/secrets.js';
+export {
+  readTraffic,
+  type TrafficQueryInput,
+  type TrafficTarget,
+  type TrafficView,
+} from './services/traffic.js';
+export { TrafficAccounting } from './traffic/accounting.js';

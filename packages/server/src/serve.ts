@@ -1,7 +1,7 @@
 /**
  * `serve`: the composition root of the control plane. It reads server.toml, runs the store's boot
- * sequence, loads (or creates) the TLS identity, completes the operator-token bootstrap or issues
- * a one-time setup token, binds the three listeners — control (TLS), operator HTTP and loopback
+ * sequence, loads (or creates) the TLS identity, starts the hourly traffic rollup, completes the
+ * operator-token bootstrap or issues a one-time setup token, binds the three listeners — control (TLS), operator HTTP and loopback
  * metrics — and logs `server.listening` with their real addresses. On SIGINT/SIGTERM it stops
  * accepting, drains the audit writer and closes the store (`server.stopped`).
  */
@@ -33,6 +33,8 @@ import { createServerMetrics } from './metrics.js';
 import { buildOperatorApp } from './operator/app.js';
 import type { OperatorContext } from './operator/context.js';
 import { certCoversHost, loadOrCreateServerIdentity } from './tls/certificate.js';
+import { TrafficAccounting } from './traffic/accounting.js';
+import { TrafficMaintenance } from './traffic/maintenance.js';
 
 export interface ServeOptions {
   dataDir: string;
@@ -99,7 +101,15 @@ export async function runServe(options: ServeOptions): Promise<number> {
       ? bootstrapOperatorToken(store, config.operatorToken, logger, now())
       : undefined;
 
-    const fleet = new ControlFleet({ db: store.db, logger, metrics, now });
+    // Traffic history lives in the store: rollup and retention run hourly, each report round of
+    // a client is one transaction (store/src/traffic.ts).
+    const trafficMaintenance = new TrafficMaintenance({ db: store.db, logger, now });
+    trafficMaintenance.start();
+    cleanups.push(() => {
+      trafficMaintenance.stop();
+    });
+    const traffic = new TrafficAccounting({ db: store.db, logger, now });
+    const fleet = new ControlFleet({ db: store.db, logger, metrics, now, traffic });
     const control = await startControlService(addresses.control, {
       db: store.db,
       logger,

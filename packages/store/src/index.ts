@@ -212,3 +212,22 @@ export {
 } from './rule-revisions.js';
 export { getAdvertisedEndpointOverride, setAdvertisedEndpointOverride } from './settings.js';
 export { SCHEMA_SNAPSHOT_FILE, renderSchemaSnapshot } from './schema-snapshot.js';
+export {
+  BUCKET_MS,
+  HOUR_MS,
+  MINUTE_MS,
+  TRAFFIC_RETENTION_MS,
+  counterDelta,
+  maintainTraffic,
+  queryTraffic,
+  recordTrafficRound,
+  trafficRolledUntil,
+  type ByteCounts,
+  type OwnerDelta,
+  type RuleCounterReading,
+  type TrafficBucket,
+  type TrafficMaintenanceResult,
+  type TrafficRoundResult,
+  type TrafficSample,
+  type TrafficScope,
+} from './traffic.js';

@@ -32,6 +32,7 @@ import { registerFleetCommands } from './fleet-commands.js';
 import { registerIdentityCommands } from './identity-commands.js';
 import { registerRevisionCommands } from './revision-commands.js';
 import { registerSessionCommands } from './session-commands.js';
+import { registerTrafficCommands } from './traffic-commands.js';
 
 export interface CliIo {
   env: Env;
@@ -260,6 +261,7 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
   registerFleetCommands(program, { io, dataDir });
   registerRevisionCommands(program, io);
   registerSessionCommands(program, { io });
+  registerTrafficCommands(program, io);
   return program;
 }
 

@@ -14,6 +14,7 @@ import { getRule, setRuleState, type Rule } from '@portunus/store';
 import { ulid } from '../identity/secrets.js';
 import type { ServerMetrics } from '../metrics.js';
 import type { Fleet, LiveConnection, PushOutcome } from '../operator/context.js';
+import type { TrafficRecorder } from '../traffic/accounting.js';
 import {
   RuleStatsTable,
   type RuleLabels,
@@ -60,6 +61,8 @@ export interface ControlFleetOptions {
   logger: Logger;
   metrics: ServerMetrics;
   now: () => number;
+  /** Turns each report round into stored traffic history (one transaction per round). */
+  traffic?: TrafficRecorder;
 }
 
 export class ControlFleet implements Fleet {
@@ -289,12 +292,15 @@ export class ControlFleet implements Fleet {
 
   report(session: Session, report: StatsReport): void {
     const now = this.now();
+    const readings: { ruleId: number; bytesIn: number; bytesOut: number }[] = [];
     for (const stats of report.stats) {
       const ruleId = Number(stats.rule_id);
       const labels = this.ruleOf(ruleId);
       if (labels?.clientId !== session.clientId) continue;
       this.stats.record(ruleId, labels, stats, now);
+      readings.push({ ruleId, bytesIn: stats.bytes_in, bytesOut: stats.bytes_out });
     }
+    this.options.traffic?.recordRound(session.clientId, readings);
   }
 
   /** Ends every session (server shutdown); clients reconnect to the next server. */

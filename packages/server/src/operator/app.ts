@@ -32,6 +32,7 @@ import { registerRuleRevisionRoutes } from './routes/rule-revisions.js';
 import { registerRuleRoutes } from './routes/rules.js';
 import { registerRuleStatsStreamRoute } from './routes/rule-stats-stream.js';
 import { registerSettingsRoutes } from './routes/settings.js';
+import { registerTrafficRoutes } from './routes/traffic.js';
 import { registerUserRoutes } from './routes/users.js';
 import { loadWebUi } from './webui.js';
 
@@ -191,6 +192,7 @@ export async function buildOperatorApp(
   registerSettingsRoutes(app, ctx);
   registerAuditRoutes(app, ctx);
   registerMetricsRoutes(app, ctx);
+  registerTrafficRoutes(app, ctx);
   return app;
 }
 
