@@ -11,26 +11,8 @@ import path from 'node:path';
 
 import { STANDALONE_BIN, type ProcessGroup, type RunningProcess } from '@portunus/test-support';
 
-export async function tcpEcho(): Promise<{ port: number; close: () => Promise<void> }> {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => undefined);
-    socket.pipe(socket);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    close: () =>
-      new Promise((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => {
-          resolve();
-        });
-      }),
-  };
-}
+/** The echo target of every e2e test: one definition, in fleet.harness.ts. */
+export { tcpEcho } from './fleet.harness.js';
 
 export async function udpEcho(): Promise<{ port: number; close: () => Promise<void> }> {
   const socket = dgram.createSocket('udp4');
