@@ -2,7 +2,9 @@
  * The control-protocol messages as they appear in JavaScript, i.e. as @grpc/proto-loader decodes
  * them with the options in `load.ts` (snake_case keys, enums as names, 64-bit integers as
  * numbers, defaults filled in, the oneof case in `payload`). These types are the one TypeScript
- * view of `proto/portunus.proto`; keep both in step. Depends on nothing.
+ * view of `proto/portunus.proto`; keep both in step. Fields added after a message first shipped
+ * are optional here: the decoder fills them in, but a sender built before them leaves them out.
+ * Depends on nothing.
  */
 export type WireProtocol = 'PROTOCOL_UNSPECIFIED' | 'TCP' | 'UDP';
 export type WireProxyProtocol = 'PROXY_PROTOCOL_VERSION_UNSPECIFIED' | 'V1' | 'V2';
@@ -59,6 +61,9 @@ export interface WireRule {
   sni_pattern?: string | null;
   rate_limit?: WireRateLimit | null;
   owner_id?: string | null;
+  /** CIDRs; empty = no restriction (beyond the reference). */
+  allowed_sources?: string[];
+  denied_sources?: string[];
 }
 
 export interface RuleUpdate {
@@ -96,6 +101,70 @@ export interface WireRuleStats {
   flows_dropped_overflow: number;
   target_failovers_total: number;
   per_target: PerTargetStats[];
+  sni_route_exact_total?: number;
+  sni_route_wildcard_total?: number;
+  sni_route_fallback_total?: number;
+  rate_limit?: WireRateLimitStats | null;
+  source_denied_total?: number;
+}
+
+export type WireRateLimitRejectReason =
+  | 'RATE_LIMIT_REJECT_REASON_UNSPECIFIED'
+  | 'CONN_CONCURRENT'
+  | 'CONN_RATE'
+  | 'UDP_FLOW_RATE'
+  | 'OWNER_CONCURRENT'
+  | 'OWNER_CONN_RATE'
+  | 'OWNER_UDP_FLOW_RATE';
+
+export interface WireRateLimitStats {
+  reject_total: { reason: WireRateLimitRejectReason; total: number }[];
+  throttle_micros_in: number;
+  throttle_micros_out: number;
+  active_connections: number;
+}
+
+export interface WireOwnerRateLimitStats {
+  owner_id: string;
+  stats: WireRateLimitStats | null;
+}
+
+/** One shared SNI port; bucket bounds are @portunus/api's SNI_PEEK_BUCKETS_SECONDS, then +Inf. */
+export interface WireSniListenerStats {
+  listen_port: number;
+  sni_route_miss_total: number;
+  client_hello_parse_failures_total: number;
+  client_hello_peek_bucket_counts: number[];
+  client_hello_peek_sum_micros: number;
+  client_hello_peek_count: number;
+}
+
+export type EnvelopeAction = 'ENVELOPE_ACTION_UNSPECIFIED' | 'SET' | 'REMOVE';
+
+export interface OwnerRateLimitUpdate {
+  client_name: string;
+  owner_id: string;
+  rate_limit?: WireRateLimit | null;
+  action: EnvelopeAction;
+  client_id: string;
+}
+
+export interface TrafficQuotaState {
+  monthly_bytes: number;
+  /** Negative once usage passed the limit. */
+  budget_remaining_bytes: number;
+  period_started_at_unix_sec: number;
+  period_ends_at_unix_sec: number;
+  exhausted: boolean;
+}
+
+export interface TrafficQuotaUpdate {
+  request_id: string;
+  user_id: string;
+  client_name: string;
+  action: EnvelopeAction;
+  state?: TrafficQuotaState | null;
+  client_id: string;
 }
 
 export interface PerTargetStats {
@@ -116,6 +185,8 @@ export interface PerTargetStats {
 export interface StatsReport {
   sent_at_unix_ms: number;
   stats: WireRuleStats[];
+  sni_listener_stats?: WireSniListenerStats[];
+  owner_rate_limit_stats?: WireOwnerRateLimitStats[];
 }
 
 export type ClientMessage =
@@ -124,7 +195,10 @@ export type ClientMessage =
   | { payload?: 'stats_report'; stats_report: StatsReport };
 
 export type ServerMessage =
-  { payload?: 'welcome'; welcome: Welcome } | { payload?: 'rule_update'; rule_update: RuleUpdate };
+  | { payload?: 'welcome'; welcome: Welcome }
+  | { payload?: 'rule_update'; rule_update: RuleUpdate }
+  | { payload?: 'owner_rate_limit_update'; owner_rate_limit_update: OwnerRateLimitUpdate }
+  | { payload?: 'traffic_quota_update'; traffic_quota_update: TrafficQuotaUpdate };
 
 export interface EnrollClientRequest {
   code: string;
