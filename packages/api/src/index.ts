@@ -5,3 +5,4 @@
  */
 export * from './shapes.js';
 export * from './validation.js';
+export * from './cidr.js';
