@@ -3,8 +3,8 @@
  * them. It mirrors the stored rule (targets[] 1..8 with priority and PROXY protocol, health-check
  * interval, IPv6 preference, owner, SNI pattern and caps), so the client's wire mapping, the
  * server's wire code and its stats view all import these shapes instead of re-spelling field
- * lists. SNI and caps are carried but not enforced yet; a rule that sets them is refused by the
- * client with the server's capability code. Pure types and checks; depends on nothing.
+ * lists. SNI patterns are routed by shared ports (sni/); caps are carried but not enforced yet.
+ * Pure types and checks; depends on nothing.
  */
 
 export type Protocol = 'tcp' | 'udp';
@@ -173,6 +173,10 @@ export interface RuleStats extends Record<PortCounter, number> {
   dns_failures: number;
   /** Healthy↔failed transitions of the rule's targets (reference §5.5). */
   target_failovers_total: number;
+  /** Connections a shared SNI port routed to this rule, by how it matched (reference §5.7). */
+  sni_route_exact_total: number;
+  sni_route_wildcard_total: number;
+  sni_route_fallback_total: number;
   ports: PortStats[];
   targets: TargetStats[];
 }

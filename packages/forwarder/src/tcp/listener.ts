@@ -1,15 +1,17 @@
 /**
  * TCP forwarding for one listen port (reference inventory §5.1): a dual-stack listener keyed by
- * its port, whose current route (a rule's connector and the port's offset in its range) can be
- * swapped while it keeps accepting — a replaced rule's open connections keep their upstream, new
- * ones use the new route. Per accepted connection: the connector resolves, picks a target and
- * dials (a failed connect is its business and is counted here as `connect_failures`), the
- * target's PROXY header is written before any client byte, then the bidirectional copy with
- * back-pressure and half-close propagation runs until both sides close (its errors are
+ * its port that sends each accepted connection to a route — a rule's connector at the port's
+ * offset in its range. A plain port has one route, swappable while it keeps accepting (a replaced
+ * rule's open connections keep their upstream, new ones use the new route); a shared SNI port
+ * (reference §5.7) hands each connection to its SniDispatch, which peeks the ClientHello and
+ * picks the route. Either way the connection then runs the one function `forward`: rule chosen →
+ * dial (a failed connect is the connector's business, counted as `connect_failures`) → the
+ * target's PROXY header before any client byte → the peeked bytes, if any → the bidirectional
+ * copy with back-pressure and half-close propagation until both sides close (its errors are
  * `conn_errors`). Owns every socket it accepts or is handed and tears both down together. Must
- * not depend on anything but node:net, the connect and proxy-protocol stages and @portunus/core
- * — no rule bookkeeping (rule-runtime.ts) and no `stream.pipeline`, which costs ~2.5x the memory
- * per idle connection (bench/README.md, "Forwarder").
+ * not depend on anything but node:net, the connect, proxy-protocol and sni stages and
+ * @portunus/core — no rule bookkeeping (rule-runtime.ts) and no `stream.pipeline`, which costs
+ * ~2.5x the memory per idle connection (bench/README.md, "Forwarder").
  *
  * The copy is `pipe()` reduced to what a socket pair needs ('data' → write, pause on a full
  * destination, resume on 'drain', end on 'end'), with every listener a shared function that
@@ -25,6 +27,7 @@ import type { Logger } from '@portunus/core';
 import type { RuleConnector, TargetState } from '../connect/connector.js';
 import { FORWARDER_EVENTS } from '../events.js';
 import { proxyHeader } from '../proxy-protocol/header.js';
+import { SniDispatch } from '../sni/dispatch.js';
 
 /** Builds the listening server; injectable so tests can fail or observe binds. */
 export type TcpServerFactory = (
@@ -42,10 +45,15 @@ export interface TcpOptions {
   createServer?: TcpServerFactory;
 }
 
-/** Where new connections of a listener go: a rule's connector, at this port's range offset. */
+/**
+ * Where a connection goes once its rule is chosen: a rule's connector at this port's range
+ * offset, and the tally its connections are counted in. The tally outlives a replace (the
+ * Forwarder hands it to the new route), so a rule's counters stay cumulative.
+ */
 export interface TcpRoute {
   readonly connector: RuleConnector;
   readonly offset: number;
+  readonly tally: ConnectionTally;
 }
 
 export interface TcpPortStats {
@@ -81,14 +89,101 @@ const defaultServerFactory: TcpServerFactory = (options, onConnection) =>
  */
 interface Pair {
   readonly owner: TcpListener;
+  readonly route: TcpRoute;
   readonly client: net.Socket;
   /** Undefined while the connector is still picking and dialling a target. */
   upstream: net.Socket | undefined;
   target: TargetState | undefined;
+  /** Client bytes read before the route was chosen (the peeked ClientHello), sent first. */
+  head: Buffer | undefined;
   /** PROXY header bytes written upstream: not client bytes, so not counted as bytes_in. */
   headerBytes: number;
   closed: number;
   failed: boolean;
+}
+
+/**
+ * The connections of one route (a rule on one port) and their counters. A plain listener has
+ * one; a shared SNI port has one per member rule, so a member can be drained and counted alone.
+ */
+export class ConnectionTally {
+  readonly pairs = new Set<Pair>();
+  private drainWaiters: (() => void)[] = [];
+  // Bytes of connections already closed; live ones are read from their sockets in stats().
+  closedBytesIn = 0;
+  closedBytesOut = 0;
+  connectionsTotal = 0;
+  connErrors = 0;
+  connectFailures = 0;
+
+  get active(): number {
+    return this.pairs.size;
+  }
+
+  release(pair: Pair): void {
+    if (!this.pairs.delete(pair)) return;
+    if (this.pairs.size === 0 && this.drainWaiters.length > 0) {
+      const waiters = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const wake of waiters) wake();
+    }
+  }
+
+  /**
+   * Resolves when every open connection has ended. With a drain deadline, connections still
+   * open when it passes are destroyed (and `onDeadline` learns how many).
+   */
+  async drain(drainMs?: number, onDeadline?: (destroyed: number) => void): Promise<void> {
+    if (this.pairs.size === 0) return;
+    const drained = new Promise<void>((resolve) => this.drainWaiters.push(resolve));
+    if (drainMs === undefined) {
+      await drained;
+      return;
+    }
+    const timer = setTimeout(() => {
+      if (this.pairs.size > 0) onDeadline?.(this.pairs.size);
+      for (const pair of this.pairs) {
+        pair.client.destroy();
+        pair.upstream?.destroy();
+      }
+    }, drainMs);
+    try {
+      await drained;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  stats(listenPort: number, targetPort: number): TcpPortStats {
+    let bytesIn = this.closedBytesIn;
+    let bytesOut = this.closedBytesOut;
+    for (const pair of this.pairs) {
+      if (!pair.upstream) continue;
+      bytesIn += pair.upstream.bytesWritten - pair.headerBytes;
+      bytesOut += pair.client.bytesWritten;
+    }
+    return {
+      listen_port: listenPort,
+      target_port: targetPort,
+      bytes_in: bytesIn,
+      bytes_out: bytesOut,
+      active_connections: this.pairs.size,
+      connections_total: this.connectionsTotal,
+      conn_errors: this.connErrors,
+      connect_failures: this.connectFailures,
+    };
+  }
+
+  /** Adds the bytes of the open connections to their targets' entries. */
+  addLiveTargetBytes(live: Map<TargetState, { bytesIn: number; bytesOut: number }>): void {
+    for (const pair of this.pairs) {
+      if (!pair.upstream || !pair.target) continue;
+      const entry = live.get(pair.target) ?? { bytesIn: 0, bytesOut: 0 };
+      entry.bytesIn += pair.upstream.bytesWritten - pair.headerBytes;
+      entry.bytesOut += pair.client.bytesWritten;
+      live.set(pair.target, entry);
+    }
+  }
 }
 
 /** Where a socket's shared listeners find their connection. */
@@ -125,7 +220,7 @@ function startCopy(client: net.Socket, upstream: net.Socket): void {
   upstream.on('data', onData);
   upstream.on('drain', onDrain);
   upstream.on('end', onEnd);
-  // Attaching 'data' does not resume a socket accepted with pauseOnConnect.
+  // Attaching 'data' does not resume a socket accepted with pauseOnConnect (or paused by a peek).
   client.resume();
 }
 
@@ -159,25 +254,30 @@ function onEnd(this: net.Socket): void {
 }
 
 export class TcpListener {
-  route: TcpRoute;
+  /** The route of a plain port; undefined on a shared SNI port. */
+  route: TcpRoute | undefined;
+  /** The ClientHello dispatch of a shared SNI port; undefined on a plain port. */
+  readonly sni: SniDispatch | undefined;
   private requestedPort: number;
   private readonly options: Required<Omit<TcpOptions, 'createServer'>> & {
     createServer: TcpServerFactory;
   };
   private readonly log: Logger;
   private server: net.Server | undefined;
-  private readonly pairs = new Set<Pair>();
-  private drainWaiters: (() => void)[] = [];
-  // Bytes of connections already closed; live ones are read from their sockets in stats().
-  private closedBytesIn = 0;
-  private closedBytesOut = 0;
-  private connectionsTotal = 0;
-  private connErrors = 0;
-  private connectFailures = 0;
+  /** `forward` bound once, handed to the SNI dispatch. */
+  private readonly forwardChosen = (client: net.Socket, route: TcpRoute, head: Buffer): void => {
+    this.forward(client, route, head);
+  };
 
-  constructor(listenPort: number, route: TcpRoute, log: Logger, options: TcpOptions = {}) {
+  constructor(
+    listenPort: number,
+    router: TcpRoute | SniDispatch,
+    log: Logger,
+    options: TcpOptions = {},
+  ) {
     this.requestedPort = listenPort;
-    this.route = route;
+    if (router instanceof SniDispatch) this.sni = router;
+    else this.route = router;
     this.log = log;
     this.options = {
       host: options.host ?? '::',
@@ -190,7 +290,8 @@ export class TcpListener {
 
   /** The target port of this listen port under the current route's first target. */
   get targetPort(): number {
-    return this.route.connector.targets[0]?.portAt(this.route.offset) ?? 0;
+    const route = this.route;
+    return route ? (route.connector.targets[0]?.portAt(route.offset) ?? 0) : 0;
   }
 
   /** The bound port (the requested one, or the kernel's choice for port 0). */
@@ -212,12 +313,14 @@ export class TcpListener {
       await this.listen('0.0.0.0');
     }
     this.requestedPort = this.listenPort;
+    this.sni?.bound(this.requestedPort);
   }
 
   private listen(host: string): Promise<void> {
-    // pauseOnConnect: no client byte is read before the upstream is connected, so nothing is
-    // buffered (or counted) for a dial that fails. allowHalfOpen: a client FIN only ends our
-    // write side towards the upstream, so replies still flow back. noDelay: set at accept.
+    // pauseOnConnect: no client byte is read before the upstream is connected (or, on an SNI
+    // port, before the peek reads the hello), so nothing is buffered or counted for a dial that
+    // fails. allowHalfOpen: a client FIN only ends our write side towards the upstream, so
+    // replies still flow back. noDelay: set at accept.
     const server = this.options.createServer(
       {
         allowHalfOpen: true,
@@ -246,10 +349,10 @@ export class TcpListener {
           server.off('error', onError);
           // After the bind, errors are accept errors: log them, keep the listener.
           server.on('error', (error) => {
-            this.log.warn(FORWARDER_EVENTS.acceptError, {
-              listen_port: this.requestedPort,
-              error,
-            });
+            this.log.warn(
+              this.sni ? FORWARDER_EVENTS.sniListenerAcceptError : FORWARDER_EVENTS.acceptError,
+              { listen_port: this.requestedPort, error },
+            );
           });
           this.server = server;
           resolve();
@@ -259,28 +362,41 @@ export class TcpListener {
   }
 
   private accept(client: net.Socket): void {
-    this.connectionsTotal++;
+    const route = this.route;
+    if (route !== undefined) this.forward(client, route, undefined);
+    else this.sni!.admit(client, this.forwardChosen);
+  }
+
+  /**
+   * The one per-connection path once a rule is chosen, for plain and SNI ports alike: count the
+   * connection on its route, dial through the route's connector, then (onConnected) PROXY
+   * header → `head` → copy. The client socket is paused and has no listeners yet.
+   */
+  private forward(client: net.Socket, route: TcpRoute, head: Buffer | undefined): void {
+    const tally = route.tally;
+    tally.connectionsTotal++;
     const pair: Pair = {
       owner: this,
+      route,
       client,
       upstream: undefined,
       target: undefined,
+      head,
       headerBytes: 0,
       closed: 0,
       failed: false,
     };
     (client as PairedSocket)[PAIR] = pair;
-    this.pairs.add(pair);
+    tally.pairs.add(pair);
     // The client gets error and close handlers before anything else happens (STYLE.md habit 7).
     client.on('error', onClientError);
     client.on('close', onSocketClose);
-    const route = this.route;
     route.connector.connectTcp(route.offset).then(
       ({ socket, target }) => {
         this.onConnected(pair, socket, target);
       },
       (error: unknown) => {
-        this.onConnectFailed(pair, route, error);
+        this.onConnectFailed(pair, error);
       },
     );
   }
@@ -316,14 +432,20 @@ export class TcpListener {
         upstream.once('drain', onProxyHeaderDrain);
       }
     }
+    const head = pair.head;
+    if (head !== undefined) {
+      // The peeked ClientHello, replayed as the first client bytes (after the PROXY header).
+      pair.head = undefined;
+      upstream.write(head);
+    }
     startCopy(client, upstream);
   }
 
-  private onConnectFailed(pair: Pair, route: TcpRoute, error: unknown): void {
-    this.connectFailures++;
+  private onConnectFailed(pair: Pair, error: unknown): void {
+    pair.route.tally.connectFailures++;
     const client = pair.client;
     this.log.warn(FORWARDER_EVENTS.connErrorAllTargetsFailed, {
-      rule_id: route.connector.ruleId,
+      rule_id: pair.route.connector.ruleId,
       listen_port: this.requestedPort,
       source: `${client.remoteAddress ?? ''}:${client.remotePort ?? ''}`,
       code: (error as { code?: unknown }).code,
@@ -354,11 +476,12 @@ export class TcpListener {
     if (!pair.failed) {
       pair.failed = true;
       const connected = pair.upstream !== undefined;
-      if (connected) this.connErrors++;
+      if (connected) pair.route.tally.connErrors++;
       const fields = {
+        rule_id: pair.route.connector.ruleId,
         listen_port: this.requestedPort,
         target: pair.target
-          ? `${pair.target.spec.host}:${pair.target.portAt(this.route.offset)}`
+          ? `${pair.target.spec.host}:${pair.target.portAt(pair.route.offset)}`
           : '',
         side,
         code: (error as { code?: unknown }).code,
@@ -374,10 +497,11 @@ export class TcpListener {
 
   private onSideClosed(pair: Pair, closing: net.Socket): void {
     pair.closed++;
+    const tally = pair.route.tally;
     const upstream = pair.upstream;
     if (upstream === undefined) {
       // Closed before a target was connected: the pair is done (onConnected drops the dial).
-      this.release(pair);
+      tally.release(pair);
       return;
     }
     const other = closing === pair.client ? upstream : pair.client;
@@ -387,90 +511,50 @@ export class TcpListener {
     if (pair.closed < 2) return;
     const bytesIn = upstream.bytesWritten - pair.headerBytes;
     const bytesOut = pair.client.bytesWritten;
-    this.closedBytesIn += bytesIn;
-    this.closedBytesOut += bytesOut;
+    tally.closedBytesIn += bytesIn;
+    tally.closedBytesOut += bytesOut;
     if (pair.target) {
       pair.target.bytesIn += bytesIn;
       pair.target.bytesOut += bytesOut;
     }
-    this.release(pair);
-  }
-
-  private release(pair: Pair): void {
-    if (!this.pairs.delete(pair)) return;
-    if (this.pairs.size === 0 && this.drainWaiters.length > 0) {
-      const waiters = this.drainWaiters;
-      this.drainWaiters = [];
-      for (const wake of waiters) wake();
-    }
+    tally.release(pair);
   }
 
   /**
-   * Stops accepting at once; resolves when every in-flight connection has ended. With a drain
-   * deadline, connections still open when it passes are destroyed.
+   * Stops accepting at once (connections still peeking their ClientHello are dropped). A plain
+   * port then resolves when every in-flight connection has ended; with a drain deadline,
+   * connections still open when it passes are destroyed. A shared SNI port's connections belong
+   * to its member rules, whose owner drains them.
    */
   async stop(drainMs?: number): Promise<void> {
     const server = this.server;
     this.server = undefined;
     // close() stops accepting now; its callback would wait for the connections, so not awaited.
     server?.close();
-    if (this.pairs.size === 0) return;
-    const drained = new Promise<void>((resolve) => this.drainWaiters.push(resolve));
-    if (drainMs === undefined) {
-      await drained;
+    if (this.sni) {
+      this.sni.stopped();
       return;
     }
-    const timer = setTimeout(() => {
-      if (this.pairs.size > 0) {
-        this.log.info(FORWARDER_EVENTS.connDrainDeadline, {
-          listen_port: this.requestedPort,
-          destroyed: this.pairs.size,
-        });
-      }
-      for (const pair of this.pairs) {
-        pair.client.destroy();
-        pair.upstream?.destroy();
-      }
-    }, drainMs);
-    try {
-      await drained;
-    } finally {
-      clearTimeout(timer);
-    }
+    await this.route?.tally.drain(drainMs, (destroyed) => {
+      this.log.info(FORWARDER_EVENTS.connDrainDeadline, {
+        listen_port: this.requestedPort,
+        destroyed,
+      });
+    });
   }
 
   get accepting(): boolean {
     return this.server !== undefined;
   }
 
+  /** The counters of a plain port's route (an SNI port counts per member route). */
   stats(): TcpPortStats {
-    let bytesIn = this.closedBytesIn;
-    let bytesOut = this.closedBytesOut;
-    for (const pair of this.pairs) {
-      if (!pair.upstream) continue;
-      bytesIn += pair.upstream.bytesWritten - pair.headerBytes;
-      bytesOut += pair.client.bytesWritten;
-    }
-    return {
-      listen_port: this.listenPort,
-      target_port: this.targetPort,
-      bytes_in: bytesIn,
-      bytes_out: bytesOut,
-      active_connections: this.pairs.size,
-      connections_total: this.connectionsTotal,
-      conn_errors: this.connErrors,
-      connect_failures: this.connectFailures,
-    };
+    const tally = this.route?.tally ?? new ConnectionTally();
+    return tally.stats(this.listenPort, this.targetPort);
   }
 
-  /** Adds the bytes of this listener's open connections to their targets' entries. */
+  /** Adds the bytes of this plain port's open connections to their targets' entries. */
   addLiveTargetBytes(live: Map<TargetState, { bytesIn: number; bytesOut: number }>): void {
-    for (const pair of this.pairs) {
-      if (!pair.upstream || !pair.target) continue;
-      const entry = live.get(pair.target) ?? { bytesIn: 0, bytesOut: 0 };
-      entry.bytesIn += pair.upstream.bytesWritten - pair.headerBytes;
-      entry.bytesOut += pair.client.bytesWritten;
-      live.set(pair.target, entry);
-    }
+    this.route?.tally.addLiveTargetBytes(live);
   }
 }
