@@ -38,7 +38,7 @@ import {
   pinnedCredentials,
 } from './pinning.js';
 import { CLIENT_VERSION } from './version.js';
-import { ruleFromWire, statsToWire } from './wire.js';
+import { ruleFromWire, sniListenerStatsToWire, statsToWire } from './wire.js';
 
 /** Keepalive pings so a silently dead server is noticed within ~15 s. */
 export const KEEPALIVE_OPTIONS: grpc.ChannelOptions = {
@@ -236,6 +236,7 @@ class Session {
         stats_report: {
           sent_at_unix_ms: Date.now(),
           stats: forwarder.stats().map(statsToWire),
+          sni_listener_stats: forwarder.sniListenerStats().map(sniListenerStatsToWire),
         },
       },
       EVENTS.controlStatsSendFailed,

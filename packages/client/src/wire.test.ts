@@ -1,15 +1,15 @@
 // Proves the wire ↔ data-plane mapping: legacy single-target rules and ranges, and multi-target
 // rules with priorities, PROXY versions, IPv6 preference, health interval and owner, become the
-// forwarder's RuleSpec; features this client does not implement are refused with the server's
-// capability codes; forwarder stats become cumulative RuleStats with per-port and per-target
-// detail.
+// forwarder's RuleSpec (SNI patterns normalised); features this client does not implement are
+// refused with the server's capability codes; forwarder stats become cumulative RuleStats with
+// per-port and per-target detail and SNI route counters, and SNI listener counters their own.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { simpleRule, type RuleStats } from '@portunus/forwarder';
 import type { WireRule } from '@portunus/proto';
 
-import { ruleFromWire, statsToWire } from './wire.js';
+import { ruleFromWire, sniListenerStatsToWire, statsToWire } from './wire.js';
 
 function rule(overrides: Partial<WireRule> = {}): WireRule {
   return {
@@ -104,7 +104,7 @@ describe('ruleFromWire', () => {
     const cases: [Partial<WireRule>, string][] = [
       [{ protocol: 'PROTOCOL_UNSPECIFIED' }, 'unsupported_protocol'],
       [{ targets: nine }, 'multi_target_unsupported_by_client'],
-      [{ sni_pattern: '*.example.com' }, 'sni_unsupported_by_client'],
+      [{ sni_pattern: '*.com' }, 'validation.sni_pattern_malformed'],
       [
         {
           protocol: 'UDP',
@@ -135,6 +135,15 @@ describe('ruleFromWire', () => {
     );
   });
 
+  it('carries an SNI pattern in its normal spelling', () => {
+    const mapped = ruleFromWire(rule({ sni_pattern: ' *.Example.COM ' }));
+    assert.ok(mapped.ok);
+    assert.equal(mapped.spec.sniPattern, '*.example.com');
+    const plain = ruleFromWire(rule({}));
+    assert.ok(plain.ok);
+    assert.equal(plain.spec.sniPattern, null);
+  });
+
   it('ignores an empty rate limit and an empty sni pattern', () => {
     assert.ok(ruleFromWire(rule({ rate_limit: { bandwidth_in_bps: null }, sni_pattern: '' })).ok);
   });
@@ -161,6 +170,9 @@ describe('statsToWire', () => {
       protocol: 'tcp',
       dns_failures: 6,
       target_failovers_total: 2,
+      sni_route_exact_total: 8,
+      sni_route_wildcard_total: 9,
+      sni_route_fallback_total: 10,
       ports: [port],
       targets: [
         {
@@ -214,6 +226,9 @@ describe('statsToWire', () => {
       active_flows: 1,
       flows_dropped_overflow: 4,
       target_failovers_total: 2,
+      sni_route_exact_total: 8,
+      sni_route_wildcard_total: 9,
+      sni_route_fallback_total: 10,
       per_target: [
         {
           index: 0,
@@ -243,5 +258,31 @@ describe('statsToWire', () => {
         },
       ],
     });
+  });
+});
+
+describe('sniListenerStatsToWire', () => {
+  it('copies the listener counters and the histogram, leaving the edge-only ones out', () => {
+    const buckets = Array.from({ length: 16 }, (_, i) => i);
+    assert.deepEqual(
+      sniListenerStatsToWire({
+        listen_port: 8443,
+        sni_route_miss_total: 3,
+        client_hello_parse_failures_total: 4,
+        peek_capacity_drops_total: 5,
+        client_hello_peek_bucket_counts: buckets,
+        client_hello_peek_sum_micros: 1234,
+        client_hello_peek_count: 120,
+        peeks_in_flight: 2,
+      }),
+      {
+        listen_port: 8443,
+        sni_route_miss_total: 3,
+        client_hello_parse_failures_total: 4,
+        client_hello_peek_bucket_counts: buckets,
+        client_hello_peek_sum_micros: 1234,
+        client_hello_peek_count: 120,
+      },
+    );
   });
 });

@@ -3,17 +3,30 @@
  * forwarder's one `RuleSpec` (or the honest reason this client cannot run it), and the
  * forwarder's `RuleStats` become a `RuleStats` wire entry with per-port and per-target detail.
  * This client (CLIENT_VERSION) runs single- and multi-target TCP and UDP rules, port ranges, DNS
- * targets, health checks and PROXY protocol (TCP v1/v2, UDP v2); SNI routing and rate limits
- * are refused with the server's own capability codes rather than silently ignored. Pure; no
- * sockets.
+ * targets, health checks, PROXY protocol (TCP v1/v2, UDP v2) and SNI routing on shared TCP ports
+ * (the listener counters of those ports go out as SniListenerStats); rate limits are refused
+ * with the server's own capability code rather than silently ignored. Pure; no sockets.
  */
-import { MAX_TARGETS, type RuleSpec, type RuleStats, type TargetSpec } from '@portunus/forwarder';
-import type { WireProxyProtocol, WireRateLimit, WireRule, WireRuleStats } from '@portunus/proto';
+import { normaliseSniPattern } from '@portunus/api';
+import {
+  MAX_TARGETS,
+  type RuleSpec,
+  type RuleStats,
+  type SniListenerStats,
+  type TargetSpec,
+} from '@portunus/forwarder';
+import type {
+  WireProxyProtocol,
+  WireRateLimit,
+  WireRule,
+  WireRuleStats,
+  WireSniListenerStats,
+} from '@portunus/proto';
 
 export type UnsupportedReason =
   | 'unsupported_protocol'
   | 'multi_target_unsupported_by_client'
-  | 'sni_unsupported_by_client'
+  | 'validation.sni_pattern_malformed'
   | 'proxy_protocol_unsupported_by_client'
   | 'rate_limit_unsupported_by_client'
   | 'range_invalid'
@@ -33,8 +46,12 @@ function proxyFromWire(value: WireProxyProtocol | null | undefined): 'v1' | 'v2'
 export function ruleFromWire(rule: WireRule): RuleMapping {
   const fail = (reason: UnsupportedReason): RuleMapping => ({ ok: false, reason });
   if (rule.protocol !== 'TCP' && rule.protocol !== 'UDP') return fail('unsupported_protocol');
+  // The server sends patterns normalised; one that is not is refused, never guessed at.
+  let sniPattern: string | null = null;
   if (rule.sni_pattern !== null && rule.sni_pattern !== undefined && rule.sni_pattern !== '') {
-    return fail('sni_unsupported_by_client');
+    const normal = normaliseSniPattern(rule.sni_pattern);
+    if (typeof normal !== 'string') return fail('validation.sni_pattern_malformed');
+    sniPattern = normal;
   }
   if (hasRateLimit(rule.rate_limit)) return fail('rate_limit_unsupported_by_client');
   if (rule.targets.length > MAX_TARGETS) return fail('multi_target_unsupported_by_client');
@@ -78,7 +95,7 @@ export function ruleFromWire(rule: WireRule): RuleMapping {
       healthCheckIntervalSecs:
         rule.health_check_interval_secs > 0 ? rule.health_check_interval_secs : null,
       ownerId: rule.owner_id ?? null,
-      sniPattern: null,
+      sniPattern,
       rateLimit: null,
     },
   };
@@ -105,6 +122,9 @@ export function statsToWire(stats: RuleStats): WireRuleStats {
     active_flows: stats.active_flows,
     flows_dropped_overflow: stats.flows_dropped_overflow,
     target_failovers_total: stats.target_failovers_total,
+    sni_route_exact_total: stats.sni_route_exact_total,
+    sni_route_wildcard_total: stats.sni_route_wildcard_total,
+    sni_route_fallback_total: stats.sni_route_fallback_total,
     // Only multi-target rules: one target has no alternative, so its health says nothing the
     // counters do not, and every report (and the server's rule list) stays as small as before.
     per_target: (stats.targets.length > 1 ? stats.targets : []).map((target) => ({
@@ -120,5 +140,17 @@ export function statsToWire(stats: RuleStats): WireRuleStats {
       bytes_out: target.bytes_out,
       connections_accepted: target.connections_accepted,
     })),
+  };
+}
+
+/** The listener counters of one shared SNI port (reference §4.2 SniListenerStats). */
+export function sniListenerStatsToWire(stats: SniListenerStats): WireSniListenerStats {
+  return {
+    listen_port: stats.listen_port,
+    sni_route_miss_total: stats.sni_route_miss_total,
+    client_hello_parse_failures_total: stats.client_hello_parse_failures_total,
+    client_hello_peek_bucket_counts: [...stats.client_hello_peek_bucket_counts],
+    client_hello_peek_sum_micros: stats.client_hello_peek_sum_micros,
+    client_hello_peek_count: stats.client_hello_peek_count,
   };
 }
