@@ -9,7 +9,9 @@ import type { Database } from 'better-sqlite3';
 
 import { EVENTS, PortunusError, type ErrorCode, type Logger } from '@portunus/core';
 import type { Hello, RuleStatus, ServerMessage, StatsReport } from '@portunus/proto';
-import { getRule, setRuleState, type Rule } from '@portunus/store';
+import { Gauge } from 'prom-client';
+
+import { countActiveSniRules, getRule, setRuleState, type Rule } from '@portunus/store';
 
 import { ulid } from '../identity/secrets.js';
 import type { ServerMetrics } from '../metrics.js';
@@ -22,6 +24,7 @@ import {
   type RuleStatsSnapshot,
   type TargetStatsSnapshot,
 } from './rule-stats.js';
+import { SniListenerTable } from './sni-stats.js';
 import {
   capabilitiesOf,
   capabilityGate,
@@ -67,11 +70,22 @@ export interface ControlFleetOptions {
 
 export class ControlFleet implements Fleet {
   readonly stats = new RuleStatsTable();
+  readonly sniListeners = new SniListenerTable();
   private readonly sessions = new Map<string, Session>();
   private readonly ruleLabels = new Map<number, RuleLabels & { clientId: string }>();
 
   constructor(private readonly options: ControlFleetOptions) {
     this.stats.register(options.metrics.registry);
+    this.sniListeners.register(options.metrics.registry);
+    const db = options.db;
+    new Gauge({
+      name: 'portunus_tls_sni_routes_active',
+      help: 'Active rules with an sni_pattern, counted in the store at each scrape.',
+      registers: [options.metrics.registry],
+      collect(this: Gauge) {
+        this.set(countActiveSniRules(db));
+      },
+    });
   }
 
   isConnected(clientId: string): boolean {
@@ -162,6 +176,10 @@ export class ControlFleet implements Fleet {
       }
       send.push(rule);
     }
+    // Patterned rules first: a fresh edge makes an SNI port from its first patterned member, so
+    // a fallback replayed before them would open the port as a plain one (docs/sni-routing.md).
+    // The sort is stable: otherwise the stored order stays.
+    send.sort((a, b) => Number(a.sniPattern === null) - Number(b.sniPattern === null));
     return { rules: send, gated };
   }
 
@@ -300,6 +318,7 @@ export class ControlFleet implements Fleet {
       this.stats.record(ruleId, labels, stats, now);
       readings.push({ ruleId, bytesIn: stats.bytes_in, bytesOut: stats.bytes_out });
     }
+    this.sniListeners.record(session.clientId, session.clientName, report.sni_listener_stats ?? []);
     this.options.traffic?.recordRound(session.clientId, readings);
   }
 
@@ -324,6 +343,7 @@ export class ControlFleet implements Fleet {
       ownerUserId: rule.ownerUserId,
       protocol: rule.protocol,
       multiTarget: rule.targets.length > 1,
+      sni: rule.sniPattern !== null,
     });
   }
 
