@@ -148,6 +148,13 @@ describe('parseConfig', () => {
     }
   });
 
+  it('refuses SNI patterns, saying SNI routing is client/server mode only', () => {
+    const rule = '[[rule]]\nname = "tls"\nlisten_port = 443\ntarget = "10.0.0.1:443"';
+    assert.deepEqual(problems(`${rule}\nsni_pattern = "a.example.com"`), [
+      'rule[0].sni_pattern: SNI routing is client/server mode only (portunus-client); the standalone does not route by SNI',
+    ]);
+  });
+
   it('refuses two rules on one protocol/port, but not tcp and udp on the same port', () => {
     const base = 'listen_port = 53\ntarget = "10.0.0.1:53"';
     assert.deepEqual(

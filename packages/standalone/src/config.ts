@@ -90,6 +90,12 @@ const RULE_KEYS = [
   'udp_flow_idle_secs',
 ];
 const TARGET_KEYS = ['host', 'port', 'priority', 'proxy_protocol'];
+/** Rule keys of client/server mode the standalone refuses with the reason (reference §12). */
+const CLIENT_SERVER_ONLY: Readonly<Record<string, string>> = {
+  sni_pattern:
+    'SNI routing is client/server mode only (portunus-client); the standalone does not route by SNI',
+  sni: 'SNI routing is client/server mode only (portunus-client); the standalone does not route by SNI',
+};
 const STATS_KEYS = ['enabled', 'socket_path', 'refresh_ms'];
 
 /**
@@ -140,14 +146,19 @@ class Reader {
     this.problems.push({ path, message });
   }
 
-  table(value: unknown, path: string, keys: readonly string[]): Table {
+  table(
+    value: unknown,
+    path: string,
+    keys: readonly string[],
+    refused: Readonly<Record<string, string>> = {},
+  ): Table {
     if (value === undefined) return {};
     if (!isTable(value)) {
       this.add(path, 'must be a table');
       return {};
     }
     for (const key of Object.keys(value)) {
-      if (!keys.includes(key)) this.add(join(path, key), 'unknown key');
+      if (!keys.includes(key)) this.add(join(path, key), refused[key] ?? 'unknown key');
     }
     return value;
   }
@@ -284,7 +295,7 @@ function readRule(
     return undefined;
   }
   const before = countProblems(r);
-  const t = r.table(raw, path, RULE_KEYS);
+  const t = r.table(raw, path, RULE_KEYS, CLIENT_SERVER_ONLY);
   const name = r.string(t, 'name', path);
   if (name === undefined && t['name'] === undefined) r.add(join(path, 'name'), 'is required');
   if (name !== undefined && name.trim() === '') r.add(join(path, 'name'), 'is empty');
