@@ -14,7 +14,8 @@ export type ActivationFailureReason =
   | 'exceeds_cap'
   | 'duplicate_rule_id'
   | 'unsupported_protocol'
-  | 'invalid_target_host';
+  | 'invalid_target_host'
+  | 'source_list_invalid';
 
 export class RuleActivationError extends PortunusError {
   readonly ruleId: string;

@@ -30,6 +30,10 @@ export const FORWARDER_EVENTS = {
   udpReplySendFailed: 'rule.udp_reply_send_failed',
   udpListenerError: 'rule.udp_listener_error',
   udpBufferSizeFailed: 'rule.udp_buffer_size_failed',
+  /** A connection or new flow refused by a cap (debug, at most one a second per rule). */
+  rateLimitReject: 'rule.rate_limit_reject',
+  /** A connection or new flow refused by the rule's source lists (debug, like the above). */
+  sourceDenied: 'rule.source_denied',
 } as const;
 
 export type ForwarderEventName = (typeof FORWARDER_EVENTS)[keyof typeof FORWARDER_EVENTS];

@@ -7,9 +7,17 @@
  * open connections keep their upstream and nothing stops accepting; if the new definition cannot
  * be bound, the old one keeps running untouched. The resolver is one per Forwarder, and a
  * Forwarder lives as long as its process (the client keeps it across control sessions). It logs
- * the rule lifecycle events (§7.5) through the injected core Logger. Sockets themselves are the
- * tcp/ and udp/ stages'; this module depends only on them, connect/, dns/ and @portunus/core.
+ * the rule lifecycle events (§7.5) through the injected core Logger.
+ *
+ * Each rule id has one RuleGate (policy/admission.ts) for its whole life in the Forwarder: a
+ * replace reconfigures it in place (caps keep their tokens, source lists change for new
+ * connections, open ones stay) and moves open TCP connections onto or off the metered copy. The
+ * owner envelopes are one OwnerRegistry per Forwarder, so they live as long as the process;
+ * `setOwnerRateLimit` / `removeOwnerRateLimit` are the client's SET / REMOVE (reference §4.2).
+ * Sockets themselves are the tcp/ and udp/ stages'; this module depends only on them, connect/,
+ * dns/, policy/, @portunus/api's CIDR parser and @portunus/core.
  */
+import { MAX_SOURCE_CIDRS, parseCidr } from '@portunus/api';
 import { silentLogger, type Logger } from '@portunus/core';
 
 import {
@@ -21,12 +29,16 @@ import {
 import { DnsResolver, type ResolverOptions } from './dns/resolver.js';
 import { RuleActivationError, bindFailureReason } from './errors.js';
 import { FORWARDER_EVENTS } from './events.js';
+import { RuleGate } from './policy/admission.js';
+import { OwnerRegistry, systemPolicyClock, type PolicyClock } from './policy/limiter.js';
 import {
   MAX_TARGETS,
   PORT_COUNTERS,
   sameRule,
+  type OwnerRateLimitStats,
   type PortStats,
   type Protocol,
+  type RateLimitSpec,
   type RuleSpec,
   type RuleStats,
 } from './rule-spec.js';
@@ -57,6 +69,8 @@ export interface ForwarderOptions {
   resolver?: DnsResolver | ResolverOptions;
   /** Timeout of each active health probe (5 s unless given). */
   probeTimeoutMs?: number;
+  /** Clock and timers of the token buckets; tests drive them by hand. */
+  policyClock?: PolicyClock;
 }
 
 export const DEFAULT_MAX_RANGE_PORTS = 1024;
@@ -72,6 +86,8 @@ interface ActiveRule {
   tcp: TcpListener[];
   udp: UdpRuleRuntime | undefined;
   ports: number[];
+  /** Admission and caps; kept across replaces of the id. */
+  readonly gate: RuleGate;
 }
 
 interface PortPair {
@@ -143,6 +159,24 @@ function checkShape(rule: RuleSpec): void {
       throw new RuleActivationError(rule.ruleId, 'invalid_target_host', 'a target host is empty');
     }
   }
+  for (const [name, list] of [
+    ['allowed_sources', rule.allowedSources],
+    ['denied_sources', rule.deniedSources],
+  ] as const) {
+    if (list === undefined) continue;
+    const fail = (message: string): never => {
+      throw new RuleActivationError(rule.ruleId, 'source_list_invalid', `${name}: ${message}`);
+    };
+    // Callers may be plain JS fed from a file or the wire: check the shape, not only the type.
+    const entries: unknown = list;
+    if (!Array.isArray(entries)) return fail('must be a list of CIDRs');
+    if (entries.length > MAX_SOURCE_CIDRS) fail(`at most ${MAX_SOURCE_CIDRS} entries`);
+    for (const text of entries as unknown[]) {
+      if (typeof text !== 'string') return fail('entries must be strings');
+      const parsed = parseCidr(text);
+      if ('error' in parsed) fail(`${JSON.stringify(text)}: ${parsed.error}`);
+    }
+  }
 }
 
 const portKey = (protocol: Protocol, port: number): string => `${protocol}/${port}`;
@@ -157,11 +191,16 @@ export class Forwarder {
   private readonly portOwners = new Map<string, string>();
   /** Ids being activated or replaced: updates of one id never overlap. */
   private readonly busy = new Set<string>();
+  private readonly policyClock: PolicyClock;
+  /** The owner envelopes of this process (reference §4.3: they survive reconnects). */
+  private readonly owners: OwnerRegistry;
 
   constructor(options: ForwarderOptions = {}) {
     this.log = options.logger ?? silentLogger;
     this.options = options;
     this.maxRangePorts = options.maxRangePorts ?? DEFAULT_MAX_RANGE_PORTS;
+    this.policyClock = options.policyClock ?? systemPolicyClock;
+    this.owners = new OwnerRegistry(this.policyClock);
     this.resolver =
       options.resolver instanceof DnsResolver
         ? options.resolver
@@ -286,11 +325,16 @@ export class Forwarder {
   }
 
   /** Binds TCP listeners for `pairs` (sequentially: the first failing port is named). */
-  private async bindTcp(rule: RuleSpec, pairs: PortPair[], connector: RuleConnector) {
+  private async bindTcp(
+    rule: RuleSpec,
+    pairs: PortPair[],
+    connector: RuleConnector,
+    gate: RuleGate,
+  ) {
     const bound: TcpListener[] = [];
     try {
       for (const pair of pairs) {
-        const route: TcpRoute = { connector, offset: pair.offset };
+        const route: TcpRoute = { connector, offset: pair.offset, gate };
         const listener = new TcpListener(pair.listen, route, this.log, this.tcpOptions());
         try {
           await listener.start();
@@ -323,19 +367,34 @@ export class Forwarder {
     return bound;
   }
 
-  private newUdpRuntime(connector: RuleConnector): UdpRuleRuntime {
-    return new UdpRuleRuntime(connector, this.log, {
-      ...this.options.udp,
-      host: this.options.listenHost ?? '::',
-    });
+  private newUdpRuntime(connector: RuleConnector, gate: RuleGate): UdpRuleRuntime {
+    return new UdpRuleRuntime(
+      connector,
+      this.log,
+      { ...this.options.udp, host: this.options.listenHost ?? '::' },
+      gate,
+    );
   }
 
-  private async activateNew(rule: RuleSpec): Promise<ActivationResult> {
+  /** Points the gate at the definition's caps, sources and owner (attaching the new owner). */
+  private configureGate(gate: RuleGate, previous: RuleSpec | undefined, next: RuleSpec): void {
+    const owner = next.ownerId !== null ? this.owners.attach(next.ownerId, next.ruleId) : undefined;
+    gate.configure(next, owner);
+    if (previous?.ownerId != null && previous.ownerId !== next.ownerId) {
+      this.owners.detach(previous.ownerId, previous.ruleId);
+    }
+  }
+
+  private async activateNew(rule: RuleSpec, kept?: ActiveRule): Promise<ActivationResult> {
     checkShape(rule);
     const pairs = expandRule(rule, this.maxRangePorts);
     this.checkPortsFree(rule, pairs);
     const counters: RuleCounters = { dnsFailures: 0, failovers: 0 };
     const connector = this.connectorFor(rule, counters);
+    // A protocol swap keeps the id's gate (its counts and buckets); otherwise a fresh one, which
+    // admits nothing before it is configured below.
+    const gate = kept?.gate ?? new RuleGate(rule.ruleId, this.log, this.policyClock);
+    if (!kept) gate.configure(rule, this.ownerLimiterFor(rule));
     const active: ActiveRule = {
       spec: rule,
       connector,
@@ -343,10 +402,11 @@ export class Forwarder {
       tcp: [],
       udp: undefined,
       ports: [],
+      gate,
     };
     try {
       if (rule.protocol === 'udp') {
-        active.udp = this.newUdpRuntime(connector);
+        active.udp = this.newUdpRuntime(connector, gate);
         try {
           active.ports = await this.bindUdp(rule, active.udp, pairs);
         } catch (error) {
@@ -354,13 +414,15 @@ export class Forwarder {
           throw error;
         }
       } else {
-        active.tcp = await this.bindTcp(rule, pairs, connector);
+        active.tcp = await this.bindTcp(rule, pairs, connector, gate);
         active.ports = active.tcp.map((l) => l.listenPort);
       }
     } catch (error) {
       connector.close();
+      if (!kept && rule.ownerId !== null) this.owners.detach(rule.ownerId, rule.ruleId);
       throw error;
     }
+    if (kept) this.configureGate(gate, kept.spec, rule);
     // A port-0 rule runs on the port the kernel chose; that is the definition from now on.
     if (rule.listenPort === 0) active.spec = { ...rule, listenPort: active.ports[0] ?? 0 };
     this.rules.set(rule.ruleId, active);
@@ -381,6 +443,11 @@ export class Forwarder {
     return { ok: true, ports: active.ports };
   }
 
+  /** The limiter of a new rule's owner, attaching the rule to it (undefined: no owner). */
+  private ownerLimiterFor(rule: RuleSpec) {
+    return rule.ownerId !== null ? this.owners.attach(rule.ownerId, rule.ruleId) : undefined;
+  }
+
   private async replace(current: ActiveRule, next: RuleSpec): Promise<ActivationResult> {
     checkShape(next);
     // Port 0 asks for any free port; on a replace the port already held is that port.
@@ -399,13 +466,13 @@ export class Forwarder {
     let ports: number[];
     try {
       if (next.protocol === 'tcp') {
-        const bound = await this.bindTcp(next, fresh, connector);
+        const bound = await this.bindTcp(next, fresh, connector, current.gate);
         const byPort = new Map(current.tcp.map((l) => [l.listenPort, l]));
         for (const l of bound) byPort.set(l.listenPort, l);
         const listeners = pairs.map((pair) => byPort.get(pair.listen)!);
         // Every kept listener now sends new connections to the new definition.
         pairs.forEach((pair, i) => {
-          listeners[i]!.route = { connector, offset: pair.offset };
+          listeners[i]!.route = { connector, offset: pair.offset, gate: current.gate };
         });
         for (const old of current.tcp) {
           if (!keep.has(old.listenPort)) void old.stop(REPLACE_DRAIN_MS);
@@ -430,6 +497,9 @@ export class Forwarder {
     for (const port of current.ports) this.portOwners.delete(portKey(next.protocol, port));
     for (const port of ports) this.portOwners.set(portKey(next.protocol, port), next.ruleId);
     current.connector = connector;
+    // Caps and sources change in place: open connections see the new caps at once.
+    this.configureGate(current.gate, current.spec, next);
+    for (const listener of current.tcp) listener.refreshMetering();
     current.spec = next;
     current.ports = ports;
     this.log.info(FORWARDER_EVENTS.ruleReactivated, {
@@ -447,7 +517,7 @@ export class Forwarder {
     this.rules.delete(id);
     let result: ActivationResult;
     try {
-      result = await this.activateNew(next);
+      result = await this.activateNew(next, current);
     } catch (error) {
       this.rules.set(id, current);
       throw error;
@@ -471,6 +541,7 @@ export class Forwarder {
     if (!rule) return false;
     this.rules.delete(ruleId);
     for (const port of rule.ports) this.portOwners.delete(portKey(rule.spec.protocol, port));
+    if (rule.spec.ownerId !== null) this.owners.detach(rule.spec.ownerId, ruleId);
     rule.connector.close();
     const stopping = Promise.all([
       ...rule.tcp.map((t) => t.stop(options.drainMs)),
@@ -513,6 +584,44 @@ export class Forwarder {
   stats(): RuleStats[] {
     return [...this.rules.values()].map(collect);
   }
+
+  /**
+   * SET of an owner envelope (reference §4.2 OwnerRateLimitUpdate): binds before the caps of
+   * every rule of that owner, now and later; a change keeps the buckets' tokens and moves the
+   * owner's open connections to the new rate at once.
+   */
+  setOwnerRateLimit(ownerId: string, caps: RateLimitSpec | null): void {
+    this.owners.set(ownerId, caps);
+    this.refreshOwner(ownerId);
+  }
+
+  /** REMOVE of an owner envelope; false when none was set. Live connections stay. */
+  removeOwnerRateLimit(ownerId: string): boolean {
+    const removed = this.owners.remove(ownerId);
+    if (removed) this.refreshOwner(ownerId);
+    return removed;
+  }
+
+  /** The caps of an owner's envelope, or undefined when none is set. */
+  ownerRateLimit(ownerId: string): RateLimitSpec | null | undefined {
+    return this.owners.hasEnvelope(ownerId) ? (this.owners.get(ownerId)?.caps ?? null) : undefined;
+  }
+
+  /** Owner ids with an envelope or a running rule. */
+  ownerIds(): string[] {
+    return this.owners.ownerIds();
+  }
+
+  /** One entry per envelope set now. */
+  ownerStats(): OwnerRateLimitStats[] {
+    return this.owners.stats();
+  }
+
+  private refreshOwner(ownerId: string): void {
+    for (const ruleId of this.owners.rulesOf(ownerId)) {
+      for (const listener of this.rules.get(ruleId)?.tcp ?? []) listener.refreshMetering();
+    }
+  }
 }
 
 function collect(rule: ActiveRule): RuleStats {
@@ -546,6 +655,8 @@ function collect(rule: ActiveRule): RuleStats {
     protocol: rule.spec.protocol,
     ...totals,
     dns_failures: rule.counters.dnsFailures,
+    source_denied: rule.gate.sourceDenied,
+    rate_limit: rule.gate.stats(),
     target_failovers_total: rule.counters.failovers,
     ports,
     targets: rule.connector.stats(live),
