@@ -439,6 +439,14 @@ export const ERROR_CATALOGUE = {
     'the client may not bind the listen port',
   ),
   bind_failed: entry('rule.bind_failed', EXIT.edge, 422, 'the client could not bind the port'),
+  // a pushed rule whose source CIDR lists the edge cannot parse (the server validates them as
+  // validation.source_cidr_invalid first; this is the edge's own refusal of a bad definition)
+  source_list_invalid: entry(
+    'rule.source_list_invalid',
+    EXIT.edge,
+    422,
+    'a source list holds an invalid CIDR or more than 64 entries',
+  ),
   duplicate_rule_id: entry(
     'rule.duplicate_rule_id',
     EXIT.conflict,

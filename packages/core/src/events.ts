@@ -92,6 +92,10 @@ export const EVENTS = {
   controlRuleRemoveUnknown: 'control.rule_remove_unknown',
   controlRuleUpdateMissingRule: 'control.rule_update_missing_rule',
   controlRuleUpdateUnspecifiedAction: 'control.rule_update_unspecified_action',
+  /** An OwnerRateLimitUpdate SET / REMOVE applied to the process's owner envelopes. */
+  controlOwnerRateLimitSet: 'control.owner_rate_limit_set',
+  controlOwnerRateLimitRemoved: 'control.owner_rate_limit_removed',
+  controlOwnerRateLimitInvalid: 'control.owner_rate_limit_invalid',
   // clients and enrollment (reference §1.5 audit names; address and delete are ours)
   clientEnrollmentCreated: 'audit.client_enrollment_created',
   clientReenrollmentCreated: 'audit.client_reenrollment_created',

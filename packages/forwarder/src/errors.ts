@@ -19,7 +19,8 @@ export type ActivationFailureReason =
   | 'conflict.sni_route_duplicate'
   | 'conflict.sni_fallback_duplicate'
   | 'conflict.legacy_to_sni_unsupported'
-  | 'validation.sni_on_unsupported_rule';
+  | 'validation.sni_on_unsupported_rule'
+  | 'source_list_invalid';
 
 export class RuleActivationError extends PortunusError {
   readonly ruleId: string;

@@ -44,6 +44,10 @@ export const FORWARDER_EVENTS = {
   sniListenerUnbound: 'tls.sni_listener.unbound',
   sniGroupMemberAdded: 'tls.sni_group.member_added',
   sniGroupMemberRemoved: 'tls.sni_group.member_removed',
+  /** A connection or new flow refused by a cap (debug, at most one a second per rule). */
+  rateLimitReject: 'rule.rate_limit_reject',
+  /** A connection or new flow refused by the rule's source lists (debug, like the above). */
+  sourceDenied: 'rule.source_denied',
 } as const;
 
 export type ForwarderEventName = (typeof FORWARDER_EVENTS)[keyof typeof FORWARDER_EVENTS];

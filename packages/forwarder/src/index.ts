@@ -1,10 +1,11 @@
 /**
  * The public face of @portunus/forwarder, the data plane shared by the client and standalone.
- * It imports only @portunus/core and @portunus/api (DESIGN.md §2): no SQLite, HTTP or control protocol. The
- * stages are folders: tcp/ and udp/ (listeners and copy), connect/ (target choice, health,
- * dialling), dns/ (the resolver), proxy-protocol/ (headers), sni/ (ClientHello peek and routes
- * of shared TLS ports); rule-spec.ts is the one definition
- * of a rule and its stats, imported by every layer that handles them.
+ * It imports only @portunus/core and @portunus/api (DESIGN.md §2): no SQLite, HTTP or control
+ * protocol. The stages are folders: tcp/ and udp/ (listeners and copy), connect/ (target choice,
+ * health, dialling), dns/ (the resolver), proxy-protocol/ (headers), sni/ (ClientHello peek and
+ * routes of shared TLS ports), policy/ (token buckets, rule and owner limiters, admission by
+ * source lists and caps); rule-spec.ts is the one definition of a rule and its stats, imported by
+ * every layer that handles them.
  */
 export { FORWARDER_EVENTS, type ForwarderEventName } from './events.js';
 export {
@@ -15,11 +16,15 @@ export {
 export {
   MAX_TARGETS,
   PORT_COUNTERS,
+  RATE_LIMIT_REJECT_REASONS,
   sameRule,
   simpleRule,
   targetsByPriority,
+  type OwnerRateLimitStats,
   type PortCounter,
   type PortStats,
+  type RateLimitRejectReason,
+  type RateLimitStats,
   type Protocol,
   type ProxyProtocolVersion,
   type RateLimitSpec,
@@ -111,3 +116,13 @@ export {
   type ParsedProxyHeader,
   type ProxyEndpoints,
 } from './proxy-protocol/header.js';
+export { TokenBucket, monotonicClock, type MonotonicClock } from './policy/token-bucket.js';
+export {
+  Limiter,
+  OwnerRegistry,
+  Pacer,
+  systemPolicyClock,
+  type PolicyClock,
+  type Wake,
+} from './policy/limiter.js';
+export { REFUSAL_LOG_INTERVAL_MS, RuleGate } from './policy/admission.js';

@@ -12,10 +12,17 @@
  * reference §5.7): the port is bound when the first member arrives and closed with the last, and
  * adding, replacing or removing a member touches only that member's route and connections. Who
  * may join a port is @portunus/api's `sniPortConflict`, the same decision the server makes
- * (docs/sni-routing.md). Sockets themselves are the tcp/, udp/ and sni/ stages'; this module
- * depends only on them, connect/, dns/, @portunus/api and @portunus/core.
+ * (docs/sni-routing.md).
+ *
+ * Each rule id has one RuleGate (policy/admission.ts) for its whole life in the Forwarder: a
+ * replace reconfigures it in place (caps keep their tokens, source lists change for new
+ * connections, open ones stay) and moves open TCP connections onto or off the metered copy. The
+ * owner envelopes are one OwnerRegistry per Forwarder, so they live as long as the process;
+ * `setOwnerRateLimit` / `removeOwnerRateLimit` are the client's SET / REMOVE (reference §4.2).
+ * Sockets themselves are the tcp/, udp/ and sni/ stages'; this module depends only on them,
+ * connect/, dns/, policy/, @portunus/api and @portunus/core.
  */
-import { sniPortConflict, type PortMember } from '@portunus/api';
+import { MAX_SOURCE_CIDRS, parseCidr, sniPortConflict, type PortMember } from '@portunus/api';
 import { silentLogger, type Logger } from '@portunus/core';
 
 import {
@@ -27,12 +34,16 @@ import {
 import { DnsResolver, type ResolverOptions } from './dns/resolver.js';
 import { RuleActivationError, bindFailureReason } from './errors.js';
 import { FORWARDER_EVENTS } from './events.js';
+import { RuleGate } from './policy/admission.js';
+import { OwnerRegistry, systemPolicyClock, type PolicyClock } from './policy/limiter.js';
 import {
   MAX_TARGETS,
   PORT_COUNTERS,
   sameRule,
+  type OwnerRateLimitStats,
   type PortStats,
   type Protocol,
+  type RateLimitSpec,
   type RuleSpec,
   type RuleStats,
 } from './rule-spec.js';
@@ -73,6 +84,8 @@ export interface ForwarderOptions {
   probeTimeoutMs?: number;
   /** ClientHello peek limits of shared SNI ports (3 s, 64 KiB, 1,024 in flight unless given). */
   sni?: SniOptions;
+  /** Clock and timers of the token buckets; tests drive them by hand. */
+  policyClock?: PolicyClock;
 }
 
 export const DEFAULT_MAX_RANGE_PORTS = 1024;
@@ -92,6 +105,8 @@ interface ActiveRule {
   sni: SniMember | undefined;
   /** Connections routed to it by SNI; cumulative like the other counters. */
   readonly routed: SniRouteCounts;
+  /** Admission and caps; kept across replaces of the id. */
+  readonly gate: RuleGate;
 }
 
 /** One shared SNI port: its listener, its dispatch and the member rules by id. */
@@ -172,6 +187,24 @@ function checkShape(rule: RuleSpec): void {
       throw new RuleActivationError(rule.ruleId, 'invalid_target_host', 'a target host is empty');
     }
   }
+  for (const [name, list] of [
+    ['allowed_sources', rule.allowedSources],
+    ['denied_sources', rule.deniedSources],
+  ] as const) {
+    if (list === undefined) continue;
+    const fail = (message: string): never => {
+      throw new RuleActivationError(rule.ruleId, 'source_list_invalid', `${name}: ${message}`);
+    };
+    // Callers may be plain JS fed from a file or the wire: check the shape, not only the type.
+    const entries: unknown = list;
+    if (!Array.isArray(entries)) return fail('must be a list of CIDRs');
+    if (entries.length > MAX_SOURCE_CIDRS) fail(`at most ${MAX_SOURCE_CIDRS} entries`);
+    for (const text of entries as unknown[]) {
+      if (typeof text !== 'string') return fail('entries must be strings');
+      const parsed = parseCidr(text);
+      if ('error' in parsed) fail(`${JSON.stringify(text)}: ${parsed.error}`);
+    }
+  }
 }
 
 /** A pattern routes a shared TCP port: a UDP rule or a range cannot carry one (reference §5.7). */
@@ -199,11 +232,16 @@ export class Forwarder {
   private readonly busy = new Set<string>();
   /** Shared SNI ports by listen port. */
   private readonly sniGroups = new Map<number, SniGroup>();
+  private readonly policyClock: PolicyClock;
+  /** The owner envelopes of this process (reference §4.3: they survive reconnects). */
+  private readonly owners: OwnerRegistry;
 
   constructor(options: ForwarderOptions = {}) {
     this.log = options.logger ?? silentLogger;
     this.options = options;
     this.maxRangePorts = options.maxRangePorts ?? DEFAULT_MAX_RANGE_PORTS;
+    this.policyClock = options.policyClock ?? systemPolicyClock;
+    this.owners = new OwnerRegistry(this.policyClock);
     this.resolver =
       options.resolver instanceof DnsResolver
         ? options.resolver
@@ -353,11 +391,21 @@ export class Forwarder {
   }
 
   /** Binds TCP listeners for `pairs` (sequentially: the first failing port is named). */
-  private async bindTcp(rule: RuleSpec, pairs: PortPair[], connector: RuleConnector) {
+  private async bindTcp(
+    rule: RuleSpec,
+    pairs: PortPair[],
+    connector: RuleConnector,
+    gate: RuleGate,
+  ) {
     const bound: TcpListener[] = [];
     try {
       for (const pair of pairs) {
-        const route: TcpRoute = { connector, offset: pair.offset, tally: new ConnectionTally() };
+        const route: TcpRoute = {
+          connector,
+          offset: pair.offset,
+          tally: new ConnectionTally(),
+          gate,
+        };
         const listener = new TcpListener(pair.listen, route, this.log, this.tcpOptions());
         try {
           await listener.start();
@@ -390,11 +438,13 @@ export class Forwarder {
     return bound;
   }
 
-  private newUdpRuntime(connector: RuleConnector): UdpRuleRuntime {
-    return new UdpRuleRuntime(connector, this.log, {
-      ...this.options.udp,
-      host: this.options.listenHost ?? '::',
-    });
+  private newUdpRuntime(connector: RuleConnector, gate: RuleGate): UdpRuleRuntime {
+    return new UdpRuleRuntime(
+      connector,
+      this.log,
+      { ...this.options.udp, host: this.options.listenHost ?? '::' },
+      gate,
+    );
   }
 
   /** A single-port TCP rule with a pattern, or without one on a port an SNI group holds. */
@@ -431,6 +481,7 @@ export class Forwarder {
     rule: RuleSpec,
     connector: RuleConnector,
     routed: SniRouteCounts,
+    gate: RuleGate,
   ): Promise<{ member: SniMember; port: number }> {
     const { group, port } = await this.sniGroup(rule, rule.listenPort);
     // Checked again after the wait: another member may have taken the pattern meanwhile.
@@ -449,7 +500,7 @@ export class Forwarder {
     const member: SniMember = {
       ruleId: rule.ruleId,
       pattern: rule.sniPattern,
-      route: { connector, offset: 0, tally: new ConnectionTally() },
+      route: { connector, offset: 0, tally: new ConnectionTally(), gate },
       routed,
     };
     group.members.set(rule.ruleId, member);
@@ -496,13 +547,26 @@ export class Forwarder {
     await group.listener.stop();
   }
 
-  private async activateNew(rule: RuleSpec): Promise<ActivationResult> {
+  /** Points the gate at the definition's caps, sources and owner (attaching the new owner). */
+  private configureGate(gate: RuleGate, previous: RuleSpec | undefined, next: RuleSpec): void {
+    const owner = next.ownerId !== null ? this.owners.attach(next.ownerId, next.ruleId) : undefined;
+    gate.configure(next, owner);
+    if (previous?.ownerId != null && previous.ownerId !== next.ownerId) {
+      this.owners.detach(previous.ownerId, previous.ruleId);
+    }
+  }
+
+  private async activateNew(rule: RuleSpec, kept?: ActiveRule): Promise<ActivationResult> {
     checkShape(rule);
     const pairs = expandRule(rule, this.maxRangePorts);
     checkSniShape(rule, pairs);
     this.checkPortsFree(rule, pairs);
     const counters: RuleCounters = { dnsFailures: 0, failovers: 0 };
     const connector = this.connectorFor(rule, counters);
+    // A protocol swap keeps the id's gate (its counts and buckets); otherwise a fresh one, which
+    // admits nothing before it is configured below.
+    const gate = kept?.gate ?? new RuleGate(rule.ruleId, this.log, this.policyClock);
+    if (!kept) gate.configure(rule, this.ownerLimiterFor(rule));
     const active: ActiveRule = {
       spec: rule,
       connector,
@@ -512,14 +576,15 @@ export class Forwarder {
       ports: [],
       sni: undefined,
       routed: { exact: 0, wildcard: 0, fallback: 0 },
+      gate,
     };
     try {
       if (this.joinsSni(rule, pairs)) {
-        const joined = await this.joinSniGroup(rule, connector, active.routed);
+        const joined = await this.joinSniGroup(rule, connector, active.routed, gate);
         active.sni = joined.member;
         active.ports = [joined.port];
       } else if (rule.protocol === 'udp') {
-        active.udp = this.newUdpRuntime(connector);
+        active.udp = this.newUdpRuntime(connector, gate);
         try {
           active.ports = await this.bindUdp(rule, active.udp, pairs);
         } catch (error) {
@@ -527,13 +592,15 @@ export class Forwarder {
           throw error;
         }
       } else {
-        active.tcp = await this.bindTcp(rule, pairs, connector);
+        active.tcp = await this.bindTcp(rule, pairs, connector, gate);
         active.ports = active.tcp.map((l) => l.listenPort);
       }
     } catch (error) {
       connector.close();
+      if (!kept && rule.ownerId !== null) this.owners.detach(rule.ownerId, rule.ruleId);
       throw error;
     }
+    if (kept) this.configureGate(gate, kept.spec, rule);
     // A port-0 rule runs on the port the kernel chose; that is the definition from now on.
     if (rule.listenPort === 0) active.spec = { ...rule, listenPort: active.ports[0] ?? 0 };
     this.rules.set(rule.ruleId, active);
@@ -557,6 +624,11 @@ export class Forwarder {
       });
     }
     return { ok: true, ports: active.ports };
+  }
+
+  /** The limiter of a new rule's owner, attaching the rule to it (undefined: no owner). */
+  private ownerLimiterFor(rule: RuleSpec) {
+    return rule.ownerId !== null ? this.owners.attach(rule.ownerId, rule.ruleId) : undefined;
   }
 
   private async replace(current: ActiveRule, next: RuleSpec): Promise<ActivationResult> {
@@ -584,14 +656,14 @@ export class Forwarder {
     let ports: number[];
     try {
       if (next.protocol === 'tcp') {
-        const bound = await this.bindTcp(next, fresh, connector);
+        const bound = await this.bindTcp(next, fresh, connector, current.gate);
         const byPort = new Map(current.tcp.map((l) => [l.listenPort, l]));
         for (const l of bound) byPort.set(l.listenPort, l);
         const listeners = pairs.map((pair) => byPort.get(pair.listen)!);
         // Every kept listener now sends new connections to the new definition.
         pairs.forEach((pair, i) => {
           const tally = listeners[i]!.route?.tally ?? new ConnectionTally();
-          listeners[i]!.route = { connector, offset: pair.offset, tally };
+          listeners[i]!.route = { connector, offset: pair.offset, tally, gate: current.gate };
         });
         for (const old of current.tcp) {
           if (!keep.has(old.listenPort)) void old.stop(REPLACE_DRAIN_MS);
@@ -616,6 +688,9 @@ export class Forwarder {
     for (const port of current.ports) this.portOwners.delete(portKey(next.protocol, port));
     for (const port of ports) this.portOwners.set(portKey(next.protocol, port), next.ruleId);
     current.connector = connector;
+    // Caps and sources change in place: open connections see the new caps at once.
+    this.configureGate(current.gate, current.spec, next);
+    for (const listener of current.tcp) listener.refreshMetering();
     current.spec = next;
     current.ports = ports;
     this.log.info(FORWARDER_EVENTS.ruleReactivated, {
@@ -653,9 +728,12 @@ export class Forwarder {
       group.dispatch.table.set(member.pattern, member);
     }
     const connector = this.connectorFor(next, current.counters);
-    member.route = { connector, offset: 0, tally: member.route.tally };
+    member.route = { connector, offset: 0, tally: member.route.tally, gate: current.gate };
     current.connector.close();
     current.connector = connector;
+    // Caps and sources change in place: open connections see the new caps at once.
+    this.configureGate(current.gate, current.spec, next);
+    member.route.tally.refreshMetering();
     current.spec = { ...next, listenPort: port };
     this.log.info(FORWARDER_EVENTS.ruleReactivated, {
       rule_id: next.ruleId,
@@ -676,7 +754,7 @@ export class Forwarder {
     this.rules.delete(id);
     let result: ActivationResult;
     try {
-      result = await this.activateNew(next);
+      result = await this.activateNew(next, current);
     } catch (error) {
       this.rules.set(id, current);
       throw error;
@@ -714,6 +792,7 @@ export class Forwarder {
     if (!rule.sni) {
       for (const port of rule.ports) this.portOwners.delete(portKey(rule.spec.protocol, port));
     }
+    if (rule.spec.ownerId !== null) this.owners.detach(rule.spec.ownerId, ruleId);
     rule.connector.close();
     const inFlight =
       (rule.sni?.route.tally.active ?? 0) +
@@ -772,6 +851,46 @@ export class Forwarder {
     }
     return out.sort((a, b) => a.listen_port - b.listen_port);
   }
+
+  /**
+   * SET of an owner envelope (reference §4.2 OwnerRateLimitUpdate): binds before the caps of
+   * every rule of that owner, now and later; a change keeps the buckets' tokens and moves the
+   * owner's open connections to the new rate at once.
+   */
+  setOwnerRateLimit(ownerId: string, caps: RateLimitSpec | null): void {
+    this.owners.set(ownerId, caps);
+    this.refreshOwner(ownerId);
+  }
+
+  /** REMOVE of an owner envelope; false when none was set. Live connections stay. */
+  removeOwnerRateLimit(ownerId: string): boolean {
+    const removed = this.owners.remove(ownerId);
+    if (removed) this.refreshOwner(ownerId);
+    return removed;
+  }
+
+  /** The caps of an owner's envelope, or undefined when none is set. */
+  ownerRateLimit(ownerId: string): RateLimitSpec | null | undefined {
+    return this.owners.hasEnvelope(ownerId) ? (this.owners.get(ownerId)?.caps ?? null) : undefined;
+  }
+
+  /** Owner ids with an envelope or a running rule. */
+  ownerIds(): string[] {
+    return this.owners.ownerIds();
+  }
+
+  /** One entry per envelope set now. */
+  ownerStats(): OwnerRateLimitStats[] {
+    return this.owners.stats();
+  }
+
+  private refreshOwner(ownerId: string): void {
+    for (const ruleId of this.owners.rulesOf(ownerId)) {
+      const rule = this.rules.get(ruleId);
+      for (const listener of rule?.tcp ?? []) listener.refreshMetering();
+      rule?.sni?.route.tally.refreshMetering();
+    }
+  }
 }
 
 function portMember(spec: RuleSpec): PortMember {
@@ -822,6 +941,8 @@ function collect(rule: ActiveRule): RuleStats {
     protocol: rule.spec.protocol,
     ...totals,
     dns_failures: rule.counters.dnsFailures,
+    source_denied: rule.gate.sourceDenied,
+    rate_limit: rule.gate.stats(),
     target_failovers_total: rule.counters.failovers,
     sni_route_exact_total: rule.routed.exact,
     sni_route_wildcard_total: rule.routed.wildcard,

@@ -1,15 +1,17 @@
 /**
  * TCP forwarding for one listen port (reference inventory §5.1): a dual-stack listener keyed by
  * its port that sends each accepted connection to a route — a rule's connector at the port's
- * offset in its range. A plain port has one route, swappable while it keeps accepting (a replaced
- * rule's open connections keep their upstream, new ones use the new route); a shared SNI port
- * (reference §5.7) hands each connection to its SniDispatch, which peeks the ClientHello and
- * picks the route. Either way the connection then runs the one function `forward`: rule chosen →
- * dial (a failed connect is the connector's business, counted as `connect_failures`) → the
- * target's PROXY header before any client byte → the peeked bytes, if any → the bidirectional
- * copy with back-pressure and half-close propagation until both sides close (its errors are
- * `conn_errors`). Owns every socket it accepts or is handed and tears both down together. Must
- * not depend on anything but node:net, the connect, proxy-protocol and sni stages and
+ * offset in its range, its connection tally and its RuleGate. A plain port has one route,
+ * swappable while it keeps accepting (a replaced rule's open connections keep their upstream, new
+ * ones use the new route); a shared SNI port (reference §5.7) hands each connection to its
+ * SniDispatch, which peeks the ClientHello and picks the route. Either way the connection then
+ * runs the one function `forward`: rule chosen → the route's RuleGate admits it (source lists,
+ * owner envelope, rule caps; policy/admission.ts) or refuses it with an RST → dial (a failed
+ * connect is the connector's business, counted as `connect_failures`) → the target's PROXY header
+ * before any client byte → the peeked bytes, if any → the bidirectional copy with back-pressure
+ * and half-close propagation until both sides close (its errors are `conn_errors`), metered when
+ * a bandwidth cap applies. Owns every socket it accepts or is handed and tears both down together.
+ * Must not depend on anything but node:net, the connect, proxy-protocol, policy and sni stages and
  * @portunus/core — no rule bookkeeping (rule-runtime.ts) and no `stream.pipeline`, which costs
  * ~2.5x the memory per idle connection (bench/README.md, "Forwarder").
  *
@@ -19,6 +21,15 @@
  * keeps idle connections small and the accept path short. Bulk reads are coalesced: a large
  * chunk corks its destination until the end of the event-loop turn, so the 64 KiB reads of one
  * turn leave in one writev. Figures for both: bench/README.md, "Forwarder".
+ *
+ * A connection under a bandwidth cap (its rule's or its owner's) copies through the metered
+ * variant instead: each chunk is written, debited from the buckets in its way, and when one is
+ * in debt the source is paused and parked on that bucket, whose one timer resumes it once the
+ * debt is repaid — the read side parks, nothing is ever closed for bandwidth. Every connection
+ * keeps a reference to its rule's gate and to the owner limiter it was admitted under, so a
+ * live cap change reaches it: `refreshMetering()` moves open connections between the plain and
+ * the metered listeners in both directions, and the buckets themselves change rate in place.
+ * Uncapped connections never run a line of the metered code.
  */
 import net from 'node:net';
 
@@ -26,6 +37,8 @@ import type { Logger } from '@portunus/core';
 
 import type { RuleConnector, TargetState } from '../connect/connector.js';
 import { FORWARDER_EVENTS } from '../events.js';
+import type { RuleGate } from '../policy/admission.js';
+import type { Limiter, Pacer } from '../policy/limiter.js';
 import { proxyHeader } from '../proxy-protocol/header.js';
 import { SniDispatch } from '../sni/dispatch.js';
 
@@ -47,13 +60,15 @@ export interface TcpOptions {
 
 /**
  * Where a connection goes once its rule is chosen: a rule's connector at this port's range
- * offset, and the tally its connections are counted in. The tally outlives a replace (the
- * Forwarder hands it to the new route), so a rule's counters stay cumulative.
+ * offset, the tally its connections are counted in, and the rule's gate that admits them. The
+ * tally outlives a replace (the Forwarder hands it to the new route), so a rule's counters stay
+ * cumulative.
  */
 export interface TcpRoute {
   readonly connector: RuleConnector;
   readonly offset: number;
   readonly tally: ConnectionTally;
+  readonly gate: RuleGate;
 }
 
 export interface TcpPortStats {
@@ -100,6 +115,14 @@ interface Pair {
   headerBytes: number;
   closed: number;
   failed: boolean;
+  /** The rule's gate and the owner limiter this connection was admitted under (for release). */
+  readonly gate: RuleGate;
+  readonly ownerLimiter: Limiter | undefined;
+  /** True while the metered listeners are attached instead of the plain ones. */
+  metered: boolean;
+  /** Clock time a direction's reader parked on a bucket, or -1 while it is not parked. */
+  parkedIn: number;
+  parkedOut: number;
 }
 
 /**
@@ -120,12 +143,24 @@ export class ConnectionTally {
     return this.pairs.size;
   }
 
-  release(pair: Pair): void {
-    if (!this.pairs.delete(pair)) return;
+  /** False when the pair was already released. */
+  release(pair: Pair): boolean {
+    if (!this.pairs.delete(pair)) return false;
     if (this.pairs.size === 0 && this.drainWaiters.length > 0) {
       const waiters = this.drainWaiters;
       this.drainWaiters = [];
       for (const wake of waiters) wake();
+    }
+    return true;
+  }
+
+  /**
+   * After a cap change of the rule or its owner: open connections move to the metered copy when
+   * a bandwidth cap now applies to them, and back to the plain one when none does.
+   */
+  refreshMetering(): void {
+    for (const pair of this.pairs) {
+      if (pair.upstream !== undefined && !pair.failed) setMetering(pair, wantsMeter(pair));
     }
   }
 
@@ -205,6 +240,10 @@ let onClientError: (this: net.Socket, error: Error) => void;
 let onUpstreamError: (this: net.Socket, error: Error) => void;
 let onSocketClose: (this: net.Socket) => void;
 
+function ignoreError(): void {
+  // A refused socket is being reset; whatever it reports now changes nothing.
+}
+
 function onProxyHeaderTimeout(this: net.Socket): void {
   this.destroy(Object.assign(new Error('PROXY header not sent in time'), { code: 'ETIMEDOUT' }));
 }
@@ -213,7 +252,18 @@ function onProxyHeaderDrain(this: net.Socket): void {
 }
 
 /** Wires the copy both ways and lets client bytes flow; the upstream is connected. */
-function startCopy(client: net.Socket, upstream: net.Socket): void {
+function startCopy(pair: Pair, client: net.Socket, upstream: net.Socket): void {
+  if (wantsMeter(pair)) {
+    pair.metered = true;
+    client.on('data', onMeteredData);
+    client.on('drain', onMeteredDrain);
+    client.on('end', onEnd);
+    upstream.on('data', onMeteredData);
+    upstream.on('drain', onMeteredDrain);
+    upstream.on('end', onEnd);
+    client.resume();
+    return;
+  }
   client.on('data', onData);
   client.on('drain', onDrain);
   client.on('end', onEnd);
@@ -251,6 +301,128 @@ function onDrain(this: net.Socket): void {
 /** A FIN from one side ends our write side towards the other: the half-close propagation. */
 function onEnd(this: net.Socket): void {
   peerOf(this).end();
+}
+
+// The metered copy (module comment). `inbound` is client → upstream (bandwidth_in).
+
+function wantsMeter(pair: Pair): boolean {
+  return pair.gate.limiter.meters || pair.ownerLimiter?.meters === true;
+}
+
+function pacerOf(limiter: Limiter, inbound: boolean): Pacer {
+  return inbound ? limiter.bandwidthIn : limiter.bandwidthOut;
+}
+
+/** The first bucket in this direction's way that is in debt, or undefined. */
+function pacerInDebt(pair: Pair, inbound: boolean): Pacer | undefined {
+  const rule = pacerOf(pair.gate.limiter, inbound);
+  if (rule.bucket !== null && rule.bucket.tokens() < 0) return rule;
+  const owner = pair.ownerLimiter && pacerOf(pair.ownerLimiter, inbound);
+  if (owner?.bucket != null && owner.bucket.tokens() < 0) return owner;
+  return undefined;
+}
+
+function onMeteredData(this: net.Socket, chunk: Buffer): void {
+  const pair = pairOf(this);
+  const inbound = this === pair.client;
+  const peer = inbound ? pair.upstream! : pair.client;
+  // The owner's bucket and the rule's are both charged; either in debt parks the reader.
+  pacerOf(pair.gate.limiter, inbound).bucket?.debit(chunk.length);
+  if (pair.ownerLimiter) pacerOf(pair.ownerLimiter, inbound).bucket?.debit(chunk.length);
+  const written = peer.write(chunk);
+  const debt = pacerInDebt(pair, inbound);
+  if (debt !== undefined) park(pair, this, inbound, debt);
+  else if (!written) this.pause();
+}
+
+function park(pair: Pair, source: net.Socket, inbound: boolean, pacer: Pacer): void {
+  const now = pair.gate.clock.now();
+  if (inbound) {
+    if (pair.parkedIn < 0) pair.parkedIn = now;
+  } else if (pair.parkedOut < 0) pair.parkedOut = now;
+  source.pause();
+  pacer.park(source, wakeMetered);
+}
+
+/** Ends a direction's parked time and adds it to the rule's and the owner's throttle time. */
+function unparkTime(pair: Pair, inbound: boolean): void {
+  const since = inbound ? pair.parkedIn : pair.parkedOut;
+  if (since < 0) return;
+  const micros = (pair.gate.clock.now() - since) * 1000;
+  const rule = pair.gate.limiter;
+  const owner = pair.ownerLimiter;
+  if (inbound) {
+    pair.parkedIn = -1;
+    rule.throttleMicrosIn += micros;
+    if (owner) owner.throttleMicrosIn += micros;
+  } else {
+    pair.parkedOut = -1;
+    rule.throttleMicrosOut += micros;
+    if (owner) owner.throttleMicrosOut += micros;
+  }
+}
+
+/** A pacer's timer found its bucket out of debt: resume unless another bucket or the peer holds. */
+function wakeMetered(item: object): void {
+  const source = item as net.Socket;
+  const pair = pairOf(source);
+  if (!pair.metered || source.destroyed) return;
+  const inbound = source === pair.client;
+  const debt = pacerInDebt(pair, inbound);
+  if (debt !== undefined) {
+    debt.park(source, wakeMetered);
+    return;
+  }
+  unparkTime(pair, inbound);
+  const peer = inbound ? pair.upstream! : pair.client;
+  // A full destination resumes the source on its 'drain' instead.
+  if (!peer.writableNeedDrain) source.resume();
+}
+
+function onMeteredDrain(this: net.Socket): void {
+  const pair = pairOf(this);
+  const source = peerOf(this);
+  const parked = source === pair.client ? pair.parkedIn : pair.parkedOut;
+  if (parked < 0) source.resume();
+}
+
+/** Takes both directions off every bucket they may be parked on, ending their parked time. */
+function unparkAll(pair: Pair): void {
+  for (const inbound of [true, false]) {
+    const source = inbound ? pair.client : pair.upstream;
+    if (!source) continue;
+    pacerOf(pair.gate.limiter, inbound).unpark(source);
+    if (pair.ownerLimiter) pacerOf(pair.ownerLimiter, inbound).unpark(source);
+    unparkTime(pair, inbound);
+  }
+}
+
+/** Moves a connected pair between the plain and the metered listeners (a live cap change). */
+function setMetering(pair: Pair, metered: boolean): void {
+  const upstream = pair.upstream;
+  if (pair.metered === metered || upstream === undefined) return;
+  const sockets = [pair.client, upstream];
+  if (metered) {
+    for (const socket of sockets) {
+      socket.off('data', onData);
+      socket.off('drain', onDrain);
+      socket.on('data', onMeteredData);
+      socket.on('drain', onMeteredDrain);
+    }
+    pair.metered = true;
+    return;
+  }
+  pair.metered = false;
+  unparkAll(pair);
+  for (const socket of sockets) {
+    socket.off('data', onMeteredData);
+    socket.off('drain', onMeteredDrain);
+    socket.on('data', onData);
+    socket.on('drain', onDrain);
+  }
+  // A reader that was parked goes on unless its destination is full (its 'drain' resumes it).
+  if (!upstream.writableNeedDrain) pair.client.resume();
+  if (!pair.client.writableNeedDrain) upstream.resume();
 }
 
 export class TcpListener {
@@ -368,11 +540,18 @@ export class TcpListener {
   }
 
   /**
-   * The one per-connection path once a rule is chosen, for plain and SNI ports alike: count the
-   * connection on its route, dial through the route's connector, then (onConnected) PROXY
-   * header → `head` → copy. The client socket is paused and has no listeners yet.
+   * The one per-connection path once a rule is chosen, for plain and SNI ports alike: the rule's
+   * gate admits the connection (a refusal is an RST before any upstream dial), it is counted on
+   * its route, dialled through the route's connector, then (onConnected) PROXY header → `head` →
+   * copy. The client socket is paused and has no listeners yet.
    */
   private forward(client: net.Socket, route: TcpRoute, head: Buffer | undefined): void {
+    const gate = route.gate;
+    if (!gate.admit(client.remoteAddress, false)) {
+      client.on('error', ignoreError);
+      client.resetAndDestroy();
+      return;
+    }
     const tally = route.tally;
     tally.connectionsTotal++;
     const pair: Pair = {
@@ -385,6 +564,11 @@ export class TcpListener {
       headerBytes: 0,
       closed: 0,
       failed: false,
+      gate,
+      ownerLimiter: gate.owner,
+      metered: false,
+      parkedIn: -1,
+      parkedOut: -1,
     };
     (client as PairedSocket)[PAIR] = pair;
     tally.pairs.add(pair);
@@ -438,7 +622,7 @@ export class TcpListener {
       pair.head = undefined;
       upstream.write(head);
     }
-    startCopy(client, upstream);
+    startCopy(pair, client, upstream);
   }
 
   private onConnectFailed(pair: Pair, error: unknown): void {
@@ -501,7 +685,7 @@ export class TcpListener {
     const upstream = pair.upstream;
     if (upstream === undefined) {
       // Closed before a target was connected: the pair is done (onConnected drops the dial).
-      tally.release(pair);
+      this.release(pair);
       return;
     }
     const other = closing === pair.client ? upstream : pair.client;
@@ -517,7 +701,14 @@ export class TcpListener {
       pair.target.bytesIn += bytesIn;
       pair.target.bytesOut += bytesOut;
     }
-    tally.release(pair);
+    this.release(pair);
+  }
+
+  /** Ends a pair's accounting once: its tally, its parked time and its gate's counts. */
+  private release(pair: Pair): void {
+    if (!pair.route.tally.release(pair)) return;
+    if (pair.metered) unparkAll(pair);
+    pair.gate.release(pair.ownerLimiter);
   }
 
   /**
@@ -541,6 +732,14 @@ export class TcpListener {
         destroyed,
       });
     });
+  }
+
+  /**
+   * After a cap change of the rule or its owner: open connections move to the metered copy when
+   * a bandwidth cap now applies to them, and back to the plain one when none does.
+   */
+  refreshMetering(): void {
+    this.route?.tally.refreshMetering();
   }
 
   get accepting(): boolean {

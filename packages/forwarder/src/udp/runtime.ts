@@ -7,9 +7,12 @@
  * flow's first datagrams, never the rule) and keeps it for its life; datagrams that arrive
  * meanwhile wait in order. A v2 PROXY target gets a v2 header (DGRAM, the client's address) in
  * front of every datagram. The connector and the ports can change under a running runtime (a
- * replace): live flows keep their upstream. Owns every socket it opens. The clock and the
- * reaper's timer are injected so tests never wait. Depends only on node:dgram, node:net, the
- * connect and proxy-protocol stages and @portunus/core; rule bookkeeping lives in rule-runtime.ts.
+ * replace): live flows keep their upstream. A new flow is admitted by the rule's gate before
+ * any upstream socket exists (source lists, owner envelope, rule caps; policy/admission.ts); a
+ * refused first datagram is dropped and counted. Under a bandwidth cap, datagrams over budget
+ * are dropped and counted, both ways. Owns every socket it opens. The clock and the reaper's
+ * timer are injected so tests never wait. Depends only on node:dgram, node:net, the connect,
+ * proxy-protocol and policy stages and @portunus/core; rule bookkeeping lives in rule-runtime.ts.
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
@@ -18,6 +21,8 @@ import type { Logger } from '@portunus/core';
 
 import type { RuleConnector, TargetState } from '../connect/connector.js';
 import { FORWARDER_EVENTS } from '../events.js';
+import type { RuleGate } from '../policy/admission.js';
+import type { Limiter } from '../policy/limiter.js';
 import { proxyV2Header, unmapIpv4 } from '../proxy-protocol/header.js';
 
 export interface Clock {
@@ -107,6 +112,8 @@ interface Flow {
   /** Datagrams that arrived before the upstream was connected; sent in order once it is. */
   pending: Buffer[] | undefined;
   closed: boolean;
+  /** The owner limiter the flow was admitted under (released with it, charged per datagram). */
+  readonly ownerLimiter: Limiter | undefined;
   /** Callbacks made once per flow, not once per datagram. */
   readonly onSent: (error: Error | null) => void;
   readonly onReplySent: (error: Error | null, bytes: number) => void;
@@ -135,7 +142,13 @@ export class UdpRuleRuntime {
   private overflowing = false;
   private stopped = false;
 
-  constructor(connector: RuleConnector, log: Logger, options: UdpOptions = {}) {
+  constructor(
+    connector: RuleConnector,
+    log: Logger,
+    options: UdpOptions,
+    /** The rule's gate; the object lives as long as the rule, a replace reconfigures it. */
+    private readonly gate: RuleGate,
+  ) {
     this.connector = connector;
     this.log = log;
     this.host = options.host ?? '::';
@@ -250,6 +263,13 @@ export class UdpRuleRuntime {
       port.lastFlow = flow;
     }
     flow.lastActive = this.clock.now();
+    const owner = flow.ownerLimiter;
+    if (
+      (this.gate.limiter.bandwidthIn.bucket !== null || owner?.bandwidthIn.bucket != null) &&
+      !this.gate.passDatagram(owner, true, msg.length)
+    ) {
+      return;
+    }
     if (flow.pending) {
       flow.pending.push(msg);
       return;
@@ -264,7 +284,12 @@ export class UdpRuleRuntime {
 
   private openFlow(port: PortState, key: string, rinfo: dgram.RemoteInfo): Flow | undefined {
     if (this.stopped) return undefined;
+    const gate = this.gate;
+    // Rule chosen -> admit -> pick and connect an upstream: a refusal drops the datagram.
+    if (!gate.admit(rinfo.address, true)) return undefined;
     if (this.flows.size >= this.maxFlows) {
+      // The flow never existed: its admission is given back (a rate token stays spent).
+      gate.release(gate.owner);
       // Rule-wide cap: the new flow's datagram is dropped; live flows are never evicted.
       port.droppedOverflow++;
       const fields = {
@@ -288,6 +313,7 @@ export class UdpRuleRuntime {
       lastActive: this.clock.now(),
       pending: [],
       closed: false,
+      ownerLimiter: gate.owner,
       onSent: (error) => {
         if (error) this.onUpstreamSendError(flow, error);
       },
@@ -379,6 +405,13 @@ export class UdpRuleRuntime {
   private onUpstreamDatagram(flow: Flow, reply: Buffer): void {
     if (flow.closed) return;
     flow.lastActive = this.clock.now();
+    const owner = flow.ownerLimiter;
+    if (
+      (this.gate.limiter.bandwidthOut.bucket !== null || owner?.bandwidthOut.bucket != null) &&
+      !this.gate.passDatagram(owner, false, reply.length)
+    ) {
+      return;
+    }
     flow.port.socket.send(reply, flow.srcPort, flow.address, flow.onReplySent);
   }
 
@@ -401,6 +434,7 @@ export class UdpRuleRuntime {
     if (flow.closed) return;
     flow.closed = true;
     this.flows.delete(flow.key);
+    this.gate.release(flow.ownerLimiter);
     if (flow.port.lastFlow === flow) flow.port.lastFlow = undefined;
     flow.port.activeFlows--;
     this.overflowing = false;
