@@ -69,7 +69,10 @@ export interface Rule extends RuleDefinition {
  * The canonical definition of a rule: fixed key order, caps in column order, absent optional
  * fields as null — so two definitions are equal exactly when their JSON texts are.
  */
-export function definitionOf(rule: RuleDefinition): RuleDefinition {
+export function definitionOf(
+  rule: Omit<RuleDefinition, 'allowedSources' | 'deniedSources'> &
+    Partial<Pick<RuleDefinition, 'allowedSources' | 'deniedSources'>>,
+): RuleDefinition {
   let rateLimit: RateLimit | null = null;
   for (const [, field] of RATE_LIMIT_COLUMNS) {
     const value = rule.rateLimit?.[field];

@@ -77,7 +77,7 @@ describe('V005 rule source lists', () => {
       assert.deepEqual(rule.deniedSources, []);
       const [listed] = JSON.parse(listRulesJson(store.db)) as Record<string, unknown>[];
       assert.deepEqual(listed?.['allowed_sources'], []);
-      assert.deepEqual(listed?.['denied_sources'], []);
+      assert.deepEqual(listed['denied_sources'], []);
       const old = ruleSetAt(store.db, 1).at.get(2);
       assert.ok(old);
       assert.deepEqual(old.allowedSources, []);
@@ -116,7 +116,7 @@ describe('V005 rule source lists', () => {
         (entry) => entry['id'] === rule.ruleId,
       );
       assert.deepEqual(json?.['denied_sources'], ['192.0.2.1/32']);
-      assert.deepEqual(json?.['allowed_sources'], []);
+      assert.deepEqual(json['allowed_sources'], []);
     } finally {
       store.close();
     }

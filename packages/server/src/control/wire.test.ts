@@ -26,6 +26,8 @@ function rule(overrides: Partial<Rule> = {}): Rule {
     healthCheckIntervalSecs: null,
     sniPattern: null,
     rateLimit: null,
+    allowedSources: [],
+    deniedSources: [],
     state: { kind: 'active' },
     targets: [target('10.0.0.1', 443)],
     createdAt: 0,
