@@ -114,8 +114,8 @@ const present = <T>(value: T | null | undefined): value is T =>
 
 /**
  * The caps of a rule or an owner envelope (reference §5.8): the reserved concurrent burst is
- * refused, each cap is a positive whole number within its wire type, a burst needs its rate and
- * stays within [max(1, rate/100), rate*60]. `prefix` names the fields in messages
+ * refused, each rate is a positive whole number within its wire type (zero has its own code), a
+ * burst needs its rate and stays within [max(1, rate/100), rate*60] and its wire type. `prefix` names the fields in messages
  * (`rate_limit.` for a rule body). Null when no cap is set.
  */
 export function checkRateLimit(
@@ -135,17 +135,18 @@ export function checkRateLimit(
   for (const spec of RATE_LIMIT_FIELDS) {
     const value = input[spec.name];
     if (!present(value)) continue;
-    if (value === 0) {
-      return fail('validation.rate_limit_cap_zero', `${prefix}${spec.name} must be > 0`);
-    }
     const max = maxOfKind(spec.kind);
-    if (!Number.isInteger(value) || value < 0 || value > max) {
-      return fail(
+    const outOfRange = () =>
+      fail(
         'validation.rate_limit_cap_out_of_range',
         `${prefix}${spec.name} ${value} is not a whole number in 1..${max} (${spec.kind})`,
       );
-    }
-    if (spec.rate !== null) {
+    if (spec.rate === null) {
+      if (value === 0) {
+        return fail('validation.rate_limit_cap_zero', `${prefix}${spec.name} must be > 0`);
+      }
+      if (!Number.isInteger(value) || value < 0 || value > max) return outOfRange();
+    } else {
       const rate = input[spec.rate];
       if (!present(rate)) {
         return fail(
@@ -161,6 +162,7 @@ export function checkRateLimit(
           `${prefix}${spec.name} ${value} is outside [${low}, ${high}] (rate/100 .. rate*60 for ${spec.rate} ${rate})`,
         );
       }
+      if (!Number.isInteger(value) || value > max) return outOfRange();
     }
     caps[spec.field] = value;
   }
