@@ -7,3 +7,4 @@ export * from './shapes.js';
 export * from './validation.js';
 export * from './cidr.js';
 export * from './sni.js';
+export * from './rule-policy.js';

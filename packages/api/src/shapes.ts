@@ -4,6 +4,7 @@
  * a renamed field fails to compile everywhere at once instead of drifting in six spellings.
  * Types only: nothing here may import a runtime module.
  */
+import type { RateLimitName } from './rule-policy.js';
 
 /** Every error answer: `{"error":{"code","message"}}`. */
 export interface ErrorBody {
@@ -148,14 +149,26 @@ export interface RuleTargetInput {
   proxy_protocol?: ProxyProtocolVersion | null;
 }
 
-export interface RateLimit {
-  bandwidth_in_bps?: number | null;
-  bandwidth_out_bps?: number | null;
-  new_connections_per_sec?: number | null;
-  concurrent_connections?: number | null;
-  bandwidth_in_burst?: number | null;
-  bandwidth_out_burst?: number | null;
-  new_connections_burst?: number | null;
+/** Rate-limit caps (reference §5.8); the field list is rule-policy.ts's RATE_LIMIT_FIELDS. */
+export type RateLimit = { [K in RateLimitName]?: number | null };
+
+/** `PUT /v1/clients/{id}/owners/{owner}/rate-limit`: the caps, at least one. */
+export type OwnerRateLimitRequest = RateLimit & { concurrent_connections_burst?: number | null };
+
+/** `GET|PUT /v1/clients/{id}/owners/{owner}/rate-limit` (reference §2.3): present caps only. */
+export interface OwnerRateLimitView {
+  client_id: string;
+  client_name: string;
+  owner_id: string;
+  rate_limit: { [K in RateLimitName]?: number };
+  updated_at_unix_ms: number;
+}
+
+/** One entry of `GET /v1/clients/{id}/owners`: owners with rules ∪ owners with envelopes. */
+export interface ClientOwnerView {
+  owner_id: string;
+  has_rate_limit: boolean;
+  rule_count: number;
 }
 
 /** Body of `POST /v1/rules` and `PUT /v1/rules/{id}` (reference §2.4). */
@@ -173,6 +186,9 @@ export interface RulePushRequest {
   health_check_interval_secs?: number | null;
   sni_pattern?: string | null;
   rate_limit?: RateLimit | null;
+  /** Source CIDRs (beyond the reference); empty or absent = no restriction. */
+  allowed_sources?: string[] | null;
+  denied_sources?: string[] | null;
 }
 
 export type RuleStateKind = 'pending' | 'active' | 'failed' | 'removed';
@@ -217,6 +233,9 @@ export interface RuleView {
   health_check_interval_secs?: number;
   sni_pattern?: string;
   rate_limit?: RateLimit;
+  /** Always present, in the normal spelling; [] = no restriction. */
+  allowed_sources: string[];
+  denied_sources: string[];
 }
 
 /** Answer of a push or an edit; ⚠ `owner` here, `owner_user_id` in the list (reference §2.5). */
@@ -249,7 +268,20 @@ export interface RuleStatsSnapshot {
   sni_route_exact_total?: number;
   sni_route_wildcard_total?: number;
   sni_route_fallback_total?: number;
+  /** Connections or new UDP flows refused by the rule's source lists. */
+  source_denied: number;
+  /** Present for rules with caps (reference §4.2 RateLimitStats). */
+  rate_limit?: RateLimitStatsView;
   updated_at: string;
+}
+
+/** A rule's (or an owner envelope's) limiter counters, cumulative since the client started it. */
+export interface RateLimitStatsView {
+  /** Refusals by reason: conn_concurrent, conn_rate, udp_flow_rate, owner_* (reference §7.3). */
+  reject_total: Record<string, number>;
+  throttle_seconds_in: number;
+  throttle_seconds_out: number;
+  active_connections: number;
 }
 
 export interface AuditEntry {

@@ -389,6 +389,12 @@ export const ERROR_CATALOGUE = {
   credential_not_found: entry('not_found.credential', EXIT.notFound, 404, 'no such credential'),
   client_not_found: entry('not_found.client', EXIT.notFound, 404, 'no such client'),
   rule_not_found: entry('not_found.rule', EXIT.notFound, 404, 'no such rule'),
+  owner_rate_limit_not_found: entry(
+    'not_found.owner_rate_limit',
+    EXIT.notFound,
+    404,
+    'this owner has no rate limit on this client',
+  ),
   // edge (exit 6)
   activation_failed: entry(
     'edge.activation_failed',
@@ -431,6 +437,12 @@ export const ERROR_CATALOGUE = {
     EXIT.edge,
     422,
     'the client is too old for rate limits',
+  ),
+  source_lists_unsupported_by_client: entry(
+    'edge.source_lists_unsupported_by_client',
+    EXIT.edge,
+    422,
+    'the client is too old for source allow/deny lists',
   ),
   permission_denied: entry(
     'rule.permission_denied',
@@ -687,6 +699,30 @@ export const ERROR_CATALOGUE = {
     EXIT.usage,
     400,
     'rate_limit needs the targets shape',
+  ),
+  'validation.rate_limit_cap_out_of_range': entry(
+    'validation.rate_limit_cap_out_of_range',
+    EXIT.usage,
+    400,
+    'a rate-limit cap must be a whole number within its wire type (u32 or u64)',
+  ),
+  'validation.rate_limit_no_caps_provided': entry(
+    'validation.rate_limit_no_caps_provided',
+    EXIT.usage,
+    400,
+    'an owner rate limit needs at least one cap',
+  ),
+  'validation.source_cidr_invalid': entry(
+    'validation.source_cidr_invalid',
+    EXIT.usage,
+    400,
+    'a source list entry is not an IPv4 or IPv6 CIDR, or repeats another entry',
+  ),
+  'validation.source_list_too_long': entry(
+    'validation.source_list_too_long',
+    EXIT.usage,
+    400,
+    'a source list has more than 64 entries',
   ),
   exceeds_cap: entry(
     'validation.exceeds_cap',

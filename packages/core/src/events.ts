@@ -70,6 +70,8 @@ export const EVENTS = {
   ruleStatusWrongClient: 'client.rule_status_wrong_client',
   rulePush: 'audit.rule_push',
   ruleRemove: 'audit.rule_remove',
+  ownerRateLimitSet: 'control.owner_rate_limit_set',
+  ownerRateLimitRemove: 'control.owner_rate_limit_remove',
   // edge client (reference §1.6, §4.3); catalogued failures (client.bundle_search_failed,
   // control.connect_failed, control.pin_mismatch …) are named in errors.ts instead
   clientBundleLoaded: 'client.bundle_loaded',

@@ -20,6 +20,8 @@ export const FEATURE_MIN_VERSION = {
   proxyProtocol: '0.10',
   sni: '0.11',
   rateLimit: '0.12',
+  /** Source allow/deny lists (beyond the reference) arrive with the rate limits. */
+  sourceLists: '0.12',
 } as const;
 
 function majorMinor(version: string): [number, number] | undefined {

@@ -211,6 +211,16 @@ export {
   type RuleSet,
   type RuleSetDiff,
 } from './rule-revisions.js';
+export {
+  deleteOwnerRateLimit,
+  getOwnerRateLimit,
+  getOwnerRateLimitOrThrow,
+  listClientOwners,
+  listOwnerRateLimits,
+  upsertOwnerRateLimit,
+  type ClientOwner,
+  type OwnerRateLimit,
+} from './owner-rate-limits.js';
 export { getAdvertisedEndpointOverride, setAdvertisedEndpointOverride } from './settings.js';
 export { SCHEMA_SNAPSHOT_FILE, renderSchemaSnapshot } from './schema-snapshot.js';
 export {

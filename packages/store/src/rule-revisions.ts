@@ -245,7 +245,7 @@ export function ruleSetAt(db: Database, revision: number): { at: RuleSet; now: R
     ).all(revision) as { rule_id: number; before_json: string | null }[];
     for (const change of undo) {
       if (change.before_json === null) at.delete(change.rule_id);
-      else at.set(change.rule_id, JSON.parse(change.before_json) as RuleDefinition);
+      else at.set(change.rule_id, definitionOf(JSON.parse(change.before_json) as RuleDefinition));
     }
     return { at, now };
   })();

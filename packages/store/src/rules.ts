@@ -51,6 +51,9 @@ export interface RuleDefinition {
   healthCheckIntervalSecs: number | null;
   sniPattern: string | null;
   rateLimit: RateLimit | null;
+  /** Source CIDRs in their normal spelling (V005); empty = no restriction. */
+  allowedSources: string[];
+  deniedSources: string[];
   targets: RuleTarget[];
 }
 
@@ -66,7 +69,10 @@ export interface Rule extends RuleDefinition {
  * The canonical definition of a rule: fixed key order, caps in column order, absent optional
  * fields as null — so two definitions are equal exactly when their JSON texts are.
  */
-export function definitionOf(rule: RuleDefinition): RuleDefinition {
+export function definitionOf(
+  rule: Omit<RuleDefinition, 'allowedSources' | 'deniedSources'> &
+    Partial<Pick<RuleDefinition, 'allowedSources' | 'deniedSources'>>,
+): RuleDefinition {
   let rateLimit: RateLimit | null = null;
   for (const [, field] of RATE_LIMIT_COLUMNS) {
     const value = rule.rateLimit?.[field];
@@ -83,6 +89,9 @@ export function definitionOf(rule: RuleDefinition): RuleDefinition {
     healthCheckIntervalSecs: rule.healthCheckIntervalSecs ?? null,
     sniPattern: rule.sniPattern ?? null,
     rateLimit,
+    // A revision snapshot written before V005 has no lists: it had none.
+    allowedSources: [...(rule.allowedSources ?? [])],
+    deniedSources: [...(rule.deniedSources ?? [])],
     targets: rule.targets.map((target) => ({
       host: target.host,
       port: target.port,
@@ -109,6 +118,8 @@ export interface NewRule {
   healthCheckIntervalSecs?: number | null;
   sniPattern?: string | null;
   rateLimit?: RateLimit | null;
+  allowedSources?: readonly string[];
+  deniedSources?: readonly string[];
   targets: readonly RuleTarget[];
   state?: RuleState;
   now: number;
@@ -136,6 +147,8 @@ type RuleRow = {
   prefer_ipv6: number;
   health_check_interval_secs: number | null;
   sni_pattern: string | null;
+  allowed_sources: string;
+  denied_sources: string;
   state_kind: RuleStateKind;
   state_reason: string | null;
   created_at: number;
@@ -197,6 +210,8 @@ function assemble(rows: RuleRow[], targets: Map<number, RuleTarget[]>): Rule[] {
     healthCheckIntervalSecs: row.health_check_interval_secs,
     sniPattern: row.sni_pattern,
     rateLimit: rateLimitOf(row),
+    allowedSources: JSON.parse(row.allowed_sources) as string[],
+    deniedSources: JSON.parse(row.denied_sources) as string[],
     state:
       row.state_reason === null
         ? { kind: row.state_kind }
@@ -217,8 +232,9 @@ export function insertRule(db: Database, rule: NewRule): Rule {
       `INSERT INTO rules (rule_id, client_id, owner_user_id, protocol, listen_port, listen_port_end,
          prefer_ipv6, health_check_interval_secs, sni_pattern,
          ${RATE_LIMIT_COLUMNS.map(([column]) => column).join(', ')},
+         allowed_sources, denied_sources,
          state_kind, state_reason, created_at, updated_at, last_state_change_at)
-       VALUES (${Array.from({ length: 9 + RATE_LIMIT_COLUMNS.length + 5 }, () => '?').join(', ')})`,
+       VALUES (${Array.from({ length: 9 + RATE_LIMIT_COLUMNS.length + 7 }, () => '?').join(', ')})`,
     ).run(
       rule.ruleId ?? null,
       rule.clientId,
@@ -230,6 +246,8 @@ export function insertRule(db: Database, rule: NewRule): Rule {
       rule.healthCheckIntervalSecs ?? null,
       rule.sniPattern ?? null,
       ...caps,
+      JSON.stringify(rule.allowedSources ?? []),
+      JSON.stringify(rule.deniedSources ?? []),
       state.kind,
       state.kind === 'failed' ? (state.reason ?? 'unspecified') : null,
       rule.now,
@@ -278,6 +296,7 @@ export function replaceRuleDefinition(
       `UPDATE rules SET owner_user_id = ?, protocol = ?, listen_port = ?, listen_port_end = ?,
          prefer_ipv6 = ?, health_check_interval_secs = ?, sni_pattern = ?,
          ${RATE_LIMIT_COLUMNS.map(([column]) => `${column} = ?`).join(', ')},
+         allowed_sources = ?, denied_sources = ?,
          state_kind = ?, state_reason = ?, updated_at = ?, last_state_change_at = ?
        WHERE rule_id = ? AND client_id = ?`,
     ).run(
@@ -289,6 +308,8 @@ export function replaceRuleDefinition(
       definition.healthCheckIntervalSecs,
       definition.sniPattern,
       ...caps,
+      JSON.stringify(definition.allowedSources),
+      JSON.stringify(definition.deniedSources),
       state.kind,
       state.kind === 'failed' ? (state.reason ?? 'unspecified') : null,
       now,
@@ -346,6 +367,8 @@ const LIST_COLUMNS = [
   'r.created_at',
   'r.updated_at',
   'r.last_state_change_at',
+  'r.allowed_sources',
+  'r.denied_sources',
   ...RATE_LIMIT_COLUMNS.map(([column]) => `r.${column}`),
 ].join(', ');
 
@@ -355,7 +378,7 @@ function fromListRow(values: unknown[], targets: Map<number, RuleTarget[]>): Rul
   const kind = values[10] as RuleStateKind;
   let rateLimit: RateLimit | null = null;
   RATE_LIMIT_COLUMNS.forEach(([, field], index) => {
-    const value = values[15 + index] as number | null;
+    const value = values[17 + index] as number | null;
     if (value !== null) (rateLimit ??= {})[field] = value;
   });
   return {
@@ -370,6 +393,8 @@ function fromListRow(values: unknown[], targets: Map<number, RuleTarget[]>): Rul
     healthCheckIntervalSecs: values[8] as number | null,
     sniPattern: values[9] as string | null,
     rateLimit,
+    allowedSources: JSON.parse(values[15] as string) as string[],
+    deniedSources: JSON.parse(values[16] as string) as string[],
     state: reason === null ? { kind } : { kind, reason },
     targets: targets.get(ruleId) ?? [],
     createdAt: values[12] as number,
@@ -457,7 +482,8 @@ export function listRulesJson(db: Database, filter: RuleFilter = {}): string {
          'owner_user_id', r.owner_user_id,
          'targets', (SELECT json_group_array(json_object('host', host, 'port', port,
              'priority', priority, 'proxy_protocol', proxy_protocol, 'health', json('null')))
-           FROM (SELECT * FROM rule_targets WHERE rule_id = r.rule_id ORDER BY idx))),
+           FROM (SELECT * FROM rule_targets WHERE rule_id = r.rule_id ORDER BY idx)),
+         'allowed_sources', json(r.allowed_sources), 'denied_sources', json(r.denied_sources)),
        json_object(
          'listen_port_end', r.listen_port_end, 'target_port_end', t0.port_end,
          'health_check_interval_secs', r.health_check_interval_secs,

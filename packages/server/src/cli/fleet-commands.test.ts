@@ -206,7 +206,7 @@ describe('push-rule', () => {
 });
 
 describe('list-rules, remove-rule, rule-stats', () => {
-  it('list-rules prints ID CLIENT PORT TARGET SNI/PROXY STATE and passes --client', async () => {
+  it('list-rules prints ID CLIENT PORT TARGET SNI/PROXY CAPS SOURCES STATE and passes --client', async () => {
     const rule = {
       id: 1,
       client_name: 'edge',
@@ -229,12 +229,15 @@ describe('list-rules, remove-rule, rule-stats', () => {
           target_port: 9000,
           target_port_end: 9009,
           state: { kind: 'failed', reason: 'port_in_use' },
+          rate_limit: { bandwidth_in_bps: 1000, concurrent_connections: 5 },
         },
         {
           ...rule,
           id: 3,
           state: { kind: 'pending' },
           sni_pattern: '*.example.com',
+          allowed_sources: ['10.0.0.0/8', '192.0.2.0/24', '2001:db8::/32'],
+          denied_sources: ['10.1.0.0/16'],
           targets: [
             { host: 'a', port: 1, proxy_protocol: 'v2' },
             { host: 'b', port: 2, proxy_protocol: null },
@@ -250,10 +253,28 @@ describe('list-rules, remove-rule, rule-stats', () => {
         .split('\n')
         .map((line) => line.split(/\s{2,}/)),
       [
-        ['ID', 'CLIENT', 'PORT', 'TARGET', 'SNI/PROXY', 'STATE'],
-        ['1', 'edge', '18080', '10.0.0.1:80', '-/-', 'active'],
-        ['2', 'edge', '30000-30009', '10.0.0.1:9000-9009', '-/-', 'failed:port_in_use'],
-        ['3', 'edge', '18080', 'a:1,b:2', '*.example.com/v2', 'pending'],
+        ['ID', 'CLIENT', 'PORT', 'TARGET', 'SNI/PROXY', 'CAPS', 'SOURCES', 'STATE'],
+        ['1', 'edge', '18080', '10.0.0.1:80', '-/-', '-', '-', 'active'],
+        [
+          '2',
+          'edge',
+          '30000-30009',
+          '10.0.0.1:9000-9009',
+          '-/-',
+          'ingress_bps=1000,concurrent_max=5',
+          '-',
+          'failed:port_in_use',
+        ],
+        [
+          '3',
+          'edge',
+          '18080',
+          'a:1,b:2',
+          '*.example.com/v2',
+          '-',
+          'allow:10.0.0.0/8,192.0.2.0/24(+1) deny:10.1.0.0/16',
+          'pending',
+        ],
       ],
     );
     const json = await cli(['list-rules', '--client', 'edge 1', '--format', 'json']);
@@ -461,6 +482,31 @@ describe('edit-rule and the rule flags it shares with push-rule', () => {
     });
   });
 
+  it('sends --allow-source and --deny-source normalised, repeatable, and only when given', async () => {
+    answers['POST /v1/rules'] = [201, { rule_id: 6 }];
+    const result = await cli([
+      'push-rule',
+      'edge',
+      '18080',
+      '--target',
+      'a:1',
+      '--allow-source',
+      '10.0.0.0/8',
+      '--allow-source',
+      '2001:DB8:0::/32',
+      '--deny-source',
+      '10.9.9.9',
+    ]);
+    assert.equal(result.code, 0, result.err);
+    const body = seen[0]?.body as Record<string, unknown>;
+    assert.deepEqual(body['allowed_sources'], ['10.0.0.0/8', '2001:db8::/32']);
+    assert.deepEqual(body['denied_sources'], ['10.9.9.9/32']);
+    seen.length = 0;
+    await cli(['push-rule', 'edge', '18080', '--target', 'a:1']);
+    const plain = seen[0]?.body as Record<string, unknown>;
+    assert.equal('allowed_sources' in plain || 'denied_sources' in plain, false);
+  });
+
   it('refuses bad flags locally with exit 2, sending nothing', async () => {
     const cases: [string[], string][] = [
       [['edit-rule', '12', 'edge', '18080'], 'rule_shape_missing'],
@@ -480,6 +526,26 @@ describe('edit-rule and the rule flags it shares with push-rule', () => {
         'usage_error',
       ],
       [['edit-rule', '12', 'edge', '0', 'a:1'], 'invalid_port_range'],
+      [
+        ['push-rule', 'edge', '18080', '--target', 'a:1', '--allow-source', '10.0.0.1/8'],
+        'validation.source_cidr_invalid',
+      ],
+      [
+        ['push-rule', 'edge', '18080', '--target', 'a:1', '--deny-source', 'nope'],
+        'validation.source_cidr_invalid',
+      ],
+      [
+        [
+          'edit-rule',
+          '12',
+          'edge',
+          '18080',
+          '--target',
+          'a:1',
+          ...Array.from({ length: 65 }, (_, i) => ['--deny-source', `10.0.${i}.0/24`]).flat(),
+        ],
+        'validation.source_list_too_long',
+      ],
     ];
     for (const [args, code] of cases) {
       const result = await cli(args);

@@ -11,7 +11,14 @@
  */
 import { Command, Option } from 'commander';
 
-import { normaliseSniPattern } from '@portunus/api';
+import {
+  RATE_LIMIT_FIELDS,
+  checkSourceList,
+  normaliseSniPattern,
+  rateLimitFlag,
+  type RateLimitField,
+  type SourceListName,
+} from '@portunus/api';
 import { EVENTS, PortunusError, formatRfc3339 } from '@portunus/core';
 import {
   ENROLLMENT_TTL_DEFAULT_SECS,
@@ -194,18 +201,27 @@ function timeText(value: unknown): string {
   return typeof value === 'number' ? formatRfc3339(value) : text(value);
 }
 
-/** Rate-limit flags (reference §1.3) and the rate_limit field each sets. */
-const RATE_FLAGS = [
-  ['--bandwidth-in-bps <n>', 'bandwidthInBps', 'bandwidth_in_bps'],
-  ['--bandwidth-out-bps <n>', 'bandwidthOutBps', 'bandwidth_out_bps'],
-  ['--new-connections-per-sec <n>', 'newConnectionsPerSec', 'new_connections_per_sec'],
-  ['--concurrent-connections <n>', 'concurrentConnections', 'concurrent_connections'],
-  ['--bandwidth-in-burst <n>', 'bandwidthInBurst', 'bandwidth_in_burst'],
-  ['--bandwidth-out-burst <n>', 'bandwidthOutBurst', 'bandwidth_out_burst'],
-  ['--new-connections-burst <n>', 'newConnectionsBurst', 'new_connections_burst'],
-] as const;
+/**
+ * The seven cap flags (reference §1.3), from @portunus/api's field list: commander names each
+ * option after the flag, `--bandwidth-in-bps` → `bandwidthInBps`, which is the field's store name.
+ */
+export type CapFlags = Partial<Record<RateLimitField, string>>;
 
-type RateFlag = (typeof RATE_FLAGS)[number][1];
+export function addCapOptions(command: Command, what: string): Command {
+  for (const spec of RATE_LIMIT_FIELDS)
+    command.option(`${rateLimitFlag(spec)} <n>`, `${what}${spec.name}`);
+  return command;
+}
+
+/** The caps the flags set, in the API's spelling; only whole-number syntax is checked here. */
+export function capsFromFlags(options: CapFlags): Json {
+  const caps: Json = {};
+  for (const spec of RATE_LIMIT_FIELDS) {
+    const value = options[spec.field];
+    if (value !== undefined) caps[spec.name] = positiveInteger(value, rateLimitFlag(spec));
+  }
+  return caps;
+}
 
 export type RuleFlags = HttpOptions & {
   protocol: string;
@@ -215,7 +231,19 @@ export type RuleFlags = HttpOptions & {
   preferIpv6: boolean;
   healthCheckIntervalSecs?: string;
   sni?: string;
-} & Partial<Record<RateFlag, string>>;
+  allowSource: string[];
+  denySource: string[];
+} & CapFlags;
+
+/** `--allow-source` / `--deny-source`, checked by the server's own check before anything is sent. */
+function sourceFlags(name: SourceListName, values: readonly string[]): string[] {
+  const checked = checkSourceList(name, values);
+  if ('problem' in checked) {
+    const flag = name === 'allowed_sources' ? '--allow-source' : '--deny-source';
+    throw new PortunusError(checked.problem.code, `${flag}: ${checked.problem.message}`);
+  }
+  return checked.list;
+}
 
 /** The arguments and flags push-rule and edit-rule share (reference §1.3). */
 function addRuleBodyOptions(command: Command): Command {
@@ -241,8 +269,20 @@ function addRuleBodyOptions(command: Command): Command {
     .option(
       '--sni <pattern>',
       'TLS SNI pattern (name or *.name) routing this rule on a shared tcp port',
+    )
+    .option(
+      '--allow-source <cidr>',
+      'admit only sources in this IPv4/IPv6 CIDR (repeatable, at most 64)',
+      collect,
+      [],
+    )
+    .option(
+      '--deny-source <cidr>',
+      'refuse sources in this IPv4/IPv6 CIDR (repeatable, at most 64)',
+      collect,
+      [],
     );
-  for (const [flag, , field] of RATE_FLAGS) command.option(flag, `rate_limit.${field}`);
+  addCapOptions(command, 'rate_limit.');
   return command.addOption(endpointOption());
 }
 
@@ -296,11 +336,9 @@ export function ruleBody(
     throw new PortunusError('usage_error', '--ack-timeout must be 1..60 seconds');
   }
   const { listenPort, listenPortEnd } = parseListen(listen);
-  const rateLimit: Json = {};
-  for (const [flag, key, field] of RATE_FLAGS) {
-    const value = options[key];
-    if (value !== undefined) rateLimit[field] = positiveInteger(value, flag.split(' ')[0] ?? flag);
-  }
+  const rateLimit = capsFromFlags(options);
+  const allowed = sourceFlags('allowed_sources', options.allowSource);
+  const denied = sourceFlags('denied_sources', options.denySource);
   const interval = options.healthCheckIntervalSecs;
   const sni =
     options.sni === undefined ? undefined : sniFlag(options.sni, options.protocol, listenPortEnd);
@@ -321,6 +359,8 @@ export function ruleBody(
       : {}),
     ...(sni !== undefined ? { sni_pattern: sni } : {}),
     ...(Object.keys(rateLimit).length > 0 ? { rate_limit: rateLimit } : {}),
+    ...(allowed.length > 0 ? { allowed_sources: allowed } : {}),
+    ...(denied.length > 0 ? { denied_sources: denied } : {}),
   };
 }
 
@@ -354,6 +394,32 @@ function sniProxyText(rule: Json): string {
   ];
   const sni = typeof rule['sni_pattern'] === 'string' ? rule['sni_pattern'] : '-';
   return `${sni}/${versions.length > 0 ? versions.join(',') : '-'}`;
+}
+
+/** A rule's caps for the CAPS column: `owner-cap get` labels, `-` when uncapped. */
+export function capsText(caps: unknown): string {
+  if (caps === null || typeof caps !== 'object') return '-';
+  const values = caps as Record<string, unknown>;
+  const parts = RATE_LIMIT_FIELDS.flatMap((spec) => {
+    const value = values[spec.name];
+    return value === undefined || value === null ? [] : [`${spec.label}=${text(value)}`];
+  });
+  return parts.length > 0 ? parts.join(',') : '-';
+}
+
+/** Both source lists for the SOURCES column; long lists show their first entries and a count. */
+function sourcesText(rule: Json): string {
+  const shown = (label: string, list: unknown): string[] => {
+    const entries = Array.isArray(list) ? list.map((entry) => text(entry)) : [];
+    if (entries.length === 0) return [];
+    const head = entries.slice(0, 2).join(',');
+    return [`${label}:${head}${entries.length > 2 ? `(+${entries.length - 2})` : ''}`];
+  };
+  const parts = [
+    ...shown('allow', rule['allowed_sources']),
+    ...shown('deny', rule['denied_sources']),
+  ];
+  return parts.length > 0 ? parts.join(' ') : '-';
 }
 
 /** The server answers within the ack budget; 30 s is the reference's rule-command floor. */
@@ -635,13 +701,15 @@ export function registerFleetCommands(program: Command, deps: FleetCommandDeps):
       }
       printTable(
         io,
-        ['ID', 'CLIENT', 'PORT', 'TARGET', 'SNI/PROXY', 'STATE'],
+        ['ID', 'CLIENT', 'PORT', 'TARGET', 'SNI/PROXY', 'CAPS', 'SOURCES', 'STATE'],
         rules.map((rule) => [
           text(rule['id']),
           text(rule['client_name']),
           portRange(rule['listen_port'], rule['listen_port_end']),
           ruleTargetText(rule),
           sniProxyText(rule),
+          capsText(rule['rate_limit']),
+          sourcesText(rule),
           stateText(rule['state']),
         ]),
       );

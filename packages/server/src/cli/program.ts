@@ -30,6 +30,7 @@ import type { ListenerOverrides } from '../listeners.js';
 import { requireValidConfig } from './check-config.js';
 import { registerFleetCommands } from './fleet-commands.js';
 import { registerIdentityCommands } from './identity-commands.js';
+import { registerOwnerCapCommands } from './owner-cap-commands.js';
 import { registerRevisionCommands } from './revision-commands.js';
 import { registerSessionCommands } from './session-commands.js';
 import { registerTrafficCommands } from './traffic-commands.js';
@@ -259,6 +260,7 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
 
   registerIdentityCommands(program, { io, dataDir, readStdin: io.readStdin });
   registerFleetCommands(program, { io, dataDir });
+  registerOwnerCapCommands(program, io);
   registerRevisionCommands(program, io);
   registerSessionCommands(program, { io });
   registerTrafficCommands(program, io);

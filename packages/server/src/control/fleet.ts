@@ -1,7 +1,8 @@
 /**
  * The live fleet: one session per connected client (keyed by client_id; a newer stream for the
  * same id ends the older one), rule pushes with a request id and an ack budget, REMOVE on
- * deletion, and what the clients' RuleStatus and StatsReport messages change (reference §4.3).
+ * deletion, owner rate-limit envelopes (SET/REMOVE, and SET for each envelope right after the rule
+ * replay), and what the clients' RuleStatus and StatsReport messages change (reference §4.3).
  * Rule state is written to the store here, so a late ack still lands. Pushes are never queued: no
  * session, no push. It owns no sockets (service.ts does) and no HTTP.
  */
@@ -11,7 +12,14 @@ import { EVENTS, PortunusError, type ErrorCode, type Logger } from '@portunus/co
 import type { Hello, RuleStatus, ServerMessage, StatsReport } from '@portunus/proto';
 import { Gauge } from 'prom-client';
 
-import { countActiveSniRules, getRule, setRuleState, type Rule } from '@portunus/store';
+import {
+  countActiveSniRules,
+  getRule,
+  listOwnerRateLimits,
+  setRuleState,
+  type RateLimit,
+  type Rule,
+} from '@portunus/store';
 
 import { ulid } from '../identity/secrets.js';
 import type { ServerMetrics } from '../metrics.js';
@@ -28,7 +36,9 @@ import { SniListenerTable } from './sni-stats.js';
 import {
   capabilitiesOf,
   capabilityGate,
+  ownerRateLimitGate,
   toWireRule,
+  wireRateLimit,
   type ClientCapabilities,
   type GatedRule,
 } from './wire.js';
@@ -183,6 +193,10 @@ export class ControlFleet implements Fleet {
     return { rules: send, gated };
   }
 
+  /**
+   * Sends the planned rules, then SET for every owner envelope of the client (reference §4.3 step
+   * 3: after the rules; skipped for a client too old for envelopes, §4.4).
+   */
   sendReplay(session: Session, rules: readonly Rule[]): void {
     for (const rule of rules) {
       this.remember(rule);
@@ -192,6 +206,44 @@ export class ControlFleet implements Fleet {
         rule_update: { request_id: `replay-${ulid()}`, action: 'PUSH', rule: toWireRule(rule) },
       });
     }
+    if (ownerRateLimitGate(session.caps)) return;
+    for (const envelope of listOwnerRateLimits(this.options.db, session.clientId)) {
+      this.sendEnvelope(session, envelope.ownerUserId, envelope.rateLimit);
+    }
+  }
+
+  ownerRateLimitGate(clientId: string): ErrorCode | undefined {
+    const session = this.sessions.get(clientId);
+    return session ? ownerRateLimitGate(session.caps) : 'rate_limit_unsupported_by_client';
+  }
+
+  /**
+   * Sends OwnerRateLimitUpdate SET (`rateLimit`) or REMOVE (null) to the live session of the
+   * client, if it takes envelopes; false when nothing was sent. A removed envelope's aggregate
+   * rows stop at once.
+   */
+  sendOwnerRateLimit(clientId: string, ownerUserId: string, rateLimit: RateLimit | null): boolean {
+    if (rateLimit === null) this.stats.retireOwner(clientId, ownerUserId);
+    const session = this.sessions.get(clientId);
+    if (!session || ownerRateLimitGate(session.caps)) return false;
+    try {
+      this.sendEnvelope(session, ownerUserId, rateLimit);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private sendEnvelope(session: Session, ownerUserId: string, rateLimit: RateLimit | null): void {
+    session.stream.send({
+      owner_rate_limit_update: {
+        client_name: session.clientName,
+        client_id: session.clientId,
+        owner_id: ownerUserId,
+        action: rateLimit === null ? 'REMOVE' : 'SET',
+        rate_limit: wireRateLimit(rateLimit),
+      },
+    });
   }
 
   close(session: Session): void {
@@ -319,6 +371,11 @@ export class ControlFleet implements Fleet {
       readings.push({ ruleId, bytesIn: stats.bytes_in, bytesOut: stats.bytes_out });
     }
     this.sniListeners.record(session.clientId, session.clientName, report.sni_listener_stats ?? []);
+    this.stats.recordOwners(
+      session.clientId,
+      session.clientName,
+      report.owner_rate_limit_stats ?? [],
+    );
     this.options.traffic?.recordRound(session.clientId, readings);
   }
 
@@ -344,6 +401,8 @@ export class ControlFleet implements Fleet {
       protocol: rule.protocol,
       multiTarget: rule.targets.length > 1,
       sni: rule.sniPattern !== null,
+      capped: rule.rateLimit !== null,
+      restricted: rule.allowedSources.length > 0 || rule.deniedSources.length > 0,
     });
   }
 

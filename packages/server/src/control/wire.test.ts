@@ -7,7 +7,13 @@ import { describe, it } from 'node:test';
 
 import type { Rule, RuleTarget } from '@portunus/store';
 
-import { capabilityGate, capabilitiesOf, ruleSpecOf, toWireRule } from './wire.js';
+import {
+  capabilityGate,
+  capabilitiesOf,
+  ownerRateLimitGate,
+  ruleSpecOf,
+  toWireRule,
+} from './wire.js';
 
 function target(host: string, port: number, extra: Partial<RuleTarget> = {}): RuleTarget {
   return { host, port, portEnd: null, priority: 0, proxyProtocol: null, ...extra };
@@ -26,6 +32,8 @@ function rule(overrides: Partial<Rule> = {}): Rule {
     healthCheckIntervalSecs: null,
     sniPattern: null,
     rateLimit: null,
+    allowedSources: [],
+    deniedSources: [],
     state: { kind: 'active' },
     targets: [target('10.0.0.1', 443)],
     createdAt: 0,
@@ -82,6 +90,22 @@ describe('capabilityGate', () => {
       'rate_limit_unsupported_by_client',
     );
   });
+
+  it('gates source lists at 0.12 (an unknown version is refused), and envelopes with rate limits', () => {
+    for (const lists of [{ allowedSources: ['10.0.0.0/8'] }, { deniedSources: ['::1/128'] }]) {
+      const restricted = rule(lists);
+      assert.equal(
+        capabilityGate(restricted, caps('0.11.9')),
+        'source_lists_unsupported_by_client',
+      );
+      assert.equal(capabilityGate(restricted, caps('')), 'source_lists_unsupported_by_client');
+      assert.equal(capabilityGate(restricted, caps('0.12.0')), undefined);
+    }
+    assert.equal(capabilityGate(rule(), caps('0.1.0')), undefined, 'empty lists need nothing');
+    assert.equal(ownerRateLimitGate(caps('0.11.0')), 'rate_limit_unsupported_by_client');
+    assert.equal(ownerRateLimitGate(caps('')), 'rate_limit_unsupported_by_client');
+    assert.equal(ownerRateLimitGate(caps('0.12.1')), undefined);
+  });
 });
 
 describe('toWireRule', () => {
@@ -100,6 +124,29 @@ describe('toWireRule', () => {
     assert.equal(wire.owner_id, 'alice');
     assert.deepEqual(toWireRule(rule()).targets, [], 'a plain rule looks as it always did');
     assert.equal(toWireRule(udpV2).targets[0]?.proxy_protocol, 'V2');
+  });
+
+  it('carries the source lists and every cap of a capped rule', () => {
+    const wire = toWireRule(
+      rule({
+        allowedSources: ['10.0.0.0/8'],
+        deniedSources: ['10.1.0.0/16', '2001:db8::/32'],
+        rateLimit: { bandwidthOutBps: 10, newConnectionsBurst: 3, newConnectionsPerSec: 1 },
+      }),
+    );
+    assert.deepEqual(wire.allowed_sources, ['10.0.0.0/8']);
+    assert.deepEqual(wire.denied_sources, ['10.1.0.0/16', '2001:db8::/32']);
+    assert.deepEqual(wire.rate_limit, {
+      bandwidth_in_bps: null,
+      bandwidth_out_bps: 10,
+      new_connections_per_sec: 1,
+      concurrent_connections: null,
+      bandwidth_in_burst: null,
+      bandwidth_out_burst: null,
+      new_connections_burst: 3,
+    });
+    assert.deepEqual(toWireRule(rule()).allowed_sources, []);
+    assert.equal(toWireRule(rule()).rate_limit, null);
   });
 
   it('maps a stored rule onto the forwarder RuleSpec', () => {

@@ -5,6 +5,7 @@
  * legacy fields only, so older clients see the bytes they know); the capability gates refuse a
  * feature the client's Hello does not cover (§4.4). Pure: no store access, no sockets.
  */
+import { RATE_LIMIT_FIELDS, type RateLimitCaps } from '@portunus/api';
 import type { ErrorCode } from '@portunus/core';
 import type { RuleSpec } from '@portunus/forwarder';
 import {
@@ -34,7 +35,7 @@ export function capabilitiesOf(hello: Hello | undefined): ClientCapabilities {
 
 /** What the gates look at: enough of a rule to judge it before it is stored. */
 export type GatedRule = Pick<RuleSpec, 'protocol' | 'targets' | 'sniPattern' | 'rateLimit'> &
-  Pick<Rule, 'clientId'>;
+  Pick<Rule, 'clientId' | 'allowedSources' | 'deniedSources'>;
 
 /** The gate a rule fails for this client, or undefined when it may be sent (reference §4.4). */
 export function capabilityGate(rule: GatedRule, caps: ClientCapabilities): ErrorCode | undefined {
@@ -53,7 +54,21 @@ export function capabilityGate(rule: GatedRule, caps: ClientCapabilities): Error
   if (rule.rateLimit !== null && !versionAtLeast(version, FEATURE_MIN_VERSION.rateLimit)) {
     return 'rate_limit_unsupported_by_client';
   }
+  const restricted = rule.allowedSources.length > 0 || rule.deniedSources.length > 0;
+  if (restricted && !versionAtLeast(version, FEATURE_MIN_VERSION.sourceLists)) {
+    return 'source_lists_unsupported_by_client';
+  }
   return undefined;
+}
+
+/**
+ * Whether the client takes owner envelopes (reference §4.4: connected and at least the rate-limit
+ * version; an unknown version is refused, as for rule caps).
+ */
+export function ownerRateLimitGate(caps: ClientCapabilities): ErrorCode | undefined {
+  return versionAtLeast(caps.clientVersion, FEATURE_MIN_VERSION.rateLimit)
+    ? undefined
+    : 'rate_limit_unsupported_by_client';
 }
 
 /** The stored rule as the data plane will run it. */
@@ -72,18 +87,12 @@ export function ruleSpecOf(rule: Rule): RuleSpec {
   };
 }
 
-function wireRateLimit(spec: RuleSpec): WireRateLimit | null {
-  const caps = spec.rateLimit;
+/** Caps on the wire (reference §4.2 RateLimit): every field, unset ones null (proto3 optional). */
+export function wireRateLimit(caps: RateLimitCaps | null | undefined): WireRateLimit | null {
   if (!caps) return null;
-  return {
-    bandwidth_in_bps: caps.bandwidthInBps ?? null,
-    bandwidth_out_bps: caps.bandwidthOutBps ?? null,
-    new_connections_per_sec: caps.newConnectionsPerSec ?? null,
-    concurrent_connections: caps.concurrentConnections ?? null,
-    bandwidth_in_burst: caps.bandwidthInBurst ?? null,
-    bandwidth_out_burst: caps.bandwidthOutBurst ?? null,
-    new_connections_burst: caps.newConnectionsBurst ?? null,
-  };
+  const wire: WireRateLimit = {};
+  for (const spec of RATE_LIMIT_FIELDS) wire[spec.name] = caps[spec.field] ?? null;
+  return wire;
 }
 
 export function toWireRule(rule: Rule): WireRule {
@@ -110,7 +119,10 @@ export function toWireRule(rule: Rule): WireRule {
       : [],
     health_check_interval_secs: spec.healthCheckIntervalSecs ?? 0,
     sni_pattern: spec.sniPattern,
-    rate_limit: wireRateLimit(spec),
+    rate_limit: wireRateLimit(spec.rateLimit),
     owner_id: spec.ownerId,
+    // Straight from the stored rule: the data plane's RuleSpec gains its lists on the edge side.
+    allowed_sources: [...rule.allowedSources],
+    denied_sources: [...rule.deniedSources],
   };
 }

@@ -29,6 +29,7 @@ import { registerCredentialRoutes } from './routes/credentials.js';
 import { registerGrantRoutes } from './routes/grants.js';
 import { registerMetricsRoutes } from './routes/metrics.js';
 import { registerRuleRevisionRoutes } from './routes/rule-revisions.js';
+import { registerOwnerRateLimitRoutes } from './routes/owner-rate-limits.js';
 import { registerRuleRoutes } from './routes/rules.js';
 import { registerRuleStatsStreamRoute } from './routes/rule-stats-stream.js';
 import { registerSettingsRoutes } from './routes/settings.js';
@@ -187,6 +188,7 @@ export async function buildOperatorApp(
   registerCredentialRoutes(app, ctx);
   registerClientRoutes(app, ctx);
   registerRuleRoutes(app, ctx);
+  registerOwnerRateLimitRoutes(app, ctx);
   registerRuleStatsStreamRoute(app, ctx);
   registerRuleRevisionRoutes(app, ctx);
   registerSettingsRoutes(app, ctx);

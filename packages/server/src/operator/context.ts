@@ -6,7 +6,7 @@
 import type { Database } from 'better-sqlite3';
 
 import type { ErrorCode, Logger } from '@portunus/core';
-import type { AuditWriter, Role, Rule, StoreFaults } from '@portunus/store';
+import type { AuditWriter, RateLimit, Role, Rule, StoreFaults } from '@portunus/store';
 
 import type { ServerConfig } from '../config.js';
 import type { RuleStatsSnapshot, TargetStatsSnapshot } from '../control/rule-stats.js';
@@ -54,6 +54,13 @@ export interface Fleet {
   push(rule: Rule, ackTimeoutMs: number, options?: { replace?: boolean }): Promise<PushOutcome>;
   /** Sends REMOVE for rules already deleted from the store (no-op for offline clients). */
   remove(ruleIds: readonly number[]): void;
+  /**
+   * Why an owner envelope cannot be pushed to the client now (reference §4.4: it must be
+   * connected and at least the rate-limit version), or undefined.
+   */
+  ownerRateLimitGate(clientId: string): ErrorCode | undefined;
+  /** OwnerRateLimitUpdate SET (caps) or REMOVE (null); false when nothing was sent. */
+  sendOwnerRateLimit(clientId: string, ownerUserId: string, rateLimit: RateLimit | null): boolean;
   /** Ends the client's live session at once (revocation, re-enrollment). No-op when offline. */
   disconnect(clientId: string, reason: 'revoked' | 'rotated'): void;
   /** The latest stats the client reported for a rule. */
@@ -71,6 +78,8 @@ export const NO_FLEET: Fleet = {
   gate: () => undefined,
   push: () => Promise.resolve({ kind: 'not_connected' }),
   remove: () => undefined,
+  ownerRateLimitGate: () => 'rate_limit_unsupported_by_client',
+  sendOwnerRateLimit: () => false,
   disconnect: () => undefined,
   ruleStats: () => undefined,
   liveTargetHealth: () => new Map(),

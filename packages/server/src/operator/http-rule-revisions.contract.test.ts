@@ -574,6 +574,8 @@ describe('rule-set revisions', () => {
         listen_port: 41002,
         prefer_ipv6: false,
         targets: [{ host: '10.0.0.1', port: 80, priority: 0, proxy_protocol: null }],
+        allowed_sources: [],
+        denied_sources: [],
         client_name: 'edge-1',
       },
     ]);

@@ -175,6 +175,8 @@ describe('GET /v1/rules and /v1/rules/{id}', () => {
       last_state_change_at: '2026-05-01T12:00:01.500Z',
       owner_user_id: 'alice',
       targets: [{ host: '10.0.0.1', port: 80, priority: 0, proxy_protocol: null, health: null }],
+      allowed_sources: [],
+      denied_sources: [],
     });
     const range = await get(root, `/v1/rules/${rootRule.ruleId}`);
     assert.deepEqual(range.json(), {
@@ -196,6 +198,8 @@ describe('GET /v1/rules and /v1/rules/{id}', () => {
         { host: 'backend.internal', port: 40000, priority: 0, proxy_protocol: null, health: null },
       ],
       rate_limit: { concurrent_connections: 10 },
+      allowed_sources: [],
+      denied_sources: [],
     });
     const multi = await get(bob, `/v1/rules/${bobRule.ruleId}`);
     assert.deepEqual(multi.json(), {
@@ -227,6 +231,8 @@ describe('GET /v1/rules and /v1/rules/{id}', () => {
         bandwidth_out_burst: 4000,
         new_connections_burst: 10,
       },
+      allowed_sources: [],
+      denied_sources: [],
     });
   });
 

@@ -115,6 +115,8 @@ describe('validateRuleBody', () => {
       healthCheckIntervalSecs: null,
       sniPattern: null,
       rateLimit: null,
+      allowedSources: [],
+      deniedSources: [],
       ackTimeoutSecs: 2,
     });
     assert.throws(

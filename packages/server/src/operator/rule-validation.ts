@@ -1,14 +1,21 @@
 /**
  * The request checks of `POST /v1/rules` (reference §2.4), in the reference's order, before
- * anything touches the store: `validateRuleBody` runs shape → ranges → SNI → rate limit → targets
- * → protocol; after the route has resolved the client and checked the grants,
+ * anything touches the store: `validateRuleBody` runs shape → ranges → SNI → rate limit → source
+ * lists → targets → protocol; after the route has resolved the client and checked the grants,
  * `checkGrantedPush` runs the legacy target-host syntax, PROXY-on-UDP and the range cap, and
  * `checkNotSelf` refuses targets that are the rule's own listener. Push and edit run the same
  * checks. Every failure is built by `ruleError` from the core catalogue. Pure: no store, no clock.
  */
 import net from 'node:net';
 
-import { normaliseSniPattern as normaliseApiSniPattern } from '@portunus/api';
+import {
+  checkRateLimit as checkCaps,
+  checkSourceList,
+  normaliseSniPattern as normaliseApiSniPattern,
+  type PolicyProblem,
+  type RateLimitInput,
+  type SourceListName,
+} from '@portunus/api';
 import { PortunusError, type ErrorCode } from '@portunus/core';
 import {
   isValidPort,
@@ -40,17 +47,8 @@ export interface TargetBody {
   proxy_protocol?: string | null;
 }
 
-export interface RateLimitBody {
-  bandwidth_in_bps?: number | null;
-  bandwidth_out_bps?: number | null;
-  new_connections_per_sec?: number | null;
-  concurrent_connections?: number | null;
-  bandwidth_in_burst?: number | null;
-  bandwidth_out_burst?: number | null;
-  new_connections_burst?: number | null;
-  /** Reserved: concurrency is a hard ceiling, never a bucket; any value is refused. */
-  concurrent_connections_burst?: number | null;
-}
+/** The caps as the API spells them (@portunus/api RATE_LIMIT_FIELDS) plus the reserved burst. */
+export type RateLimitBody = RateLimitInput;
 
 /** The `POST /v1/rules` body (reference §2.4); `null` means absent, as in the reference. */
 export interface RulePushBody {
@@ -67,6 +65,8 @@ export interface RulePushBody {
   health_check_interval_secs?: number | null;
   sni_pattern?: string | null;
   rate_limit?: RateLimitBody | null;
+  allowed_sources?: string[] | null;
+  denied_sources?: string[] | null;
 }
 
 /** A push in the store's terms, once the body passed every request check. */
@@ -83,6 +83,8 @@ export interface RulePush {
   healthCheckIntervalSecs: number | null;
   sniPattern: string | null;
   rateLimit: RateLimit | null;
+  allowedSources: string[];
+  deniedSources: string[];
   ackTimeoutSecs: number;
 }
 
@@ -93,12 +95,17 @@ const present = <T>(value: T | null | undefined): value is T =>
   value !== undefined && value !== null;
 const isPort = (port: number): boolean => isValidPort(port);
 
-/** Shape → ranges → SNI → rate limit → targets → protocol (reference §2.4 order). */
+/**
+ * Shape → ranges → SNI → rate limit → source lists → targets → protocol (reference §2.4 order;
+ * the source lists are beyond the reference and sit with the other traffic policy).
+ */
 export function validateRuleBody(body: RulePushBody): RulePush {
   const shape = checkShape(body);
   const { listenPortEnd, targetPortEnd } = checkRanges(body);
   const sniPattern = checkSni(body, listenPortEnd);
   const rateLimit = checkRateLimit(body.rate_limit, shape);
+  const allowedSources = sourceList('allowed_sources', body.allowed_sources);
+  const deniedSources = sourceList('denied_sources', body.denied_sources);
   const targets =
     shape === 'legacy' ? legacyTarget(body, listenPortEnd, targetPortEnd) : targetList(body);
   const protocol = checkProtocol(body.protocol);
@@ -113,6 +120,8 @@ export function validateRuleBody(body: RulePushBody): RulePush {
     healthCheckIntervalSecs: shape === 'targets' ? (body.health_check_interval_secs ?? null) : null,
     sniPattern,
     rateLimit,
+    allowedSources,
+    deniedSources,
     ackTimeoutSecs: body.ack_timeout_secs ?? DEFAULT_ACK_TIMEOUT_SECS,
   };
 }
@@ -216,70 +225,36 @@ export function normaliseSniPattern(raw: string): string {
   );
 }
 
-const RATE_CAPS = [
-  ['bandwidth_in_bps', 'bandwidthInBps'],
-  ['bandwidth_out_bps', 'bandwidthOutBps'],
-  ['new_connections_per_sec', 'newConnectionsPerSec'],
-  ['concurrent_connections', 'concurrentConnections'],
-] as const satisfies readonly (readonly [keyof RateLimitBody, keyof RateLimit])[];
-
-const RATE_BURSTS = [
-  ['bandwidth_in_burst', 'bandwidthInBurst', 'bandwidth_in_bps'],
-  ['bandwidth_out_burst', 'bandwidthOutBurst', 'bandwidth_out_bps'],
-  ['new_connections_burst', 'newConnectionsBurst', 'new_connections_per_sec'],
-] as const satisfies readonly (readonly [
-  keyof RateLimitBody,
-  keyof RateLimit,
-  keyof RateLimitBody,
-])[];
+/** A shared api check's problem as the catalogued error. */
+export function policyError(problem: PolicyProblem): PortunusError {
+  return ruleError(problem.code, problem.message);
+}
 
 /**
- * Per-rule caps (reference §5.8): the reserved concurrent burst is refused, caps are positive, a
- * burst needs its rate and stays within [max(1, rate/100), rate*60]; only the targets shape may
- * carry them. An empty object means no caps.
+ * Per-rule caps (reference §5.8), checked by @portunus/api's checkRateLimit (the one list of caps
+ * and their ranges); only the targets shape may carry them. An empty object means no caps.
  */
 function checkRateLimit(
   body: RateLimitBody | null | undefined,
   shape: RulePush['shape'],
 ): RateLimit | null {
   if (!present(body)) return null;
-  if (present(body.concurrent_connections_burst)) {
-    fail(
-      'validation.rate_limit_burst_unsupported',
-      'concurrent_connections_burst is reserved: concurrent caps are a hard ceiling and cannot burst',
-    );
-  }
-  const caps: RateLimit = {};
-  for (const [name, field] of RATE_CAPS) {
-    const value = body[name];
-    if (!present(value)) continue;
-    if (value === 0) fail('validation.rate_limit_cap_zero', `rate_limit.${name} must be > 0`);
-    caps[field] = value;
-  }
-  for (const [name, field, rateName] of RATE_BURSTS) {
-    const burst = body[name];
-    if (!present(burst)) continue;
-    const rate = body[rateName];
-    if (!present(rate)) {
-      fail('validation.rate_limit_burst_without_rate', `rate_limit.${name} needs ${rateName}`);
-    }
-    const low = Math.max(1, Math.floor(rate / 100));
-    const high = rate * 60;
-    if (burst < low || burst > high) {
-      fail(
-        'validation.rate_limit_burst_range',
-        `rate_limit.${name} ${burst} is outside [${low}, ${high}] (rate/100 .. rate*60 for ${rateName} ${rate})`,
-      );
-    }
-    caps[field] = burst;
-  }
+  const checked = checkCaps(body, 'rate_limit.');
+  if ('problem' in checked) throw policyError(checked.problem);
   if (shape === 'legacy') {
     fail(
       'validation.rate_limit_on_legacy_shape',
       'rate_limit needs the targets[] shape; the legacy target_host/target_port shape cannot carry it',
     );
   }
-  return Object.keys(caps).length > 0 ? caps : null;
+  return checked.caps;
+}
+
+/** A source list (beyond the reference): CIDRs in their normal spelling, at most 64. */
+function sourceList(name: SourceListName, list: readonly string[] | null | undefined): string[] {
+  const checked = checkSourceList(name, list);
+  if ('problem' in checked) throw policyError(checked.problem);
+  return checked.list;
 }
 
 function legacyTarget(

@@ -4,18 +4,28 @@
  * in, and the one-line summaries revisions carry. Built on the store's `RuleDefinition`, so the
  * field list is spelled here once for the API. No HTTP, no fleet, no store access.
  */
+import { RATE_LIMIT_FIELDS, rateLimitView, type RateLimitCaps } from '@portunus/api';
 import { RATE_LIMIT_COLUMNS, type RateLimit, type RuleDefinition } from '@portunus/store';
 
-/** Per-rule caps as the API spells them (reference §2.5): only the caps that are set. */
-export function rateLimitView(caps: RateLimit | null): Record<string, number> {
-  const view: Record<string, number> = {};
-  // The API name is the column name without its `rl_` prefix.
-  for (const [column, field] of RATE_LIMIT_COLUMNS) {
-    const value = caps?.[field];
-    if (value !== undefined) view[column.slice(3)] = value;
-  }
-  return view;
-}
+export { rateLimitView };
+
+/**
+ * The store may not import @portunus/api (DESIGN.md §2), so it keeps its own column list; these
+ * lines fail to compile when the store's caps and the api's field list stop naming the same
+ * fields, and rule-definitions.test.ts checks that each column is `rl_` + the API name.
+ */
+type StoreField = (typeof RATE_LIMIT_COLUMNS)[number][1];
+type ApiField = (typeof RATE_LIMIT_FIELDS)[number]['field'];
+export const STORE_FIELDS_MATCH_API: [StoreField] extends [ApiField]
+  ? [ApiField] extends [StoreField]
+    ? true
+    : never
+  : never = true;
+export const STORE_CAPS_MATCH_API: [RateLimit] extends [RateLimitCaps]
+  ? [RateLimitCaps] extends [RateLimit]
+    ? true
+    : never
+  : never = true;
 
 /** A definition as the API shows it; absent optional fields are omitted, as in Rule JSON. */
 export function definitionView(definition: RuleDefinition): Record<string, unknown> {
@@ -39,6 +49,8 @@ export function definitionView(definition: RuleDefinition): Record<string, unkno
       : {}),
     ...(definition.sniPattern !== null ? { sni_pattern: definition.sniPattern } : {}),
     ...(definition.rateLimit !== null ? { rate_limit: rateLimitView(definition.rateLimit) } : {}),
+    allowed_sources: definition.allowedSources,
+    denied_sources: definition.deniedSources,
   };
 }
 

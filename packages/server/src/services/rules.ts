@@ -153,6 +153,8 @@ function definitionFrom(
     healthCheckIntervalSecs: push.healthCheckIntervalSecs,
     sniPattern: push.sniPattern,
     rateLimit: push.rateLimit,
+    allowedSources: push.allowedSources,
+    deniedSources: push.deniedSources,
     targets: push.targets,
   });
 }
@@ -241,6 +243,8 @@ export async function pushRule(
       healthCheckIntervalSecs: candidate.healthCheckIntervalSecs,
       sniPattern: candidate.sniPattern,
       rateLimit: candidate.rateLimit,
+      allowedSources: candidate.allowedSources,
+      deniedSources: candidate.deniedSources,
       targets: candidate.targets,
       now: ctx.now(),
     });

@@ -14,6 +14,7 @@ import { ErrorText, Field, Modal, SelectField, StatusBadge } from '../ui.js';
 import { POLL_MS, useClients } from './Clients.js';
 import {
   CAP_LABELS,
+  SOURCE_FIELDS,
   buildPushRequest,
   emptyRuleForm,
   emptyTarget,
@@ -115,7 +116,14 @@ export function RulesPage({ isSuperadmin }: { isSuperadmin: boolean }) {
                   </td>
                   <td>{rule.protocol}</td>
                   <td>{rule.sni_pattern ?? '—'}</td>
-                  <td>{rule.rate_limit ? '✓' : '—'}</td>
+                  <td>
+                    {rule.rate_limit ? '✓' : '—'}
+                    {rule.allowed_sources.length + rule.denied_sources.length > 0 && (
+                      <span className="pill" title={t('rules.sources')}>
+                        CIDR ×{rule.allowed_sources.length + rule.denied_sources.length}
+                      </span>
+                    )}
+                  </td>
                   <td>
                     <StatusBadge
                       kind={rule.state.kind}
@@ -364,6 +372,25 @@ export function RuleDialog({
                 />
               ),
             )}
+          </div>
+          {errors['caps'] && (
+            <small className="field-error" role="alert">
+              {errors['caps']}
+            </small>
+          )}
+          <div className="row">
+            {SOURCE_FIELDS.map(([key, , label]) => (
+              <Field
+                key={key}
+                label={t(label)}
+                hint={t('rules.sourcesHint')}
+                value={form[key]}
+                onChange={(e) => {
+                  setForm({ ...form, [key]: e.target.value });
+                }}
+                error={errors[key]}
+              />
+            ))}
           </div>
         </details>
         <ErrorText error={push.error} />

@@ -147,4 +147,38 @@ describe('push dialog request', () => {
     const good = buildPushRequest({ ...form, sniPattern: ' *.Apps.Example.com ' }, t);
     expect(good.request?.sni_pattern).toBe('*.apps.example.com');
   });
+
+  it('sends the source lists normalised and bursts with their rates, as the server checks them', () => {
+    const form = {
+      ...emptyRuleForm('edge-1'),
+      listenPort: '443',
+      targets: [{ ...emptyTarget(), host: 'a', port: '1' }],
+      allowedSources: '10.0.0.0/8, 2001:DB8:0::/32',
+      deniedSources: ' 10.9.9.9 ',
+    };
+    form.caps = { ...form.caps, bandwidth_in_bps: '1000', bandwidth_in_burst: '5000' };
+    const { request, errors } = buildPushRequest(form, t);
+    expect(errors).toEqual({});
+    expect(request?.allowed_sources).toEqual(['10.0.0.0/8', '2001:db8::/32']);
+    expect(request?.denied_sources).toEqual(['10.9.9.9/32']);
+    expect(request?.rate_limit).toEqual({ bandwidth_in_bps: 1000, bandwidth_in_burst: 5000 });
+    const plain = buildPushRequest({ ...form, allowedSources: '', deniedSources: '' }, t).request;
+    expect(plain && 'allowed_sources' in plain).toBe(false);
+  });
+
+  it('names a bad CIDR, a duplicate network and a burst without its rate, sending nothing', () => {
+    const form = {
+      ...emptyRuleForm('edge-1'),
+      listenPort: '443',
+      targets: [{ ...emptyTarget(), host: 'a', port: '1' }],
+      allowedSources: '10.0.0.1/8',
+      deniedSources: '2001:db8::/32 2001:DB8::/32',
+    };
+    form.caps = { ...form.caps, new_connections_burst: '5' };
+    const { request, errors } = buildPushRequest(form, t);
+    expect(request).toBeUndefined();
+    expect(errors['allowedSources']).toMatch(/^Allowed sources: allowed_sources\[0\].*host bits/);
+    expect(errors['deniedSources']).toMatch(/^Denied sources: denied_sources\[1\].*same network/);
+    expect(errors['caps']).toBe('Caps: new_connections_burst needs new_connections_per_sec');
+  });
 });

@@ -1,17 +1,25 @@
 /**
  * The push dialog's form model and its translation into a `RulePushRequest` (reference §8 "Push
  * rule dialog"): one or more targets with priority and PROXY version, optional listen range,
- * health-check interval, SNI pattern and caps. A single target without caps goes out in the legacy
- * shape; anything else as `targets[]`. Errors are keyed by field so each input shows its own.
- * Pure, so the component tests exercise it directly; no React here.
+ * health-check interval, SNI pattern, caps (every field of @portunus/api's RATE_LIMIT_FIELDS) and
+ * the source allow/deny lists (comma- or space-separated CIDRs). A single target without caps goes
+ * out in the legacy shape; anything else as `targets[]`. Caps and lists are checked with the
+ * server's own api checks, so the dialog names a fault before the request leaves. Errors are keyed
+ * by field so each input shows its own. Pure, so the component tests exercise it directly; no
+ * React here.
  */
 import {
+  RATE_LIMIT_FIELDS,
+  checkRateLimit,
+  checkSourceList,
   isPort,
   normaliseSniPattern,
   type Protocol,
   type RateLimit,
+  type RateLimitName,
   type RulePushRequest,
   type RuleView,
+  type SourceListName,
 } from '@portunus/api';
 
 export interface TargetForm {
@@ -29,10 +37,9 @@ export interface RuleForm {
   targets: TargetForm[];
   healthInterval: string;
   sniPattern: string;
-  caps: Record<
-    'bandwidth_in_bps' | 'bandwidth_out_bps' | 'new_connections_per_sec' | 'concurrent_connections',
-    string
-  >;
+  caps: Record<RateLimitName, string>;
+  allowedSources: string;
+  deniedSources: string;
 }
 
 /** The i18n key of each cap's label, shared by the dialog and its error messages. */
@@ -41,7 +48,27 @@ export const CAP_LABELS = {
   bandwidth_out_bps: 'rules.bandwidthOut',
   new_connections_per_sec: 'rules.newConnections',
   concurrent_connections: 'rules.concurrent',
-} as const;
+  bandwidth_in_burst: 'rules.bandwidthInBurst',
+  bandwidth_out_burst: 'rules.bandwidthOutBurst',
+  new_connections_burst: 'rules.newConnectionsBurst',
+} as const satisfies Record<RateLimitName, string>;
+
+/** The form fields of the two source lists and their labels. */
+export const SOURCE_FIELDS = [
+  ['allowedSources', 'allowed_sources', 'rules.allowedSources'],
+  ['deniedSources', 'denied_sources', 'rules.deniedSources'],
+] as const satisfies readonly (readonly [keyof RuleForm, SourceListName, string])[];
+
+const emptyCaps = (): Record<RateLimitName, string> =>
+  Object.fromEntries(RATE_LIMIT_FIELDS.map((spec) => [spec.name, ''])) as Record<
+    RateLimitName,
+    string
+  >;
+
+/** `10.0.0.0/8, 2001:db8::/32` → the entries; blank → none. */
+function sourceEntries(text: string): string[] {
+  return text.split(/[\s,]+/).filter((entry) => entry !== '');
+}
 
 export const emptyTarget = (): TargetForm => ({ host: '', port: '', priority: '', proxy: '' });
 
@@ -54,12 +81,9 @@ export function emptyRuleForm(client = ''): RuleForm {
     targets: [emptyTarget()],
     healthInterval: '',
     sniPattern: '',
-    caps: {
-      bandwidth_in_bps: '',
-      bandwidth_out_bps: '',
-      new_connections_per_sec: '',
-      concurrent_connections: '',
-    },
+    caps: emptyCaps(),
+    allowedSources: '',
+    deniedSources: '',
   };
 }
 
@@ -81,12 +105,11 @@ export function ruleFormOf(rule: RuleView): RuleForm {
     healthInterval:
       rule.health_check_interval_secs === undefined ? '' : String(rule.health_check_interval_secs),
     sniPattern: rule.sni_pattern ?? '',
-    caps: {
-      bandwidth_in_bps: cap(rule.rate_limit?.bandwidth_in_bps),
-      bandwidth_out_bps: cap(rule.rate_limit?.bandwidth_out_bps),
-      new_connections_per_sec: cap(rule.rate_limit?.new_connections_per_sec),
-      concurrent_connections: cap(rule.rate_limit?.concurrent_connections),
-    },
+    caps: Object.fromEntries(
+      RATE_LIMIT_FIELDS.map((spec) => [spec.name, cap(rule.rate_limit?.[spec.name])]),
+    ) as Record<RateLimitName, string>,
+    allowedSources: rule.allowed_sources.join(', '),
+    deniedSources: rule.denied_sources.join(', '),
   };
 }
 
@@ -136,6 +159,21 @@ export function buildPushRequest(
   if (typeof sni === 'object') {
     errors['sniPattern'] = t('rules.badSniPattern', { reason: sni.error });
   }
+  if (!Object.keys(errors).some((key) => key.startsWith('caps.'))) {
+    // Bursts against their rates, u32 ranges: the server's own check.
+    const checked = checkRateLimit(rateLimit);
+    if ('problem' in checked)
+      errors['caps'] = t('rules.badCaps', { detail: checked.problem.message });
+  }
+  const sources: Partial<Record<SourceListName, string[]>> = {};
+  for (const [key, name, label] of SOURCE_FIELDS) {
+    const checked = checkSourceList(name, sourceEntries(form[key]));
+    if ('problem' in checked) {
+      errors[key] = t('rules.badSources', { field: t(label), detail: checked.problem.message });
+    } else if (checked.list.length > 0) {
+      sources[name] = checked.list;
+    }
+  }
   if (Object.keys(errors).length > 0) return { errors };
   const hasCaps = Object.keys(rateLimit).length > 0;
   const healthInterval =
@@ -165,6 +203,7 @@ export function buildPushRequest(
     ...(healthInterval !== undefined ? { health_check_interval_secs: healthInterval } : {}),
     ...(typeof sni === 'string' ? { sni_pattern: sni } : {}),
     ...(hasCaps ? { rate_limit: rateLimit } : {}),
+    ...sources,
   };
   return { request, errors };
 }

@@ -6,7 +6,12 @@
  */
 import type { FastifyInstance } from 'fastify';
 
-import type { RulePushResponse, RuleView } from '@portunus/api';
+import {
+  RATE_LIMIT_FIELDS,
+  RESERVED_RATE_LIMIT_FIELD,
+  type RulePushResponse,
+  type RuleView,
+} from '@portunus/api';
 
 import { EVENTS, PortunusError, formatRfc3339 } from '@portunus/core';
 import { listRulesJson, totalChanges, type Rule, type RuleFilter } from '@portunus/store';
@@ -48,6 +53,8 @@ export function ruleView(rule: Rule): RuleView {
       : {}),
     ...(rule.sniPattern !== null ? { sni_pattern: rule.sniPattern } : {}),
     ...(rule.rateLimit !== null ? { rate_limit: rateLimitView(rule.rateLimit) } : {}),
+    allowed_sources: rule.allowedSources,
+    denied_sources: rule.deniedSources,
   };
 }
 
@@ -75,7 +82,30 @@ const targetSchema = {
   },
 } as const;
 
-const count = optional({ type: 'integer', minimum: 0 });
+/**
+ * The caps object of a rule or an owner envelope, from @portunus/api's field list. Only the JSON
+ * type is checked here: ranges, zero and bursts answer their catalogued codes from checkRateLimit.
+ */
+export const rateLimitSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: Object.fromEntries(
+    [...RATE_LIMIT_FIELDS.map((spec) => spec.name), RESERVED_RATE_LIMIT_FIELD].map((name) => [
+      name,
+      { type: ['integer', 'null'], minimum: 0 },
+    ]),
+  ),
+} as const;
+
+/**
+ * A source list; the length bound here only stops absurd bodies early, the real one (64) answers
+ * validation.source_list_too_long, and each entry's grammar validation.source_cidr_invalid.
+ */
+const sourceListSchema = {
+  type: 'array',
+  maxItems: 1024,
+  items: { type: 'string', maxLength: 128 },
+} as const;
 
 const pushSchema = {
   body: {
@@ -95,20 +125,9 @@ const pushSchema = {
       ack_timeout_secs: optional({ type: 'integer', minimum: 1, maximum: 60 }),
       health_check_interval_secs: optional({ type: 'integer' }),
       sni_pattern: optional({ type: 'string', maxLength: 1024 }),
-      rate_limit: optional({
-        type: 'object',
-        additionalProperties: false,
-        properties: {
-          bandwidth_in_bps: count,
-          bandwidth_out_bps: count,
-          new_connections_per_sec: count,
-          concurrent_connections: count,
-          bandwidth_in_burst: count,
-          bandwidth_out_burst: count,
-          new_connections_burst: count,
-          concurrent_connections_burst: count,
-        },
-      }),
+      rate_limit: optional(rateLimitSchema),
+      allowed_sources: optional(sourceListSchema),
+      denied_sources: optional(sourceListSchema),
     },
   },
 } as const;
