@@ -224,6 +224,8 @@ function pattern(size: number): Buffer {
   return buffer;
 }
 
+const PREFIX = Buffer.alloc(1024, 9);
+
 describe('bandwidth caps (TCP)', () => {
   it('parks a capped transfer and completes it byte-exact, counting throttle time', async () => {
     const target = await sink();
@@ -283,7 +285,9 @@ describe('bandwidth caps (TCP)', () => {
     const socket = net.connect({ port: ports[0]!, host: V4, allowHalfOpen: true });
     track(socket);
     await once(socket, 'connect');
-    await waitFor(() => forwarder.ruleStats('live')!.active_connections === 1, 'connected');
+    // Bytes through first: the copy runs on the plain listeners before the cap arrives.
+    socket.write(PREFIX);
+    await waitFor(() => forwarder.ruleStats('live')!.bytes_in === PREFIX.length, 'copy running');
     // Uncapped -> capped: the open connection is metered from now on.
     await forwarder.apply({
       ...rule,
@@ -295,13 +299,16 @@ describe('bandwidth caps (TCP)', () => {
       () => forwarder.ruleStats('live')!.rate_limit!.throttle_micros_in > 0,
       'the open connection parked under the new cap',
     );
-    assert.ok(forwarder.ruleStats('live')!.bytes_in < payload.length, 'held at the cap');
+    assert.ok(
+      forwarder.ruleStats('live')!.bytes_in < PREFIX.length + payload.length,
+      'held at the cap',
+    );
     // Capped -> uncapped: the parked reader goes on at once and the transfer completes (at
     // 16 KiB/s the rest would take over ten seconds; the deadline below is five).
     await forwarder.apply(rule);
     const reply = once<Buffer>(socket, 'data', 5_000);
     socket.end();
-    assert.equal((await reply).toString(), String(payload.length));
+    assert.equal((await reply).toString(), String(PREFIX.length + payload.length));
     assert.equal(forwarder.ruleStats('live')!.conn_errors, 0);
   });
 
@@ -312,7 +319,9 @@ describe('bandwidth caps (TCP)', () => {
     const socket = net.connect({ port: ports[0]!, host: V4, allowHalfOpen: true });
     track(socket);
     await once(socket, 'connect');
-    await waitFor(() => forwarder.ruleStats('owned')!.active_connections === 1, 'connected');
+    // Bytes through first: the copy runs on the plain listeners before the cap arrives.
+    socket.write(PREFIX);
+    await waitFor(() => forwarder.ruleStats('owned')!.bytes_in === PREFIX.length, 'copy running');
     forwarder.setOwnerRateLimit('u9', { bandwidthInBps: 64 * 1024, bandwidthInBurst: 4096 });
     const size = 512 * 1024;
     socket.write(pattern(size));
@@ -320,11 +329,11 @@ describe('bandwidth caps (TCP)', () => {
       () => (forwarder.ownerStats()[0]?.stats.throttle_micros_in ?? 0) > 0,
       'parked on the owner envelope',
     );
-    assert.ok(forwarder.ruleStats('owned')!.bytes_in < size, 'held at the owner cap');
+    assert.ok(forwarder.ruleStats('owned')!.bytes_in < PREFIX.length + size, 'held at the cap');
     forwarder.removeOwnerRateLimit('u9');
     const reply = once<Buffer>(socket, 'data', 5_000);
     socket.end();
-    assert.equal((await reply).toString(), String(size));
+    assert.equal((await reply).toString(), String(PREFIX.length + size));
   });
 });
 
