@@ -370,7 +370,9 @@ export class TcpListener {
   /**
    * The one per-connection path once a rule is chosen, for plain and SNI ports alike: count the
    * connection on its route, dial through the route's connector, then (onConnected) PROXY
-   * header → `head` → copy. The client socket is paused and has no listeners yet.
+   * header → `head` → copy. The client socket is paused and has no listeners yet, so a check
+   * that refuses the connection for its rule (a per-rule admission policy) belongs at the start
+   * of this function and costs nothing but a destroy.
    */
   private forward(client: net.Socket, route: TcpRoute, head: Buffer | undefined): void {
     const tally = route.tally;
