@@ -17,8 +17,12 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 
-import { SNI_PEEK_BUCKETS_SECONDS } from '@portunus/api';
-import { simpleRule, type RuleSpec, type SniListenerStats } from '@portunus/forwarder';
+import {
+  SNI_PEEK_BUCKETS_SECONDS,
+  simpleRule,
+  type RuleSpec,
+  type SniListenerStats,
+} from '@portunus/forwarder';
 
 import { Child, killChildren } from '../forwarder/children.js';
 import { askStatus } from '../forwarder/sides.js';
