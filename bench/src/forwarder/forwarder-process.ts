@@ -77,6 +77,7 @@ process.on('SIGUSR2', () => {
       external: memory.external,
       array_buffers: memory.arrayBuffers,
       stats,
+      sni: forwarder.sniListenerStats(),
     }),
   );
 });

@@ -72,6 +72,8 @@ export {
   type UdpPortStats,
   type UdpSocketFactory,
 } from './udp/runtime.js';
+/** The bounds SniListenerStats' bucket counts follow (one definition, in @portunus/api). */
+export { SNI_PEEK_BUCKETS_SECONDS } from '@portunus/api';
 export {
   DEFAULT_PEEK_TIMEOUT_MS,
   MAX_PEEKS_IN_FLIGHT,
