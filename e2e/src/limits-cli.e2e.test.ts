@@ -1,17 +1,24 @@
 // Proves rate limits and source lists from the operator's side with the real binaries: a served
-// store, a real enrolled client (of a version older than rate limits and source lists) and the
-// `portunus-server` CLI. A bad --allow-source exits locally with validation.source_cidr_invalid,
-// a rule with source lists or caps is refused by the capability gate (nothing stored), a plain
-// rule runs and shows `-` in list-rules' CAPS and SOURCES columns and `[]` lists in its JSON,
-// `owner-cap list` shows its owner uncapped, `owner-cap set` to this client is refused with
-// rate_limit_unsupported_by_client and stores nothing, and `owner-cap get|delete` answer
-// not-found and idempotent success.
+// store, a real enrolled client and the `portunus-server` CLI. A bad --allow-source exits locally
+// with validation.source_cidr_invalid and sends nothing; a rule whose deny list holds the
+// loopback source runs but refuses that source before any dial, one whose allow list holds it
+// forwards, and list-rules shows both lists and the caps in its CAPS and SOURCES columns (and the
+// lists in the JSON); `owner-cap set|get|list|delete` round-trip an envelope on the connected
+// client, and an empty `set` or an unknown client is refused with nothing stored.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
 import { ERROR_CATALOGUE } from '@portunus/core';
 
-import { FleetHarness, tcpEcho, type FleetServer } from './fleet.harness.js';
+import net from 'node:net';
+
+import {
+  FleetHarness,
+  freePort,
+  tcpEcho,
+  tcpRoundTrip,
+  type FleetServer,
+} from './fleet.harness.js';
 import type { CliResult } from './harness.js';
 
 const h = new FleetHarness();
@@ -46,60 +53,128 @@ after(async () => {
   await target.close();
 });
 
+/** How a connection to `port` from loopback ends: bytes echoed back, or refused (RST / close). */
+function probe(port: number): Promise<'echoed' | 'refused'> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    socket.setTimeout(5_000, () => socket.destroy());
+    socket.on('connect', () => socket.write('ping'));
+    socket.on('data', () => {
+      socket.destroy();
+      resolve('echoed');
+    });
+    socket.on('error', () => {
+      resolve('refused');
+    });
+    socket.on('close', () => {
+      resolve('refused');
+    });
+  });
+}
+
 describe('source lists and caps through the CLI', () => {
-  it('refuses a bad CIDR locally and a gated rule at the server, storing nothing', async () => {
-    const push = (...flags: string[]) =>
-      cli(['push-rule', 'edge-1', '18201', '--target', `127.0.0.1:${target.port}`, ...flags]);
-    assertFails(await push('--allow-source', '10.0.0.1/8'), 'validation.source_cidr_invalid');
-    assertFails(await push('--deny-source', '10.0.0.0/8'), 'source_lists_unsupported_by_client');
-    assertFails(await push('--concurrent-connections', '5'), 'rate_limit_unsupported_by_client');
+  it('refuses a bad CIDR locally, storing nothing', async () => {
+    const port = await freePort();
+    const result = await cli([
+      'push-rule',
+      'edge-1',
+      String(port),
+      '--target',
+      `127.0.0.1:${target.port}`,
+      '--allow-source',
+      '10.0.0.1/8',
+    ]);
+    assertFails(result, 'validation.source_cidr_invalid');
     assert.equal(await ruleCount(), 0);
   });
 
-  it('runs a plain rule and shows empty CAPS and SOURCES, and [] lists in the JSON', async () => {
-    const pushed = await cli(['push-rule', 'edge-1', '18202', `127.0.0.1:${target.port}`]);
-    assert.equal(pushed.code, 0, pushed.stderr);
+  it('runs rules with source lists and caps, refusing a denied source before any dial', async () => {
+    const denyPort = await freePort();
+    const allowPort = await freePort();
+    const denied = await cli([
+      'push-rule',
+      'edge-1',
+      String(denyPort),
+      '--target',
+      `127.0.0.1:${target.port}`,
+      '--deny-source',
+      '127.0.0.0/8',
+      '--deny-source',
+      '::1',
+    ]);
+    assert.equal(denied.code, 0, denied.stderr);
+    const allowed = await cli([
+      'push-rule',
+      'edge-1',
+      String(allowPort),
+      '--target',
+      `127.0.0.1:${target.port}`,
+      '--allow-source',
+      '127.0.0.0/8',
+      '--concurrent-connections',
+      '5',
+    ]);
+    assert.equal(allowed.code, 0, allowed.stderr);
+    assert.equal(await probe(denyPort), 'refused');
+    assert.deepEqual(await tcpRoundTrip(allowPort, Buffer.from('hello')), Buffer.from('hello'));
+
     const listed = await cli(['list-rules']);
     assert.equal(listed.code, 0, listed.stderr);
-    const [header, row] = listed.stdout
+    const rows = listed.stdout
       .trimEnd()
       .split('\n')
       .map((line) => line.split(/\s{2,}/));
-    assert.deepEqual(header, ['ID', 'CLIENT', 'PORT', 'TARGET', 'CAPS', 'SOURCES', 'STATE']);
-    assert.deepEqual(row?.slice(4), ['-', '-', 'active']);
+    assert.deepEqual(rows[0], [
+      'ID',
+      'CLIENT',
+      'PORT',
+      'TARGET',
+      'SNI/PROXY',
+      'CAPS',
+      'SOURCES',
+      'STATE',
+    ]);
+    const byPort = (port: number) => rows.find((row) => row[2] === String(port))?.slice(5);
+    assert.deepEqual(byPort(denyPort), ['-', 'deny:127.0.0.0/8,::1/128', 'active']);
+    assert.deepEqual(byPort(allowPort), ['concurrent_max=5', 'allow:127.0.0.0/8', 'active']);
     const json = await cli(['list-rules', '--format', 'json']);
-    const [rule] = JSON.parse(json.stdout) as Record<string, unknown>[];
-    assert.deepEqual(rule?.['allowed_sources'], []);
-    assert.deepEqual(rule['denied_sources'], []);
+    const rules = JSON.parse(json.stdout) as Record<string, unknown>[];
+    const deny = rules.find((rule) => rule['listen_port'] === denyPort);
+    assert.deepEqual(deny?.['denied_sources'], ['127.0.0.0/8', '::1/128']);
+    assert.deepEqual(deny['allowed_sources'], []);
   });
 });
 
-describe('owner-cap against a client too old for envelopes', () => {
-  it('lists the owner, refuses set with nothing stored, and answers get and delete', async () => {
-    const list = await cli(['owner-cap', 'list', 'edge-1']);
-    assert.equal(list.code, 0, list.stderr);
-    assert.deepEqual(
-      list.stdout
-        .trimEnd()
-        .split('\n')
-        .map((line) => line.split(/\s{2,}/)),
-      [
-        ['OWNER', 'RULES', 'CAP', 'STATUS'],
-        ['_legacy', '1', '-', 'uncapped'],
-      ],
-    );
-    assertFails(
-      await cli(['owner-cap', 'set', 'edge-1', '_legacy', '--bandwidth-in-bps', '1000']),
-      'rate_limit_unsupported_by_client',
-    );
+describe('owner-cap on a connected client', () => {
+  it('sets, reads, lists and deletes an envelope; refuses an empty set and an unknown client', async () => {
     assertFails(
       await cli(['owner-cap', 'set', 'edge-1', '_legacy']),
       'validation.rate_limit_no_caps_provided',
     );
     assertFails(await cli(['owner-cap', 'get', 'edge-1', '_legacy']), 'owner_rate_limit_not_found');
+    const set = await cli(['owner-cap', 'set', 'edge-1', '_legacy', '--bandwidth-in-bps', '1000']);
+    assert.equal(set.code, 0, set.stderr);
+    assert.match(
+      set.stdout,
+      /^owner-cap set client=edge-1 owner=_legacy updated_at_unix_ms=\d+\n$/,
+    );
+    const got = await cli(['owner-cap', 'get', 'edge-1', '_legacy', '--format', 'json']);
+    assert.equal(got.code, 0, got.stderr);
+    assert.deepEqual((JSON.parse(got.stdout) as { rate_limit: unknown }).rate_limit, {
+      bandwidth_in_bps: 1000,
+    });
+    const list = await cli(['owner-cap', 'list', 'edge-1']);
+    assert.equal(list.code, 0, list.stderr);
+    const owner = list.stdout
+      .trimEnd()
+      .split('\n')
+      .map((line) => line.split(/\s{2,}/))
+      .find((row) => row[0] === '_legacy');
+    assert.equal(owner?.[3], 'capped');
     const removed = await cli(['owner-cap', 'delete', 'edge-1', '_legacy']);
     assert.equal(removed.code, 0, removed.stderr);
     assert.equal(removed.stdout, 'owner-cap deleted client=edge-1 owner=_legacy\n');
+    assertFails(await cli(['owner-cap', 'get', 'edge-1', '_legacy']), 'owner_rate_limit_not_found');
     assertFails(await cli(['owner-cap', 'list', 'nowhere']), 'client_not_found');
   });
 });
