@@ -346,7 +346,7 @@ describe('forwarding', () => {
     assert.match(
       listed.stdout,
       new RegExp(
-        `^${ruleId}\\s+edge-1\\s+${port}\\s+127\\.0\\.0\\.1:${tcpTarget.port}\\s+active$`,
+        `^${ruleId}\\s+edge-1\\s+${port}\\s+127\\.0\\.0\\.1:${tcpTarget.port}\\s+-/-\\s+active$`,
         'm',
       ),
     );
