@@ -346,7 +346,8 @@ describe('forwarding', () => {
     assert.match(
       listed.stdout,
       new RegExp(
-        `^${ruleId}\\s+edge-1\\s+${port}\\s+127\\.0\\.0\\.1:${tcpTarget.port}\\s+-/-\\s+active$`,
+        // SNI/PROXY, CAPS and SOURCES are `-` for a plain rule without caps or source lists.
+        `^${ruleId}\\s+edge-1\\s+${port}\\s+127\\.0\\.0\\.1:${tcpTarget.port}\\s+-/-\\s+-\\s+-\\s+active$`,
         'm',
       ),
     );

@@ -121,6 +121,12 @@ describe('replay of owner envelopes', () => {
     );
     const ruleIds = listRules(h.store.db, { clientId: EDGE }).map((rule) => `rule:${rule.ruleId}`);
     assert.deepEqual(kinds, [...ruleIds, 'owner:SET:alice', 'owner:SET:root']);
+    // The caps are part of the replayed rule: they survive a client restart.
+    const capped = sent.find(
+      (m) => 'rule_update' in m && m.rule_update.rule?.listen_port === 22002,
+    );
+    assert.ok(capped && 'rule_update' in capped);
+    assert.equal(capped.rule_update.rule?.rate_limit?.concurrent_connections, 3);
     const update = sent.at(-1);
     assert.ok(update && 'owner_rate_limit_update' in update);
     assert.equal(update.owner_rate_limit_update.client_id, EDGE);
