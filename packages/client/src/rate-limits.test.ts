@@ -138,8 +138,11 @@ describe('rate limits through the control stream', () => {
     await log.waitFor('control.owner_rate_limit_set', (f) => f['owner_id'] === 'u1');
     const held = await openEchoed(portA);
     assert.equal(await outcome(portB), 'reset', 'the envelope spans both rules of the owner');
+    // A report taken before the refusal was counted carries the envelope with no rejects yet.
     const report = await first.stats((r) =>
-      (r.owner_rate_limit_stats ?? []).some((o) => o.owner_id === 'u1' && o.stats !== null),
+      (r.owner_rate_limit_stats ?? []).some(
+        (o) => o.owner_id === 'u1' && (o.stats?.reject_total.length ?? 0) > 0,
+      ),
     );
     const owner = report.owner_rate_limit_stats!.find((o) => o.owner_id === 'u1')!;
     assert.deepEqual(owner.stats!.reject_total, [{ reason: 'OWNER_CONCURRENT', total: 1 }]);
