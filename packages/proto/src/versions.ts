@@ -19,6 +19,8 @@ export const FEATURE_MIN_VERSION = {
   proxyProtocol: '0.10',
   sni: '0.11',
   rateLimit: '0.12',
+  /** Traffic quotas (reference §4.4 says 1.4 on its own version line; unknown is refused). */
+  quota: '0.13',
 } as const;
 
 function majorMinor(version: string): [number, number] | undefined {
