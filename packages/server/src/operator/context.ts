@@ -12,6 +12,7 @@ import type { ServerConfig } from '../config.js';
 import type { RuleStatsSnapshot, TargetStatsSnapshot } from '../control/rule-stats.js';
 import type { GatedRule } from '../control/wire.js';
 import type { ServerMetrics } from '../metrics.js';
+import type { QuotaEngine } from '../traffic/quotas.js';
 
 export interface Identity {
   userId: string;
@@ -56,6 +57,8 @@ export interface Fleet {
   remove(ruleIds: readonly number[]): void;
   /** Ends the client's live session at once (revocation, re-enrollment). No-op when offline. */
   disconnect(clientId: string, reason: 'revoked' | 'rotated'): void;
+  /** Why a quota cannot be pushed to the client now (offline or too old), if it cannot. */
+  quotaGate(clientId: string): 'quota_unsupported_by_client' | undefined;
   /** The latest stats the client reported for a rule. */
   ruleStats(ruleId: number): RuleStatsSnapshot | undefined;
   /** Per-target reports of live rules that have them (the rule JSON's `targets[].health`). */
@@ -72,6 +75,7 @@ export const NO_FLEET: Fleet = {
   push: () => Promise.resolve({ kind: 'not_connected' }),
   remove: () => undefined,
   disconnect: () => undefined,
+  quotaGate: () => 'quota_unsupported_by_client',
   ruleStats: () => undefined,
   liveTargetHealth: () => new Map(),
   subscribeRuleStats: () => () => undefined,
@@ -98,6 +102,8 @@ export interface OperatorContext {
   storeFaults?: StoreFaults;
   metrics: ServerMetrics;
   fleet: Fleet;
+  /** Pushes quota state to the edge (traffic/quotas.ts); absent, quota changes push nothing. */
+  quotas?: QuotaEngine;
   control: ControlEndpoint;
   now: () => number;
   /** BLAKE3 hex of server.toml's operator_token, which authenticates as `_legacy`. */
