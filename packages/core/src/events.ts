@@ -109,6 +109,7 @@ export const EVENTS = {
   controlTrafficQuotaSet: 'control.traffic_quota_set',
   controlTrafficQuotaRemove: 'control.traffic_quota_remove',
   controlTrafficQuotaSetWithoutState: 'control.traffic_quota_update_set_without_state',
+  controlTrafficQuotaUnspecifiedAction: 'control.traffic_quota_update_unspecified_action',
   // clients and enrollment (reference §1.5 audit names; address and delete are ours)
   clientEnrollmentCreated: 'audit.client_enrollment_created',
   clientReenrollmentCreated: 'audit.client_reenrollment_created',

@@ -21,6 +21,7 @@ import {
 import { DnsResolver, type ResolverOptions } from './dns/resolver.js';
 import { RuleActivationError, bindFailureReason } from './errors.js';
 import { FORWARDER_EVENTS } from './events.js';
+import { QuotaRegistry, type QuotaBudget } from './policy/quota.js';
 import {
   MAX_TARGETS,
   PORT_COUNTERS,
@@ -57,6 +58,8 @@ export interface ForwarderOptions {
   resolver?: DnsResolver | ResolverOptions;
   /** Timeout of each active health probe (5 s unless given). */
   probeTimeoutMs?: number;
+  /** Per-owner traffic quota budgets (policy/quota.ts); one per process unless given. */
+  quotas?: QuotaRegistry;
 }
 
 export const DEFAULT_MAX_RANGE_PORTS = 1024;
@@ -157,6 +160,8 @@ export class Forwarder {
   private readonly portOwners = new Map<string, string>();
   /** Ids being activated or replaced: updates of one id never overlap. */
   private readonly busy = new Set<string>();
+  /** The owners' quota budgets; they outlive rules and control-stream sessions. */
+  readonly quotas: QuotaRegistry;
 
   constructor(options: ForwarderOptions = {}) {
     this.log = options.logger ?? silentLogger;
@@ -166,6 +171,21 @@ export class Forwarder {
       options.resolver instanceof DnsResolver
         ? options.resolver
         : new DnsResolver(options.resolver ?? {});
+    this.quotas = options.quotas ?? new QuotaRegistry();
+    // An owner's first budget also meters the TCP connections already open for its rules.
+    this.quotas.onBudgetCreated((budget) => {
+      for (const active of this.rules.values()) {
+        if (active.spec.ownerId !== budget.ownerId) continue;
+        for (const listener of active.tcp) listener.meter(budget);
+      }
+    });
+  }
+
+  /** How a rule's connections find their owner's budget; none for a rule without an owner. */
+  private budgetLookup(rule: RuleSpec): { budget?: () => QuotaBudget | undefined } {
+    const owner = rule.ownerId;
+    if (!owner) return {};
+    return { budget: () => this.quotas.budgetOf(owner) };
   }
 
   /** UDP tunables for rules started from now on (the server's Welcome); running ones keep theirs. */
@@ -290,7 +310,7 @@ export class Forwarder {
     const bound: TcpListener[] = [];
     try {
       for (const pair of pairs) {
-        const route: TcpRoute = { connector, offset: pair.offset };
+        const route: TcpRoute = { connector, offset: pair.offset, ...this.budgetLookup(rule) };
         const listener = new TcpListener(pair.listen, route, this.log, this.tcpOptions());
         try {
           await listener.start();
@@ -323,11 +343,13 @@ export class Forwarder {
     return bound;
   }
 
-  private newUdpRuntime(connector: RuleConnector): UdpRuleRuntime {
-    return new UdpRuleRuntime(connector, this.log, {
+  private newUdpRuntime(connector: RuleConnector, rule: RuleSpec): UdpRuleRuntime {
+    const runtime = new UdpRuleRuntime(connector, this.log, {
       ...this.options.udp,
       host: this.options.listenHost ?? '::',
     });
+    runtime.budget = this.budgetLookup(rule).budget;
+    return runtime;
   }
 
   private async activateNew(rule: RuleSpec): Promise<ActivationResult> {
@@ -346,7 +368,7 @@ export class Forwarder {
     };
     try {
       if (rule.protocol === 'udp') {
-        active.udp = this.newUdpRuntime(connector);
+        active.udp = this.newUdpRuntime(connector, rule);
         try {
           active.ports = await this.bindUdp(rule, active.udp, pairs);
         } catch (error) {
@@ -405,7 +427,7 @@ export class Forwarder {
         const listeners = pairs.map((pair) => byPort.get(pair.listen)!);
         // Every kept listener now sends new connections to the new definition.
         pairs.forEach((pair, i) => {
-          listeners[i]!.route = { connector, offset: pair.offset };
+          listeners[i]!.route = { connector, offset: pair.offset, ...this.budgetLookup(next) };
         });
         for (const old of current.tcp) {
           if (!keep.has(old.listenPort)) void old.stop(REPLACE_DRAIN_MS);
@@ -416,6 +438,7 @@ export class Forwarder {
         const runtime = current.udp!;
         await this.bindUdp(next, runtime, fresh);
         runtime.connector = connector;
+        runtime.budget = this.budgetLookup(next).budget;
         for (const pair of pairs) runtime.setOffset(pair.listen, pair.offset);
         for (const port of runtime.boundPorts()) {
           if (!keep.has(port)) await runtime.unbindPort(port);

@@ -17,6 +17,11 @@
  * keeps idle connections small and the accept path short. Bulk reads are coalesced: a large
  * chunk corks its destination until the end of the event-loop turn, so the 64 KiB reads of one
  * turn leave in one writev. Figures for both: bench/README.md, "Forwarder".
+ *
+ * Quotas (reference §5.10): a connection whose owner has a budget (policy/quota.ts) is refused at
+ * accept while the budget is used up, and otherwise copies with `onDataMetered`, which debits each
+ * chunk before writing it; when the budget runs out the connection half-closes both ways and
+ * ends. Connections of owners without a budget keep the plain `onData`: no extra work per chunk.
  */
 import net from 'node:net';
 
@@ -24,6 +29,7 @@ import type { Logger } from '@portunus/core';
 
 import type { RuleConnector, TargetState } from '../connect/connector.js';
 import { FORWARDER_EVENTS } from '../events.js';
+import type { QuotaBudget, QuotaHolder } from '../policy/quota.js';
 import { proxyHeader } from '../proxy-protocol/header.js';
 
 /** Builds the listening server; injectable so tests can fail or observe binds. */
@@ -46,6 +52,8 @@ export interface TcpOptions {
 export interface TcpRoute {
   readonly connector: RuleConnector;
   readonly offset: number;
+  /** The rule owner's quota budget, if the owner has one now (asked once per connection). */
+  readonly budget?: () => QuotaBudget | undefined;
 }
 
 export interface TcpPortStats {
@@ -79,7 +87,7 @@ const defaultServerFactory: TcpServerFactory = (options, onConnection) =>
  * One proxied connection. Kept to plain fields (no per-connection closures at all) because
  * thousands of idle ones may be alive at once.
  */
-interface Pair {
+interface Pair extends QuotaHolder {
   readonly owner: TcpListener;
   readonly client: net.Socket;
   /** Undefined while the connector is still picking and dialling a target. */
@@ -89,6 +97,8 @@ interface Pair {
   headerBytes: number;
   closed: number;
   failed: boolean;
+  /** The owner's quota budget this connection is metered against, if any. */
+  budget: QuotaBudget | undefined;
 }
 
 /** Where a socket's shared listeners find their connection. */
@@ -118,11 +128,12 @@ function onProxyHeaderDrain(this: net.Socket): void {
 }
 
 /** Wires the copy both ways and lets client bytes flow; the upstream is connected. */
-function startCopy(client: net.Socket, upstream: net.Socket): void {
-  client.on('data', onData);
+function startCopy(client: net.Socket, upstream: net.Socket, metered: boolean): void {
+  const copy = metered ? onDataMetered : onData;
+  client.on('data', copy);
   client.on('drain', onDrain);
   client.on('end', onEnd);
-  upstream.on('data', onData);
+  upstream.on('data', copy);
   upstream.on('drain', onDrain);
   upstream.on('end', onEnd);
   // Attaching 'data' does not resume a socket accepted with pauseOnConnect.
@@ -150,6 +161,27 @@ function onData(this: net.Socket, chunk: Buffer): void {
   }
   if (!peer.write(chunk)) this.pause();
 }
+/** The copy of a metered connection: each chunk is paid for before it is written. */
+function onDataMetered(this: net.Socket, chunk: Buffer): void {
+  // Refused once the budget is used up: the chunk is dropped, the stop is already on its way.
+  if (pairOf(this).budget?.debit(chunk.length) === false) return;
+  onData.call(this, chunk);
+}
+/**
+ * The owner's budget ran out (QuotaHolder): both directions stop reading and half-close, and each
+ * socket ends once its FIN is flushed — bytes already paid for still leave.
+ */
+function stopForQuota(this: Pair): void {
+  for (const socket of [this.client, this.upstream]) {
+    if (!socket || socket.destroyed) continue;
+    socket.pause();
+    socket.once('finish', destroyAfterFin);
+    socket.end();
+  }
+}
+function destroyAfterFin(this: net.Socket): void {
+  this.destroy();
+}
 function onDrain(this: net.Socket): void {
   peerOf(this).resume();
 }
@@ -174,6 +206,8 @@ export class TcpListener {
   private connectionsTotal = 0;
   private connErrors = 0;
   private connectFailures = 0;
+  /** Connections refused at accept because the owner's quota was used up. */
+  private quotaRefused = 0;
 
   constructor(listenPort: number, route: TcpRoute, log: Logger, options: TcpOptions = {}) {
     this.requestedPort = listenPort;
@@ -268,12 +302,20 @@ export class TcpListener {
       headerBytes: 0,
       closed: 0,
       failed: false,
+      budget: this.route.budget?.(),
+      quotaExhausted: stopForQuota,
     };
     (client as PairedSocket)[PAIR] = pair;
     this.pairs.add(pair);
     // The client gets error and close handlers before anything else happens (STYLE.md habit 7).
     client.on('error', onClientError);
     client.on('close', onSocketClose);
+    if (pair.budget?.exhausted) {
+      // The owner's quota is used up: no upstream is dialled, nothing is copied.
+      this.quotaRefused++;
+      client.destroy();
+      return;
+    }
     const route = this.route;
     route.connector.connectTcp(route.offset).then(
       ({ socket, target }) => {
@@ -316,7 +358,17 @@ export class TcpListener {
         upstream.once('drain', onProxyHeaderDrain);
       }
     }
-    startCopy(client, upstream);
+    const budget = pair.budget;
+    if (budget) {
+      if (budget.exhausted) {
+        // Used up while this connection was dialling.
+        this.quotaRefused++;
+        client.destroy();
+        return;
+      }
+      budget.attach(pair);
+    }
+    startCopy(client, upstream, budget !== undefined);
   }
 
   private onConnectFailed(pair: Pair, route: TcpRoute, error: unknown): void {
@@ -398,6 +450,7 @@ export class TcpListener {
 
   private release(pair: Pair): void {
     if (!this.pairs.delete(pair)) return;
+    pair.budget?.detach(pair);
     if (this.pairs.size === 0 && this.drainWaiters.length > 0) {
       const waiters = this.drainWaiters;
       this.drainWaiters = [];
@@ -441,6 +494,30 @@ export class TcpListener {
 
   get accepting(): boolean {
     return this.server !== undefined;
+  }
+
+  /** Connections refused because the owner's quota was used up. */
+  get quotaRefusedTotal(): number {
+    return this.quotaRefused;
+  }
+
+  /**
+   * The owner got a budget it did not have: its connections already copying start paying per
+   * chunk (and stop at once if the budget is already used up).
+   */
+  meter(budget: QuotaBudget): void {
+    for (const pair of this.pairs) {
+      const upstream = pair.upstream;
+      if (!upstream || pair.failed || (pair.budget && pair.budget.remaining !== Infinity)) continue;
+      pair.budget = budget;
+      for (const socket of [pair.client, upstream]) {
+        socket.off('data', onData);
+        socket.off('data', onDataMetered);
+        socket.on('data', onDataMetered);
+      }
+      if (budget.exhausted) pair.quotaExhausted();
+      else budget.attach(pair);
+    }
   }
 
   stats(): TcpPortStats {

@@ -17,6 +17,7 @@ import net from 'node:net';
 import type { Logger } from '@portunus/core';
 
 import type { RuleConnector, TargetState } from '../connect/connector.js';
+import type { QuotaBudget } from '../policy/quota.js';
 import { FORWARDER_EVENTS } from '../events.js';
 import { proxyV2Header, unmapIpv4 } from '../proxy-protocol/header.js';
 
@@ -106,6 +107,8 @@ interface Flow {
   lastActive: number;
   /** Datagrams that arrived before the upstream was connected; sent in order once it is. */
   pending: Buffer[] | undefined;
+  /** The owner's quota budget when the flow opened: every datagram, both ways, is paid for. */
+  readonly budget: QuotaBudget | undefined;
   closed: boolean;
   /** Callbacks made once per flow, not once per datagram. */
   readonly onSent: (error: Error | null) => void;
@@ -119,6 +122,8 @@ function socketType(host: string): 'udp4' | 'udp6' {
 export class UdpRuleRuntime {
   /** Where new flows go; swapped by a replace, live flows keep theirs. */
   connector: RuleConnector;
+  /** The rule owner's quota budget (reference §5.10), asked once per new flow; set by the rule. */
+  budget: (() => QuotaBudget | undefined) | undefined;
   private readonly log: Logger;
   private readonly host: string;
   private readonly ipv6Only: boolean;
@@ -240,15 +245,27 @@ export class UdpRuleRuntime {
   }
 
   private onClientDatagram(port: PortState, msg: Buffer, rinfo: dgram.RemoteInfo): void {
-    port.datagramsIn++;
-    port.bytesIn += msg.length;
     let flow = port.lastFlow;
     if (flow === undefined || flow.srcPort !== rinfo.port || flow.address !== rinfo.address) {
       const key = `${port.listenPort}|${rinfo.address}|${rinfo.port}`;
-      flow = this.flows.get(key) ?? this.openFlow(port, key, rinfo);
-      if (!flow) return;
+      flow = this.flows.get(key);
+      if (!flow) {
+        // A used-up quota opens no flow; the datagram is dropped unforwarded and uncounted.
+        const budget = this.budget?.();
+        if (budget?.exhausted) return;
+        flow = this.openFlow(port, key, rinfo, budget);
+      }
+      if (!flow) {
+        port.datagramsIn++;
+        port.bytesIn += msg.length;
+        return;
+      }
       port.lastFlow = flow;
     }
+    // Paid for before it is sent (reference §5.10: UDP per datagram); refused ones are not counted.
+    if (flow.budget !== undefined && !flow.budget.debit(msg.length)) return;
+    port.datagramsIn++;
+    port.bytesIn += msg.length;
     flow.lastActive = this.clock.now();
     if (flow.pending) {
       flow.pending.push(msg);
@@ -262,7 +279,12 @@ export class UdpRuleRuntime {
     else flow.upstream!.send(msg);
   }
 
-  private openFlow(port: PortState, key: string, rinfo: dgram.RemoteInfo): Flow | undefined {
+  private openFlow(
+    port: PortState,
+    key: string,
+    rinfo: dgram.RemoteInfo,
+    budget: QuotaBudget | undefined,
+  ): Flow | undefined {
     if (this.stopped) return undefined;
     if (this.flows.size >= this.maxFlows) {
       // Rule-wide cap: the new flow's datagram is dropped; live flows are never evicted.
@@ -287,6 +309,7 @@ export class UdpRuleRuntime {
       header: undefined,
       lastActive: this.clock.now(),
       pending: [],
+      budget,
       closed: false,
       onSent: (error) => {
         if (error) this.onUpstreamSendError(flow, error);
@@ -378,6 +401,7 @@ export class UdpRuleRuntime {
 
   private onUpstreamDatagram(flow: Flow, reply: Buffer): void {
     if (flow.closed) return;
+    if (flow.budget !== undefined && !flow.budget.debit(reply.length)) return;
     flow.lastActive = this.clock.now();
     flow.port.socket.send(reply, flow.srcPort, flow.address, flow.onReplySent);
   }
