@@ -338,10 +338,16 @@ export function parseServerConfig(source: string, tomlText: string): ServerConfi
 }
 
 export type ReadFile = (file: string) => string | undefined;
-/** The permission bits of a file (injectable for tests). */
-export type FileMode = (file: string) => number;
+/** The permission bits of a file, undefined when it cannot be stat'ed (injectable for tests). */
+export type FileMode = (file: string) => number | undefined;
 
-const statMode: FileMode = (file) => fs.statSync(file).mode;
+const statMode: FileMode = (file) => {
+  try {
+    return fs.statSync(file).mode;
+  } catch {
+    return undefined;
+  }
+};
 
 const readIfPresent: ReadFile = (file) => {
   try {
@@ -365,7 +371,7 @@ export function loadServerConfig(
   if (tomlText === undefined) return DEFAULT_CONFIG;
   const config = parseServerConfig(file, tomlText);
   // A webhook secret sits in this file: like every secret it must be 0600 (DESIGN.md §3).
-  if (config.alerts && (fileMode(file) & 0o077) !== 0) {
+  if (config.alerts && ((fileMode(file) ?? 0) & 0o077) !== 0) {
     const problem = `${file} holds the [alerts] secret and is readable by group or others; chmod 600 it`;
     throw new PortunusError('config_invalid', problem, { path: file, problems: [problem] });
   }

@@ -20,3 +20,4 @@ export { recordingLogger, type RecordedLine, type RecordingLogger } from './logg
 export { FakeDnsServer, type DnsQuery, type DnsZoneEntry } from './dns-server.js';
 export { freePort, freePortRun } from './ports.js';
 export { CHROMIUM, launchBrowser, screenshot, type Browser } from './browser.js';
+export { WebhookReceiver, type ReceivedWebhook } from './webhook-receiver.js';
