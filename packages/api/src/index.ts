@@ -6,3 +6,4 @@
 export * from './shapes.js';
 export * from './validation.js';
 export * from './cidr.js';
+export * from './sni.js';

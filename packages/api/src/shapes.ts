@@ -245,6 +245,10 @@ export interface RuleStatsSnapshot {
   active_flows: number;
   flows_dropped_overflow: number;
   target_failovers_total: number;
+  /** Connections a shared SNI port routed to the rule, by how it matched (reference §5.7). */
+  sni_route_exact_total?: number;
+  sni_route_wildcard_total?: number;
+  sni_route_fallback_total?: number;
   updated_at: string;
 }
 

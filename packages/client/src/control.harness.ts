@@ -492,6 +492,48 @@ export function connectRefused(port: number, deadlineMs = DEADLINE_MS): Promise<
   });
 }
 
+/** A connection whose echo of one write has been seen (the caller destroys it). */
+export function echoedConnection(port: number, deadlineMs = DEADLINE_MS): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ port, host: '127.0.0.1' });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no echo through port ${port}`));
+    }, deadlineMs);
+    socket.once('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    socket.once('data', () => {
+      clearTimeout(timer);
+      resolve(socket);
+    });
+    socket.write('ping');
+  });
+}
+
+/** 'reset' when the listener refuses a connection with an RST, 'open' when it echoes. */
+export function connectOutcome(port: number, deadlineMs = DEADLINE_MS): Promise<'reset' | 'open'> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ port, host: '127.0.0.1' });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`connect to ${port} was neither reset nor echoed`));
+    }, deadlineMs);
+    socket.on('error', (error: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      if (error.code === 'ECONNRESET') resolve('reset');
+      else reject(error);
+    });
+    socket.on('data', () => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve('open');
+    });
+    socket.write('x');
+  });
+}
+
 /** A UDP echo socket on 127.0.0.1. */
 export async function udpEcho(): Promise<{ port: number; close: () => Promise<void> }> {
   const socket = dgram.createSocket('udp4');

@@ -7,8 +7,11 @@
  * on and, when the Welcome carries a complete replay manifest, stops every running rule the
  * server will not replay; replayed rules that are unchanged keep running untouched. A PUSH of a
  * running id is a replace (forwarder.apply): open connections keep their upstream, and a
- * definition that cannot be activated leaves the old one running and answers FAILED.
- * Reconnecting, backoff and signals are daemon.ts's. Depends on proto, forwarder and core; never
+ * definition that cannot be activated leaves the old one running and answers FAILED; a PUSH
+ * that changes only caps or source lists is the same replace, so open connections move to the
+ * new caps at once. OwnerRateLimitUpdate SET / REMOVE go to the forwarder's owner envelopes,
+ * which live as long as the process (reference §4.3), so a reconnect keeps them until the
+ * server's replay sets them again. Reconnecting, backoff and signals are daemon.ts's. Depends on proto, forwarder and core; never
  * on SQLite, HTTP or the bundle file.
  */
 import { ERROR_CATALOGUE, EVENTS, isPortunusError, type Logger } from '@portunus/core';
@@ -26,6 +29,7 @@ import {
   grpc,
   type ClientMessage,
   type RuleStatus,
+  type OwnerRateLimitUpdate,
   type RuleUpdate,
   type ServerMessage,
   type TrafficQuotaUpdate,
@@ -39,7 +43,13 @@ import {
   pinnedCredentials,
 } from './pinning.js';
 import { CLIENT_VERSION } from './version.js';
-import { ruleFromWire, statsToWire } from './wire.js';
+import {
+  ownerStatsToWire,
+  rateLimitFromWire,
+  ruleFromWire,
+  sniListenerStatsToWire,
+  statsToWire,
+} from './wire.js';
 
 /** Keepalive pings so a silently dead server is noticed within ~15 s. */
 export const KEEPALIVE_OPTIONS: grpc.ChannelOptions = {
@@ -184,9 +194,31 @@ class Session {
     if (this.ended) return;
     if (message.payload === 'welcome') this.onWelcome(message.welcome, onWelcome);
     else if (message.payload === 'rule_update') await this.onRuleUpdate(message.rule_update);
-    else if (message.payload === 'traffic_quota_update') {
+    else if (message.payload === 'owner_rate_limit_update') {
+      this.onOwnerRateLimit(message.owner_rate_limit_update);
+    } else if (message.payload === 'traffic_quota_update') {
       this.onQuotaUpdate(message.traffic_quota_update);
     }
+  }
+
+  /** The protocol has no answer to an owner update: a bad one is logged and ignored. */
+  private onOwnerRateLimit(update: OwnerRateLimitUpdate): void {
+    const ownerId = update.owner_id;
+    if (ownerId === '' || (update.action !== 'SET' && update.action !== 'REMOVE')) {
+      this.log.warn(EVENTS.controlOwnerRateLimitInvalid, {
+        owner_id: ownerId,
+        action: update.action,
+      });
+      return;
+    }
+    if (update.action === 'REMOVE') {
+      const removed = this.forwarder.removeOwnerRateLimit(ownerId);
+      this.log.info(EVENTS.controlOwnerRateLimitRemoved, { owner_id: ownerId, was_set: removed });
+      return;
+    }
+    const caps = rateLimitFromWire(update.rate_limit);
+    this.forwarder.setOwnerRateLimit(ownerId, caps);
+    this.log.info(EVENTS.controlOwnerRateLimitSet, { owner_id: ownerId, caps });
   }
 
   /**
@@ -269,6 +301,8 @@ class Session {
         stats_report: {
           sent_at_unix_ms: Date.now(),
           stats: forwarder.stats().map(statsToWire),
+          sni_listener_stats: forwarder.sniListenerStats().map(sniListenerStatsToWire),
+          owner_rate_limit_stats: ownerStatsToWire(forwarder.ownerStats()),
         },
       },
       EVENTS.controlStatsSendFailed,

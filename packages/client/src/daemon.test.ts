@@ -176,7 +176,7 @@ describe('daemon', () => {
     assert.ok(!JSON.stringify(log.lines).includes('good-token'), 'the token is never logged');
   });
 
-  it('answers FAILED port_in_use for a busy port and refuses unsupported features', async () => {
+  it('answers FAILED port_in_use for a busy port and refuses a duplicate SNI route', async () => {
     const { server } = await startDaemon();
     const session = await server.session(1);
     const busy = net.createServer();
@@ -189,17 +189,25 @@ describe('daemon', () => {
       outcome: 'FAILED',
       reason: 'port_in_use',
     });
+    const shared = await freePort();
     const sni = session.push({
       rule_id: '3',
-      listen_port: await freePort(),
+      listen_port: shared,
       target_port: echo.port,
       sni_pattern: 'app.example.com',
     });
-    assert.deepEqual(await session.status(sni), {
-      request_id: sni,
-      rule_id: '3',
+    assert.equal((await session.status(sni)).outcome, 'ACTIVATED');
+    const duplicate = session.push({
+      rule_id: '4',
+      listen_port: shared,
+      target_port: echo.port,
+      sni_pattern: 'APP.example.com',
+    });
+    assert.deepEqual(await session.status(duplicate), {
+      request_id: duplicate,
+      rule_id: '4',
       outcome: 'FAILED',
-      reason: 'sni_unsupported_by_client',
+      reason: 'conflict.sni_route_duplicate',
     });
   });
 

@@ -1,15 +1,23 @@
 // Proves the wire ↔ data-plane mapping: legacy single-target rules and ranges, and multi-target
 // rules with priorities, PROXY versions, IPv6 preference, health interval and owner, become the
-// forwarder's RuleSpec; features this client does not implement are refused with the server's
-// capability codes; forwarder stats become cumulative RuleStats with per-port and per-target
-// detail.
+// forwarder's RuleSpec (SNI patterns normalised); features this client does not implement are
+// refused with the server's capability codes; rate limits (all seven caps, 0 as absent) and
+// source lists (normalised, bad CIDRs refused) map onto the RuleSpec; forwarder stats become
+// cumulative RuleStats with per-port and per-target detail, SNI route counters, the rate-limit
+// block and the owner envelopes' stats, and SNI listener counters their own.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { simpleRule, type RuleStats } from '@portunus/forwarder';
 import type { WireRule } from '@portunus/proto';
 
-import { ruleFromWire, statsToWire } from './wire.js';
+import {
+  ownerStatsToWire,
+  rateLimitFromWire,
+  ruleFromWire,
+  sniListenerStatsToWire,
+  statsToWire,
+} from './wire.js';
 
 function rule(overrides: Partial<WireRule> = {}): WireRule {
   return {
@@ -104,7 +112,7 @@ describe('ruleFromWire', () => {
     const cases: [Partial<WireRule>, string][] = [
       [{ protocol: 'PROTOCOL_UNSPECIFIED' }, 'unsupported_protocol'],
       [{ targets: nine }, 'multi_target_unsupported_by_client'],
-      [{ sni_pattern: '*.example.com' }, 'sni_unsupported_by_client'],
+      [{ sni_pattern: '*.com' }, 'validation.sni_pattern_malformed'],
       [
         {
           protocol: 'UDP',
@@ -112,7 +120,6 @@ describe('ruleFromWire', () => {
         },
         'proxy_protocol_unsupported_by_client',
       ],
-      [{ rate_limit: { bandwidth_in_bps: 1000 } }, 'rate_limit_unsupported_by_client'],
       [{ target_host: '' }, 'invalid_target_host'],
       [{ listen_port: 0 }, 'range_invalid'],
     ];
@@ -135,8 +142,139 @@ describe('ruleFromWire', () => {
     );
   });
 
+  it('carries an SNI pattern in its normal spelling', () => {
+    const mapped = ruleFromWire(rule({ sni_pattern: ' *.Example.COM ' }));
+    assert.ok(mapped.ok);
+    assert.equal(mapped.spec.sniPattern, '*.example.com');
+    const plain = ruleFromWire(rule({}));
+    assert.ok(plain.ok);
+    assert.equal(plain.spec.sniPattern, null);
+  });
+
   it('ignores an empty rate limit and an empty sni pattern', () => {
-    assert.ok(ruleFromWire(rule({ rate_limit: { bandwidth_in_bps: null }, sni_pattern: '' })).ok);
+    const mapped = ruleFromWire(rule({ rate_limit: { bandwidth_in_bps: null }, sni_pattern: '' }));
+    assert.ok(mapped.ok);
+    assert.equal(mapped.spec.rateLimit, null);
+  });
+
+  it('activates rate-limited rules, mapping every cap and dropping zeros', () => {
+    const mapped = ruleFromWire(
+      rule({
+        owner_id: 'u1',
+        rate_limit: {
+          bandwidth_in_bps: 1000,
+          bandwidth_out_bps: 2000,
+          new_connections_per_sec: 5,
+          concurrent_connections: 3,
+          bandwidth_in_burst: 500,
+          bandwidth_out_burst: 0,
+          new_connections_burst: 10,
+        },
+      }),
+    );
+    assert.ok(mapped.ok);
+    assert.equal(mapped.spec.ownerId, 'u1');
+    assert.deepEqual(mapped.spec.rateLimit, {
+      bandwidthInBps: 1000,
+      bandwidthOutBps: 2000,
+      newConnectionsPerSec: 5,
+      concurrentConnections: 3,
+      bandwidthInBurst: 500,
+      newConnectionsBurst: 10,
+    });
+    assert.equal(rateLimitFromWire(null), null);
+    assert.equal(rateLimitFromWire({ concurrent_connections: 0 }), null);
+  });
+
+  it('normalises source lists and refuses an entry that is not a CIDR', () => {
+    const mapped = ruleFromWire(
+      rule({ allowed_sources: ['10.0.0.0/8', '2001:DB8::/32'], denied_sources: ['10.0.0.7'] }),
+    );
+    assert.ok(mapped.ok);
+    assert.deepEqual(mapped.spec.allowedSources, ['10.0.0.0/8', '2001:db8::/32']);
+    assert.deepEqual(mapped.spec.deniedSources, ['10.0.0.7/32']);
+    for (const bad of [{ allowed_sources: ['10.0.0.1/8'] }, { denied_sources: ['nope'] }]) {
+      assert.deepEqual(ruleFromWire(rule(bad)), { ok: false, reason: 'source_list_invalid' });
+    }
+  });
+});
+
+describe('rate-limit stats to the wire', () => {
+  const limited = {
+    rejects: {
+      conn_concurrent: 2,
+      conn_rate: 0,
+      udp_flow_rate: 0,
+      owner_concurrent: 0,
+      owner_conn_rate: 7,
+      owner_udp_flow_rate: 0,
+    },
+    throttle_micros_in: 1500,
+    throttle_micros_out: 30,
+    active_connections: 4,
+    datagrams_dropped_in: 9,
+    datagrams_dropped_out: 0,
+  };
+
+  it('carries the reject reasons that happened, throttle time, live count and source denials', () => {
+    const base = simpleRule({
+      ruleId: '9',
+      protocol: 'tcp',
+      listenPort: 1,
+      targetHost: 'h',
+      targetPort: 2,
+    });
+    const stats: RuleStats = {
+      rule_id: base.ruleId,
+      protocol: 'tcp',
+      bytes_in: 0,
+      bytes_out: 0,
+      active_connections: 4,
+      conn_errors: 0,
+      connect_failures: 0,
+      datagrams_in: 0,
+      datagrams_out: 0,
+      active_flows: 0,
+      flows_dropped_overflow: 0,
+      dns_failures: 0,
+      source_denied: 11,
+      rate_limit: limited,
+      target_failovers_total: 0,
+      sni_route_exact_total: 0,
+      sni_route_wildcard_total: 0,
+      sni_route_fallback_total: 0,
+      ports: [],
+      targets: [],
+    };
+    const wire = statsToWire(stats);
+    assert.equal(wire.source_denied_total, 11);
+    assert.deepEqual(wire.rate_limit, {
+      reject_total: [
+        { reason: 'CONN_CONCURRENT', total: 2 },
+        { reason: 'OWNER_CONN_RATE', total: 7 },
+      ],
+      throttle_micros_in: 1500,
+      throttle_micros_out: 30,
+      active_connections: 4,
+    });
+    assert.equal('rate_limit' in statsToWire({ ...stats, rate_limit: null }), false);
+  });
+
+  it('reports each owner envelope', () => {
+    assert.deepEqual(ownerStatsToWire([{ owner_id: 'u1', stats: limited }]), [
+      {
+        owner_id: 'u1',
+        stats: {
+          reject_total: [
+            { reason: 'CONN_CONCURRENT', total: 2 },
+            { reason: 'OWNER_CONN_RATE', total: 7 },
+          ],
+          throttle_micros_in: 1500,
+          throttle_micros_out: 30,
+          active_connections: 4,
+        },
+      },
+    ]);
   });
 });
 
@@ -160,7 +298,12 @@ describe('statsToWire', () => {
       rule_id: '7',
       protocol: 'tcp',
       dns_failures: 6,
+      source_denied: 0,
+      rate_limit: null,
       target_failovers_total: 2,
+      sni_route_exact_total: 8,
+      sni_route_wildcard_total: 9,
+      sni_route_fallback_total: 10,
       ports: [port],
       targets: [
         {
@@ -214,6 +357,10 @@ describe('statsToWire', () => {
       active_flows: 1,
       flows_dropped_overflow: 4,
       target_failovers_total: 2,
+      sni_route_exact_total: 8,
+      sni_route_wildcard_total: 9,
+      sni_route_fallback_total: 10,
+      source_denied_total: 0,
       per_target: [
         {
           index: 0,
@@ -243,5 +390,31 @@ describe('statsToWire', () => {
         },
       ],
     });
+  });
+});
+
+describe('sniListenerStatsToWire', () => {
+  it('copies the listener counters and the histogram, leaving the edge-only ones out', () => {
+    const buckets = Array.from({ length: 16 }, (_, i) => i);
+    assert.deepEqual(
+      sniListenerStatsToWire({
+        listen_port: 8443,
+        sni_route_miss_total: 3,
+        client_hello_parse_failures_total: 4,
+        peek_capacity_drops_total: 5,
+        client_hello_peek_bucket_counts: buckets,
+        client_hello_peek_sum_micros: 1234,
+        client_hello_peek_count: 120,
+        peeks_in_flight: 2,
+      }),
+      {
+        listen_port: 8443,
+        sni_route_miss_total: 3,
+        client_hello_parse_failures_total: 4,
+        client_hello_peek_bucket_counts: buckets,
+        client_hello_peek_sum_micros: 1234,
+        client_hello_peek_count: 120,
+      },
+    );
   });
 });

@@ -401,6 +401,25 @@ export const ERROR_CATALOGUE = {
     409,
     'the listen port is already in use',
   ),
+  // shared SNI ports (reference §5.7; docs/sni-routing.md)
+  'conflict.sni_route_duplicate': entry(
+    'conflict.sni_route_duplicate',
+    EXIT.conflict,
+    409,
+    'another rule on this SNI port already routes the same sni_pattern',
+  ),
+  'conflict.sni_fallback_duplicate': entry(
+    'conflict.sni_fallback_duplicate',
+    EXIT.conflict,
+    409,
+    'this SNI port already has a fallback rule (a rule without sni_pattern)',
+  ),
+  'conflict.legacy_to_sni_unsupported': entry(
+    'conflict.legacy_to_sni_unsupported',
+    EXIT.conflict,
+    409,
+    'a port is either plain or SNI-routed: a plain rule and SNI rules cannot share it',
+  ),
   // not found (exit 5)
   user_not_found: entry('not_found.user', EXIT.notFound, 404, 'no such user'),
   grant_not_found: entry('not_found.grant', EXIT.notFound, 404, 'no such grant'),
@@ -457,6 +476,14 @@ export const ERROR_CATALOGUE = {
     'the client may not bind the listen port',
   ),
   bind_failed: entry('rule.bind_failed', EXIT.edge, 422, 'the client could not bind the port'),
+  // a pushed rule whose source CIDR lists the edge cannot parse (the server validates them as
+  // validation.source_cidr_invalid first; this is the edge's own refusal of a bad definition)
+  source_list_invalid: entry(
+    'rule.source_list_invalid',
+    EXIT.edge,
+    422,
+    'a source list holds an invalid CIDR or more than 64 entries',
+  ),
   duplicate_rule_id: entry(
     'rule.duplicate_rule_id',
     EXIT.conflict,

@@ -106,6 +106,10 @@ export const EVENTS = {
   controlRuleRemoveUnknown: 'control.rule_remove_unknown',
   controlRuleUpdateMissingRule: 'control.rule_update_missing_rule',
   controlRuleUpdateUnspecifiedAction: 'control.rule_update_unspecified_action',
+  /** An OwnerRateLimitUpdate SET / REMOVE applied to the process's owner envelopes. */
+  controlOwnerRateLimitSet: 'control.owner_rate_limit_set',
+  controlOwnerRateLimitRemoved: 'control.owner_rate_limit_removed',
+  controlOwnerRateLimitInvalid: 'control.owner_rate_limit_invalid',
   controlTrafficQuotaSet: 'control.traffic_quota_set',
   controlTrafficQuotaRemove: 'control.traffic_quota_remove',
   controlTrafficQuotaSetWithoutState: 'control.traffic_quota_update_set_without_state',

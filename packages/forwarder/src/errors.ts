@@ -14,7 +14,13 @@ export type ActivationFailureReason =
   | 'exceeds_cap'
   | 'duplicate_rule_id'
   | 'unsupported_protocol'
-  | 'invalid_target_host';
+  | 'invalid_target_host'
+  // A shared SNI port refuses what the server refuses (docs/sni-routing.md).
+  | 'conflict.sni_route_duplicate'
+  | 'conflict.sni_fallback_duplicate'
+  | 'conflict.legacy_to_sni_unsupported'
+  | 'validation.sni_on_unsupported_rule'
+  | 'source_list_invalid';
 
 export class RuleActivationError extends PortunusError {
   readonly ruleId: string;

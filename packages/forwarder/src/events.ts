@@ -30,6 +30,24 @@ export const FORWARDER_EVENTS = {
   udpReplySendFailed: 'rule.udp_reply_send_failed',
   udpListenerError: 'rule.udp_listener_error',
   udpBufferSizeFailed: 'rule.udp_buffer_size_failed',
+  // Shared SNI ports (reference §5.7).
+  sniRouted: 'tls.sni_routed',
+  noSni: 'tls.no_sni',
+  sniNoMatch: 'tls.sni_no_match',
+  clientHelloTimeout: 'tls.client_hello_timeout',
+  parseFailed: 'tls.parse_failed',
+  sniPeekCapacity: 'tls.sni_peek_capacity',
+  sniListenerStarted: 'tls.sni_listener.started',
+  sniListenerStopped: 'tls.sni_listener.stopped',
+  sniListenerAcceptError: 'tls.sni_listener.accept_error',
+  sniListenerBound: 'tls.sni_listener.bound',
+  sniListenerUnbound: 'tls.sni_listener.unbound',
+  sniGroupMemberAdded: 'tls.sni_group.member_added',
+  sniGroupMemberRemoved: 'tls.sni_group.member_removed',
+  /** A connection or new flow refused by a cap (debug, at most one a second per rule). */
+  rateLimitReject: 'rule.rate_limit_reject',
+  /** A connection or new flow refused by the rule's source lists (debug, like the above). */
+  sourceDenied: 'rule.source_denied',
 } as const;
 
 export type ForwarderEventName = (typeof FORWARDER_EVENTS)[keyof typeof FORWARDER_EVENTS];

@@ -1,9 +1,11 @@
 /**
  * The public face of @portunus/forwarder, the data plane shared by the client and standalone.
- * It imports only @portunus/core (DESIGN.md §2): no SQLite, HTTP or control protocol. The
- * stages are folders: tcp/ and udp/ (listeners and copy), connect/ (target choice, health,
- * dialling), dns/ (the resolver), proxy-protocol/ (headers); rule-spec.ts is the one definition
- * of a rule and its stats, imported by every layer that handles them.
+ * It imports only @portunus/core and @portunus/api (DESIGN.md §2): no SQLite, HTTP or control
+ * protocol. The stages are folders: tcp/ and udp/ (listeners and copy), connect/ (target choice,
+ * health, dialling), dns/ (the resolver), proxy-protocol/ (headers), sni/ (ClientHello peek and
+ * routes of shared TLS ports), policy/ (token buckets, rule and owner limiters, admission by
+ * source lists and caps); rule-spec.ts is the one definition of a rule and its stats, imported by
+ * every layer that handles them.
  */
 export { FORWARDER_EVENTS, type ForwarderEventName } from './events.js';
 export {
@@ -14,11 +16,15 @@ export {
 export {
   MAX_TARGETS,
   PORT_COUNTERS,
+  RATE_LIMIT_REJECT_REASONS,
   sameRule,
   simpleRule,
   targetsByPriority,
+  type OwnerRateLimitStats,
   type PortCounter,
   type PortStats,
+  type RateLimitRejectReason,
+  type RateLimitStats,
   type Protocol,
   type ProxyProtocolVersion,
   type RateLimitSpec,
@@ -54,8 +60,10 @@ export {
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_TCP_HIGH_WATER_MARK,
   PROXY_HEADER_TIMEOUT_MS,
+  ConnectionTally,
   TcpListener,
   type TcpOptions,
+  type TcpRoute,
   type TcpPortStats,
   type TcpServerFactory,
 } from './tcp/listener.js';
@@ -70,6 +78,23 @@ export {
   type UdpPortStats,
   type UdpSocketFactory,
 } from './udp/runtime.js';
+export {
+  DEFAULT_PEEK_TIMEOUT_MS,
+  MAX_PEEKS_IN_FLIGHT,
+  MAX_PEEK_BYTES,
+  SniDispatch,
+  type SniListenerStats,
+  type SniMember,
+  type SniOptions,
+  type SniRouteCounts,
+} from './sni/dispatch.js';
+export {
+  MAX_CLIENT_HELLO_BYTES,
+  parseClientHello,
+  type ClientHelloInvalid,
+  type ClientHelloResult,
+} from './sni/client-hello.js';
+export { SniRouteTable, type SniLookup, type SniRouteKind } from './sni/route-table.js';
 export { RuleConnector, type RuleCounters, type TcpDialer } from './connect/connector.js';
 export { FAILURES_TO_FAIL, FAILURE_WINDOW_MS, SUCCESSES_TO_RECOVER } from './connect/health.js';
 export {
@@ -97,3 +122,13 @@ export {
   type ParsedProxyHeader,
   type ProxyEndpoints,
 } from './proxy-protocol/header.js';
+export { TokenBucket, monotonicClock, type MonotonicClock } from './policy/token-bucket.js';
+export {
+  Limiter,
+  OwnerRegistry,
+  Pacer,
+  systemPolicyClock,
+  type PolicyClock,
+  type Wake,
+} from './policy/limiter.js';
+export { REFUSAL_LOG_INTERVAL_MS, RuleGate } from './policy/admission.js';

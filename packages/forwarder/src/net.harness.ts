@@ -1,14 +1,54 @@
 /**
  * Socket helpers for this package's tests only: deadline-bounded waits, loopback echo servers,
- * consecutive free ports and a logger that records events. Never imported by product code; it
- * depends only on node:net, node:dgram and @portunus/core types.
+ * consecutive free ports, a logger that records events and a policy clock driven by hand. Never
+ * imported by product code; it depends only on node:net, node:dgram and types.
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
 
 import type { LogFields, Logger } from '@portunus/core';
 
+import type { PolicyClock } from './policy/limiter.js';
+
 export const V4 = '127.0.0.1';
+
+/** A clock whose time moves only by `advance`, firing the timers that fall due. */
+export class FakeClock implements PolicyClock {
+  time = 1_000;
+  private timers: { at: number; callback: () => void; id: number }[] = [];
+  private nextId = 1;
+
+  now(): number {
+    return this.time;
+  }
+
+  setTimer(callback: () => void, ms: number): unknown {
+    const id = this.nextId++;
+    this.timers.push({ at: this.time + ms, callback, id });
+    return id;
+  }
+
+  clearTimer(handle: unknown): void {
+    this.timers = this.timers.filter((t) => t.id !== handle);
+  }
+
+  get pending(): number {
+    return this.timers.length;
+  }
+
+  advance(ms: number): void {
+    const end = this.time + ms;
+    for (;;) {
+      this.timers.sort((a, b) => a.at - b.at);
+      const next = this.timers[0];
+      if (!next || next.at > end) break;
+      this.timers.shift();
+      this.time = next.at;
+      next.callback();
+    }
+    this.time = end;
+  }
+}
 
 /** Polls `condition` on every turn of the event loop until it holds or the deadline passes. */
 export async function waitFor(
@@ -39,6 +79,25 @@ export function once<T = unknown>(
       resolve(value);
     };
     emitter.once(event, onEvent);
+  });
+}
+
+/** Settles like `promise`, or rejects when the deadline passes first. */
+export function withDeadline<T>(promise: Promise<T>, what: string, deadlineMs = 5_000): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      reject(new Error(`timed out waiting for ${what}`));
+    }, deadlineMs);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error instanceof Error ? error : new Error(String(error)));
+      },
+    );
   });
 }
 

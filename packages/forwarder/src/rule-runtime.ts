@@ -7,9 +7,22 @@
  * open connections keep their upstream and nothing stops accepting; if the new definition cannot
  * be bound, the old one keeps running untouched. The resolver is one per Forwarder, and a
  * Forwarder lives as long as its process (the client keeps it across control sessions). It logs
- * the rule lifecycle events (§7.5) through the injected core Logger. Sockets themselves are the
- * tcp/ and udp/ stages'; this module depends only on them, connect/, dns/ and @portunus/core.
+ * the rule lifecycle events (§7.5) through the injected core Logger. Single-port TCP rules with
+ * an `sni_pattern`, and at most one fallback without, share one listener per port (an SNI group,
+ * reference §5.7): the port is bound when the first member arrives and closed with the last, and
+ * adding, replacing or removing a member touches only that member's route and connections. Who
+ * may join a port is @portunus/api's `sniPortConflict`, the same decision the server makes
+ * (docs/sni-routing.md).
+ *
+ * Each rule id has one RuleGate (policy/admission.ts) for its whole life in the Forwarder: a
+ * replace reconfigures it in place (caps keep their tokens, source lists change for new
+ * connections, open ones stay) and moves open TCP connections onto or off the metered copy. The
+ * owner envelopes are one OwnerRegistry per Forwarder, so they live as long as the process;
+ * `setOwnerRateLimit` / `removeOwnerRateLimit` are the client's SET / REMOVE (reference §4.2).
+ * Sockets themselves are the tcp/, udp/ and sni/ stages'; this module depends only on them,
+ * connect/, dns/, policy/, @portunus/api and @portunus/core.
  */
+import { MAX_SOURCE_CIDRS, parseCidr, sniPortConflict, type PortMember } from '@portunus/api';
 import { silentLogger, type Logger } from '@portunus/core';
 
 import {
@@ -21,17 +34,29 @@ import {
 import { DnsResolver, type ResolverOptions } from './dns/resolver.js';
 import { RuleActivationError, bindFailureReason } from './errors.js';
 import { FORWARDER_EVENTS } from './events.js';
+import { RuleGate } from './policy/admission.js';
+import { OwnerRegistry, systemPolicyClock, type PolicyClock } from './policy/limiter.js';
 import { QuotaRegistry, type QuotaBudget } from './policy/quota.js';
 import {
   MAX_TARGETS,
   PORT_COUNTERS,
   sameRule,
+  type OwnerRateLimitStats,
   type PortStats,
   type Protocol,
+  type RateLimitSpec,
   type RuleSpec,
   type RuleStats,
 } from './rule-spec.js';
 import {
+  SniDispatch,
+  type SniListenerStats,
+  type SniMember,
+  type SniOptions,
+  type SniRouteCounts,
+} from './sni/dispatch.js';
+import {
+  ConnectionTally,
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_TCP_HIGH_WATER_MARK,
   TcpListener,
@@ -58,6 +83,10 @@ export interface ForwarderOptions {
   resolver?: DnsResolver | ResolverOptions;
   /** Timeout of each active health probe (5 s unless given). */
   probeTimeoutMs?: number;
+  /** ClientHello peek limits of shared SNI ports (3 s, 64 KiB, 1,024 in flight unless given). */
+  sni?: SniOptions;
+  /** Clock and timers of the token buckets; tests drive them by hand. */
+  policyClock?: PolicyClock;
   /** Per-owner traffic quota budgets (policy/quota.ts); one per process unless given. */
   quotas?: QuotaRegistry;
 }
@@ -75,6 +104,21 @@ interface ActiveRule {
   tcp: TcpListener[];
   udp: UdpRuleRuntime | undefined;
   ports: number[];
+  /** Its place in a shared SNI port, when it is a member of one. */
+  sni: SniMember | undefined;
+  /** Connections routed to it by SNI; cumulative like the other counters. */
+  readonly routed: SniRouteCounts;
+  /** Admission and caps; kept across replaces of the id. */
+  readonly gate: RuleGate;
+}
+
+/** One shared SNI port: its listener, its dispatch and the member rules by id. */
+interface SniGroup {
+  readonly listener: TcpListener;
+  readonly dispatch: SniDispatch;
+  readonly members: Map<string, SniMember>;
+  /** Resolves once the port is bound; a member arriving meanwhile waits for it. */
+  readonly ready: Promise<void>;
 }
 
 interface PortPair {
@@ -146,6 +190,35 @@ function checkShape(rule: RuleSpec): void {
       throw new RuleActivationError(rule.ruleId, 'invalid_target_host', 'a target host is empty');
     }
   }
+  for (const [name, list] of [
+    ['allowed_sources', rule.allowedSources],
+    ['denied_sources', rule.deniedSources],
+  ] as const) {
+    if (list === undefined) continue;
+    const fail = (message: string): never => {
+      throw new RuleActivationError(rule.ruleId, 'source_list_invalid', `${name}: ${message}`);
+    };
+    // Callers may be plain JS fed from a file or the wire: check the shape, not only the type.
+    const entries: unknown = list;
+    if (!Array.isArray(entries)) return fail('must be a list of CIDRs');
+    if (entries.length > MAX_SOURCE_CIDRS) fail(`at most ${MAX_SOURCE_CIDRS} entries`);
+    for (const text of entries as unknown[]) {
+      if (typeof text !== 'string') return fail('entries must be strings');
+      const parsed = parseCidr(text);
+      if ('error' in parsed) fail(`${JSON.stringify(text)}: ${parsed.error}`);
+    }
+  }
+}
+
+/** A pattern routes a shared TCP port: a UDP rule or a range cannot carry one (reference §5.7). */
+function checkSniShape(rule: RuleSpec, pairs: PortPair[]): void {
+  if (rule.sniPattern !== null && (rule.protocol !== 'tcp' || pairs.length !== 1)) {
+    throw new RuleActivationError(
+      rule.ruleId,
+      'validation.sni_on_unsupported_rule',
+      'sni_pattern needs a single-port tcp rule',
+    );
+  }
 }
 
 const portKey = (protocol: Protocol, port: number): string => `${protocol}/${port}`;
@@ -160,32 +233,40 @@ export class Forwarder {
   private readonly portOwners = new Map<string, string>();
   /** Ids being activated or replaced: updates of one id never overlap. */
   private readonly busy = new Set<string>();
-  /** The owners' quota budgets; they outlive rules and control-stream sessions. */
+  /** Shared SNI ports by listen port. */
+  private readonly sniGroups = new Map<number, SniGroup>();
+  private readonly policyClock: PolicyClock;
+  /** The owner envelopes of this process (reference §4.3: they survive reconnects). */
+  private readonly owners: OwnerRegistry;
+  /** The owners' quota budgets; like the envelopes they outlive rules and sessions. */
   readonly quotas: QuotaRegistry;
 
   constructor(options: ForwarderOptions = {}) {
     this.log = options.logger ?? silentLogger;
     this.options = options;
     this.maxRangePorts = options.maxRangePorts ?? DEFAULT_MAX_RANGE_PORTS;
+    this.policyClock = options.policyClock ?? systemPolicyClock;
+    this.owners = new OwnerRegistry(this.policyClock);
     this.resolver =
       options.resolver instanceof DnsResolver
         ? options.resolver
         : new DnsResolver(options.resolver ?? {});
     this.quotas = options.quotas ?? new QuotaRegistry();
-    // An owner's first budget also meters the TCP connections already open for its rules.
+    // An owner's first budget also meters the connections already open for its rules.
     this.quotas.onBudgetCreated((budget) => {
-      for (const active of this.rules.values()) {
-        if (active.spec.ownerId !== budget.ownerId) continue;
-        for (const listener of active.tcp) listener.meter(budget);
+      for (const ruleId of this.owners.rulesOf(budget.ownerId)) {
+        const rule = this.rules.get(ruleId);
+        for (const listener of rule?.tcp ?? []) listener.route?.tally.meterQuota(budget);
+        rule?.sni?.route.tally.meterQuota(budget);
       }
     });
   }
 
-  /** How a rule's connections find their owner's budget; none for a rule without an owner. */
-  private budgetLookup(rule: RuleSpec): { budget?: () => QuotaBudget | undefined } {
+  /** How a rule's connections and flows find their owner's budget (none without an owner). */
+  private quotaLookup(rule: RuleSpec): (() => QuotaBudget | undefined) | undefined {
     const owner = rule.ownerId;
-    if (!owner) return {};
-    return { budget: () => this.quotas.budgetOf(owner) };
+    if (owner === null) return undefined;
+    return () => this.quotas.budgetOf(owner);
   }
 
   /** UDP tunables for rules started from now on (the server's Welcome); running ones keep theirs. */
@@ -278,8 +359,33 @@ export class Forwarder {
     };
   }
 
-  /** A port held by another rule is refused before the kernel is asked. */
-  private checkPortsFree(rule: RuleSpec, pairs: PortPair[]): void {
+  /**
+   * A port held by another rule is refused before the kernel is asked. TCP ports follow the
+   * server's SNI sharing rules (one decision, @portunus/api); `current` is the running definition
+   * of a replaced rule.
+   */
+  private checkPortsFree(rule: RuleSpec, pairs: PortPair[], current?: RuleSpec): void {
+    if (rule.protocol === 'tcp') {
+      const others: PortMember[] = [];
+      for (const other of this.rules.values()) {
+        if (other.spec.protocol !== 'tcp' || other.spec.ruleId === rule.ruleId) continue;
+        others.push(portMember(other.spec));
+      }
+      const conflict = sniPortConflict(
+        others,
+        portMember(rule),
+        current?.protocol === 'tcp' ? portMember(current) : undefined,
+      );
+      if (conflict) {
+        throw new RuleActivationError(
+          rule.ruleId,
+          conflict.code,
+          `tcp port ${conflict.port}: ${conflict.code} (rule ${conflict.ruleId})`,
+          conflict.port,
+        );
+      }
+      return;
+    }
     for (const pair of pairs) {
       if (pair.listen === 0) continue;
       const owner = this.portOwners.get(portKey(rule.protocol, pair.listen));
@@ -306,11 +412,21 @@ export class Forwarder {
   }
 
   /** Binds TCP listeners for `pairs` (sequentially: the first failing port is named). */
-  private async bindTcp(rule: RuleSpec, pairs: PortPair[], connector: RuleConnector) {
+  private async bindTcp(
+    rule: RuleSpec,
+    pairs: PortPair[],
+    connector: RuleConnector,
+    gate: RuleGate,
+  ) {
     const bound: TcpListener[] = [];
     try {
       for (const pair of pairs) {
-        const route: TcpRoute = { connector, offset: pair.offset, ...this.budgetLookup(rule) };
+        const route: TcpRoute = {
+          connector,
+          offset: pair.offset,
+          tally: new ConnectionTally(),
+          gate,
+        };
         const listener = new TcpListener(pair.listen, route, this.log, this.tcpOptions());
         try {
           await listener.start();
@@ -343,21 +459,137 @@ export class Forwarder {
     return bound;
   }
 
-  private newUdpRuntime(connector: RuleConnector, rule: RuleSpec): UdpRuleRuntime {
-    const runtime = new UdpRuleRuntime(connector, this.log, {
-      ...this.options.udp,
-      host: this.options.listenHost ?? '::',
-    });
-    runtime.budget = this.budgetLookup(rule).budget;
-    return runtime;
+  private newUdpRuntime(connector: RuleConnector, gate: RuleGate): UdpRuleRuntime {
+    return new UdpRuleRuntime(
+      connector,
+      this.log,
+      { ...this.options.udp, host: this.options.listenHost ?? '::' },
+      gate,
+    );
   }
 
-  private async activateNew(rule: RuleSpec): Promise<ActivationResult> {
+  /** A single-port TCP rule with a pattern, or without one on a port an SNI group holds. */
+  private joinsSni(rule: RuleSpec, pairs: PortPair[]): boolean {
+    if (rule.protocol !== 'tcp' || pairs.length !== 1) return false;
+    return rule.sniPattern !== null || this.sniGroups.has(pairs[0]!.listen);
+  }
+
+  /** The SNI group of the port, bound on first use; rejects with the bind failure. */
+  private async sniGroup(rule: RuleSpec, port: number): Promise<{ group: SniGroup; port: number }> {
+    const existing = this.sniGroups.get(port);
+    if (existing) {
+      await existing.ready;
+      return { group: existing, port };
+    }
+    const dispatch = new SniDispatch(port, this.log, this.options.sni);
+    const listener = new TcpListener(port, dispatch, this.log, this.tcpOptions());
+    const ready = listener.start();
+    const group: SniGroup = { listener, dispatch, members: new Map(), ready };
+    // Port 0 asks for a fresh port: nobody else can be waiting for it.
+    if (port !== 0) this.sniGroups.set(port, group);
+    try {
+      await ready;
+    } catch (error) {
+      if (this.sniGroups.get(port) === group) this.sniGroups.delete(port);
+      throw this.bindError(rule, port, error);
+    }
+    this.sniGroups.set(listener.listenPort, group);
+    return { group, port: listener.listenPort };
+  }
+
+  /** Adds a rule to its port's SNI group (binding the port for the first member). */
+  private async joinSniGroup(
+    rule: RuleSpec,
+    connector: RuleConnector,
+    routed: SniRouteCounts,
+    gate: RuleGate,
+  ): Promise<{ member: SniMember; port: number }> {
+    const { group, port } = await this.sniGroup(rule, rule.listenPort);
+    // Checked again after the wait: another member may have taken the pattern meanwhile.
+    for (const other of group.members.values()) {
+      if (other.pattern === rule.sniPattern) {
+        throw new RuleActivationError(
+          rule.ruleId,
+          rule.sniPattern === null
+            ? 'conflict.sni_fallback_duplicate'
+            : 'conflict.sni_route_duplicate',
+          `tcp port ${port}: rule ${other.ruleId} already routes ${rule.sniPattern ?? 'the fallback'}`,
+          port,
+        );
+      }
+    }
+    const member: SniMember = {
+      ruleId: rule.ruleId,
+      pattern: rule.sniPattern,
+      route: { connector, offset: 0, tally: new ConnectionTally(), gate },
+      routed,
+    };
+    group.members.set(rule.ruleId, member);
+    group.dispatch.table.set(rule.sniPattern, member);
+    this.log.info(FORWARDER_EVENTS.sniGroupMemberAdded, {
+      listen_port: port,
+      rule_id: rule.ruleId,
+      sni_pattern: rule.sniPattern ?? undefined,
+      fallback: rule.sniPattern === null,
+      members: group.members.size,
+    });
+    return { member, port };
+  }
+
+  /**
+   * Takes a member out of its group: new connections stop reaching it at once, its open ones
+   * drain (up to `drainMs`), and the port closes with its last member.
+   */
+  private async leaveSniGroup(member: SniMember, port: number, drainMs?: number): Promise<void> {
+    const group = this.sniGroups.get(port);
+    if (group?.members.get(member.ruleId) === member) {
+      group.members.delete(member.ruleId);
+      group.dispatch.table.delete(member.pattern);
+      this.log.info(FORWARDER_EVENTS.sniGroupMemberRemoved, {
+        listen_port: port,
+        rule_id: member.ruleId,
+        sni_pattern: member.pattern ?? undefined,
+        members: group.members.size,
+        in_flight: member.route.tally.active,
+      });
+      if (group.members.size === 0) await this.closeSniGroup(port, group);
+    }
+    await member.route.tally.drain(drainMs, (destroyed) => {
+      this.log.info(FORWARDER_EVENTS.connDrainDeadline, {
+        listen_port: port,
+        rule_id: member.ruleId,
+        destroyed,
+      });
+    });
+  }
+
+  private async closeSniGroup(port: number, group: SniGroup): Promise<void> {
+    if (this.sniGroups.get(port) === group) this.sniGroups.delete(port);
+    await group.listener.stop();
+  }
+
+  /** Points the gate at the definition's caps, sources and owner (attaching the new owner). */
+  private configureGate(gate: RuleGate, previous: RuleSpec | undefined, next: RuleSpec): void {
+    const owner = next.ownerId !== null ? this.owners.attach(next.ownerId, next.ruleId) : undefined;
+    gate.configure(next, owner);
+    gate.quotaBudget = this.quotaLookup(next);
+    if (previous?.ownerId != null && previous.ownerId !== next.ownerId) {
+      this.owners.detach(previous.ownerId, previous.ruleId);
+    }
+  }
+
+  private async activateNew(rule: RuleSpec, kept?: ActiveRule): Promise<ActivationResult> {
     checkShape(rule);
     const pairs = expandRule(rule, this.maxRangePorts);
+    checkSniShape(rule, pairs);
     this.checkPortsFree(rule, pairs);
     const counters: RuleCounters = { dnsFailures: 0, failovers: 0 };
     const connector = this.connectorFor(rule, counters);
+    // A protocol swap keeps the id's gate (its counts and buckets); otherwise a fresh one, which
+    // admits nothing before it is configured below.
+    const gate = kept?.gate ?? new RuleGate(rule.ruleId, this.log, this.policyClock);
+    if (!kept) gate.configure(rule, this.ownerLimiterFor(rule));
+    gate.quotaBudget = this.quotaLookup(rule);
     const active: ActiveRule = {
       spec: rule,
       connector,
@@ -365,10 +597,17 @@ export class Forwarder {
       tcp: [],
       udp: undefined,
       ports: [],
+      sni: undefined,
+      routed: { exact: 0, wildcard: 0, fallback: 0 },
+      gate,
     };
     try {
-      if (rule.protocol === 'udp') {
-        active.udp = this.newUdpRuntime(connector, rule);
+      if (this.joinsSni(rule, pairs)) {
+        const joined = await this.joinSniGroup(rule, connector, active.routed, gate);
+        active.sni = joined.member;
+        active.ports = [joined.port];
+      } else if (rule.protocol === 'udp') {
+        active.udp = this.newUdpRuntime(connector, gate);
         try {
           active.ports = await this.bindUdp(rule, active.udp, pairs);
         } catch (error) {
@@ -376,20 +615,27 @@ export class Forwarder {
           throw error;
         }
       } else {
-        active.tcp = await this.bindTcp(rule, pairs, connector);
+        active.tcp = await this.bindTcp(rule, pairs, connector, gate);
         active.ports = active.tcp.map((l) => l.listenPort);
       }
     } catch (error) {
       connector.close();
+      if (!kept && rule.ownerId !== null) this.owners.detach(rule.ownerId, rule.ruleId);
       throw error;
     }
+    if (kept) this.configureGate(gate, kept.spec, rule);
     // A port-0 rule runs on the port the kernel chose; that is the definition from now on.
     if (rule.listenPort === 0) active.spec = { ...rule, listenPort: active.ports[0] ?? 0 };
     this.rules.set(rule.ruleId, active);
-    for (const port of active.ports) this.portOwners.set(portKey(rule.protocol, port), rule.ruleId);
+    if (!active.sni) {
+      for (const port of active.ports) {
+        this.portOwners.set(portKey(rule.protocol, port), rule.ruleId);
+      }
+    }
     this.log.info(FORWARDER_EVENTS.ruleActivated, {
       rule_id: rule.ruleId,
       protocol: rule.protocol,
+      sni_pattern: rule.sniPattern ?? undefined,
       listen_port: active.ports[0],
       listen_port_end: active.ports.length > 1 ? active.ports[active.ports.length - 1] : undefined,
       targets: rule.targets.map((t) => `${t.host}:${t.port}`),
@@ -403,6 +649,11 @@ export class Forwarder {
     return { ok: true, ports: active.ports };
   }
 
+  /** The limiter of a new rule's owner, attaching the rule to it (undefined: no owner). */
+  private ownerLimiterFor(rule: RuleSpec) {
+    return rule.ownerId !== null ? this.owners.attach(rule.ownerId, rule.ruleId) : undefined;
+  }
+
   private async replace(current: ActiveRule, next: RuleSpec): Promise<ActivationResult> {
     checkShape(next);
     // Port 0 asks for any free port; on a replace the port already held is that port.
@@ -412,8 +663,15 @@ export class Forwarder {
     }
     if (sameRule(current.spec, next)) return { ok: true, ports: current.ports };
     const pairs = expandRule(next, this.maxRangePorts);
-    this.checkPortsFree(next, pairs);
+    checkSniShape(next, pairs);
+    this.checkPortsFree(next, pairs, current.spec);
     if (next.protocol !== current.spec.protocol) return this.swapProtocol(current, next);
+    const nextSni = this.joinsSni(next, pairs);
+    if (current.sni && nextSni && current.ports[0] === pairs[0]!.listen) {
+      return this.replaceSniMember(current, next);
+    }
+    // Into, out of, or between SNI ports: bind the new place fully, then leave the old one.
+    if (current.sni || nextSni) return this.swapProtocol(current, next);
     const connector = this.connectorFor(next, current.counters);
     const held = new Set(current.ports);
     const fresh = pairs.filter((pair) => !held.has(pair.listen));
@@ -421,13 +679,14 @@ export class Forwarder {
     let ports: number[];
     try {
       if (next.protocol === 'tcp') {
-        const bound = await this.bindTcp(next, fresh, connector);
+        const bound = await this.bindTcp(next, fresh, connector, current.gate);
         const byPort = new Map(current.tcp.map((l) => [l.listenPort, l]));
         for (const l of bound) byPort.set(l.listenPort, l);
         const listeners = pairs.map((pair) => byPort.get(pair.listen)!);
         // Every kept listener now sends new connections to the new definition.
         pairs.forEach((pair, i) => {
-          listeners[i]!.route = { connector, offset: pair.offset, ...this.budgetLookup(next) };
+          const tally = listeners[i]!.route?.tally ?? new ConnectionTally();
+          listeners[i]!.route = { connector, offset: pair.offset, tally, gate: current.gate };
         });
         for (const old of current.tcp) {
           if (!keep.has(old.listenPort)) void old.stop(REPLACE_DRAIN_MS);
@@ -438,7 +697,6 @@ export class Forwarder {
         const runtime = current.udp!;
         await this.bindUdp(next, runtime, fresh);
         runtime.connector = connector;
-        runtime.budget = this.budgetLookup(next).budget;
         for (const pair of pairs) runtime.setOffset(pair.listen, pair.offset);
         for (const port of runtime.boundPorts()) {
           if (!keep.has(port)) await runtime.unbindPort(port);
@@ -453,6 +711,9 @@ export class Forwarder {
     for (const port of current.ports) this.portOwners.delete(portKey(next.protocol, port));
     for (const port of ports) this.portOwners.set(portKey(next.protocol, port), next.ruleId);
     current.connector = connector;
+    // Caps and sources change in place: open connections see the new caps at once.
+    this.configureGate(current.gate, current.spec, next);
+    for (const listener of current.tcp) listener.refreshMetering();
     current.spec = next;
     current.ports = ports;
     this.log.info(FORWARDER_EVENTS.ruleReactivated, {
@@ -464,13 +725,59 @@ export class Forwarder {
     return { ok: true, ports };
   }
 
-  /** tcp ↔ udp under one id: bind the new protocol fully, then drop the old listeners. */
+  /**
+   * A member rule stays on its SNI port with a new definition: new connections use the new
+   * connector (and pattern), its open ones keep their upstream, the other members are untouched.
+   */
+  private replaceSniMember(current: ActiveRule, next: RuleSpec): ActivationResult {
+    const member = current.sni!;
+    const port = current.ports[0]!;
+    const group = this.sniGroups.get(port)!;
+    if (member.pattern !== next.sniPattern) {
+      for (const other of group.members.values()) {
+        if (other !== member && other.pattern === next.sniPattern) {
+          throw new RuleActivationError(
+            next.ruleId,
+            next.sniPattern === null
+              ? 'conflict.sni_fallback_duplicate'
+              : 'conflict.sni_route_duplicate',
+            `tcp port ${port}: rule ${other.ruleId} already routes ${next.sniPattern ?? 'the fallback'}`,
+            port,
+          );
+        }
+      }
+      group.dispatch.table.delete(member.pattern);
+      member.pattern = next.sniPattern;
+      group.dispatch.table.set(member.pattern, member);
+    }
+    const connector = this.connectorFor(next, current.counters);
+    member.route = { connector, offset: 0, tally: member.route.tally, gate: current.gate };
+    current.connector.close();
+    current.connector = connector;
+    // Caps and sources change in place: open connections see the new caps at once.
+    this.configureGate(current.gate, current.spec, next);
+    member.route.tally.refreshMetering();
+    current.spec = { ...next, listenPort: port };
+    this.log.info(FORWARDER_EVENTS.ruleReactivated, {
+      rule_id: next.ruleId,
+      protocol: next.protocol,
+      listen_port: port,
+      sni_pattern: next.sniPattern ?? undefined,
+      targets: next.targets.map((t) => `${t.host}:${t.port}`),
+    });
+    return { ok: true, ports: [port] };
+  }
+
+  /**
+   * A rule that changes its kind of place (tcp ↔ udp, into or out of an SNI port): bind the new
+   * one fully under the same id, then drop the old listeners or leave the old SNI port.
+   */
   private async swapProtocol(current: ActiveRule, next: RuleSpec): Promise<ActivationResult> {
     const id = next.ruleId;
     this.rules.delete(id);
     let result: ActivationResult;
     try {
-      result = await this.activateNew(next);
+      result = await this.activateNew(next, current);
     } catch (error) {
       this.rules.set(id, current);
       throw error;
@@ -478,9 +785,21 @@ export class Forwarder {
     const fresh = this.rules.get(id)!;
     fresh.counters.dnsFailures = current.counters.dnsFailures;
     fresh.counters.failovers = current.counters.failovers;
-    for (const port of current.ports) this.portOwners.delete(portKey(current.spec.protocol, port));
+    Object.assign(fresh.routed, current.routed);
     current.connector.close();
-    void Promise.all([...current.tcp.map((t) => t.stop(0)), current.udp?.stop()]);
+    if (current.sni) {
+      void this.leaveSniGroup(current.sni, current.ports[0]!, REPLACE_DRAIN_MS);
+      return result;
+    }
+    for (const port of current.ports) {
+      // The new definition may hold the same (protocol, port) entry now.
+      const key = portKey(current.spec.protocol, port);
+      if (this.portOwners.get(key) === id && !fresh.ports.includes(port)) {
+        this.portOwners.delete(key);
+      }
+    }
+    const drainMs = current.spec.protocol === next.protocol ? REPLACE_DRAIN_MS : 0;
+    void Promise.all([...current.tcp.map((t) => t.stop(drainMs)), current.udp?.stop()]);
     return result;
   }
 
@@ -493,16 +812,23 @@ export class Forwarder {
     const rule = this.rules.get(ruleId);
     if (!rule) return false;
     this.rules.delete(ruleId);
-    for (const port of rule.ports) this.portOwners.delete(portKey(rule.spec.protocol, port));
+    if (!rule.sni) {
+      for (const port of rule.ports) this.portOwners.delete(portKey(rule.spec.protocol, port));
+    }
+    if (rule.spec.ownerId !== null) this.owners.detach(rule.spec.ownerId, ruleId);
     rule.connector.close();
+    const inFlight =
+      (rule.sni?.route.tally.active ?? 0) +
+      rule.tcp.reduce((sum, t) => sum + t.stats().active_connections, 0);
     const stopping = Promise.all([
       ...rule.tcp.map((t) => t.stop(options.drainMs)),
       rule.udp?.stop(),
+      rule.sni ? this.leaveSniGroup(rule.sni, rule.ports[0]!, options.drainMs) : undefined,
     ]);
     this.log.info(FORWARDER_EVENTS.ruleRemoved, {
       rule_id: ruleId,
       protocol: rule.spec.protocol,
-      in_flight: rule.tcp.reduce((sum, t) => sum + t.stats().active_connections, 0),
+      in_flight: inFlight,
     });
     await stopping;
     return true;
@@ -536,14 +862,83 @@ export class Forwarder {
   stats(): RuleStats[] {
     return [...this.rules.values()].map(collect);
   }
+
+  /** The listener counters of every shared SNI port, by port. */
+  sniListenerStats(): SniListenerStats[] {
+    const seen = new Set<SniGroup>();
+    const out: SniListenerStats[] = [];
+    for (const group of this.sniGroups.values()) {
+      if (seen.has(group)) continue;
+      seen.add(group);
+      out.push(group.dispatch.stats());
+    }
+    return out.sort((a, b) => a.listen_port - b.listen_port);
+  }
+
+  /**
+   * SET of an owner envelope (reference §4.2 OwnerRateLimitUpdate): binds before the caps of
+   * every rule of that owner, now and later; a change keeps the buckets' tokens and moves the
+   * owner's open connections to the new rate at once.
+   */
+  setOwnerRateLimit(ownerId: string, caps: RateLimitSpec | null): void {
+    this.owners.set(ownerId, caps);
+    this.refreshOwner(ownerId);
+  }
+
+  /** REMOVE of an owner envelope; false when none was set. Live connections stay. */
+  removeOwnerRateLimit(ownerId: string): boolean {
+    const removed = this.owners.remove(ownerId);
+    if (removed) this.refreshOwner(ownerId);
+    return removed;
+  }
+
+  /** The caps of an owner's envelope, or undefined when none is set. */
+  ownerRateLimit(ownerId: string): RateLimitSpec | null | undefined {
+    return this.owners.hasEnvelope(ownerId) ? (this.owners.get(ownerId)?.caps ?? null) : undefined;
+  }
+
+  /** Owner ids with an envelope or a running rule. */
+  ownerIds(): string[] {
+    return this.owners.ownerIds();
+  }
+
+  /** One entry per envelope set now. */
+  ownerStats(): OwnerRateLimitStats[] {
+    return this.owners.stats();
+  }
+
+  private refreshOwner(ownerId: string): void {
+    for (const ruleId of this.owners.rulesOf(ownerId)) {
+      const rule = this.rules.get(ruleId);
+      for (const listener of rule?.tcp ?? []) listener.refreshMetering();
+      rule?.sni?.route.tally.refreshMetering();
+    }
+  }
+}
+
+function portMember(spec: RuleSpec): PortMember {
+  return {
+    ruleId: spec.ruleId,
+    listenPort: spec.listenPort,
+    listenPortEnd: spec.listenPortEnd,
+    sniPattern: spec.sniPattern,
+  };
 }
 
 function collect(rule: ActiveRule): RuleStats {
   const ports: PortStats[] = [];
   const live = new Map<TargetState, { bytesIn: number; bytesOut: number }>();
-  for (const t of rule.tcp) {
-    const s = t.stats();
+  const tcp = rule.tcp.map((t) => {
     t.addLiveTargetBytes(live);
+    return t.stats();
+  });
+  if (rule.sni) {
+    const tally = rule.sni.route.tally;
+    tally.addLiveTargetBytes(live);
+    const port = rule.ports[0] ?? 0;
+    tcp.push(tally.stats(port, rule.connector.targets[0]?.portAt(0) ?? 0));
+  }
+  for (const s of tcp) {
     ports.push({
       listen_port: s.listen_port,
       target_port: s.target_port,
@@ -569,7 +964,12 @@ function collect(rule: ActiveRule): RuleStats {
     protocol: rule.spec.protocol,
     ...totals,
     dns_failures: rule.counters.dnsFailures,
+    source_denied: rule.gate.sourceDenied,
+    rate_limit: rule.gate.stats(),
     target_failovers_total: rule.counters.failovers,
+    sni_route_exact_total: rule.routed.exact,
+    sni_route_wildcard_total: rule.routed.wildcard,
+    sni_route_fallback_total: rule.routed.fallback,
     ports,
     targets: rule.connector.stats(live),
   };

@@ -3,8 +3,9 @@
  * them. It mirrors the stored rule (targets[] 1..8 with priority and PROXY protocol, health-check
  * interval, IPv6 preference, owner, SNI pattern and caps), so the client's wire mapping, the
  * server's wire code and its stats view all import these shapes instead of re-spelling field
- * lists. SNI and caps are carried but not enforced yet; a rule that sets them is refused by the
- * client with the server's capability code. Pure types and checks; depends on nothing.
+ * lists. SNI patterns are routed by shared ports (sni/); caps and source lists are enforced by
+ * policy/ (reference §5.8 and the source lists of docs/README.md). Pure types and checks; depends
+ * on nothing.
  */
 
 export type Protocol = 'tcp' | 'udp';
@@ -25,7 +26,11 @@ export interface TargetSpec {
   proxyProtocol: ProxyProtocolVersion | null;
 }
 
-/** Per-rule caps (reference §5.8); carried for the next stage, not enforced yet. */
+/**
+ * Caps of a rule or of an owner envelope (reference §5.8), the one spelling of the field list on
+ * the edge. Bandwidth in bytes per second (in = client to upstream, out = upstream to client);
+ * a burst absent or 0 is one second of its rate. A cap absent or 0 is no cap.
+ */
 export interface RateLimitSpec {
   bandwidthInBps?: number;
   bandwidthOutBps?: number;
@@ -50,6 +55,13 @@ export interface RuleSpec {
   ownerId: string | null;
   sniPattern: string | null;
   rateLimit: RateLimitSpec | null;
+  /**
+   * Source CIDRs in @portunus/api's normal spelling (normaliseCidr), at most MAX_SOURCE_CIDRS
+   * each; absent or empty is no restriction. A source passes when the allow list is empty or
+   * holds it and the deny list does not.
+   */
+  allowedSources?: readonly string[];
+  deniedSources?: readonly string[];
 }
 
 /** A single-target rule with defaults for everything else; what most callers and tests need. */
@@ -70,6 +82,8 @@ export function simpleRule(
     ownerId: null,
     sniPattern: null,
     rateLimit: null,
+    allowedSources: [],
+    deniedSources: [],
     ...rest,
     targets: [
       {
@@ -107,8 +121,26 @@ function canonical(rule: RuleSpec): unknown {
     rule.healthCheckIntervalSecs ?? 0,
     rule.ownerId,
     rule.sniPattern,
-    rule.rateLimit,
+    rateLimitCanonical(rule.rateLimit),
+    rule.allowedSources ?? [],
+    rule.deniedSources ?? [],
   ];
+}
+
+const RATE_LIMIT_FIELDS = [
+  'bandwidthInBps',
+  'bandwidthOutBps',
+  'newConnectionsPerSec',
+  'concurrentConnections',
+  'bandwidthInBurst',
+  'bandwidthOutBurst',
+  'newConnectionsBurst',
+] as const satisfies readonly (keyof RateLimitSpec)[];
+
+/** Caps in a fixed order with absent and 0 alike, so `{}` and null compare equal. */
+function rateLimitCanonical(caps: RateLimitSpec | null): unknown {
+  const values = RATE_LIMIT_FIELDS.map((field) => caps?.[field] || 0);
+  return values.some((v) => v !== 0) ? values : null;
 }
 
 /** Health of one target as reported: healthy, or failed after repeated connect failures. */
@@ -171,8 +203,56 @@ export interface RuleStats extends Record<PortCounter, number> {
   rule_id: string;
   protocol: Protocol;
   dns_failures: number;
+  /** TCP connections and new UDP flows refused by the rule's source lists. */
+  source_denied: number;
+  /**
+   * The rule's caps at work (rejects include the owner envelope's), or null for a rule that never
+   * had caps nor an owner envelope: uncapped rules emit no rate-limit series (reference §7.3).
+   */
+  rate_limit: RateLimitStats | null;
   /** Healthy↔failed transitions of the rule's targets (reference §5.5). */
   target_failovers_total: number;
+  /** Connections a shared SNI port routed to this rule, by how it matched (reference §5.7). */
+  sni_route_exact_total: number;
+  sni_route_wildcard_total: number;
+  sni_route_fallback_total: number;
   ports: PortStats[];
   targets: TargetStats[];
+}
+
+/** Why a connection or new flow was refused by a cap (reference §4.2 RateLimitRejectReason). */
+export type RateLimitRejectReason =
+  | 'conn_concurrent'
+  | 'conn_rate'
+  | 'udp_flow_rate'
+  | 'owner_concurrent'
+  | 'owner_conn_rate'
+  | 'owner_udp_flow_rate';
+
+export const RATE_LIMIT_REJECT_REASONS: readonly RateLimitRejectReason[] = [
+  'conn_concurrent',
+  'conn_rate',
+  'udp_flow_rate',
+  'owner_concurrent',
+  'owner_conn_rate',
+  'owner_udp_flow_rate',
+];
+
+/** What a rule's limiter or an owner envelope counted, cumulative for its life in the process. */
+export interface RateLimitStats {
+  rejects: Record<RateLimitRejectReason, number>;
+  /** Wall time TCP readers spent parked for bandwidth, per direction (reference §4.2). */
+  throttle_micros_in: number;
+  throttle_micros_out: number;
+  /** Live TCP connections and UDP flows counted against the concurrency cap. */
+  active_connections: number;
+  /** UDP datagrams dropped over a bandwidth cap (in: from clients; out: replies). */
+  datagrams_dropped_in: number;
+  datagrams_dropped_out: number;
+}
+
+/** One owner envelope's stats (reference §4.2 OwnerRateLimitStats). */
+export interface OwnerRateLimitStats {
+  owner_id: string;
+  stats: RateLimitStats;
 }

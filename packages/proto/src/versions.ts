@@ -10,9 +10,10 @@ export const PROTOCOL_VERSION = '1.0.0';
  * The client version from which each optional rule feature is understood. Multi-target and PROXY
  * keep the reference's thresholds (0.7, 0.10); this client line reached both at 0.10, together
  * with DNS targets, health checks and PROXY v2 on UDP (beyond the reference; an older client is
- * refused by the same PROXY gate). SNI and rate limits are not implemented by any client of this
- * line yet, so their gates sit above the current one (0.10) until they land: a current client is
- * then refused at push time with the catalogued 422 instead of failing activation on the edge.
+ * refused by the same PROXY gate). SNI routing arrived at 0.11. Rate limits are not implemented
+ * by any client of this line yet, so their gate sits above the current one (0.11) until they
+ * land: a current client is then refused at push time with the catalogued 422 instead of failing
+ * activation on the edge.
  */
 export const FEATURE_MIN_VERSION = {
   multiTarget: '0.7',

@@ -1,6 +1,7 @@
 // Proves portunus.toml is read as the reference §12 says: defaults, ranges mapped onto the
 // forwarder's RuleSpec, multi-target lists, the stable id from the name, and every problem at
-// once with its key path (unknown keys, both/neither of a pair, widths, the shared host checks).
+// once with its key path (unknown keys, both/neither of a pair, widths, the shared host checks),
+// and source allow/deny lists normalised by the shared CIDR parser or refused entry by entry.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { describe, it } from 'node:test';
@@ -89,6 +90,43 @@ describe('parseConfig', () => {
     );
   });
 
+  it('reads source lists in their normal spelling and refuses bad entries by index', () => {
+    const config = parseConfig(
+      [
+        '[[rule]]',
+        'name = "src"',
+        'listen_port = 80',
+        'target = "h.example:8080"',
+        'allowed_sources = ["10.0.0.0/8", "2001:DB8::/32"]',
+        'denied_sources = ["10.0.0.7"]',
+      ].join('\n'),
+      'x',
+    );
+    assert.deepEqual(config.rules[0]!.spec.allowedSources, ['10.0.0.0/8', '2001:db8::/32']);
+    assert.deepEqual(config.rules[0]!.spec.deniedSources, ['10.0.0.7/32']);
+    const tooMany = JSON.stringify(Array.from({ length: 65 }, (_, i) => `10.${i}.0.0/16`));
+    const found = problems(
+      [
+        '[[rule]]',
+        'name = "bad"',
+        'listen_port = 81',
+        'target = "h.example:1"',
+        'allowed_sources = ["10.0.0.0/8", "10.0.0.1/8"]',
+        'denied_sources = "10.0.0.0/8"',
+        '[[rule]]',
+        'name = "long"',
+        'listen_port = 82',
+        'target = "h.example:1"',
+        `allowed_sources = ${tooMany}`,
+      ].join('\n'),
+    );
+    assert.deepEqual(found, [
+      'rule[0].allowed_sources[1]: host bits are set below /8',
+      'rule[0].denied_sources: must be a list of CIDR strings',
+      'rule[1].allowed_sources: holds at most 64 entries',
+    ]);
+  });
+
   it('derives a stable 64-bit id from the name', () => {
     assert.equal(ruleIdForName('web'), ruleIdForName('web'));
     assert.notEqual(ruleIdForName('web'), ruleIdForName('web2'));
@@ -146,6 +184,13 @@ describe('parseConfig', () => {
         `${prefix}\n in\n${found.join('\n')}`,
       );
     }
+  });
+
+  it('refuses SNI patterns, saying SNI routing is client/server mode only', () => {
+    const rule = '[[rule]]\nname = "tls"\nlisten_port = 443\ntarget = "10.0.0.1:443"';
+    assert.deepEqual(problems(`${rule}\nsni_pattern = "a.example.com"`), [
+      'rule[0].sni_pattern: SNI routing is client/server mode only (portunus-client); the standalone does not route by SNI',
+    ]);
   });
 
   it('refuses two rules on one protocol/port, but not tcp and udp on the same port', () => {

@@ -3,12 +3,16 @@
  * turned into frozen RuleSpecs for the forwarder, or into every problem at once, each named by
  * its key path (`rule[2].targets[0].port`). Unknown keys are refused. Host, port, PROXY and range
  * checks are the forwarder's own (`rule-checks.ts`, `expandRule`) — the same code the server's
- * rule validation runs — so a rule the standalone accepts is one the server would accept. Pure:
- * the file is read by the caller; depends on core, forwarder, smol-toml and BLAKE3 only.
+ * rule validation runs — so a rule the standalone accepts is one the server would accept. Source
+ * lists (`allowed_sources`, `denied_sources`) go through @portunus/api's normaliseCidr, the
+ * parser the server and the data plane use; rate limits stay client/server-mode only (reference
+ * §5.8). Pure: the file is read by the caller; depends on core, api, forwarder, smol-toml and
+ * BLAKE3 only.
  */
 import { blake3 } from '@noble/hashes/blake3.js';
 import { parse as parseToml } from 'smol-toml';
 
+import { MAX_SOURCE_CIDRS, normaliseCidr } from '@portunus/api';
 import { PortunusError, type LogLevel } from '@portunus/core';
 import {
   MAX_TARGETS,
@@ -88,8 +92,16 @@ const RULE_KEYS = [
   'prefer_ipv6',
   'udp_max_flows',
   'udp_flow_idle_secs',
+  'allowed_sources',
+  'denied_sources',
 ];
 const TARGET_KEYS = ['host', 'port', 'priority', 'proxy_protocol'];
+/** Rule keys of client/server mode the standalone refuses with the reason (reference §12). */
+const CLIENT_SERVER_ONLY: Readonly<Record<string, string>> = {
+  sni_pattern:
+    'SNI routing is client/server mode only (portunus-client); the standalone does not route by SNI',
+  sni: 'SNI routing is client/server mode only (portunus-client); the standalone does not route by SNI',
+};
 const STATS_KEYS = ['enabled', 'socket_path', 'refresh_ms'];
 
 /**
@@ -140,14 +152,19 @@ class Reader {
     this.problems.push({ path, message });
   }
 
-  table(value: unknown, path: string, keys: readonly string[]): Table {
+  table(
+    value: unknown,
+    path: string,
+    keys: readonly string[],
+    refused: Readonly<Record<string, string>> = {},
+  ): Table {
     if (value === undefined) return {};
     if (!isTable(value)) {
       this.add(path, 'must be a table');
       return {};
     }
     for (const key of Object.keys(value)) {
-      if (!keys.includes(key)) this.add(join(path, key), 'unknown key');
+      if (!keys.includes(key)) this.add(join(path, key), refused[key] ?? 'unknown key');
     }
     return value;
   }
@@ -180,6 +197,27 @@ class Reader {
       return undefined;
     }
     return value;
+  }
+
+  /** A list of CIDRs in their normal spelling; [] when absent. */
+  cidrs(table: Table, key: string, path: string): string[] {
+    const value = table[key];
+    if (value === undefined) return [];
+    if (!Array.isArray(value)) {
+      this.add(join(path, key), 'must be a list of CIDR strings');
+      return [];
+    }
+    if (value.length > MAX_SOURCE_CIDRS) {
+      this.add(join(path, key), `holds at most ${MAX_SOURCE_CIDRS} entries`);
+      return [];
+    }
+    const out: string[] = [];
+    value.forEach((item: unknown, index) => {
+      const normal = typeof item === 'string' ? normaliseCidr(item) : { error: 'not a string' };
+      if (typeof normal === 'string') out.push(normal);
+      else this.add(`${join(path, key)}[${index}]`, normal.error);
+    });
+    return out;
   }
 
   oneOf<T extends string>(
@@ -284,7 +322,7 @@ function readRule(
     return undefined;
   }
   const before = countProblems(r);
-  const t = r.table(raw, path, RULE_KEYS);
+  const t = r.table(raw, path, RULE_KEYS, CLIENT_SERVER_ONLY);
   const name = r.string(t, 'name', path);
   if (name === undefined && t['name'] === undefined) r.add(join(path, 'name'), 'is required');
   if (name !== undefined && name.trim() === '') r.add(join(path, 'name'), 'is empty');
@@ -332,6 +370,8 @@ function readRule(
   const udpMaxFlows = r.integer(t, 'udp_max_flows', path, 1, 1_000_000) ?? defaults.udpMaxFlows;
   const udpFlowIdleSecs =
     r.integer(t, 'udp_flow_idle_secs', path, 1, 86_400) ?? defaults.udpFlowIdleSecs;
+  const allowedSources = r.cidrs(t, 'allowed_sources', path);
+  const deniedSources = r.cidrs(t, 'denied_sources', path);
   if (countProblems(r) > before || name === undefined) return undefined;
 
   const spec: RuleSpec = {
@@ -345,6 +385,8 @@ function readRule(
     ownerId: null,
     sniPattern: null,
     rateLimit: null,
+    allowedSources,
+    deniedSources,
   };
   const multiRange = targets.length > 1 && listenPortEnd !== null;
   if (multiRange) {

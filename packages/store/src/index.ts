@@ -162,10 +162,10 @@ export {
 } from './grants.js';
 export {
   RATE_LIMIT_COLUMNS,
-  checkPortConflict,
+  countActiveSniRules,
   definitionOf,
   deleteRule,
-  findPortConflict,
+  findPortHolders,
   getRule,
   getRuleOrThrow,
   insertPendingRule,
@@ -176,6 +176,7 @@ export {
   sameDefinition,
   setRuleState,
   type NewRule,
+  type PortHolder,
   type RateLimit,
   type Rule,
   type RuleDefinition,

@@ -475,12 +475,30 @@ export function listRulesJson(db: Database, filter: RuleFilter = {}): string {
   return `[${(row.pluck().all(params) as string[]).join(',')}]`;
 }
 
+/** Active rules with an SNI pattern, all clients (the `portunus_tls_sni_routes_active` gauge). */
+export function countActiveSniRules(db: Database): number {
+  return prepared(
+    db,
+    `SELECT count(*) FROM rules WHERE sni_pattern IS NOT NULL AND state_kind = 'active'`,
+  )
+    .pluck()
+    .get() as number;
+}
+
+/** A rule holding ports: what the port-sharing decision needs (docs/sni-routing.md). */
+export interface PortHolder {
+  ruleId: number;
+  listenPort: number;
+  listenPortEnd: number | null;
+  sniPattern: string | null;
+}
+
 /**
- * The first port where a listen range overlaps a rule of the same client and protocol that is
- * Active or Failed (reference §5.9: Pending rules do not block; a Failed rule keeps its port until
- * removed). Undefined when the range is free.
+ * The rules of the same client and protocol that hold a port of the range: Active or Failed
+ * (reference §5.9: Pending rules do not block; a Failed rule keeps its port until removed), in
+ * port order. Whether they conflict is the caller's decision (SNI ports are shared).
  */
-export function findPortConflict(
+export function findPortHolders(
   db: Database,
   range: {
     clientId: string;
@@ -490,52 +508,30 @@ export function findPortConflict(
     /** An edited rule does not conflict with its own old ports. */
     exceptRuleId?: number;
   },
-): { ruleId: number; port: number } | undefined {
+): PortHolder[] {
   const hi = range.listenPortEnd ?? range.listenPort;
-  const row = prepared(
+  return prepared(
     db,
-    `SELECT rule_id AS ruleId, max(listen_port, ?) AS port FROM rules
+    `SELECT rule_id AS ruleId, listen_port AS listenPort, listen_port_end AS listenPortEnd,
+            sni_pattern AS sniPattern
+     FROM rules
      WHERE client_id = ? AND protocol = ? AND state_kind IN ('active', 'failed')
        AND listen_port <= ? AND coalesce(listen_port_end, listen_port) >= ? AND rule_id IS NOT ?
-     ORDER BY port LIMIT 1`,
-  ).get(
-    range.listenPort,
+     ORDER BY listen_port, rule_id`,
+  ).all(
     range.clientId,
     range.protocol,
     hi,
     range.listenPort,
     range.exceptRuleId ?? null,
-  ) as { ruleId: number; port: number } | undefined;
-  return row;
-}
-
-/** Throws 409 port_in_use naming the first port a range shares with another rule (§5.9). */
-export function checkPortConflict(
-  db: Database,
-  range: Parameters<typeof findPortConflict>[1],
-): void {
-  const conflict = findPortConflict(db, range);
-  if (conflict) {
-    throw new PortunusError(
-      'port_in_use',
-      `port ${conflict.port} is already used by rule ${conflict.ruleId} of this client (${range.protocol})`,
-      { port: conflict.port, rule_id: conflict.ruleId },
-    );
-  }
+  ) as PortHolder[];
 }
 
 /**
- * Stores a push as Pending after the conflict check, in one transaction, so a rejected push
- * changes nothing and two pushes cannot both pass the check against the same stored state.
+ * Stores a push as Pending. The caller runs its port-conflict check in the same transaction
+ * (services/port-conflicts.ts), so a rejected push changes nothing and two pushes cannot both
+ * pass the check against the same stored state.
  */
 export function insertPendingRule(db: Database, rule: NewRule): Rule {
-  return immediate(db, () => {
-    checkPortConflict(db, {
-      clientId: rule.clientId,
-      protocol: rule.protocol,
-      listenPort: rule.listenPort,
-      listenPortEnd: rule.listenPortEnd ?? null,
-    });
-    return insertRule(db, { ...rule, state: { kind: 'pending' } });
-  });
+  return immediate(db, () => insertRule(db, { ...rule, state: { kind: 'pending' } }));
 }

@@ -20,4 +20,12 @@ export { recordingLogger, type RecordedLine, type RecordingLogger } from './logg
 export { FakeDnsServer, type DnsQuery, type DnsZoneEntry } from './dns-server.js';
 export { freePort, freePortRun } from './ports.js';
 export { CHROMIUM, launchBrowser, screenshot, type Browser } from './browser.js';
+export {
+  captureClientHello,
+  selfSignedCertificate,
+  tlsAsk,
+  tlsEchoServer,
+  type TestCertificate,
+  type TlsAnswer,
+} from './tls.js';
 export { WebhookReceiver, type ReceivedWebhook } from './webhook-receiver.js';

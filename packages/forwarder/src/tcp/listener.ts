@@ -1,15 +1,19 @@
 /**
  * TCP forwarding for one listen port (reference inventory §5.1): a dual-stack listener keyed by
- * its port, whose current route (a rule's connector and the port's offset in its range) can be
- * swapped while it keeps accepting — a replaced rule's open connections keep their upstream, new
- * ones use the new route. Per accepted connection: the connector resolves, picks a target and
- * dials (a failed connect is its business and is counted here as `connect_failures`), the
- * target's PROXY header is written before any client byte, then the bidirectional copy with
- * back-pressure and half-close propagation runs until both sides close (its errors are
- * `conn_errors`). Owns every socket it accepts or is handed and tears both down together. Must
- * not depend on anything but node:net, the connect and proxy-protocol stages and @portunus/core
- * — no rule bookkeeping (rule-runtime.ts) and no `stream.pipeline`, which costs ~2.5x the memory
- * per idle connection (bench/README.md, "Forwarder").
+ * its port that sends each accepted connection to a route — a rule's connector at the port's
+ * offset in its range, its connection tally and its RuleGate. A plain port has one route,
+ * swappable while it keeps accepting (a replaced rule's open connections keep their upstream, new
+ * ones use the new route); a shared SNI port (reference §5.7) hands each connection to its
+ * SniDispatch, which peeks the ClientHello and picks the route. Either way the connection then
+ * runs the one function `forward`: rule chosen → the route's RuleGate admits it (source lists,
+ * owner envelope, rule caps; policy/admission.ts) or refuses it with an RST → dial (a failed
+ * connect is the connector's business, counted as `connect_failures`) → the target's PROXY header
+ * before any client byte → the peeked bytes, if any → the bidirectional copy with back-pressure
+ * and half-close propagation until both sides close (its errors are `conn_errors`), metered when
+ * a bandwidth cap applies. Owns every socket it accepts or is handed and tears both down together.
+ * Must not depend on anything but node:net, the connect, proxy-protocol, policy and sni stages and
+ * @portunus/core — no rule bookkeeping (rule-runtime.ts) and no `stream.pipeline`, which costs
+ * ~2.5x the memory per idle connection (bench/README.md, "Forwarder").
  *
  * The copy is `pipe()` reduced to what a socket pair needs ('data' → write, pause on a full
  * destination, resume on 'drain', end on 'end'), with every listener a shared function that
@@ -18,10 +22,21 @@
  * chunk corks its destination until the end of the event-loop turn, so the 64 KiB reads of one
  * turn leave in one writev. Figures for both: bench/README.md, "Forwarder".
  *
- * Quotas (reference §5.10): a connection whose owner has a budget (policy/quota.ts) is refused at
- * accept while the budget is used up, and otherwise copies with `onDataMetered`, which debits each
- * chunk before writing it; when the budget runs out the connection half-closes both ways and
- * ends. Connections of owners without a budget keep the plain `onData`: no extra work per chunk.
+ * A connection under a bandwidth cap (its rule's or its owner's) copies through the metered
+ * variant instead: each chunk is written, debited from the buckets in its way, and when one is
+ * in debt the source is paused and parked on that bucket, whose one timer resumes it once the
+ * debt is repaid — the read side parks, nothing is ever closed for bandwidth. Every connection
+ * keeps a reference to its rule's gate and to the owner limiter it was admitted under, so a
+ * live cap change reaches it: `refreshMetering()` moves open connections between the plain and
+ * the metered listeners in both directions, and the buckets themselves change rate in place.
+ * Uncapped connections never run a line of the metered code.
+ *
+ * Quotas (reference §5.10) ride on the metered copy: a connection whose owner has a quota budget
+ * (policy/quota.ts, found through its gate at admission) is refused with an RST while the budget
+ * is used up, and otherwise pays each chunk before it is written; when the budget runs out the
+ * connection half-closes both ways and ends (`stopForQuota`). An owner's first budget moves its
+ * open connections onto the metered copy (`ConnectionTally.meterQuota`). Owners without a budget
+ * stay on the plain copy.
  */
 import net from 'node:net';
 
@@ -29,8 +44,11 @@ import type { Logger } from '@portunus/core';
 
 import type { RuleConnector, TargetState } from '../connect/connector.js';
 import { FORWARDER_EVENTS } from '../events.js';
+import type { RuleGate } from '../policy/admission.js';
 import type { QuotaBudget, QuotaHolder } from '../policy/quota.js';
+import type { Limiter, Pacer } from '../policy/limiter.js';
 import { proxyHeader } from '../proxy-protocol/header.js';
+import { SniDispatch } from '../sni/dispatch.js';
 
 /** Builds the listening server; injectable so tests can fail or observe binds. */
 export type TcpServerFactory = (
@@ -48,12 +66,17 @@ export interface TcpOptions {
   createServer?: TcpServerFactory;
 }
 
-/** Where new connections of a listener go: a rule's connector, at this port's range offset. */
+/**
+ * Where a connection goes once its rule is chosen: a rule's connector at this port's range
+ * offset, the tally its connections are counted in, and the rule's gate that admits them. The
+ * tally outlives a replace (the Forwarder hands it to the new route), so a rule's counters stay
+ * cumulative.
+ */
 export interface TcpRoute {
   readonly connector: RuleConnector;
   readonly offset: number;
-  /** The rule owner's quota budget, if the owner has one now (asked once per connection). */
-  readonly budget?: () => QuotaBudget | undefined;
+  readonly tally: ConnectionTally;
+  readonly gate: RuleGate;
 }
 
 export interface TcpPortStats {
@@ -89,16 +112,138 @@ const defaultServerFactory: TcpServerFactory = (options, onConnection) =>
  */
 interface Pair extends QuotaHolder {
   readonly owner: TcpListener;
+  readonly route: TcpRoute;
   readonly client: net.Socket;
   /** Undefined while the connector is still picking and dialling a target. */
   upstream: net.Socket | undefined;
   target: TargetState | undefined;
+  /** Client bytes read before the route was chosen (the peeked ClientHello), sent first. */
+  head: Buffer | undefined;
   /** PROXY header bytes written upstream: not client bytes, so not counted as bytes_in. */
   headerBytes: number;
   closed: number;
   failed: boolean;
-  /** The owner's quota budget this connection is metered against, if any. */
+  /** The rule's gate and the owner limiter this connection was admitted under (for release). */
+  readonly gate: RuleGate;
+  readonly ownerLimiter: Limiter | undefined;
+  /** True while the metered listeners are attached instead of the plain ones. */
+  metered: boolean;
+  /** Clock time a direction's reader parked on a bucket, or -1 while it is not parked. */
+  parkedIn: number;
+  parkedOut: number;
+  /** The owner's quota budget this connection pays into, if the owner has one. */
   budget: QuotaBudget | undefined;
+}
+
+/**
+ * The connections of one route (a rule on one port) and their counters. A plain listener has
+ * one; a shared SNI port has one per member rule, so a member can be drained and counted alone.
+ */
+export class ConnectionTally {
+  readonly pairs = new Set<Pair>();
+  private drainWaiters: (() => void)[] = [];
+  // Bytes of connections already closed; live ones are read from their sockets in stats().
+  closedBytesIn = 0;
+  closedBytesOut = 0;
+  connectionsTotal = 0;
+  connErrors = 0;
+  connectFailures = 0;
+
+  get active(): number {
+    return this.pairs.size;
+  }
+
+  /** False when the pair was already released. */
+  release(pair: Pair): boolean {
+    if (!this.pairs.delete(pair)) return false;
+    if (this.pairs.size === 0 && this.drainWaiters.length > 0) {
+      const waiters = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const wake of waiters) wake();
+    }
+    return true;
+  }
+
+  /**
+   * After a cap change of the rule or its owner: open connections move to the metered copy when
+   * a bandwidth cap now applies to them, and back to the plain one when none does.
+   */
+  refreshMetering(): void {
+    for (const pair of this.pairs) {
+      if (pair.upstream !== undefined && !pair.failed) setMetering(pair, wantsMeter(pair));
+    }
+  }
+
+  /**
+   * The owner of this route's rule got a quota budget it did not have: its open connections start
+   * paying per chunk on the metered copy (and stop at once if the budget is already used up).
+   */
+  meterQuota(budget: QuotaBudget): void {
+    for (const pair of this.pairs) {
+      if (pair.upstream === undefined || pair.failed) continue;
+      if (pair.budget !== undefined && pair.budget.remaining !== Infinity) continue;
+      pair.budget = budget;
+      setMetering(pair, true);
+      if (budget.exhausted) pair.quotaExhausted();
+      else budget.attach(pair);
+    }
+  }
+
+  /**
+   * Resolves when every open connection has ended. With a drain deadline, connections still
+   * open when it passes are destroyed (and `onDeadline` learns how many).
+   */
+  async drain(drainMs?: number, onDeadline?: (destroyed: number) => void): Promise<void> {
+    if (this.pairs.size === 0) return;
+    const drained = new Promise<void>((resolve) => this.drainWaiters.push(resolve));
+    if (drainMs === undefined) {
+      await drained;
+      return;
+    }
+    const timer = setTimeout(() => {
+      if (this.pairs.size > 0) onDeadline?.(this.pairs.size);
+      for (const pair of this.pairs) {
+        pair.client.destroy();
+        pair.upstream?.destroy();
+      }
+    }, drainMs);
+    try {
+      await drained;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  stats(listenPort: number, targetPort: number): TcpPortStats {
+    let bytesIn = this.closedBytesIn;
+    let bytesOut = this.closedBytesOut;
+    for (const pair of this.pairs) {
+      if (!pair.upstream) continue;
+      bytesIn += pair.upstream.bytesWritten - pair.headerBytes;
+      bytesOut += pair.client.bytesWritten;
+    }
+    return {
+      listen_port: listenPort,
+      target_port: targetPort,
+      bytes_in: bytesIn,
+      bytes_out: bytesOut,
+      active_connections: this.pairs.size,
+      connections_total: this.connectionsTotal,
+      conn_errors: this.connErrors,
+      connect_failures: this.connectFailures,
+    };
+  }
+
+  /** Adds the bytes of the open connections to their targets' entries. */
+  addLiveTargetBytes(live: Map<TargetState, { bytesIn: number; bytesOut: number }>): void {
+    for (const pair of this.pairs) {
+      if (!pair.upstream || !pair.target) continue;
+      const entry = live.get(pair.target) ?? { bytesIn: 0, bytesOut: 0 };
+      entry.bytesIn += pair.upstream.bytesWritten - pair.headerBytes;
+      entry.bytesOut += pair.client.bytesWritten;
+      live.set(pair.target, entry);
+    }
+  }
 }
 
 /** Where a socket's shared listeners find their connection. */
@@ -120,6 +265,10 @@ let onClientError: (this: net.Socket, error: Error) => void;
 let onUpstreamError: (this: net.Socket, error: Error) => void;
 let onSocketClose: (this: net.Socket) => void;
 
+function ignoreError(): void {
+  // A refused socket is being reset; whatever it reports now changes nothing.
+}
+
 function onProxyHeaderTimeout(this: net.Socket): void {
   this.destroy(Object.assign(new Error('PROXY header not sent in time'), { code: 'ETIMEDOUT' }));
 }
@@ -128,15 +277,25 @@ function onProxyHeaderDrain(this: net.Socket): void {
 }
 
 /** Wires the copy both ways and lets client bytes flow; the upstream is connected. */
-function startCopy(client: net.Socket, upstream: net.Socket, metered: boolean): void {
-  const copy = metered ? onDataMetered : onData;
-  client.on('data', copy);
+function startCopy(pair: Pair, client: net.Socket, upstream: net.Socket): void {
+  if (wantsMeter(pair)) {
+    pair.metered = true;
+    client.on('data', onMeteredData);
+    client.on('drain', onMeteredDrain);
+    client.on('end', onEnd);
+    upstream.on('data', onMeteredData);
+    upstream.on('drain', onMeteredDrain);
+    upstream.on('end', onEnd);
+    client.resume();
+    return;
+  }
+  client.on('data', onData);
   client.on('drain', onDrain);
   client.on('end', onEnd);
-  upstream.on('data', copy);
+  upstream.on('data', onData);
   upstream.on('drain', onDrain);
   upstream.on('end', onEnd);
-  // Attaching 'data' does not resume a socket accepted with pauseOnConnect.
+  // Attaching 'data' does not resume a socket accepted with pauseOnConnect (or paused by a peek).
   client.resume();
 }
 
@@ -161,15 +320,27 @@ function onData(this: net.Socket, chunk: Buffer): void {
   }
   if (!peer.write(chunk)) this.pause();
 }
-/** The copy of a metered connection: each chunk is paid for before it is written. */
-function onDataMetered(this: net.Socket, chunk: Buffer): void {
-  // Refused once the budget is used up: the chunk is dropped, the stop is already on its way.
-  if (pairOf(this).budget?.debit(chunk.length) === false) return;
-  onData.call(this, chunk);
+function onDrain(this: net.Socket): void {
+  peerOf(this).resume();
 }
+/** A FIN from one side ends our write side towards the other: the half-close propagation. */
+function onEnd(this: net.Socket): void {
+  peerOf(this).end();
+}
+
+// The metered copy (module comment). `inbound` is client → upstream (bandwidth_in).
+
+function wantsMeter(pair: Pair): boolean {
+  return (
+    pair.gate.limiter.meters ||
+    pair.ownerLimiter?.meters === true ||
+    (pair.budget !== undefined && pair.budget.remaining !== Infinity)
+  );
+}
+
 /**
- * The owner's budget ran out (QuotaHolder): both directions stop reading and half-close, and each
- * socket ends once its FIN is flushed — bytes already paid for still leave.
+ * The owner's quota ran out (QuotaHolder, `this` is the pair): both directions stop reading and
+ * half-close, and each socket ends once its FIN is flushed — bytes already paid for still leave.
  */
 function stopForQuota(this: Pair): void {
   for (const socket of [this.client, this.upstream]) {
@@ -182,36 +353,150 @@ function stopForQuota(this: Pair): void {
 function destroyAfterFin(this: net.Socket): void {
   this.destroy();
 }
-function onDrain(this: net.Socket): void {
-  peerOf(this).resume();
+
+function pacerOf(limiter: Limiter, inbound: boolean): Pacer {
+  return inbound ? limiter.bandwidthIn : limiter.bandwidthOut;
 }
-/** A FIN from one side ends our write side towards the other: the half-close propagation. */
-function onEnd(this: net.Socket): void {
-  peerOf(this).end();
+
+/** The first bucket in this direction's way that is in debt, or undefined. */
+function pacerInDebt(pair: Pair, inbound: boolean): Pacer | undefined {
+  const rule = pacerOf(pair.gate.limiter, inbound);
+  if (rule.bucket !== null && rule.bucket.tokens() < 0) return rule;
+  const owner = pair.ownerLimiter && pacerOf(pair.ownerLimiter, inbound);
+  if (owner?.bucket != null && owner.bucket.tokens() < 0) return owner;
+  return undefined;
+}
+
+function onMeteredData(this: net.Socket, chunk: Buffer): void {
+  const pair = pairOf(this);
+  // Paid for before it is written; refused once the quota is used up (the stop is on its way).
+  if (pair.budget?.debit(chunk.length) === false) return;
+  const inbound = this === pair.client;
+  const peer = inbound ? pair.upstream! : pair.client;
+  // The owner's bucket and the rule's are both charged; either in debt parks the reader.
+  pacerOf(pair.gate.limiter, inbound).bucket?.debit(chunk.length);
+  if (pair.ownerLimiter) pacerOf(pair.ownerLimiter, inbound).bucket?.debit(chunk.length);
+  const written = peer.write(chunk);
+  const debt = pacerInDebt(pair, inbound);
+  if (debt !== undefined) park(pair, this, inbound, debt);
+  else if (!written) this.pause();
+}
+
+function park(pair: Pair, source: net.Socket, inbound: boolean, pacer: Pacer): void {
+  const now = pair.gate.clock.now();
+  if (inbound) {
+    if (pair.parkedIn < 0) pair.parkedIn = now;
+  } else if (pair.parkedOut < 0) pair.parkedOut = now;
+  source.pause();
+  pacer.park(source, wakeMetered);
+}
+
+/** Ends a direction's parked time and adds it to the rule's and the owner's throttle time. */
+function unparkTime(pair: Pair, inbound: boolean): void {
+  const since = inbound ? pair.parkedIn : pair.parkedOut;
+  if (since < 0) return;
+  const micros = (pair.gate.clock.now() - since) * 1000;
+  const rule = pair.gate.limiter;
+  const owner = pair.ownerLimiter;
+  if (inbound) {
+    pair.parkedIn = -1;
+    rule.throttleMicrosIn += micros;
+    if (owner) owner.throttleMicrosIn += micros;
+  } else {
+    pair.parkedOut = -1;
+    rule.throttleMicrosOut += micros;
+    if (owner) owner.throttleMicrosOut += micros;
+  }
+}
+
+/** A pacer's timer found its bucket out of debt: resume unless another bucket or the peer holds. */
+function wakeMetered(item: object): void {
+  const source = item as net.Socket;
+  const pair = pairOf(source);
+  if (!pair.metered || source.destroyed) return;
+  const inbound = source === pair.client;
+  const debt = pacerInDebt(pair, inbound);
+  if (debt !== undefined) {
+    debt.park(source, wakeMetered);
+    return;
+  }
+  unparkTime(pair, inbound);
+  const peer = inbound ? pair.upstream! : pair.client;
+  // A full destination resumes the source on its 'drain' instead.
+  if (!peer.writableNeedDrain) source.resume();
+}
+
+function onMeteredDrain(this: net.Socket): void {
+  const pair = pairOf(this);
+  const source = peerOf(this);
+  const parked = source === pair.client ? pair.parkedIn : pair.parkedOut;
+  if (parked < 0) source.resume();
+}
+
+/** Takes both directions off every bucket they may be parked on, ending their parked time. */
+function unparkAll(pair: Pair): void {
+  for (const inbound of [true, false]) {
+    const source = inbound ? pair.client : pair.upstream;
+    if (!source) continue;
+    pacerOf(pair.gate.limiter, inbound).unpark(source);
+    if (pair.ownerLimiter) pacerOf(pair.ownerLimiter, inbound).unpark(source);
+    unparkTime(pair, inbound);
+  }
+}
+
+/** Moves a connected pair between the plain and the metered listeners (a live cap change). */
+function setMetering(pair: Pair, metered: boolean): void {
+  const upstream = pair.upstream;
+  if (pair.metered === metered || upstream === undefined) return;
+  const sockets = [pair.client, upstream];
+  if (metered) {
+    for (const socket of sockets) {
+      socket.off('data', onData);
+      socket.off('drain', onDrain);
+      socket.on('data', onMeteredData);
+      socket.on('drain', onMeteredDrain);
+    }
+    pair.metered = true;
+    return;
+  }
+  pair.metered = false;
+  unparkAll(pair);
+  for (const socket of sockets) {
+    socket.off('data', onMeteredData);
+    socket.off('drain', onMeteredDrain);
+    socket.on('data', onData);
+    socket.on('drain', onDrain);
+  }
+  // A reader that was parked goes on unless its destination is full (its 'drain' resumes it).
+  if (!upstream.writableNeedDrain) pair.client.resume();
+  if (!pair.client.writableNeedDrain) upstream.resume();
 }
 
 export class TcpListener {
-  route: TcpRoute;
+  /** The route of a plain port; undefined on a shared SNI port. */
+  route: TcpRoute | undefined;
+  /** The ClientHello dispatch of a shared SNI port; undefined on a plain port. */
+  readonly sni: SniDispatch | undefined;
   private requestedPort: number;
   private readonly options: Required<Omit<TcpOptions, 'createServer'>> & {
     createServer: TcpServerFactory;
   };
   private readonly log: Logger;
   private server: net.Server | undefined;
-  private readonly pairs = new Set<Pair>();
-  private drainWaiters: (() => void)[] = [];
-  // Bytes of connections already closed; live ones are read from their sockets in stats().
-  private closedBytesIn = 0;
-  private closedBytesOut = 0;
-  private connectionsTotal = 0;
-  private connErrors = 0;
-  private connectFailures = 0;
-  /** Connections refused at accept because the owner's quota was used up. */
-  private quotaRefused = 0;
+  /** `forward` bound once, handed to the SNI dispatch. */
+  private readonly forwardChosen = (client: net.Socket, route: TcpRoute, head: Buffer): void => {
+    this.forward(client, route, head);
+  };
 
-  constructor(listenPort: number, route: TcpRoute, log: Logger, options: TcpOptions = {}) {
+  constructor(
+    listenPort: number,
+    router: TcpRoute | SniDispatch,
+    log: Logger,
+    options: TcpOptions = {},
+  ) {
     this.requestedPort = listenPort;
-    this.route = route;
+    if (router instanceof SniDispatch) this.sni = router;
+    else this.route = router;
     this.log = log;
     this.options = {
       host: options.host ?? '::',
@@ -224,7 +509,8 @@ export class TcpListener {
 
   /** The target port of this listen port under the current route's first target. */
   get targetPort(): number {
-    return this.route.connector.targets[0]?.portAt(this.route.offset) ?? 0;
+    const route = this.route;
+    return route ? (route.connector.targets[0]?.portAt(route.offset) ?? 0) : 0;
   }
 
   /** The bound port (the requested one, or the kernel's choice for port 0). */
@@ -246,12 +532,14 @@ export class TcpListener {
       await this.listen('0.0.0.0');
     }
     this.requestedPort = this.listenPort;
+    this.sni?.bound(this.requestedPort);
   }
 
   private listen(host: string): Promise<void> {
-    // pauseOnConnect: no client byte is read before the upstream is connected, so nothing is
-    // buffered (or counted) for a dial that fails. allowHalfOpen: a client FIN only ends our
-    // write side towards the upstream, so replies still flow back. noDelay: set at accept.
+    // pauseOnConnect: no client byte is read before the upstream is connected (or, on an SNI
+    // port, before the peek reads the hello), so nothing is buffered or counted for a dial that
+    // fails. allowHalfOpen: a client FIN only ends our write side towards the upstream, so
+    // replies still flow back. noDelay: set at accept.
     const server = this.options.createServer(
       {
         allowHalfOpen: true,
@@ -280,10 +568,10 @@ export class TcpListener {
           server.off('error', onError);
           // After the bind, errors are accept errors: log them, keep the listener.
           server.on('error', (error) => {
-            this.log.warn(FORWARDER_EVENTS.acceptError, {
-              listen_port: this.requestedPort,
-              error,
-            });
+            this.log.warn(
+              this.sni ? FORWARDER_EVENTS.sniListenerAcceptError : FORWARDER_EVENTS.acceptError,
+              { listen_port: this.requestedPort, error },
+            );
           });
           this.server = server;
           resolve();
@@ -293,36 +581,56 @@ export class TcpListener {
   }
 
   private accept(client: net.Socket): void {
-    this.connectionsTotal++;
+    const route = this.route;
+    if (route !== undefined) this.forward(client, route, undefined);
+    else this.sni!.admit(client, this.forwardChosen);
+  }
+
+  /**
+   * The one per-connection path once a rule is chosen, for plain and SNI ports alike: the rule's
+   * gate admits the connection (a refusal is an RST before any upstream dial), it is counted on
+   * its route, dialled through the route's connector, then (onConnected) PROXY header → `head` →
+   * copy. The client socket is paused and has no listeners yet.
+   */
+  private forward(client: net.Socket, route: TcpRoute, head: Buffer | undefined): void {
+    const gate = route.gate;
+    const budget = gate.quotaBudget?.();
+    if (budget?.exhausted === true || !gate.admit(client.remoteAddress, false)) {
+      client.on('error', ignoreError);
+      client.resetAndDestroy();
+      return;
+    }
+    const tally = route.tally;
+    tally.connectionsTotal++;
     const pair: Pair = {
       owner: this,
+      route,
       client,
       upstream: undefined,
       target: undefined,
+      head,
       headerBytes: 0,
       closed: 0,
       failed: false,
-      budget: this.route.budget?.(),
+      gate,
+      ownerLimiter: gate.owner,
+      metered: false,
+      parkedIn: -1,
+      parkedOut: -1,
+      budget,
       quotaExhausted: stopForQuota,
     };
     (client as PairedSocket)[PAIR] = pair;
-    this.pairs.add(pair);
+    tally.pairs.add(pair);
     // The client gets error and close handlers before anything else happens (STYLE.md habit 7).
     client.on('error', onClientError);
     client.on('close', onSocketClose);
-    if (pair.budget?.exhausted) {
-      // The owner's quota is used up: no upstream is dialled, nothing is copied.
-      this.quotaRefused++;
-      client.destroy();
-      return;
-    }
-    const route = this.route;
     route.connector.connectTcp(route.offset).then(
       ({ socket, target }) => {
         this.onConnected(pair, socket, target);
       },
       (error: unknown) => {
-        this.onConnectFailed(pair, route, error);
+        this.onConnectFailed(pair, error);
       },
     );
   }
@@ -358,24 +666,29 @@ export class TcpListener {
         upstream.once('drain', onProxyHeaderDrain);
       }
     }
+    const head = pair.head;
     const budget = pair.budget;
-    if (budget) {
-      if (budget.exhausted) {
-        // Used up while this connection was dialling.
-        this.quotaRefused++;
+    if (budget !== undefined) {
+      // Used up while dialling, or by the peeked ClientHello: nothing is copied.
+      if (budget.exhausted || (head !== undefined && !budget.debit(head.length))) {
         client.destroy();
         return;
       }
       budget.attach(pair);
     }
-    startCopy(client, upstream, budget !== undefined);
+    if (head !== undefined) {
+      // The peeked ClientHello, replayed as the first client bytes (after the PROXY header).
+      pair.head = undefined;
+      upstream.write(head);
+    }
+    startCopy(pair, client, upstream);
   }
 
-  private onConnectFailed(pair: Pair, route: TcpRoute, error: unknown): void {
-    this.connectFailures++;
+  private onConnectFailed(pair: Pair, error: unknown): void {
+    pair.route.tally.connectFailures++;
     const client = pair.client;
     this.log.warn(FORWARDER_EVENTS.connErrorAllTargetsFailed, {
-      rule_id: route.connector.ruleId,
+      rule_id: pair.route.connector.ruleId,
       listen_port: this.requestedPort,
       source: `${client.remoteAddress ?? ''}:${client.remotePort ?? ''}`,
       code: (error as { code?: unknown }).code,
@@ -406,11 +719,12 @@ export class TcpListener {
     if (!pair.failed) {
       pair.failed = true;
       const connected = pair.upstream !== undefined;
-      if (connected) this.connErrors++;
+      if (connected) pair.route.tally.connErrors++;
       const fields = {
+        rule_id: pair.route.connector.ruleId,
         listen_port: this.requestedPort,
         target: pair.target
-          ? `${pair.target.spec.host}:${pair.target.portAt(this.route.offset)}`
+          ? `${pair.target.spec.host}:${pair.target.portAt(pair.route.offset)}`
           : '',
         side,
         code: (error as { code?: unknown }).code,
@@ -426,6 +740,7 @@ export class TcpListener {
 
   private onSideClosed(pair: Pair, closing: net.Socket): void {
     pair.closed++;
+    const tally = pair.route.tally;
     const upstream = pair.upstream;
     if (upstream === undefined) {
       // Closed before a target was connected: the pair is done (onConnected drops the dial).
@@ -439,8 +754,8 @@ export class TcpListener {
     if (pair.closed < 2) return;
     const bytesIn = upstream.bytesWritten - pair.headerBytes;
     const bytesOut = pair.client.bytesWritten;
-    this.closedBytesIn += bytesIn;
-    this.closedBytesOut += bytesOut;
+    tally.closedBytesIn += bytesIn;
+    tally.closedBytesOut += bytesOut;
     if (pair.target) {
       pair.target.bytesIn += bytesIn;
       pair.target.bytesOut += bytesOut;
@@ -448,106 +763,57 @@ export class TcpListener {
     this.release(pair);
   }
 
+  /** Ends a pair's accounting once: its tally, its parked time and its gate's counts. */
   private release(pair: Pair): void {
-    if (!this.pairs.delete(pair)) return;
+    if (!pair.route.tally.release(pair)) return;
     pair.budget?.detach(pair);
-    if (this.pairs.size === 0 && this.drainWaiters.length > 0) {
-      const waiters = this.drainWaiters;
-      this.drainWaiters = [];
-      for (const wake of waiters) wake();
-    }
+    if (pair.metered) unparkAll(pair);
+    pair.gate.release(pair.ownerLimiter);
   }
 
   /**
-   * Stops accepting at once; resolves when every in-flight connection has ended. With a drain
-   * deadline, connections still open when it passes are destroyed.
+   * Stops accepting at once (connections still peeking their ClientHello are dropped). A plain
+   * port then resolves when every in-flight connection has ended; with a drain deadline,
+   * connections still open when it passes are destroyed. A shared SNI port's connections belong
+   * to its member rules, whose owner drains them.
    */
   async stop(drainMs?: number): Promise<void> {
     const server = this.server;
     this.server = undefined;
     // close() stops accepting now; its callback would wait for the connections, so not awaited.
     server?.close();
-    if (this.pairs.size === 0) return;
-    const drained = new Promise<void>((resolve) => this.drainWaiters.push(resolve));
-    if (drainMs === undefined) {
-      await drained;
+    if (this.sni) {
+      this.sni.stopped();
       return;
     }
-    const timer = setTimeout(() => {
-      if (this.pairs.size > 0) {
-        this.log.info(FORWARDER_EVENTS.connDrainDeadline, {
-          listen_port: this.requestedPort,
-          destroyed: this.pairs.size,
-        });
-      }
-      for (const pair of this.pairs) {
-        pair.client.destroy();
-        pair.upstream?.destroy();
-      }
-    }, drainMs);
-    try {
-      await drained;
-    } finally {
-      clearTimeout(timer);
-    }
+    await this.route?.tally.drain(drainMs, (destroyed) => {
+      this.log.info(FORWARDER_EVENTS.connDrainDeadline, {
+        listen_port: this.requestedPort,
+        destroyed,
+      });
+    });
+  }
+
+  /**
+   * After a cap change of the rule or its owner: open connections move to the metered copy when
+   * a bandwidth cap now applies to them, and back to the plain one when none does.
+   */
+  refreshMetering(): void {
+    this.route?.tally.refreshMetering();
   }
 
   get accepting(): boolean {
     return this.server !== undefined;
   }
 
-  /** Connections refused because the owner's quota was used up. */
-  get quotaRefusedTotal(): number {
-    return this.quotaRefused;
-  }
-
-  /**
-   * The owner got a budget it did not have: its connections already copying start paying per
-   * chunk (and stop at once if the budget is already used up).
-   */
-  meter(budget: QuotaBudget): void {
-    for (const pair of this.pairs) {
-      const upstream = pair.upstream;
-      if (!upstream || pair.failed || (pair.budget && pair.budget.remaining !== Infinity)) continue;
-      pair.budget = budget;
-      for (const socket of [pair.client, upstream]) {
-        socket.off('data', onData);
-        socket.off('data', onDataMetered);
-        socket.on('data', onDataMetered);
-      }
-      if (budget.exhausted) pair.quotaExhausted();
-      else budget.attach(pair);
-    }
-  }
-
+  /** The counters of a plain port's route (an SNI port counts per member route). */
   stats(): TcpPortStats {
-    let bytesIn = this.closedBytesIn;
-    let bytesOut = this.closedBytesOut;
-    for (const pair of this.pairs) {
-      if (!pair.upstream) continue;
-      bytesIn += pair.upstream.bytesWritten - pair.headerBytes;
-      bytesOut += pair.client.bytesWritten;
-    }
-    return {
-      listen_port: this.listenPort,
-      target_port: this.targetPort,
-      bytes_in: bytesIn,
-      bytes_out: bytesOut,
-      active_connections: this.pairs.size,
-      connections_total: this.connectionsTotal,
-      conn_errors: this.connErrors,
-      connect_failures: this.connectFailures,
-    };
+    const tally = this.route?.tally ?? new ConnectionTally();
+    return tally.stats(this.listenPort, this.targetPort);
   }
 
-  /** Adds the bytes of this listener's open connections to their targets' entries. */
+  /** Adds the bytes of this plain port's open connections to their targets' entries. */
   addLiveTargetBytes(live: Map<TargetState, { bytesIn: number; bytesOut: number }>): void {
-    for (const pair of this.pairs) {
-      if (!pair.upstream || !pair.target) continue;
-      const entry = live.get(pair.target) ?? { bytesIn: 0, bytesOut: 0 };
-      entry.bytesIn += pair.upstream.bytesWritten - pair.headerBytes;
-      entry.bytesOut += pair.client.bytesWritten;
-      live.set(pair.target, entry);
-    }
+    this.route?.tally.addLiveTargetBytes(live);
   }
 }

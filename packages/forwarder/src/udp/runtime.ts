@@ -7,9 +7,12 @@
  * flow's first datagrams, never the rule) and keeps it for its life; datagrams that arrive
  * meanwhile wait in order. A v2 PROXY target gets a v2 header (DGRAM, the client's address) in
  * front of every datagram. The connector and the ports can change under a running runtime (a
- * replace): live flows keep their upstream. Owns every socket it opens. The clock and the
- * reaper's timer are injected so tests never wait. Depends only on node:dgram, node:net, the
- * connect and proxy-protocol stages and @portunus/core; rule bookkeeping lives in rule-runtime.ts.
+ * replace): live flows keep their upstream. A new flow is admitted by the rule's gate before
+ * any upstream socket exists (source lists, owner envelope, rule caps; policy/admission.ts); a
+ * refused first datagram is dropped and counted. Under a bandwidth cap, datagrams over budget
+ * are dropped and counted, both ways. Owns every socket it opens. The clock and the reaper's
+ * timer are injected so tests never wait. Depends only on node:dgram, node:net, the connect,
+ * proxy-protocol and policy stages and @portunus/core; rule bookkeeping lives in rule-runtime.ts.
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
@@ -19,6 +22,8 @@ import type { Logger } from '@portunus/core';
 import type { RuleConnector, TargetState } from '../connect/connector.js';
 import type { QuotaBudget } from '../policy/quota.js';
 import { FORWARDER_EVENTS } from '../events.js';
+import type { RuleGate } from '../policy/admission.js';
+import type { Limiter } from '../policy/limiter.js';
 import { proxyV2Header, unmapIpv4 } from '../proxy-protocol/header.js';
 
 export interface Clock {
@@ -110,6 +115,8 @@ interface Flow {
   /** The owner's quota budget when the flow opened: every datagram, both ways, is paid for. */
   readonly budget: QuotaBudget | undefined;
   closed: boolean;
+  /** The owner limiter the flow was admitted under (released with it, charged per datagram). */
+  readonly ownerLimiter: Limiter | undefined;
   /** Callbacks made once per flow, not once per datagram. */
   readonly onSent: (error: Error | null) => void;
   readonly onReplySent: (error: Error | null, bytes: number) => void;
@@ -122,8 +129,6 @@ function socketType(host: string): 'udp4' | 'udp6' {
 export class UdpRuleRuntime {
   /** Where new flows go; swapped by a replace, live flows keep theirs. */
   connector: RuleConnector;
-  /** The rule owner's quota budget (reference §5.10), asked once per new flow; set by the rule. */
-  budget: (() => QuotaBudget | undefined) | undefined;
   private readonly log: Logger;
   private readonly host: string;
   private readonly ipv6Only: boolean;
@@ -140,7 +145,13 @@ export class UdpRuleRuntime {
   private overflowing = false;
   private stopped = false;
 
-  constructor(connector: RuleConnector, log: Logger, options: UdpOptions = {}) {
+  constructor(
+    connector: RuleConnector,
+    log: Logger,
+    options: UdpOptions,
+    /** The rule's gate; the object lives as long as the rule, a replace reconfigures it. */
+    private readonly gate: RuleGate,
+  ) {
     this.connector = connector;
     this.log = log;
     this.host = options.host ?? '::';
@@ -251,7 +262,7 @@ export class UdpRuleRuntime {
       flow = this.flows.get(key);
       if (!flow) {
         // A used-up quota opens no flow; the datagram is dropped unforwarded and uncounted.
-        const budget = this.budget?.();
+        const budget = this.gate.quotaBudget?.();
         if (budget?.exhausted) return;
         flow = this.openFlow(port, key, rinfo, budget);
       }
@@ -267,6 +278,13 @@ export class UdpRuleRuntime {
     port.datagramsIn++;
     port.bytesIn += msg.length;
     flow.lastActive = this.clock.now();
+    const owner = flow.ownerLimiter;
+    if (
+      (this.gate.limiter.bandwidthIn.bucket !== null || owner?.bandwidthIn.bucket != null) &&
+      !this.gate.passDatagram(owner, true, msg.length)
+    ) {
+      return;
+    }
     if (flow.pending) {
       flow.pending.push(msg);
       return;
@@ -286,7 +304,12 @@ export class UdpRuleRuntime {
     budget: QuotaBudget | undefined,
   ): Flow | undefined {
     if (this.stopped) return undefined;
+    const gate = this.gate;
+    // Rule chosen -> admit -> pick and connect an upstream: a refusal drops the datagram.
+    if (!gate.admit(rinfo.address, true)) return undefined;
     if (this.flows.size >= this.maxFlows) {
+      // The flow never existed: its admission is given back (a rate token stays spent).
+      gate.release(gate.owner);
       // Rule-wide cap: the new flow's datagram is dropped; live flows are never evicted.
       port.droppedOverflow++;
       const fields = {
@@ -311,6 +334,7 @@ export class UdpRuleRuntime {
       pending: [],
       budget,
       closed: false,
+      ownerLimiter: gate.owner,
       onSent: (error) => {
         if (error) this.onUpstreamSendError(flow, error);
       },
@@ -403,6 +427,13 @@ export class UdpRuleRuntime {
     if (flow.closed) return;
     if (flow.budget !== undefined && !flow.budget.debit(reply.length)) return;
     flow.lastActive = this.clock.now();
+    const owner = flow.ownerLimiter;
+    if (
+      (this.gate.limiter.bandwidthOut.bucket !== null || owner?.bandwidthOut.bucket != null) &&
+      !this.gate.passDatagram(owner, false, reply.length)
+    ) {
+      return;
+    }
     flow.port.socket.send(reply, flow.srcPort, flow.address, flow.onReplySent);
   }
 
@@ -425,6 +456,7 @@ export class UdpRuleRuntime {
     if (flow.closed) return;
     flow.closed = true;
     this.flows.delete(flow.key);
+    this.gate.release(flow.ownerLimiter);
     if (flow.port.lastFlow === flow) flow.port.lastFlow = undefined;
     flow.port.activeFlows--;
     this.overflowing = false;

@@ -149,6 +149,14 @@ describe('push-rule', () => {
     });
   });
 
+  it('sends --sni lower-cased as sni_pattern', async () => {
+    answers['POST /v1/rules'] = [201, { rule_id: 8 }];
+    const result = await cli(['push-rule', 'edge', '8443', 'a:443', '--sni', '*.Apps.Example.com']);
+    assert.equal(result.code, 0, result.err);
+    assert.equal((seen.at(-1)?.body as { sni_pattern?: string }).sni_pattern, '*.apps.example.com');
+    seen.length = 0;
+  });
+
   it('refuses bad shapes locally with exit 2 and sends nothing', async () => {
     const cases: [string[], string][] = [
       [['push-rule', 'edge', '18080', 'a:1', '--target', 'b:2'], 'rule_shape_conflict'],
@@ -160,6 +168,15 @@ describe('push-rule', () => {
       [['push-rule', 'edge', '18080', 'backend:'], 'target_invalid_port'],
       [['push-rule', 'edge', '18080', '[::1]'], 'target_invalid_port'],
       [['push-rule', 'edge', '18080', '--target', 'backend'], 'target_invalid_port'],
+      [
+        ['push-rule', 'edge', '18080', 'a:1', '--sni', 'a.example', '--protocol', 'udp'],
+        'validation.sni_on_unsupported_rule',
+      ],
+      [
+        ['push-rule', 'edge', '30000-30001', 'a:1-2', '--sni', 'a.example'],
+        'validation.sni_on_unsupported_rule',
+      ],
+      [['push-rule', 'edge', '18080', 'a:1', '--sni', '*.com'], 'validation.sni_pattern_malformed'],
     ];
     for (const [args, code] of cases) {
       const result = await cli(args);
@@ -189,7 +206,7 @@ describe('push-rule', () => {
 });
 
 describe('list-rules, remove-rule, rule-stats', () => {
-  it('list-rules prints ID CLIENT PORT TARGET STATE and passes --client', async () => {
+  it('list-rules prints ID CLIENT PORT TARGET SNI/PROXY STATE and passes --client', async () => {
     const rule = {
       id: 1,
       client_name: 'edge',
@@ -217,9 +234,10 @@ describe('list-rules, remove-rule, rule-stats', () => {
           ...rule,
           id: 3,
           state: { kind: 'pending' },
+          sni_pattern: '*.example.com',
           targets: [
-            { host: 'a', port: 1 },
-            { host: 'b', port: 2 },
+            { host: 'a', port: 1, proxy_protocol: 'v2' },
+            { host: 'b', port: 2, proxy_protocol: null },
           ],
         },
       ],
@@ -232,10 +250,10 @@ describe('list-rules, remove-rule, rule-stats', () => {
         .split('\n')
         .map((line) => line.split(/\s{2,}/)),
       [
-        ['ID', 'CLIENT', 'PORT', 'TARGET', 'STATE'],
-        ['1', 'edge', '18080', '10.0.0.1:80', 'active'],
-        ['2', 'edge', '30000-30009', '10.0.0.1:9000-9009', 'failed:port_in_use'],
-        ['3', 'edge', '18080', 'a:1,b:2', 'pending'],
+        ['ID', 'CLIENT', 'PORT', 'TARGET', 'SNI/PROXY', 'STATE'],
+        ['1', 'edge', '18080', '10.0.0.1:80', '-/-', 'active'],
+        ['2', 'edge', '30000-30009', '10.0.0.1:9000-9009', '-/-', 'failed:port_in_use'],
+        ['3', 'edge', '18080', 'a:1,b:2', '*.example.com/v2', 'pending'],
       ],
     );
     const json = await cli(['list-rules', '--client', 'edge 1', '--format', 'json']);

@@ -11,6 +11,7 @@
  */
 import { Command, Option } from 'commander';
 
+import { normaliseSniPattern } from '@portunus/api';
 import { EVENTS, PortunusError, formatRfc3339 } from '@portunus/core';
 import {
   ENROLLMENT_TTL_DEFAULT_SECS,
@@ -213,6 +214,7 @@ export type RuleFlags = HttpOptions & {
   targetsJson?: string;
   preferIpv6: boolean;
   healthCheckIntervalSecs?: string;
+  sni?: string;
 } & Partial<Record<RateFlag, string>>;
 
 /** The arguments and flags push-rule and edit-rule share (reference §1.3). */
@@ -235,7 +237,11 @@ function addRuleBodyOptions(command: Command): Command {
       'targets as a JSON array of {host, port, priority?, proxy_protocol?}',
     )
     .option('--prefer-ipv6', 'prefer IPv6 when a target name resolves to both', false)
-    .option('--health-check-interval-secs <secs>', 'active TCP probe interval, 1..3600');
+    .option('--health-check-interval-secs <secs>', 'active TCP probe interval, 1..3600')
+    .option(
+      '--sni <pattern>',
+      'TLS SNI pattern (name or *.name) routing this rule on a shared tcp port',
+    );
   for (const [flag, , field] of RATE_FLAGS) command.option(flag, `rate_limit.${field}`);
   return command.addOption(endpointOption());
 }
@@ -296,6 +302,8 @@ export function ruleBody(
     if (value !== undefined) rateLimit[field] = positiveInteger(value, flag.split(' ')[0] ?? flag);
   }
   const interval = options.healthCheckIntervalSecs;
+  const sni =
+    options.sni === undefined ? undefined : sniFlag(options.sni, options.protocol, listenPortEnd);
   return {
     client: clientRef,
     listen_port: listenPort,
@@ -311,8 +319,41 @@ export function ruleBody(
     ...(interval !== undefined
       ? { health_check_interval_secs: positiveInteger(interval, '--health-check-interval-secs') }
       : {}),
+    ...(sni !== undefined ? { sni_pattern: sni } : {}),
     ...(Object.keys(rateLimit).length > 0 ? { rate_limit: rateLimit } : {}),
   };
+}
+
+/** `--sni` is checked here first (reference §1.3): tcp single-port only, the api grammar. */
+function sniFlag(raw: string, protocol: string, listenPortEnd: number | undefined): string {
+  if (protocol !== 'tcp' || listenPortEnd !== undefined) {
+    throw new PortunusError(
+      'validation.sni_on_unsupported_rule',
+      '--sni needs a tcp rule on a single listen port',
+    );
+  }
+  const normal = normaliseSniPattern(raw);
+  if (typeof normal !== 'string') {
+    throw new PortunusError(
+      'validation.sni_pattern_malformed',
+      `--sni ${JSON.stringify(raw)}: ${normal.error}`,
+    );
+  }
+  return normal;
+}
+
+/** The SNI/PROXY column: the pattern (or -), then the targets' PROXY versions (or -). */
+function sniProxyText(rule: Json): string {
+  const targets = Array.isArray(rule['targets']) ? (rule['targets'] as Json[]) : [];
+  const versions = [
+    ...new Set(
+      targets
+        .map((target) => target['proxy_protocol'])
+        .filter((value): value is string => typeof value === 'string'),
+    ),
+  ];
+  const sni = typeof rule['sni_pattern'] === 'string' ? rule['sni_pattern'] : '-';
+  return `${sni}/${versions.length > 0 ? versions.join(',') : '-'}`;
 }
 
 /** The server answers within the ack budget; 30 s is the reference's rule-command floor. */
@@ -594,12 +635,13 @@ export function registerFleetCommands(program: Command, deps: FleetCommandDeps):
       }
       printTable(
         io,
-        ['ID', 'CLIENT', 'PORT', 'TARGET', 'STATE'],
+        ['ID', 'CLIENT', 'PORT', 'TARGET', 'SNI/PROXY', 'STATE'],
         rules.map((rule) => [
           text(rule['id']),
           text(rule['client_name']),
           portRange(rule['listen_port'], rule['listen_port_end']),
           ruleTargetText(rule),
+          sniProxyText(rule),
           stateText(rule['state']),
         ]),
       );

@@ -18,7 +18,9 @@ import {
   type StatsReport,
   type TrafficQuotaUpdate,
 } from '@portunus/proto';
-import { getRule, setRuleState, type Rule } from '@portunus/store';
+import { Gauge } from 'prom-client';
+
+import { countActiveSniRules, getRule, setRuleState, type Rule } from '@portunus/store';
 
 import { ulid } from '../identity/secrets.js';
 import type { ServerMetrics } from '../metrics.js';
@@ -31,6 +33,7 @@ import {
   type RuleStatsSnapshot,
   type TargetStatsSnapshot,
 } from './rule-stats.js';
+import { SniListenerTable } from './sni-stats.js';
 import {
   capabilitiesOf,
   capabilityGate,
@@ -90,11 +93,22 @@ export interface FleetObserver {
 
 export class ControlFleet implements Fleet {
   readonly stats = new RuleStatsTable();
+  readonly sniListeners = new SniListenerTable();
   private readonly sessions = new Map<string, Session>();
   private readonly ruleLabels = new Map<number, RuleLabels & { clientId: string }>();
 
   constructor(private readonly options: ControlFleetOptions) {
     this.stats.register(options.metrics.registry);
+    this.sniListeners.register(options.metrics.registry);
+    const db = options.db;
+    new Gauge({
+      name: 'portunus_tls_sni_routes_active',
+      help: 'Active rules with an sni_pattern, counted in the store at each scrape.',
+      registers: [options.metrics.registry],
+      collect(this: Gauge) {
+        this.set(countActiveSniRules(db));
+      },
+    });
   }
 
   isConnected(clientId: string): boolean {
@@ -219,6 +233,10 @@ export class ControlFleet implements Fleet {
       }
       send.push(rule);
     }
+    // Patterned rules first: a fresh edge makes an SNI port from its first patterned member, so
+    // a fallback replayed before them would open the port as a plain one (docs/sni-routing.md).
+    // The sort is stable: otherwise the stored order stays.
+    send.sort((a, b) => Number(a.sniPattern === null) - Number(b.sniPattern === null));
     return { rules: send, gated };
   }
 
@@ -368,6 +386,7 @@ export class ControlFleet implements Fleet {
       }
       readings.push({ ruleId, bytesIn: stats.bytes_in, bytesOut: stats.bytes_out });
     }
+    this.sniListeners.record(session.clientId, session.clientName, report.sni_listener_stats ?? []);
     this.options.traffic?.recordRound(session.clientId, readings);
   }
 
@@ -393,6 +412,7 @@ export class ControlFleet implements Fleet {
       ownerUserId: rule.ownerUserId,
       protocol: rule.protocol,
       multiTarget: rule.targets.length > 1,
+      sni: rule.sniPattern !== null,
     });
   }
 

@@ -6,8 +6,9 @@
  * cumulative values, so a client restart shows up as an ordinary counter reset. The counter and
  * per-target shapes are the data plane's own (`RuleStats`, `TargetStats` from the forwarder,
  * imported as types), so no layer re-spells them; per-target health (0 healthy, 1 failed, as in
- * the reference) also feeds the live `targets[].health` of the rule JSON. Depends on prom-client
- * and the proto and forwarder types only.
+ * the reference) also feeds the live `targets[].health` of the rule JSON. SNI route counters
+ * (RuleStats 13-15) become `portunus_tls_sni_route_total{result}`. Depends on prom-client and the
+ * proto and forwarder types only.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
 
@@ -32,6 +33,9 @@ type ReportedCounters = Pick<
     >
   | 'dns_failures'
   | 'target_failovers_total'
+  | 'sni_route_exact_total'
+  | 'sni_route_wildcard_total'
+  | 'sni_route_fallback_total'
 >;
 
 export interface RuleStatsSnapshot extends ReportedCounters {
@@ -49,6 +53,8 @@ export interface RuleLabels {
   protocol: Protocol;
   /** Failover counters are exported for multi-target rules only (reference §7.3). */
   multiTarget?: boolean;
+  /** The rule has an sni_pattern (a fallback shows its route counter once it routed one). */
+  sni?: boolean;
 }
 
 interface Entry {
@@ -100,6 +106,10 @@ export class RuleStatsTable {
       active_flows: stats.active_flows,
       flows_dropped_overflow: stats.flows_dropped_overflow,
       target_failovers_total: stats.target_failovers_total,
+      // Absent from older clients' reports: they route nothing by SNI.
+      sni_route_exact_total: stats.sni_route_exact_total ?? 0,
+      sni_route_wildcard_total: stats.sni_route_wildcard_total ?? 0,
+      sni_route_fallback_total: stats.sni_route_fallback_total ?? 0,
       updated_at: now,
       per_port: stats.per_port.map((port) => ({ ...port, updated_at: now })),
       per_target: stats.per_target.map((target) => ({
@@ -230,5 +240,27 @@ export class RuleStatsTable {
       (s) => s.flows_dropped_overflow,
       { protocol: 'udp' },
     );
+    new Counter({
+      name: 'portunus_tls_sni_route_total',
+      help: 'Connections a shared SNI port routed to the rule, by match (exact|wildcard|fallback).',
+      labelNames: [...LABELS, 'result'] as const,
+      registers: [registry],
+      collect(this: Counter<Label | 'result'>) {
+        this.reset();
+        for (const [ruleId, entry] of table) {
+          const s = entry.snapshot;
+          const routed = s.sni_route_exact_total + s.sni_route_wildcard_total;
+          if (entry.labels.sni !== true && routed + s.sni_route_fallback_total === 0) continue;
+          const labels = {
+            client: entry.labels.clientName,
+            rule: String(ruleId),
+            owner: entry.labels.ownerUserId,
+          };
+          this.inc({ ...labels, result: 'exact' }, s.sni_route_exact_total);
+          this.inc({ ...labels, result: 'wildcard' }, s.sni_route_wildcard_total);
+          this.inc({ ...labels, result: 'fallback' }, s.sni_route_fallback_total);
+        }
+      },
+    });
   }
 }

@@ -1,7 +1,7 @@
 // Proves the capability gates (reference §4.4, proto's FEATURE_MIN_VERSION): a client of this
 // line at 0.10 gets multi-target, PROXY (also v2 on UDP) and DNS targets; an older client still
-// gets the reference's *_unsupported_by_client codes; SNI and rate limits stay gated above the
-// current client; and a stored rule becomes the data plane's RuleSpec and the wire Rule.
+// gets the reference's *_unsupported_by_client codes; SNI needs 0.11; rate limits stay gated
+// above the current client; and a stored rule becomes the data plane's RuleSpec and the wire Rule.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
@@ -66,11 +66,17 @@ describe('capabilityGate', () => {
     assert.equal(capabilityGate(proxied, caps('')), 'proxy_protocol_unsupported_by_client');
   });
 
-  it('keeps SNI and rate limits gated above the current client', () => {
+  it('gates SNI at 0.11 and keeps rate limits above the current client', () => {
     assert.equal(
       capabilityGate(rule({ sniPattern: 'app.example.com' }), caps('0.10.0')),
       'sni_unsupported_by_client',
     );
+    assert.equal(
+      capabilityGate(rule({ sniPattern: 'app.example.com' }), caps('0.11.0')),
+      undefined,
+    );
+    // An unknown version passes the SNI gate at push, as in the reference (§4.4).
+    assert.equal(capabilityGate(rule({ sniPattern: 'app.example.com' }), caps('')), undefined);
     assert.equal(
       capabilityGate(rule({ rateLimit: { bandwidthInBps: 1000 } }), caps('0.10.0')),
       'rate_limit_unsupported_by_client',

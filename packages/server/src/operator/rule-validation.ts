@@ -8,6 +8,7 @@
  */
 import net from 'node:net';
 
+import { normaliseSniPattern as normaliseApiSniPattern } from '@portunus/api';
 import { PortunusError, type ErrorCode } from '@portunus/core';
 import {
   isValidPort,
@@ -87,8 +88,6 @@ export interface RulePush {
 
 export const MAX_TARGETS = 8;
 export const DEFAULT_ACK_TIMEOUT_SECS = 2;
-const MAX_NAME_LENGTH = 253;
-const MAX_LABEL_LENGTH = 63;
 
 const present = <T>(value: T | null | undefined): value is T =>
   value !== undefined && value !== null;
@@ -205,30 +204,16 @@ function checkSni(body: RulePushBody, listenPortEnd: number | null): string | nu
 }
 
 /**
- * The lowercased SNI selector (reference §2.4): an exact DNS name or a `*.` single-label wildcard
- * over at least two labels; labels 1..63 of [a-z0-9-] without a leading or trailing hyphen, ≤253
- * characters in all. Punycode is accepted as it is.
+ * The lowercased SNI selector (reference §2.4), by @portunus/api's one grammar (shared with the
+ * web UI and the forwarder); a malformed one is `validation.sni_pattern_malformed`.
  */
 export function normaliseSniPattern(raw: string): string {
-  const malformed = (why: string): never =>
-    fail('validation.sni_pattern_malformed', `sni_pattern ${JSON.stringify(raw)}: ${why}`);
-  const trimmed = raw.trim();
-  if (trimmed === '') malformed('it is empty');
-  if (trimmed.length > MAX_NAME_LENGTH) malformed(`longer than ${MAX_NAME_LENGTH} characters`);
-  const lower = trimmed.replace(/[A-Z]/g, (letter) => letter.toLowerCase());
-  const wildcard = lower.startsWith('*.');
-  const name = wildcard ? lower.slice(2) : lower;
-  if (name === '') malformed('nothing follows the wildcard');
-  if (wildcard && !name.includes('.')) malformed('a wildcard needs a parent of two labels or more');
-  for (const label of name.split('.')) {
-    if (label === '') malformed('it has an empty label');
-    if (label.length > MAX_LABEL_LENGTH) malformed(`label ${label} exceeds 63 characters`);
-    if (label.startsWith('-') || label.endsWith('-')) {
-      malformed(`label ${label} starts or ends with a hyphen`);
-    }
-    if (!/^[a-z0-9-]+$/.test(label)) malformed(`label ${label} has a character outside [a-z0-9-]`);
-  }
-  return lower;
+  const normal = normaliseApiSniPattern(raw);
+  if (typeof normal === 'string') return normal;
+  return fail(
+    'validation.sni_pattern_malformed',
+    `sni_pattern ${JSON.stringify(raw)}: ${normal.error}`,
+  );
 }
 
 const RATE_CAPS = [

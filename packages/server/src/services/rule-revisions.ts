@@ -9,7 +9,6 @@
 import { PortunusError, isPortunusError } from '@portunus/core';
 import {
   addRevisionChange,
-  checkPortConflict,
   definitionOf,
   deleteRevisionIfEmpty,
   deleteRule,
@@ -32,6 +31,7 @@ import {
 } from '@portunus/store';
 
 import type { Identity, OperatorContext } from '../operator/context.js';
+import { checkPortConflict } from './port-conflicts.js';
 import { changedFields, definitionView } from './rule-definitions.js';
 import { authorOf, checkGate, requireConnected } from './rules.js';
 

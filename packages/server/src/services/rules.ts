@@ -10,7 +10,6 @@ import type { Database } from 'better-sqlite3';
 
 import { EVENTS, PortunusError } from '@portunus/core';
 import {
-  checkPortConflict,
   definitionOf,
   deleteRule,
   discardRuleHistory,
@@ -39,6 +38,7 @@ import {
   type RulePush,
   type RulePushBody,
 } from '../operator/rule-validation.js';
+import { checkPortConflict } from './port-conflicts.js';
 import { changedFields, describeRule } from './rule-definitions.js';
 
 export function authorOf(ctx: OperatorContext, identity: Identity): RevisionAuthor {
@@ -230,6 +230,7 @@ export async function pushRule(
   // 7. The conflict check (§5.9), Pending and the revision, in one transaction.
   let revision: number | undefined;
   const rule = immediate(ctx.db, () => {
+    checkPortConflict(ctx.db, candidate);
     const stored = insertPendingRule(ctx.db, {
       clientId: candidate.clientId,
       ownerUserId: candidate.ownerUserId,

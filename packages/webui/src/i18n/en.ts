@@ -127,6 +127,7 @@ export const en = {
     none: 'No rules yet.',
     badCap: '{{field}} must be a whole number above 0',
     badPort: '{{field}} must be a port 1–65535',
+    badSniPattern: 'SNI pattern is not a DNS name or *.name: {{reason}}',
     revisions: 'Revisions',
   },
   rule: {

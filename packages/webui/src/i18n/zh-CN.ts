@@ -124,6 +124,7 @@ export const zhCN: Messages = {
     none: '还没有规则。',
     badCap: '{{field}}必须是大于 0 的整数',
     badPort: '{{field}}必须是 1–65535 的端口',
+    badSniPattern: 'SNI 模式不是 DNS 名称或 *.名称：{{reason}}',
     revisions: '修订',
   },
   rule: {

@@ -341,6 +341,7 @@ export function RuleDialog({
           <Field
             label={t('rules.sniPattern')}
             value={form.sniPattern}
+            error={errors['sniPattern']}
             onChange={(e) => {
               setForm({ ...form, sniPattern: e.target.value });
             }}

@@ -137,4 +137,14 @@ describe('push dialog request', () => {
       'caps.concurrent_connections': 'Concurrent connections must be a whole number above 0',
     });
   });
+
+  it('checks the SNI pattern with the server grammar and sends it lower-cased', () => {
+    const form = { ...emptyRuleForm('edge-1'), listenPort: '443', sniPattern: '*.com' };
+    form.targets = [{ ...emptyTarget(), host: 'a', port: '1' }];
+    const bad = buildPushRequest(form, t);
+    expect(bad.request).toBeUndefined();
+    expect(bad.errors['sniPattern']).toMatch(/^SNI pattern is not a DNS name or \*\.name: /);
+    const good = buildPushRequest({ ...form, sniPattern: ' *.Apps.Example.com ' }, t);
+    expect(good.request?.sni_pattern).toBe('*.apps.example.com');
+  });
 });

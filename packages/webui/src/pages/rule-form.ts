@@ -7,6 +7,7 @@
  */
 import {
   isPort,
+  normaliseSniPattern,
   type Protocol,
   type RateLimit,
   type RulePushRequest,
@@ -130,6 +131,11 @@ export function buildPushRequest(
       errors[`caps.${key}`] = t('rules.badCap', { field: t(CAP_LABELS[key]) });
     rateLimit[key] = value;
   }
+  // The server's own grammar (@portunus/api), so the form names a bad pattern before it leaves.
+  const sni = form.sniPattern.trim() === '' ? undefined : normaliseSniPattern(form.sniPattern);
+  if (typeof sni === 'object') {
+    errors['sniPattern'] = t('rules.badSniPattern', { reason: sni.error });
+  }
   if (Object.keys(errors).length > 0) return { errors };
   const hasCaps = Object.keys(rateLimit).length > 0;
   const healthInterval =
@@ -157,7 +163,7 @@ export function buildPushRequest(
             : {}),
         }),
     ...(healthInterval !== undefined ? { health_check_interval_secs: healthInterval } : {}),
-    ...(form.sniPattern.trim() !== '' ? { sni_pattern: form.sniPattern.trim() } : {}),
+    ...(typeof sni === 'string' ? { sni_pattern: sni } : {}),
     ...(hasCaps ? { rate_limit: rateLimit } : {}),
   };
   return { request, errors };
