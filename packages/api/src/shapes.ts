@@ -321,3 +321,50 @@ export interface RuleRevisionList {
   revisions: RuleRevisionView[];
   next_cursor?: string;
 }
+
+/** How a quota acts once used up (DESIGN.md §8.9): `hard` stops the owner's traffic, `soft` alerts. */
+export type QuotaEnforcement = 'hard' | 'soft';
+/** `monthly` renews each billing period; `never` is an allowance spent once. */
+export type QuotaPeriod = 'monthly' | 'never';
+
+/**
+ * A traffic quota (reference §2.3 QuotaView; all times unix seconds), plus the policy fields of
+ * DESIGN.md §8.9. `current_period_ends_at` is null for a `never` allowance.
+ */
+export interface QuotaView {
+  user_id: string;
+  client_id: string;
+  client_name: string;
+  monthly_bytes: number;
+  billing_anchor: number;
+  current_period_started_at: number;
+  current_period_ends_at: number | null;
+  current_period_bytes_used: number;
+  /** Negative once usage went past the limit. */
+  budget_remaining_bytes: number;
+  exhausted_at: number | null;
+  exhausted: boolean;
+  created_at: number;
+  updated_at: number;
+  enforcement: QuotaEnforcement;
+  period: QuotaPeriod;
+  reset_day: number | null;
+}
+
+/** `PUT /v1/users/{u}/quotas/{client_id}`: replacing a quota keeps its usage unless cleared. */
+export interface QuotaPutRequest {
+  monthly_bytes: number;
+  /** Unix seconds; default now. Not together with `reset_day`. */
+  billing_anchor?: number;
+  reset_day?: number;
+  enforcement?: QuotaEnforcement;
+  period?: QuotaPeriod;
+  clear_period_usage?: boolean;
+}
+
+/** `PATCH /v1/users/{u}/quotas/{client_id}`: the limit is applied first, then the clear. */
+export interface QuotaPatchRequest {
+  monthly_bytes?: number;
+  clear_period_usage?: boolean;
+  enforcement?: QuotaEnforcement;
+}

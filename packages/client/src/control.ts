@@ -32,6 +32,7 @@ import {
   type OwnerRateLimitUpdate,
   type RuleUpdate,
   type ServerMessage,
+  type TrafficQuotaUpdate,
   type Welcome,
 } from '@portunus/proto';
 
@@ -195,6 +196,8 @@ class Session {
     else if (message.payload === 'rule_update') await this.onRuleUpdate(message.rule_update);
     else if (message.payload === 'owner_rate_limit_update') {
       this.onOwnerRateLimit(message.owner_rate_limit_update);
+    } else if (message.payload === 'traffic_quota_update') {
+      this.onQuotaUpdate(message.traffic_quota_update);
     }
   }
 
@@ -216,6 +219,35 @@ class Session {
     const caps = rateLimitFromWire(update.rate_limit);
     this.forwarder.setOwnerRateLimit(ownerId, caps);
     this.log.info(EVENTS.controlOwnerRateLimitSet, { owner_id: ownerId, caps });
+  }
+
+  /**
+   * Reference §5.10: SET gives the owner's budget (the forwarder's registry outlives this
+   * session, so budgets survive reconnects), REMOVE lifts it. The server sends SET for hard
+   * quotas only; a soft one is never enforced here.
+   */
+  private onQuotaUpdate(update: TrafficQuotaUpdate): void {
+    const fields = { request_id: update.request_id, user_id: update.user_id };
+    if (update.action === 'SET') {
+      const state = update.state;
+      if (!state || update.user_id === '') {
+        this.log.warn(EVENTS.controlTrafficQuotaSetWithoutState, fields);
+        return;
+      }
+      this.forwarder.quotas.set(update.user_id, state.budget_remaining_bytes);
+      this.log.info(EVENTS.controlTrafficQuotaSet, {
+        ...fields,
+        monthly_bytes: state.monthly_bytes,
+        budget_remaining_bytes: state.budget_remaining_bytes,
+        exhausted: state.exhausted,
+        period_ends_at_unix_sec: state.period_ends_at_unix_sec,
+      });
+    } else if (update.action === 'REMOVE') {
+      const had = this.forwarder.quotas.remove(update.user_id);
+      this.log.info(EVENTS.controlTrafficQuotaRemove, { ...fields, had_budget: had });
+    } else {
+      this.log.warn(EVENTS.controlTrafficQuotaUnspecifiedAction, fields);
+    }
   }
 
   private onWelcome(welcome: Welcome, onWelcome: () => void): void {

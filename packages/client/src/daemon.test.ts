@@ -3,7 +3,8 @@
 // and its bytes show up in StatsReports; a re-push answers ACTIVATED without rebinding; a busy
 // port answers FAILED port_in_use; unsupported features are refused honestly; REMOVE answers
 // REMOVED (also for unknown ids); a dropped stream keeps the rules forwarding, and on reconnect
-// the replay manifest stops what the server dropped; a re-PUSH replaces in place;
+// the replay manifest stops what the server dropped; a re-PUSH replaces in place; traffic quota
+// SET/REMOVE stop and resume the owner's connections and survive a reconnect;
 // UNAUTHENTICATED is terminal; an impostor certificate is never sent a Hello.
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -47,6 +48,29 @@ after(async () => {
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
+
+/** Whether a probe through `port` comes back from the echo target (false: the edge closed it). */
+function echoed(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    cleanups.push(() => {
+      socket.destroy();
+    });
+    let got = '';
+    socket.on('connect', () => socket.write('probe'));
+    socket.on('data', (chunk: Buffer) => {
+      got += chunk.toString();
+      if (got === 'probe') {
+        socket.destroy();
+        resolve(true);
+      }
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      resolve(got === 'probe');
+    });
+  });
+}
 
 interface Running {
   server: FakeControlServer;
@@ -248,6 +272,79 @@ describe('daemon', () => {
     );
     assert.ok(afterBlip.stats.every((s) => s.rule_id !== '6'));
     assert.equal(log.count('rule.removed'), 1, 'only rule 6 was ever removed');
+  });
+
+  it('enforces TrafficQuotaUpdate SET and REMOVE, and keeps budgets across a reconnect', async () => {
+    const server = await new FakeControlServer({ identity }).start();
+    const { log } = await startDaemon({ server });
+    const first = await server.session(1);
+    const port = await freePort();
+    const push = first.push({
+      rule_id: '9',
+      listen_port: port,
+      target_port: echo.port,
+      owner_id: 'alice',
+    });
+    assert.equal((await first.status(push)).outcome, 'ACTIVATED');
+    const quota = (action: 'SET' | 'REMOVE', remaining: number): void => {
+      first.send({
+        traffic_quota_update: {
+          request_id: `q-${action}-${remaining}`,
+          user_id: 'alice',
+          client_name: 'edge',
+          client_id: '01JCLIENT',
+          action,
+          state:
+            action === 'SET'
+              ? {
+                  monthly_bytes: 1000,
+                  budget_remaining_bytes: remaining,
+                  period_started_at_unix_sec: 0,
+                  period_ends_at_unix_sec: 0,
+                  exhausted: remaining <= 0,
+                }
+              : null,
+        },
+      });
+    };
+    quota('SET', 0);
+    await log.waitFor('control.traffic_quota_set', (f) => f['budget_remaining_bytes'] === 0);
+    assert.equal(await echoed(port), false, 'an exhausted owner gets no connection');
+    // A SET without state changes nothing and is logged.
+    first.send({
+      traffic_quota_update: {
+        request_id: 'q-bad',
+        user_id: 'alice',
+        client_name: 'edge',
+        client_id: '01JCLIENT',
+        action: 'SET',
+        state: null,
+      },
+    });
+    await log.waitFor('control.traffic_quota_update_set_without_state');
+    quota('SET', 500);
+    await log.waitFor('control.traffic_quota_set', (f) => f['budget_remaining_bytes'] === 500);
+    assert.equal(await echoed(port), true);
+
+    // The stream drops: the budget is the process's, so it still holds after the reconnect.
+    quota('SET', 0);
+    await log.waitFor('control.traffic_quota_set', (f) => f['budget_remaining_bytes'] === 0);
+    first.end(grpc.status.UNAVAILABLE, 'server restarting');
+    const second = await server.session(2);
+    await waitUntil(() => log.count('control.connected') === 2, { what: 'the reconnect' });
+    assert.equal(await echoed(port), false, 'still exhausted after the reconnect');
+    second.send({
+      traffic_quota_update: {
+        request_id: 'q-remove',
+        user_id: 'alice',
+        client_name: 'edge',
+        client_id: '01JCLIENT',
+        action: 'REMOVE',
+        state: null,
+      },
+    });
+    await log.waitFor('control.traffic_quota_remove', (f) => f['had_budget'] === true);
+    assert.equal(await echoed(port), true, 'REMOVE: unlimited again');
   });
 
   it('replaces a running rule on a PUSH, and keeps the old one when the new cannot bind', async () => {

@@ -154,6 +154,43 @@ export const ERROR_CATALOGUE = {
     422,
     'the range holds more than 10000 buckets; use a shorter range or bucket=1h',
   ),
+  // traffic quotas (reference §2.3, §5.10; policies beyond it: DESIGN.md §8.9)
+  invalid_quota_size: entry(
+    'validation.invalid_quota_size',
+    EXIT.usage,
+    400,
+    'monthly_bytes must be an integer from 0 to 9007199254740991',
+  ),
+  invalid_billing_anchor: entry(
+    'validation.invalid_billing_anchor',
+    EXIT.usage,
+    400,
+    'billing_anchor must be unix seconds (an integer >= 0), and not given together with reset_day',
+  ),
+  invalid_quota_policy: entry(
+    'validation.invalid_quota_policy',
+    EXIT.usage,
+    400,
+    'enforcement is hard or soft, period monthly or never, reset_day 1..28 (monthly only)',
+  ),
+  quota_target_not_found: entry(
+    'validation.quota_target_not_found',
+    EXIT.usage,
+    422,
+    'the user has no grant on this client, so it cannot carry a quota there',
+  ),
+  quota_not_found: entry(
+    'not_found.quota',
+    EXIT.notFound,
+    404,
+    'no quota for this user and client',
+  ),
+  quota_unsupported_by_client: entry(
+    'edge.quota_unsupported_by_client',
+    EXIT.edge,
+    422,
+    'the client is not connected or too old to enforce traffic quotas',
+  ),
   // operator HTTP: request shape
   invalid_body: entry('http.invalid_body', EXIT.usage, 400, 'the request body is not valid JSON'),
   validation_failed: entry(

@@ -56,6 +56,20 @@ export const EVENTS = {
   trafficRolledUp: 'traffic.rolled_up',
   trafficRoundFailed: 'traffic.round_failed',
   trafficMaintenanceFailed: 'traffic.maintenance_failed',
+  // traffic quotas (reference §5.10, §4.3)
+  quotaSet: 'operator.quota_set',
+  quotaUpdated: 'operator.quota_updated',
+  quotaRemoved: 'operator.quota_removed',
+  quotaExhausted: 'traffic_quota.exhausted',
+  quotaPeriodRolled: 'traffic_quota.period_rolled',
+  quotaRolloverFailed: 'traffic_quota.rollover_failed',
+  quotaPushed: 'traffic_quota.pushed',
+  // alerts (beyond the reference: webhooks of server.toml's [alerts])
+  alertQueued: 'alert.queued',
+  alertDelivered: 'alert.delivered',
+  alertRetry: 'alert.retry',
+  alertFailed: 'alert.failed',
+  alertDropped: 'alert.dropped',
   // control stream, server side (reference §4.3)
   controlListening: 'control.listening',
   authFailure: 'auth.failure',
@@ -98,6 +112,10 @@ export const EVENTS = {
   controlOwnerRateLimitSet: 'control.owner_rate_limit_set',
   controlOwnerRateLimitRemoved: 'control.owner_rate_limit_removed',
   controlOwnerRateLimitInvalid: 'control.owner_rate_limit_invalid',
+  controlTrafficQuotaSet: 'control.traffic_quota_set',
+  controlTrafficQuotaRemove: 'control.traffic_quota_remove',
+  controlTrafficQuotaSetWithoutState: 'control.traffic_quota_update_set_without_state',
+  controlTrafficQuotaUnspecifiedAction: 'control.traffic_quota_update_unspecified_action',
   // clients and enrollment (reference §1.5 audit names; address and delete are ours)
   clientEnrollmentCreated: 'audit.client_enrollment_created',
   clientReenrollmentCreated: 'audit.client_reenrollment_created',

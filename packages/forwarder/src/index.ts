@@ -43,6 +43,12 @@ export {
   type HostProblem,
 } from './rule-checks.js';
 export {
+  QuotaBudget,
+  QuotaRegistry,
+  type BudgetCreatedListener,
+  type QuotaHolder,
+} from './policy/quota.js';
+export {
   DEFAULT_MAX_RANGE_PORTS,
   Forwarder,
   expandRule,

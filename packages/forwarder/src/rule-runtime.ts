@@ -36,6 +36,7 @@ import { RuleActivationError, bindFailureReason } from './errors.js';
 import { FORWARDER_EVENTS } from './events.js';
 import { RuleGate } from './policy/admission.js';
 import { OwnerRegistry, systemPolicyClock, type PolicyClock } from './policy/limiter.js';
+import { QuotaRegistry, type QuotaBudget } from './policy/quota.js';
 import {
   MAX_TARGETS,
   PORT_COUNTERS,
@@ -86,6 +87,8 @@ export interface ForwarderOptions {
   sni?: SniOptions;
   /** Clock and timers of the token buckets; tests drive them by hand. */
   policyClock?: PolicyClock;
+  /** Per-owner traffic quota budgets (policy/quota.ts); one per process unless given. */
+  quotas?: QuotaRegistry;
 }
 
 export const DEFAULT_MAX_RANGE_PORTS = 1024;
@@ -235,6 +238,8 @@ export class Forwarder {
   private readonly policyClock: PolicyClock;
   /** The owner envelopes of this process (reference §4.3: they survive reconnects). */
   private readonly owners: OwnerRegistry;
+  /** The owners' quota budgets; like the envelopes they outlive rules and sessions. */
+  readonly quotas: QuotaRegistry;
 
   constructor(options: ForwarderOptions = {}) {
     this.log = options.logger ?? silentLogger;
@@ -246,6 +251,22 @@ export class Forwarder {
       options.resolver instanceof DnsResolver
         ? options.resolver
         : new DnsResolver(options.resolver ?? {});
+    this.quotas = options.quotas ?? new QuotaRegistry();
+    // An owner's first budget also meters the connections already open for its rules.
+    this.quotas.onBudgetCreated((budget) => {
+      for (const ruleId of this.owners.rulesOf(budget.ownerId)) {
+        const rule = this.rules.get(ruleId);
+        for (const listener of rule?.tcp ?? []) listener.route?.tally.meterQuota(budget);
+        rule?.sni?.route.tally.meterQuota(budget);
+      }
+    });
+  }
+
+  /** How a rule's connections and flows find their owner's budget (none without an owner). */
+  private quotaLookup(rule: RuleSpec): (() => QuotaBudget | undefined) | undefined {
+    const owner = rule.ownerId;
+    if (owner === null) return undefined;
+    return () => this.quotas.budgetOf(owner);
   }
 
   /** UDP tunables for rules started from now on (the server's Welcome); running ones keep theirs. */
@@ -551,6 +572,7 @@ export class Forwarder {
   private configureGate(gate: RuleGate, previous: RuleSpec | undefined, next: RuleSpec): void {
     const owner = next.ownerId !== null ? this.owners.attach(next.ownerId, next.ruleId) : undefined;
     gate.configure(next, owner);
+    gate.quotaBudget = this.quotaLookup(next);
     if (previous?.ownerId != null && previous.ownerId !== next.ownerId) {
       this.owners.detach(previous.ownerId, previous.ruleId);
     }
@@ -567,6 +589,7 @@ export class Forwarder {
     // admits nothing before it is configured below.
     const gate = kept?.gate ?? new RuleGate(rule.ruleId, this.log, this.policyClock);
     if (!kept) gate.configure(rule, this.ownerLimiterFor(rule));
+    gate.quotaBudget = this.quotaLookup(rule);
     const active: ActiveRule = {
       spec: rule,
       connector,

@@ -22,6 +22,8 @@ export const FEATURE_MIN_VERSION = {
   rateLimit: '0.12',
   /** Source allow/deny lists (beyond the reference) arrive with the rate limits. */
   sourceLists: '0.12',
+  /** Traffic quotas (reference §4.4 says 1.4 on its own version line; unknown is refused). */
+  quota: '0.13',
 } as const;
 
 function majorMinor(version: string): [number, number] | undefined {

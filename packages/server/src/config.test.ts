@@ -101,6 +101,65 @@ describe('server.toml', () => {
     assert.match(configError('invalid_table.toml').message, /unknown key "listeners"/);
   });
 
+  it('reads [alerts] with its defaults and sorted thresholds', () => {
+    const config = parseServerConfig('alerts', fixture('valid_alerts.toml'));
+    assert.deepEqual(config.alerts, {
+      webhookUrls: ['https://hooks.example.com/portunus', 'http://127.0.0.1:9000/alerts'],
+      secret: '0123456789abcdef0123456789abcdef',
+      quotaThresholds: [0.5, 0.9, 1],
+      clientOfflineGraceSecs: 120,
+      targetDebounceSecs: 10,
+    });
+    const minimal = parseServerConfig(
+      'minimal',
+      '[alerts]\nwebhook_urls = ["http://127.0.0.1:1/h"]\nsecret = "0123456789abcdef"\n',
+    );
+    assert.deepEqual(minimal.alerts?.quotaThresholds, [0.8, 1]);
+    assert.equal(minimal.alerts.clientOfflineGraceSecs, 60);
+    assert.equal(minimal.alerts.targetDebounceSecs, 30);
+    assert.equal(parseServerConfig('none', '').alerts, undefined);
+  });
+
+  it('names every [alerts] problem and never the secret', () => {
+    const { message } = configError('invalid_alerts.toml');
+    assert.match(message, /unknown key "alerts.webhook_url"/);
+    assert.match(message, /alerts.webhook_urls\[0\]: expected an http\(s\) URL/);
+    assert.match(
+      message,
+      /alerts.webhook_urls\[1\]: expected an http\(s\) URL without credentials/,
+    );
+    assert.match(message, /alerts.secret: expected a string of 16..256 bytes/);
+    assert.match(message, /alerts.quota_thresholds/);
+    assert.match(message, /alerts.client_offline_grace_secs/);
+    assert.ok(!message.includes('short-secret'), 'the secret stays out of the message');
+  });
+
+  it('refuses a server.toml holding the alerts secret that group or others can read', () => {
+    const text = fixture('valid_alerts.toml');
+    const load = (mode: number) =>
+      loadServerConfig(
+        '/srv/portunus',
+        () => text,
+        () => mode,
+      );
+    assert.ok(load(0o100600).alerts);
+    assert.throws(
+      () => load(0o100640),
+      (error: unknown) =>
+        error instanceof PortunusError &&
+        error.code === 'config_invalid' &&
+        /readable by group or others; chmod 600/.test(error.message),
+    );
+    // Without [alerts] the mode is not the server's business.
+    assert.doesNotThrow(() =>
+      loadServerConfig(
+        '/srv/portunus',
+        () => 'log_format = "json"',
+        () => 0o100644,
+      ),
+    );
+  });
+
   it('covers every fixture with a test', () => {
     const names = fs.readdirSync(FIXTURES).filter((name) => name.startsWith('invalid_'));
     for (const name of names) configError(name);

@@ -19,6 +19,28 @@ export interface ListenAddress {
   port: number;
 }
 
+/**
+ * `[alerts]` (beyond the reference): webhook receivers of quota, client and target alerts, signed
+ * with one HMAC-SHA256 secret. The secret is a secret: never logged, and a server.toml holding it
+ * must not be readable by group or others (DESIGN.md §3: secrets 0600).
+ */
+export interface AlertsConfig {
+  webhookUrls: readonly string[];
+  secret: string;
+  /** Fractions of a quota's limit that fire `quota.threshold`, ascending. */
+  quotaThresholds: readonly number[];
+  /** A client offline this long fires `client.offline`; a reconnect within it fires nothing. */
+  clientOfflineGraceSecs: number;
+  /** A target's new health must hold this long before `target.down` / `target.up`. */
+  targetDebounceSecs: number;
+}
+
+export const DEFAULT_ALERTS = {
+  quotaThresholds: [0.8, 1.0],
+  clientOfflineGraceSecs: 60,
+  targetDebounceSecs: 30,
+} as const;
+
 export interface ServerConfig {
   controlListen: ListenAddress;
   operatorHttpListen: ListenAddress;
@@ -32,6 +54,7 @@ export interface ServerConfig {
   udpFlowIdleSecs: number;
   udpMaxFlowsPerRule: number;
   operatorToken?: string;
+  alerts?: AlertsConfig;
   /** Where the values came from, for the startup log. */
   source: string | null;
 }
@@ -133,6 +156,99 @@ const logFormat = text((value) =>
   value === 'json' || value === 'compact' ? undefined : 'expected "json" or "compact"',
 );
 
+const MAX_WEBHOOKS = 8;
+
+function webhookUrl(value: unknown): string | undefined {
+  if (typeof value !== 'string') return undefined;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return undefined;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return undefined;
+  if (url.username !== '' || url.password !== '') return undefined;
+  return value;
+}
+
+/** `[alerts]`: its own unknown keys are refused like the top level's. */
+const alertsTable: Field<AlertsConfig> = {
+  read(value, key, problems) {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      problems.push(`${key}: expected a table`);
+      return undefined;
+    }
+    const table = value as Record<string, unknown>;
+    const before = problems.length;
+    const known = new Set([
+      'webhook_urls',
+      'secret',
+      'quota_thresholds',
+      'client_offline_grace_secs',
+      'target_debounce_secs',
+    ]);
+    for (const name of Object.keys(table)) {
+      if (!known.has(name)) problems.push(`unknown key ${JSON.stringify(`${key}.${name}`)}`);
+    }
+    const urls = table['webhook_urls'];
+    const webhookUrls: string[] = [];
+    if (!Array.isArray(urls) || urls.length === 0 || urls.length > MAX_WEBHOOKS) {
+      problems.push(`${key}.webhook_urls: expected 1..${MAX_WEBHOOKS} http(s) URLs`);
+    } else {
+      urls.forEach((url: unknown, index) => {
+        const checked = webhookUrl(url);
+        if (checked === undefined) {
+          problems.push(
+            `${key}.webhook_urls[${index}]: expected an http(s) URL without credentials`,
+          );
+        } else webhookUrls.push(checked);
+      });
+    }
+    const secret = table['secret'];
+    // The value itself never appears in a problem: it is a secret.
+    if (typeof secret !== 'string' || Buffer.byteLength(secret) < 16 || secret.length > 256) {
+      problems.push(`${key}.secret: expected a string of 16..256 bytes`);
+    }
+    let quotaThresholds: number[] = [...DEFAULT_ALERTS.quotaThresholds];
+    const thresholds = table['quota_thresholds'];
+    if (thresholds !== undefined) {
+      const valid =
+        Array.isArray(thresholds) &&
+        thresholds.length >= 1 &&
+        thresholds.length <= 8 &&
+        thresholds.every(
+          (threshold: unknown) => typeof threshold === 'number' && threshold > 0 && threshold <= 1,
+        );
+      if (!valid) problems.push(`${key}.quota_thresholds: expected 1..8 fractions in (0, 1]`);
+      else quotaThresholds = [...new Set(thresholds as number[])].sort((a, b) => a - b);
+    }
+    const grace =
+      table['client_offline_grace_secs'] === undefined
+        ? DEFAULT_ALERTS.clientOfflineGraceSecs
+        : integer(0, 86_400).read(
+            table['client_offline_grace_secs'],
+            `${key}.client_offline_grace_secs`,
+            problems,
+          );
+    const debounce =
+      table['target_debounce_secs'] === undefined
+        ? DEFAULT_ALERTS.targetDebounceSecs
+        : integer(0, 3600).read(
+            table['target_debounce_secs'],
+            `${key}.target_debounce_secs`,
+            problems,
+          );
+    if (problems.length > before || grace === undefined || debounce === undefined) return undefined;
+    return {
+      webhookUrls,
+      secret: secret as string,
+      quotaThresholds,
+      clientOfflineGraceSecs: grace,
+      targetDebounceSecs: debounce,
+    };
+  },
+};
+
 /** Every accepted key, with how to read it. Legacy path keys are accepted and ignored. */
 const FIELDS = {
   control_listen: listen,
@@ -149,6 +265,7 @@ const FIELDS = {
   operator_token: operatorToken,
   token_store_path: anyText,
   operator_store_path: anyText,
+  alerts: alertsTable,
 } as const satisfies Record<string, Field<unknown>>;
 
 type Key = keyof typeof FIELDS;
@@ -214,12 +331,23 @@ export function parseServerConfig(source: string, tomlText: string): ServerConfi
       ? { udpMaxFlowsPerRule: values.udp_max_flows_per_rule }
       : {}),
     ...(values.operator_token ? { operatorToken: values.operator_token } : {}),
+    ...(values.alerts ? { alerts: Object.freeze(values.alerts) } : {}),
     source,
   };
   return Object.freeze(config);
 }
 
 export type ReadFile = (file: string) => string | undefined;
+/** The permission bits of a file, undefined when it cannot be stat'ed (injectable for tests). */
+export type FileMode = (file: string) => number | undefined;
+
+const statMode: FileMode = (file) => {
+  try {
+    return fs.statSync(file).mode;
+  } catch {
+    return undefined;
+  }
+};
 
 const readIfPresent: ReadFile = (file) => {
   try {
@@ -236,10 +364,18 @@ const readIfPresent: ReadFile = (file) => {
 export function loadServerConfig(
   dataDir: string,
   readFile: ReadFile = readIfPresent,
+  fileMode: FileMode = statMode,
 ): ServerConfig {
   const file = path.join(dataDir, SERVER_TOML);
   const tomlText = readFile(file);
-  return tomlText === undefined ? DEFAULT_CONFIG : parseServerConfig(file, tomlText);
+  if (tomlText === undefined) return DEFAULT_CONFIG;
+  const config = parseServerConfig(file, tomlText);
+  // A webhook secret sits in this file: like every secret it must be 0600 (DESIGN.md §3).
+  if (config.alerts && ((fileMode(file) ?? 0) & 0o077) !== 0) {
+    const problem = `${file} holds the [alerts] secret and is readable by group or others; chmod 600 it`;
+    throw new PortunusError('config_invalid', problem, { path: file, problems: [problem] });
+  }
+  return config;
 }
 
 /**

@@ -34,7 +34,9 @@ import { buildOperatorApp } from './operator/app.js';
 import type { OperatorContext } from './operator/context.js';
 import { certCoversHost, loadOrCreateServerIdentity } from './tls/certificate.js';
 import { TrafficAccounting } from './traffic/accounting.js';
+import { AlertDispatcher, Alerter } from './traffic/alerts.js';
 import { TrafficMaintenance } from './traffic/maintenance.js';
+import { QuotaEngine, registerQuotaMetrics } from './traffic/quotas.js';
 
 export interface ServeOptions {
   dataDir: string;
@@ -108,8 +110,55 @@ export async function runServe(options: ServeOptions): Promise<number> {
     cleanups.push(() => {
       trafficMaintenance.stop();
     });
-    const traffic = new TrafficAccounting({ db: store.db, logger, now });
-    const fleet = new ControlFleet({ db: store.db, logger, metrics, now, traffic });
+    // Alerts only exist with an [alerts] table; their timers and retries end before the store.
+    let alerter: Alerter | undefined;
+    if (config.alerts) {
+      const dispatcher = new AlertDispatcher({
+        config: config.alerts,
+        logger,
+        registry: metrics.registry,
+        audit,
+        now,
+      });
+      alerter = new Alerter({ dispatcher, config: config.alerts, now });
+      const stopping = alerter;
+      cleanups.push(() => {
+        stopping.stop();
+        dispatcher.close();
+      });
+    }
+    // Quotas: usage grows in each round's transaction; the engine pushes budgets, rolls periods
+    // every 60 s and fires threshold alerts (traffic/quotas.ts).
+    const quotas = new QuotaEngine({
+      db: store.db,
+      logger,
+      metrics: registerQuotaMetrics(metrics.registry, store.db),
+      now,
+      ...(config.alerts ? { thresholds: config.alerts.quotaThresholds } : {}),
+      ...(alerter ? { alerts: alerter } : {}),
+    });
+    const traffic = new TrafficAccounting({
+      db: store.db,
+      logger,
+      now,
+      onRound: (clientId, result) => {
+        quotas.onRound(clientId, result);
+      },
+    });
+    const fleet = new ControlFleet({
+      db: store.db,
+      logger,
+      metrics,
+      now,
+      traffic,
+      quotas,
+      ...(alerter ? { observer: alerter } : {}),
+    });
+    quotas.attach(fleet);
+    quotas.start();
+    cleanups.push(() => {
+      quotas.stop();
+    });
     const control = await startControlService(addresses.control, {
       db: store.db,
       logger,
@@ -144,6 +193,7 @@ export async function runServe(options: ServeOptions): Promise<number> {
       storeFaults,
       metrics,
       fleet,
+      quotas,
       control: {
         fingerprintSha256: identity.fingerprintSha256,
         coversHost: (host) => certCoversHost(identity, host),

@@ -222,6 +222,20 @@ export {
   type OwnerRateLimit,
 } from './owner-rate-limits.js';
 export { getAdvertisedEndpointOverride, setAdvertisedEndpointOverride } from './settings.js';
+export {
+  addQuotaUsage,
+  deleteQuota,
+  getQuota,
+  getQuotaOrThrow,
+  listQuotas,
+  setQuotaAlertsFired,
+  writeQuota,
+  type QuotaEnforcement,
+  type QuotaPeriodKind,
+  type QuotaUsageChange,
+  type QuotaWrite,
+  type TrafficQuota,
+} from './quotas.js';
 export { SCHEMA_SNAPSHOT_FILE, renderSchemaSnapshot } from './schema-snapshot.js';
 export {
   BUCKET_MS,

@@ -5,11 +5,12 @@
  * 7 days, 1h: 90 days) and the history query. A whole round is one `BEGIN IMMEDIATE` transaction,
  * never one per rule. Timestamps are unix ms; the caller's clock decides the minute, never the
  * client's. Depends only on better-sqlite3 and the statement cache; it knows nothing of the wire
- * shape or of HTTP. The per-owner deltas a round returns are what monthly quotas will add to
- * their usage, in the same transaction.
+ * shape or of HTTP. The per-owner deltas of a round are added to the owners' quotas on that
+ * client in the same transaction (quotas.ts), so usage and history never disagree.
  */
 import type { Database } from 'better-sqlite3';
 
+import { addQuotaUsage, type QuotaUsageChange } from './quotas.js';
 import { immediate, prepared } from './statements.js';
 
 export const MINUTE_MS = 60_000;
@@ -46,6 +47,8 @@ export interface TrafficRoundResult {
   rebased: number[];
   /** Readings of rules the store does not hold for this client (removed meanwhile): ignored. */
   ignored: number;
+  /** The quotas this round added usage to (owners without a quota on the client are absent). */
+  quotas: QuotaUsageChange[];
 }
 
 /** A reported counter as a safe non-negative integer: anything else counts as zero. */
@@ -146,10 +149,19 @@ export function recordTrafficRound(
       owner.bytesOut += delta.bytesOut;
       owners.set(row.owner_user_id, owner);
     }
+    const quotas: QuotaUsageChange[] = [];
     for (const owner of owners.values()) {
       addSample.run(owner.userId, clientId, minute, owner.bytesIn, owner.bytesOut);
+      const change = addQuotaUsage(
+        db,
+        owner.userId,
+        clientId,
+        owner.bytesIn + owner.bytesOut,
+        nowMs,
+      );
+      if (change) quotas.push(change);
     }
-    return { owners: [...owners.values()], rebased, ignored };
+    return { owners: [...owners.values()], rebased, ignored, quotas };
   });
 }
 

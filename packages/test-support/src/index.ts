@@ -28,3 +28,4 @@ export {
   type TestCertificate,
   type TlsAnswer,
 } from './tls.js';
+export { WebhookReceiver, type ReceivedWebhook } from './webhook-receiver.js';

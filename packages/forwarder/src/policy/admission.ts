@@ -15,6 +15,7 @@ import type { Logger } from '@portunus/core';
 import { FORWARDER_EVENTS } from '../events.js';
 import type { RateLimitRejectReason, RuleSpec, RateLimitStats } from '../rule-spec.js';
 import { Limiter, type PolicyClock, systemPolicyClock } from './limiter.js';
+import type { QuotaBudget } from './quota.js';
 
 /** At most one refusal event per gate and kind in this many milliseconds. */
 export const REFUSAL_LOG_INTERVAL_MS = 1_000;
@@ -52,6 +53,8 @@ export class RuleGate {
   readonly limiter: Limiter;
   /** The owner envelope of the rule's owner (a Limiter that may hold no caps), or none. */
   owner: Limiter | undefined;
+  /** The owner's traffic quota budget now, if it has one (policy/quota.ts; set by the rule). */
+  quotaBudget: (() => QuotaBudget | undefined) | undefined;
   sourceDenied = 0;
   private sources = NO_SOURCES;
   private allowed: readonly string[] = [];

@@ -30,6 +30,13 @@
  * live cap change reaches it: `refreshMetering()` moves open connections between the plain and
  * the metered listeners in both directions, and the buckets themselves change rate in place.
  * Uncapped connections never run a line of the metered code.
+ *
+ * Quotas (reference §5.10) ride on the metered copy: a connection whose owner has a quota budget
+ * (policy/quota.ts, found through its gate at admission) is refused with an RST while the budget
+ * is used up, and otherwise pays each chunk before it is written; when the budget runs out the
+ * connection half-closes both ways and ends (`stopForQuota`). An owner's first budget moves its
+ * open connections onto the metered copy (`ConnectionTally.meterQuota`). Owners without a budget
+ * stay on the plain copy.
  */
 import net from 'node:net';
 
@@ -38,6 +45,7 @@ import type { Logger } from '@portunus/core';
 import type { RuleConnector, TargetState } from '../connect/connector.js';
 import { FORWARDER_EVENTS } from '../events.js';
 import type { RuleGate } from '../policy/admission.js';
+import type { QuotaBudget, QuotaHolder } from '../policy/quota.js';
 import type { Limiter, Pacer } from '../policy/limiter.js';
 import { proxyHeader } from '../proxy-protocol/header.js';
 import { SniDispatch } from '../sni/dispatch.js';
@@ -102,7 +110,7 @@ const defaultServerFactory: TcpServerFactory = (options, onConnection) =>
  * One proxied connection. Kept to plain fields (no per-connection closures at all) because
  * thousands of idle ones may be alive at once.
  */
-interface Pair {
+interface Pair extends QuotaHolder {
   readonly owner: TcpListener;
   readonly route: TcpRoute;
   readonly client: net.Socket;
@@ -123,6 +131,8 @@ interface Pair {
   /** Clock time a direction's reader parked on a bucket, or -1 while it is not parked. */
   parkedIn: number;
   parkedOut: number;
+  /** The owner's quota budget this connection pays into, if the owner has one. */
+  budget: QuotaBudget | undefined;
 }
 
 /**
@@ -161,6 +171,21 @@ export class ConnectionTally {
   refreshMetering(): void {
     for (const pair of this.pairs) {
       if (pair.upstream !== undefined && !pair.failed) setMetering(pair, wantsMeter(pair));
+    }
+  }
+
+  /**
+   * The owner of this route's rule got a quota budget it did not have: its open connections start
+   * paying per chunk on the metered copy (and stop at once if the budget is already used up).
+   */
+  meterQuota(budget: QuotaBudget): void {
+    for (const pair of this.pairs) {
+      if (pair.upstream === undefined || pair.failed) continue;
+      if (pair.budget !== undefined && pair.budget.remaining !== Infinity) continue;
+      pair.budget = budget;
+      setMetering(pair, true);
+      if (budget.exhausted) pair.quotaExhausted();
+      else budget.attach(pair);
     }
   }
 
@@ -306,7 +331,27 @@ function onEnd(this: net.Socket): void {
 // The metered copy (module comment). `inbound` is client → upstream (bandwidth_in).
 
 function wantsMeter(pair: Pair): boolean {
-  return pair.gate.limiter.meters || pair.ownerLimiter?.meters === true;
+  return (
+    pair.gate.limiter.meters ||
+    pair.ownerLimiter?.meters === true ||
+    (pair.budget !== undefined && pair.budget.remaining !== Infinity)
+  );
+}
+
+/**
+ * The owner's quota ran out (QuotaHolder, `this` is the pair): both directions stop reading and
+ * half-close, and each socket ends once its FIN is flushed — bytes already paid for still leave.
+ */
+function stopForQuota(this: Pair): void {
+  for (const socket of [this.client, this.upstream]) {
+    if (!socket || socket.destroyed) continue;
+    socket.pause();
+    socket.once('finish', destroyAfterFin);
+    socket.end();
+  }
+}
+function destroyAfterFin(this: net.Socket): void {
+  this.destroy();
 }
 
 function pacerOf(limiter: Limiter, inbound: boolean): Pacer {
@@ -324,6 +369,8 @@ function pacerInDebt(pair: Pair, inbound: boolean): Pacer | undefined {
 
 function onMeteredData(this: net.Socket, chunk: Buffer): void {
   const pair = pairOf(this);
+  // Paid for before it is written; refused once the quota is used up (the stop is on its way).
+  if (pair.budget?.debit(chunk.length) === false) return;
   const inbound = this === pair.client;
   const peer = inbound ? pair.upstream! : pair.client;
   // The owner's bucket and the rule's are both charged; either in debt parks the reader.
@@ -547,7 +594,8 @@ export class TcpListener {
    */
   private forward(client: net.Socket, route: TcpRoute, head: Buffer | undefined): void {
     const gate = route.gate;
-    if (!gate.admit(client.remoteAddress, false)) {
+    const budget = gate.quotaBudget?.();
+    if (budget?.exhausted === true || !gate.admit(client.remoteAddress, false)) {
       client.on('error', ignoreError);
       client.resetAndDestroy();
       return;
@@ -569,6 +617,8 @@ export class TcpListener {
       metered: false,
       parkedIn: -1,
       parkedOut: -1,
+      budget,
+      quotaExhausted: stopForQuota,
     };
     (client as PairedSocket)[PAIR] = pair;
     tally.pairs.add(pair);
@@ -617,6 +667,15 @@ export class TcpListener {
       }
     }
     const head = pair.head;
+    const budget = pair.budget;
+    if (budget !== undefined) {
+      // Used up while dialling, or by the peeked ClientHello: nothing is copied.
+      if (budget.exhausted || (head !== undefined && !budget.debit(head.length))) {
+        client.destroy();
+        return;
+      }
+      budget.attach(pair);
+    }
     if (head !== undefined) {
       // The peeked ClientHello, replayed as the first client bytes (after the PROXY header).
       pair.head = undefined;
@@ -707,6 +766,7 @@ export class TcpListener {
   /** Ends a pair's accounting once: its tally, its parked time and its gate's counts. */
   private release(pair: Pair): void {
     if (!pair.route.tally.release(pair)) return;
+    pair.budget?.detach(pair);
     if (pair.metered) unparkAll(pair);
     pair.gate.release(pair.ownerLimiter);
   }

@@ -20,6 +20,7 @@ import net from 'node:net';
 import type { Logger } from '@portunus/core';
 
 import type { RuleConnector, TargetState } from '../connect/connector.js';
+import type { QuotaBudget } from '../policy/quota.js';
 import { FORWARDER_EVENTS } from '../events.js';
 import type { RuleGate } from '../policy/admission.js';
 import type { Limiter } from '../policy/limiter.js';
@@ -111,6 +112,8 @@ interface Flow {
   lastActive: number;
   /** Datagrams that arrived before the upstream was connected; sent in order once it is. */
   pending: Buffer[] | undefined;
+  /** The owner's quota budget when the flow opened: every datagram, both ways, is paid for. */
+  readonly budget: QuotaBudget | undefined;
   closed: boolean;
   /** The owner limiter the flow was admitted under (released with it, charged per datagram). */
   readonly ownerLimiter: Limiter | undefined;
@@ -253,15 +256,27 @@ export class UdpRuleRuntime {
   }
 
   private onClientDatagram(port: PortState, msg: Buffer, rinfo: dgram.RemoteInfo): void {
-    port.datagramsIn++;
-    port.bytesIn += msg.length;
     let flow = port.lastFlow;
     if (flow === undefined || flow.srcPort !== rinfo.port || flow.address !== rinfo.address) {
       const key = `${port.listenPort}|${rinfo.address}|${rinfo.port}`;
-      flow = this.flows.get(key) ?? this.openFlow(port, key, rinfo);
-      if (!flow) return;
+      flow = this.flows.get(key);
+      if (!flow) {
+        // A used-up quota opens no flow; the datagram is dropped unforwarded and uncounted.
+        const budget = this.gate.quotaBudget?.();
+        if (budget?.exhausted) return;
+        flow = this.openFlow(port, key, rinfo, budget);
+      }
+      if (!flow) {
+        port.datagramsIn++;
+        port.bytesIn += msg.length;
+        return;
+      }
       port.lastFlow = flow;
     }
+    // Paid for before it is sent (reference §5.10: UDP per datagram); refused ones are not counted.
+    if (flow.budget !== undefined && !flow.budget.debit(msg.length)) return;
+    port.datagramsIn++;
+    port.bytesIn += msg.length;
     flow.lastActive = this.clock.now();
     const owner = flow.ownerLimiter;
     if (
@@ -282,7 +297,12 @@ export class UdpRuleRuntime {
     else flow.upstream!.send(msg);
   }
 
-  private openFlow(port: PortState, key: string, rinfo: dgram.RemoteInfo): Flow | undefined {
+  private openFlow(
+    port: PortState,
+    key: string,
+    rinfo: dgram.RemoteInfo,
+    budget: QuotaBudget | undefined,
+  ): Flow | undefined {
     if (this.stopped) return undefined;
     const gate = this.gate;
     // Rule chosen -> admit -> pick and connect an upstream: a refusal drops the datagram.
@@ -312,6 +332,7 @@ export class UdpRuleRuntime {
       header: undefined,
       lastActive: this.clock.now(),
       pending: [],
+      budget,
       closed: false,
       ownerLimiter: gate.owner,
       onSent: (error) => {
@@ -404,6 +425,7 @@ export class UdpRuleRuntime {
 
   private onUpstreamDatagram(flow: Flow, reply: Buffer): void {
     if (flow.closed) return;
+    if (flow.budget !== undefined && !flow.budget.debit(reply.length)) return;
     flow.lastActive = this.clock.now();
     const owner = flow.ownerLimiter;
     if (

@@ -18,6 +18,7 @@ import {
   isLoopbackHost,
   loadServerConfig,
   parseListenAddress,
+  type FileMode,
   type ReadFile,
 } from '../config.js';
 import { parseEndpoint } from '../operator/routes/settings.js';
@@ -54,6 +55,7 @@ export function checkServerConfig(
   dataDir: string,
   env: Readonly<Record<string, string | undefined>>,
   readFile: ReadFile = readIfPresent,
+  fileMode?: FileMode,
 ): ConfigCheck {
   const file = path.join(dataDir, SERVER_TOML);
   const seen = { present: false };
@@ -64,7 +66,7 @@ export function checkServerConfig(
   };
   const problems: string[] = [];
   try {
-    loadServerConfig(dataDir, tracked);
+    loadServerConfig(dataDir, tracked, fileMode);
   } catch (error) {
     if (!isPortunusError(error) || error.code !== 'config_invalid') throw error;
     const listed = error.fields['problems'];
@@ -98,8 +100,9 @@ export function requireValidConfig(
   dataDir: string,
   env: Readonly<Record<string, string | undefined>>,
   readFile?: ReadFile,
+  fileMode?: FileMode,
 ): ConfigCheck {
-  const result = checkServerConfig(dataDir, env, readFile);
+  const result = checkServerConfig(dataDir, env, readFile, fileMode);
   if (result.problems.length > 0) {
     throw new PortunusError(
       'config_invalid',

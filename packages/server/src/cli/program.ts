@@ -33,6 +33,7 @@ import { registerIdentityCommands } from './identity-commands.js';
 import { registerOwnerCapCommands } from './owner-cap-commands.js';
 import { registerRevisionCommands } from './revision-commands.js';
 import { registerSessionCommands } from './session-commands.js';
+import { registerQuotaCommands } from './quota-commands.js';
 import { registerTrafficCommands } from './traffic-commands.js';
 
 export interface CliIo {
@@ -264,6 +265,7 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
   registerRevisionCommands(program, io);
   registerSessionCommands(program, { io });
   registerTrafficCommands(program, io);
+  registerQuotaCommands(program, io);
   return program;
 }
 

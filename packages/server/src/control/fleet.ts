@@ -9,7 +9,16 @@
 import type { Database } from 'better-sqlite3';
 
 import { EVENTS, PortunusError, type ErrorCode, type Logger } from '@portunus/core';
-import type { Hello, RuleStatus, ServerMessage, StatsReport } from '@portunus/proto';
+import {
+  FEATURE_MIN_VERSION,
+  versionAtLeast,
+  type Hello,
+  type PerTargetStats,
+  type RuleStatus,
+  type ServerMessage,
+  type StatsReport,
+  type TrafficQuotaUpdate,
+} from '@portunus/proto';
 import { Gauge } from 'prom-client';
 
 import {
@@ -76,6 +85,20 @@ export interface ControlFleetOptions {
   now: () => number;
   /** Turns each report round into stored traffic history (one transaction per round). */
   traffic?: TrafficRecorder;
+  /** The quota state replayed to a client after its Welcome (traffic/quotas.ts). */
+  quotas?: { replayFor(clientId: string): TrafficQuotaUpdate[] };
+  /** Sessions coming and going and per-target health as reported (traffic/alerts.ts). */
+  observer?: FleetObserver;
+}
+
+/** What the alerting side learns from the fleet; called after the fleet's own bookkeeping. */
+export interface FleetObserver {
+  clientOnline(client: { clientId: string; clientName: string }): void;
+  clientOffline(client: { clientId: string; clientName: string }): void;
+  targetHealth(
+    rule: { ruleId: number; clientId: string; clientName: string; ownerUserId: string },
+    targets: readonly PerTargetStats[],
+  ): void;
 }
 
 export class ControlFleet implements Fleet {
@@ -159,7 +182,41 @@ export class ControlFleet implements Fleet {
     };
     this.sessions.set(client.clientId, session);
     this.options.metrics.clientsConnected.set(this.sessions.size);
+    this.options.observer?.clientOnline(client);
     return session;
+  }
+
+  /** Reference §4.4: quotas need a live client of at least FEATURE_MIN_VERSION.quota. */
+  quotaGate(clientId: string): 'quota_unsupported_by_client' | undefined {
+    const session = this.sessions.get(clientId);
+    if (!session || !versionAtLeast(session.caps.clientVersion, FEATURE_MIN_VERSION.quota)) {
+      return 'quota_unsupported_by_client';
+    }
+    return undefined;
+  }
+
+  /** Sends a quota update to a live, able client; false when it was not sent. */
+  sendQuota(clientId: string, update: TrafficQuotaUpdate): boolean {
+    if (this.quotaGate(clientId)) return false;
+    const session = this.sessions.get(clientId);
+    if (!session) return false;
+    try {
+      session.stream.send({ traffic_quota_update: update });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Reference §4.3 step 3: right after the Welcome, before any rule, the state of each quota on
+   * the client — skipped for a client too old to enforce it (§4.4 "replay skipped").
+   */
+  replayQuotas(session: Session): number {
+    if (this.quotaGate(session.clientId)) return 0;
+    const updates = this.options.quotas?.replayFor(session.clientId) ?? [];
+    for (const update of updates) session.stream.send({ traffic_quota_update: update });
+    return updates.length;
   }
 
   /** Sends every Active rule of the session's client again (after Welcome). */
@@ -368,6 +425,17 @@ export class ControlFleet implements Fleet {
       const labels = this.ruleOf(ruleId);
       if (labels?.clientId !== session.clientId) continue;
       this.stats.record(ruleId, labels, stats, now);
+      if (stats.per_target.length > 0) {
+        this.options.observer?.targetHealth(
+          {
+            ruleId,
+            clientId: labels.clientId,
+            clientName: labels.clientName,
+            ownerUserId: labels.ownerUserId,
+          },
+          stats.per_target,
+        );
+      }
       readings.push({ ruleId, bytesIn: stats.bytes_in, bytesOut: stats.bytes_out });
     }
     this.sniListeners.record(session.clientId, session.clientName, report.sni_listener_stats ?? []);
@@ -391,6 +459,7 @@ export class ControlFleet implements Fleet {
     this.sessions.delete(session.clientId);
     this.options.metrics.clientsConnected.set(this.sessions.size);
     for (const waiter of [...session.waiters.values()]) waiter({ kind: 'lost' });
+    this.options.observer?.clientOffline(session);
   }
 
   private remember(rule: Rule): void {

@@ -353,6 +353,7 @@ function channel(call: ChannelCall, options: ControlServiceOptions): void {
         replay_manifest: true,
       },
     });
+    fleet.replayQuotas(opened);
     fleet.sendReplay(opened, plan.rules);
     logger.info(EVENTS.rulesReplayed, {
       client_id: client.clientId,

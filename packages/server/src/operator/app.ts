@@ -28,6 +28,7 @@ import { registerClientRoutes } from './routes/clients.js';
 import { registerCredentialRoutes } from './routes/credentials.js';
 import { registerGrantRoutes } from './routes/grants.js';
 import { registerMetricsRoutes } from './routes/metrics.js';
+import { registerQuotaRoutes } from './routes/quotas.js';
 import { registerRuleRevisionRoutes } from './routes/rule-revisions.js';
 import { registerOwnerRateLimitRoutes } from './routes/owner-rate-limits.js';
 import { registerRuleRoutes } from './routes/rules.js';
@@ -195,6 +196,7 @@ export async function buildOperatorApp(
   registerAuditRoutes(app, ctx);
   registerMetricsRoutes(app, ctx);
   registerTrafficRoutes(app, ctx);
+  registerQuotaRoutes(app, ctx);
   return app;
 }
 

@@ -12,6 +12,7 @@ import type { ServerConfig } from '../config.js';
 import type { RuleStatsSnapshot, TargetStatsSnapshot } from '../control/rule-stats.js';
 import type { GatedRule } from '../control/wire.js';
 import type { ServerMetrics } from '../metrics.js';
+import type { QuotaEngine } from '../traffic/quotas.js';
 
 export interface Identity {
   userId: string;
@@ -63,6 +64,8 @@ export interface Fleet {
   sendOwnerRateLimit(clientId: string, ownerUserId: string, rateLimit: RateLimit | null): boolean;
   /** Ends the client's live session at once (revocation, re-enrollment). No-op when offline. */
   disconnect(clientId: string, reason: 'revoked' | 'rotated'): void;
+  /** Why a quota cannot be pushed to the client now (offline or too old), if it cannot. */
+  quotaGate(clientId: string): 'quota_unsupported_by_client' | undefined;
   /** The latest stats the client reported for a rule. */
   ruleStats(ruleId: number): RuleStatsSnapshot | undefined;
   /** Per-target reports of live rules that have them (the rule JSON's `targets[].health`). */
@@ -81,6 +84,7 @@ export const NO_FLEET: Fleet = {
   ownerRateLimitGate: () => 'rate_limit_unsupported_by_client',
   sendOwnerRateLimit: () => false,
   disconnect: () => undefined,
+  quotaGate: () => 'quota_unsupported_by_client',
   ruleStats: () => undefined,
   liveTargetHealth: () => new Map(),
   subscribeRuleStats: () => () => undefined,
@@ -107,6 +111,8 @@ export interface OperatorContext {
   storeFaults?: StoreFaults;
   metrics: ServerMetrics;
   fleet: Fleet;
+  /** Pushes quota state to the edge (traffic/quotas.ts); absent, quota changes push nothing. */
+  quotas?: QuotaEngine;
   control: ControlEndpoint;
   now: () => number;
   /** BLAKE3 hex of server.toml's operator_token, which authenticates as `_legacy`. */
