@@ -423,3 +423,35 @@ describe('SNI routing', () => {
     assert.equal(forwarder.sniListenerStats().length, 2);
   });
 });
+
+describe('SNI routing with rule policies', () => {
+  // The gate runs after the route is chosen (tcp/listener.ts `forward`), so each member of a
+  // shared port keeps its own source lists and caps; the refusal is an RST before any dial.
+  it("refuses by the chosen member's source list and concurrency cap, not its neighbours'", async () => {
+    const { forwarder } = newForwarder();
+    const { ports } = await forwarder.activate({
+      ...sniRule('denied', 0, 'a.example.com', names[0]!),
+      deniedSources: ['127.0.0.0/8', '::1/128'],
+    });
+    const port = ports[0]!;
+    await forwarder.activate({
+      ...sniRule('capped', port, '*.svc.example.com', names[1]!),
+      rateLimit: { concurrentConnections: 1 },
+    });
+    await forwarder.activate(sniRule('fallback', port, null, names[2]!));
+
+    await assert.rejects(tlsAsk(port, 'a.example.com'), /ECONNRESET|closed before|socket/i);
+    assert.equal((await tlsAsk(port, 'other.example.org')).commonName, names[2]);
+    const held = await openTls(port, 'x.svc.example.com');
+    assert.equal(held.commonName, names[1]);
+    await assert.rejects(tlsAsk(port, 'y.svc.example.com'), /ECONNRESET|closed before|socket/i);
+    assert.equal(await held.ask('still'), 'still');
+
+    const stats = new Map(forwarder.stats().map((s) => [s.rule_id, s]));
+    assert.equal(stats.get('denied')?.source_denied, 1);
+    assert.equal(stats.get('denied')?.bytes_in, 0, 'refused before any dial');
+    assert.equal(stats.get('capped')?.rate_limit?.rejects.conn_concurrent, 1);
+    assert.equal(stats.get('fallback')?.source_denied, 0);
+    held.socket.destroy();
+  });
+});
