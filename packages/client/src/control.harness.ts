@@ -28,6 +28,8 @@ import {
   type WireRule,
 } from '@portunus/proto';
 
+import type { Bundle } from './bundle.js';
+
 x509.cryptoProvider.set(webcrypto);
 
 export const DEADLINE_MS = 10_000;
@@ -238,6 +240,18 @@ export class FakeSession {
     this.ended = true;
     this.call.emit('error', { code, details });
   }
+}
+
+/** The bundle a test client dials `server` with: pinned to the test identity, token accepted. */
+export function bundleFor(server: { endpoint: string }, identity: TestIdentity): Bundle {
+  return {
+    version: 1,
+    client_name: 'edge',
+    client_id: '01JCLIENT',
+    server_endpoint: server.endpoint,
+    server_cert_sha256: identity.sha256,
+    token: 'good-token',
+  };
 }
 
 export class FakeControlServer {

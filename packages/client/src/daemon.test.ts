@@ -13,7 +13,6 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import { PROTOCOL_VERSION, grpc } from '@portunus/proto';
 import { waitFor as waitUntil } from '@portunus/test-support';
 
-import type { Bundle } from './bundle.js';
 import {
   FakeControlServer,
   closeServer,
@@ -28,6 +27,7 @@ import {
   udpRoundTrip,
   type RecordingLogger,
   type TestIdentity,
+  bundleFor,
 } from './control.harness.js';
 import { runDaemon, type DaemonOutcome } from './daemon.js';
 import { CLIENT_VERSION } from './version.js';
@@ -88,14 +88,7 @@ async function startDaemon(
       identity,
       ...(options.authorize ? { authorize: options.authorize } : {}),
     }).start());
-  const bundle: Bundle = {
-    version: 1,
-    client_name: 'edge',
-    client_id: '01JCLIENT',
-    server_endpoint: server.endpoint,
-    server_cert_sha256: identity.sha256,
-    token: 'good-token',
-  };
+  const bundle = bundleFor(server, identity);
   const log = recordingLogger();
   const controller = new AbortController();
   const done = runDaemon({

@@ -9,7 +9,6 @@ import { afterEach, before, describe, it } from 'node:test';
 
 import { grpc } from '@portunus/proto';
 
-import type { Bundle } from './bundle.js';
 import {
   FakeControlServer,
   connectOutcome as outcome,
@@ -21,6 +20,7 @@ import {
   type FakeSession,
   type RecordingLogger,
   type TestIdentity,
+  bundleFor,
 } from './control.harness.js';
 import { runDaemon } from './daemon.js';
 
@@ -43,14 +43,7 @@ async function start(autoWelcome: boolean): Promise<{
   const echo = await echoServer();
   cleanups.push(() => echo.close());
   const server = await new FakeControlServer({ identity, autoWelcome }).start();
-  const bundle: Bundle = {
-    version: 1,
-    client_name: 'edge',
-    client_id: '01JCLIENT',
-    server_endpoint: server.endpoint,
-    server_cert_sha256: identity.sha256,
-    token: 'good-token',
-  };
+  const bundle = bundleFor(server, identity);
   const log = recordingLogger();
   const controller = new AbortController();
   const done = runDaemon({
