@@ -72,10 +72,10 @@ describe('V007 traffic_samples_1h_user', () => {
     // Spy on this fresh connection's prepares to see the SQL queryTraffic issues.
     const issued: string[] = [];
     const prepare = store.db.prepare.bind(store.db);
-    store.db.prepare = ((sql: string) => {
+    store.db.prepare = (sql: string) => {
       issued.push(sql);
       return prepare(sql);
-    }) as typeof store.db.prepare;
+    };
     const user = { kind: 'user', userId: 'alice' } as const;
     assert.deepEqual(queryTraffic(store.db, user, '1h', T0, T0 + 4 * HOUR_MS), [
       { ts: T0, bytesIn: 15, bytesOut: 3 },
