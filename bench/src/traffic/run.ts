@@ -7,7 +7,8 @@
  *    run: raw better-sqlite3 upserting the 1,000 counters in one transaction, and a one-row
  *    durable commit (the fsync floor of any round).
  * 2. a traffic query over 90 days of 1-hour samples for 100 users (`readTraffic`, the routes'
- *    use case), p50/p99; baseline: the raw SELECT of the same rows.
+ *    use case), p50/p99; baselines: the raw SELECT of the same rows, and the same readTraffic on
+ *    a store left at V006 (without the covering index of V007), queried in turn with the others.
  * Prints figures and ratios; never asserts a time. Exit 0 whatever the figures, 1 when a result
  * is wrong, 2 on a usage error. The directory is removed at the end.
  */
@@ -20,8 +21,10 @@ import {
   immediate,
   insertClient,
   insertUser,
+  loadMigrations,
   openStore,
   queryTraffic,
+  type Store,
 } from '@portunus/store';
 import { tempDirs } from '@portunus/test-support';
 
@@ -126,13 +129,9 @@ function accounting(): void {
   );
 }
 
-function query(): void {
-  progress(`query: ${USERS} users x ${DAYS} days of 1h samples`);
-  const dataDir = dirs.make('portunus-bench-traffic-q-');
-  const store = openStore(dataDir);
-  const now = Date.now();
+/** USERS x DAYS of 1h samples on CLIENT, every hour rolled up; returns the current hour. */
+function seedHours(store: Store, now: number): void {
   const hour = now - (now % HOUR_MS);
-  const hours = DAYS * 24;
   insertClient(store.db, { clientId: CLIENT, clientName: 'edge-1', now });
   immediate(store.db, () => {
     const add = store.db.prepare(
@@ -140,18 +139,32 @@ function query(): void {
     );
     for (let u = 0; u < USERS; u++) {
       insertUser(store.db, { userId: `user${u}`, role: 'user', displayName: `user ${u}`, now });
-      for (let h = 1; h <= hours; h++)
+      for (let h = 1; h <= DAYS * 24; h++)
         add.run(`user${u}`, CLIENT, hour - h * HOUR_MS, h * 10, h * 40);
     }
     store.db
       .prepare('UPDATE server_settings SET traffic_last_rolled_up_hour = ? WHERE id = 1')
       .run(hour);
   });
+}
+
+function query(): void {
+  progress(`query: ${USERS} users x ${DAYS} days of 1h samples`);
+  const store = openStore(dirs.make('portunus-bench-traffic-q-'));
+  // The same rows in a store left at V006: the query without V007's covering index.
+  const v6 = openStore(dirs.make('portunus-bench-traffic-v6-'), {
+    migrations: loadMigrations().filter((migration) => migration.version <= 6),
+  });
+  const now = Date.now();
+  const hours = DAYS * 24;
+  seedHours(store, now);
+  seedHours(v6, now);
   const from = Math.ceil((now - DAYS * 86_400_000) / 1000) + 60;
   const to = Math.floor(now / 1000);
   const reader = { userId: 'root', role: 'superadmin' as const };
   const ours: number[] = [];
   const raw: number[] = [];
+  const noIndex: number[] = [];
   const rawSelect = store.db.prepare(
     'SELECT ts_hour, bytes_in, bytes_out FROM traffic_samples_1h WHERE user_id = ? AND ts_hour >= ? AND ts_hour < ? ORDER BY ts_hour',
   );
@@ -168,6 +181,15 @@ function query(): void {
     );
     ours.push(nowMs() - start);
     rows = view.samples.length;
+    start = nowMs();
+    readTraffic(
+      v6.db,
+      reader,
+      { kind: 'user', userId },
+      { from: String(from), to: String(to) },
+      Date.now(),
+    );
+    noIndex.push(nowMs() - start);
     start = nowMs();
     rawSelect.all(userId, from * 1000 - HOUR_MS, to * 1000 + HOUR_MS);
     raw.push(nowMs() - start);
@@ -189,6 +211,7 @@ function query(): void {
     global.push(nowMs() - start);
   }
   store.close();
+  v6.close();
   const p = (samples: number[], q: number): string => formatMs(percentile(samples, q));
   printTable(
     `2. GET …/traffic over ${DAYS} days, bucket 1h (${formatInt(rows)} samples), ${formatInt(USERS * hours)} rows stored`,
@@ -199,6 +222,12 @@ function query(): void {
         p(ours, 50),
         p(ours, 99),
         formatRatio(percentile(ours, 50) / percentile(raw, 50)),
+      ],
+      [
+        'ours on a V006 store (no covering index)',
+        p(noIndex, 50),
+        p(noIndex, 99),
+        formatRatio(percentile(noIndex, 50) / percentile(raw, 50)),
       ],
       ['raw: SELECT the same rows', p(raw, 50), p(raw, 99), ''],
       [`ours: global, all ${USERS} users summed`, p(global, 50), p(global, 99), ''],
