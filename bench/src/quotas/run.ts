@@ -5,16 +5,18 @@
  *    absorbs (`TrafficAccounting.recordRound`) when every one of the 100 owners has a quota on the
  *    client (so each round also adds usage to 100 quota rows in its transaction), against the same
  *    fleet without quotas and against raw better-sqlite3 upserting the same rows (1,000 counters,
- *    100 samples, 100 quota rows) in one transaction; with the WAL write amplification of each.
+ *    100 samples, 100 quota rows) in one transaction, the three run in turn; with the WAL write
+ *    amplification of each.
  * 2. The enforcement overrun: a real Forwarder (its own process) with one TCP rule whose owner has
  *    a budget of 1, 16 or 256 MiB; 1 or 8 senders push through it as fast as loopback allows
- *    (bounded by bytes and time) until the forwarder half-closes them; the figure is the bytes the
- *    target received beyond the budget, per connection, beside the chunk that bounds it (one
- *    64 KiB socket read per connection: packages/forwarder/src/policy/quota.ts).
+ *    (bounded by bytes and time) until the forwarder half-closes them; the figures are the bytes
+ *    the target received and the bytes the forwarder debited beyond the budget, per connection,
+ *    beside the chunk that bounds them (one 64 KiB socket read per connection:
+ *    packages/forwarder/src/policy/quota.ts), and the bytes paid for but never received.
  * 3. The throughput cost of metering: the same forwarder moving a fixed transfer through a rule
  *    whose owner has a budget it never reaches, against a rule whose owner has none.
- * Exit 0 whatever the figures, 1 when a result is wrong (usage lost, an overrun past its bound),
- * 2 on a usage error. Every child is stopped and the directories removed at the end. Depends on
+ * Exit 0 whatever the figures, 1 when a result is wrong (quota usage not what the rounds added,
+ * an overrun past its bound, paid bytes not delivered), 2 on a usage error. Every child is stopped and the directories removed at the end. Depends on
  * the bench helpers, the store, the server's accounting and @portunus/forwarder's simpleRule.
  */
 import net from 'node:net';
@@ -301,7 +303,8 @@ function push(port: number, limit: number, deadline: number): Promise<number> {
       socket.end();
       socket.destroySoon();
     };
-    const timer = setTimeout(stop, Math.max(0, deadline - nowMs()));
+    // Past the deadline nothing is flushed any more: the socket is torn down, 'close' resolves.
+    const timer = setTimeout(() => socket.destroy(), Math.max(0, deadline - nowMs()));
     const pump = (): void => {
       while (!stopped && written < limit) {
         written += block.length;

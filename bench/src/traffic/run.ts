@@ -129,7 +129,7 @@ function accounting(): void {
   );
 }
 
-/** USERS x DAYS of 1h samples on CLIENT, every hour rolled up; returns the current hour. */
+/** USERS x DAYS of 1h samples on CLIENT, each hour before the current one rolled up. */
 function seedHours(store: Store, now: number): void {
   const hour = now - (now % HOUR_MS);
   insertClient(store.db, { clientId: CLIENT, clientName: 'edge-1', now });

@@ -273,10 +273,11 @@ export function queryTraffic(
     ).all(...filter.params, fromMs, toMs) as Row[];
     return rows.map((row) => ({ ts: row.ts, bytesIn: row.bytes_in, bytesOut: row.bytes_out }));
   }
-  // Two statements, not one UNION: each range is then a plain index seek in hour order
-  // (traffic_samples_1h_user for a user, V007), grouped without a temporary b-tree. The rolled
-  // hours all start before `rolledUntil` and the summed minutes at or after it (it is a whole
-  // hour), so the two lists concatenate in order. One read transaction: both see one snapshot.
+  // Two statements, not one UNION: the rolled hours are then one index seek in hour order
+  // (traffic_samples_1h_user for a user, V007) grouped without a temporary b-tree, and the
+  // unrolled minutes (the current hour, more after downtime) are summed on their own. The hours
+  // all start before `rolledUntil` and the minutes' hours at or after it (a whole hour), so the
+  // two lists concatenate in order. One read transaction: both see one snapshot.
   return db.transaction(() => {
     const rolledUntil = trafficRolledUntil(db);
     const rows = prepared(
