@@ -7,14 +7,12 @@
  *    run: raw better-sqlite3 upserting the 1,000 counters in one transaction, and a one-row
  *    durable commit (the fsync floor of any round).
  * 2. a traffic query over 90 days of 1-hour samples for 100 users (`readTraffic`, the routes'
- *    use case), p50/p99; baseline: the raw SELECT of the same rows.
+ *    use case), p50/p99; baselines: the raw SELECT of the same rows, and the same readTraffic on
+ *    a store left at V006 (without the covering index of V007), queried in turn with the others.
  * Prints figures and ratios; never asserts a time. Exit 0 whatever the figures, 1 when a result
  * is wrong, 2 on a usage error. The directory is removed at the end.
  */
-import fs from 'node:fs';
 import path from 'node:path';
-
-import Database from 'better-sqlite3';
 
 import { silentLogger } from '@portunus/core';
 import { TrafficAccounting, readTraffic } from '@portunus/server';
@@ -22,8 +20,8 @@ import {
   HOUR_MS,
   immediate,
   insertClient,
-  insertRule,
   insertUser,
+  loadMigrations,
   openStore,
   queryTraffic,
   type Store,
@@ -40,6 +38,16 @@ import {
   progress,
 } from '../store/report.js';
 
+import {
+  COUNTER_BYTES,
+  FLEET_CLIENT as CLIENT,
+  ROUND_COLUMNS,
+  measureRounds,
+  rawBaselines,
+  roundRow,
+  seedFleet,
+} from './accounting.js';
+
 const USAGE = 'usage: node bench/dist/traffic/run.js [--quick]';
 const args = process.argv.slice(2);
 if (args.some((arg) => arg !== '--quick')) {
@@ -49,87 +57,24 @@ if (args.some((arg) => arg !== '--quick')) {
 const quick = args.includes('--quick');
 const RULES = 1_000;
 const USERS = 100;
-const ROUNDS = quick ? 40 : 150;
-/** Each measuring loop also stops after this long, whatever its count. */
-const LOOP_LIMIT_MS = quick ? 3_000 : 8_000;
+/** Each measuring loop stops after this many rounds or this long, whichever comes first. */
+const BOUNDS = { rounds: quick ? 40 : 150, limitMs: quick ? 3_000 : 8_000 };
 const QUERIES = quick ? 200 : 1_000;
 const DAYS = 90;
-const CLIENT = '01HZZZZZZZZZZZZZZZZZZZZZZ1';
-const COUNTER_BYTES = 16; // bytes_in + bytes_out, 8 bytes each, per rule and round
 
 const dirs = tempDirs();
 const failures: string[] = [];
 
-function walBytes(dbFile: string): number {
-  try {
-    return fs.statSync(`${dbFile}-wal`).size;
-  } catch {
-    return 0;
-  }
-}
-
-interface RoundFigures {
-  msPerRound: number;
-  walBytesPerRound: number;
-  rounds: number;
-}
-
-/** Runs `round(i)` up to ROUNDS times (and LOOP_LIMIT_MS); WAL growth measured with no checkpoint. */
-function measureRounds(
-  db: Database.Database,
-  file: string,
-  round: (i: number) => void,
-): RoundFigures {
-  db.pragma('wal_autocheckpoint = 0');
-  db.pragma('wal_checkpoint(TRUNCATE)');
-  const before = walBytes(file);
-  const start = nowMs();
-  let rounds = 0;
-  while (rounds < ROUNDS && nowMs() - start < LOOP_LIMIT_MS) round(rounds++);
-  const elapsed = nowMs() - start;
-  const figures = {
-    msPerRound: elapsed / rounds,
-    walBytesPerRound: (walBytes(file) - before) / rounds,
-    rounds,
-  };
-  db.pragma('wal_checkpoint(TRUNCATE)');
-  return figures;
-}
-
-function seedFleet(store: Store): number[] {
-  const now = Date.now();
-  insertClient(store.db, { clientId: CLIENT, clientName: 'edge-1', now });
-  const ruleIds: number[] = [];
-  immediate(store.db, () => {
-    for (let u = 0; u < USERS; u++) {
-      insertUser(store.db, { userId: `user${u}`, role: 'user', displayName: `user ${u}`, now });
-    }
-    for (let r = 0; r < RULES; r++) {
-      const rule = insertRule(store.db, {
-        clientId: CLIENT,
-        ownerUserId: `user${r % USERS}`,
-        protocol: 'tcp',
-        listenPort: 10_000 + r,
-        targets: [{ host: '10.0.0.1', port: 80, portEnd: null, priority: 0, proxyProtocol: null }],
-        state: { kind: 'active' },
-        now,
-      });
-      ruleIds.push(rule.ruleId);
-    }
-  });
-  return ruleIds;
-}
-
 function accounting(): void {
-  progress(`accounting: ${RULES} rules, ${USERS} owners, up to ${ROUNDS} rounds per case`);
+  progress(`accounting: ${RULES} rules, ${USERS} owners, up to ${BOUNDS.rounds} rounds per case`);
   const dataDir = dirs.make('portunus-bench-traffic-');
   const store = openStore(dataDir);
   const file = path.join(dataDir, 'state.db');
-  const ruleIds = seedFleet(store);
+  const ruleIds = seedFleet(store, RULES, USERS);
   let clock = Date.now();
   const recorder = new TrafficAccounting({ db: store.db, logger: silentLogger, now: () => clock });
   // Every rule's counters grow every round: the worst case.
-  const allBusy = measureRounds(store.db, file, (i) => {
+  const allBusy = measureRounds(store.db, file, BOUNDS, (i) => {
     clock += 5_000;
     recorder.recordRound(
       CLIENT,
@@ -137,13 +82,13 @@ function accounting(): void {
     );
   });
   // One rule in ten carries traffic, the others report unchanged counters.
-  const base = ROUNDS + 1;
+  const base = BOUNDS.rounds + 1;
   // Not measured: the first such round moves every baseline off the previous case's values.
   recorder.recordRound(
     CLIENT,
     ruleIds.map((ruleId) => ({ ruleId, bytesIn: base * 1000, bytesOut: base * 4000 })),
   );
-  const tenthBusy = measureRounds(store.db, file, (i) => {
+  const tenthBusy = measureRounds(store.db, file, BOUNDS, (i) => {
     clock += 5_000;
     recorder.recordRound(
       CLIENT,
@@ -163,48 +108,17 @@ function accounting(): void {
   }
   store.close();
 
-  const rawFile = path.join(dirs.make('portunus-bench-traffic-raw-'), 'raw.db');
-  const raw = new Database(rawFile);
-  raw.pragma('journal_mode = WAL');
-  raw.pragma('synchronous = FULL');
-  raw.exec(
-    'CREATE TABLE counters (rule_id INTEGER PRIMARY KEY, bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL) STRICT',
-  );
-  const upsert = raw.prepare(
-    'INSERT INTO counters VALUES (?, ?, ?) ON CONFLICT (rule_id) DO UPDATE SET bytes_in = excluded.bytes_in, bytes_out = excluded.bytes_out',
-  );
-  const rawRound = raw.transaction((i: number) => {
-    for (const ruleId of ruleIds) upsert.run(ruleId, (i + 1) * 1000, (i + 1) * 4000);
-  });
-  const rawUpserts = measureRounds(raw, rawFile, (i) => {
-    rawRound.immediate(i);
-  });
-  // One real row change, so the commit appends a frame and fsyncs like any round must.
-  const first = ruleIds[0] ?? 1;
-  const touch = raw.prepare('UPDATE counters SET bytes_in = bytes_in + 1 WHERE rule_id = ?');
-  const emptyCommit = raw.transaction(() => touch.run(first));
-  const fsyncFloor = measureRounds(raw, rawFile, () => {
-    emptyCommit.immediate();
-  });
-  raw.close();
+  const raw = rawBaselines(dirs.make('portunus-bench-traffic-raw-'), ruleIds, BOUNDS);
 
   const logical = RULES * COUNTER_BYTES;
-  const row = (what: string, figures: RoundFigures, ratioTo?: RoundFigures): string[] => [
-    what,
-    formatMs(figures.msPerRound),
-    formatInt(Math.round(1000 / figures.msPerRound)),
-    formatInt(Math.round(figures.walBytesPerRound)),
-    `${(figures.walBytesPerRound / logical).toFixed(1)}x`,
-    ratioTo ? formatRatio(figures.msPerRound / ratioTo.msPerRound) : '',
-  ];
   printTable(
     `1. Accounting one StatsReport round of ${RULES} rules (${USERS} owners), synchronous=FULL`,
-    ['case', 'per round', 'rounds/s', 'WAL bytes/round', 'write ampl.', 'time / raw'],
+    ROUND_COLUMNS,
     [
-      row('ours: every rule grew', allBusy, rawUpserts),
-      row('ours: 1 rule in 10 grew', tenthBusy, rawUpserts),
-      row('raw: upsert 1,000 counters, 1 tx', rawUpserts),
-      row('raw: one-row durable commit', fsyncFloor),
+      roundRow('ours: every rule grew', allBusy, logical, raw.upserts),
+      roundRow('ours: 1 rule in 10 grew', tenthBusy, logical, raw.upserts),
+      roundRow('raw: upsert 1,000 counters, 1 tx', raw.upserts, logical),
+      roundRow('raw: one-row durable commit', raw.fsyncFloor, logical),
     ],
   );
   console.log(
@@ -215,13 +129,9 @@ function accounting(): void {
   );
 }
 
-function query(): void {
-  progress(`query: ${USERS} users x ${DAYS} days of 1h samples`);
-  const dataDir = dirs.make('portunus-bench-traffic-q-');
-  const store = openStore(dataDir);
-  const now = Date.now();
+/** USERS x DAYS of 1h samples on CLIENT, each hour before the current one rolled up. */
+function seedHours(store: Store, now: number): void {
   const hour = now - (now % HOUR_MS);
-  const hours = DAYS * 24;
   insertClient(store.db, { clientId: CLIENT, clientName: 'edge-1', now });
   immediate(store.db, () => {
     const add = store.db.prepare(
@@ -229,18 +139,32 @@ function query(): void {
     );
     for (let u = 0; u < USERS; u++) {
       insertUser(store.db, { userId: `user${u}`, role: 'user', displayName: `user ${u}`, now });
-      for (let h = 1; h <= hours; h++)
+      for (let h = 1; h <= DAYS * 24; h++)
         add.run(`user${u}`, CLIENT, hour - h * HOUR_MS, h * 10, h * 40);
     }
     store.db
       .prepare('UPDATE server_settings SET traffic_last_rolled_up_hour = ? WHERE id = 1')
       .run(hour);
   });
+}
+
+function query(): void {
+  progress(`query: ${USERS} users x ${DAYS} days of 1h samples`);
+  const store = openStore(dirs.make('portunus-bench-traffic-q-'));
+  // The same rows in a store left at V006: the query without V007's covering index.
+  const v6 = openStore(dirs.make('portunus-bench-traffic-v6-'), {
+    migrations: loadMigrations().filter((migration) => migration.version <= 6),
+  });
+  const now = Date.now();
+  const hours = DAYS * 24;
+  seedHours(store, now);
+  seedHours(v6, now);
   const from = Math.ceil((now - DAYS * 86_400_000) / 1000) + 60;
   const to = Math.floor(now / 1000);
   const reader = { userId: 'root', role: 'superadmin' as const };
   const ours: number[] = [];
   const raw: number[] = [];
+  const noIndex: number[] = [];
   const rawSelect = store.db.prepare(
     'SELECT ts_hour, bytes_in, bytes_out FROM traffic_samples_1h WHERE user_id = ? AND ts_hour >= ? AND ts_hour < ? ORDER BY ts_hour',
   );
@@ -257,6 +181,15 @@ function query(): void {
     );
     ours.push(nowMs() - start);
     rows = view.samples.length;
+    start = nowMs();
+    readTraffic(
+      v6.db,
+      reader,
+      { kind: 'user', userId },
+      { from: String(from), to: String(to) },
+      Date.now(),
+    );
+    noIndex.push(nowMs() - start);
     start = nowMs();
     rawSelect.all(userId, from * 1000 - HOUR_MS, to * 1000 + HOUR_MS);
     raw.push(nowMs() - start);
@@ -278,6 +211,7 @@ function query(): void {
     global.push(nowMs() - start);
   }
   store.close();
+  v6.close();
   const p = (samples: number[], q: number): string => formatMs(percentile(samples, q));
   printTable(
     `2. GET …/traffic over ${DAYS} days, bucket 1h (${formatInt(rows)} samples), ${formatInt(USERS * hours)} rows stored`,
@@ -288,6 +222,12 @@ function query(): void {
         p(ours, 50),
         p(ours, 99),
         formatRatio(percentile(ours, 50) / percentile(raw, 50)),
+      ],
+      [
+        'ours on a V006 store (no covering index)',
+        p(noIndex, 50),
+        p(noIndex, 99),
+        formatRatio(percentile(noIndex, 50) / percentile(raw, 50)),
       ],
       ['raw: SELECT the same rows', p(raw, 50), p(raw, 99), ''],
       [`ours: global, all ${USERS} users summed`, p(global, 50), p(global, 99), ''],
