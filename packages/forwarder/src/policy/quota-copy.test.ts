@@ -136,6 +136,34 @@ describe('quota enforcement on TCP', () => {
     assert.equal(-budget.remaining, forwarded - 200_000, 'every forwarded byte was paid for');
   });
 
+  it('delivers every paid byte to slow targets after their clients have gone', async () => {
+    // The stop half-closes both ways and a client side closes first, while bytes it paid for
+    // still queue towards a target that reads slowly. Those must still leave, then the FIN.
+    const fw = forwarder();
+    const BUDGET = 32 * 1024 * 1024;
+    let received = 0;
+    const targetsEnded: Promise<unknown>[] = [];
+    const server = tcpServer((socket) => {
+      targetsEnded.push(once(socket, 'end', 20_000));
+      socket.on('data', (chunk: Buffer) => {
+        received += chunk.length;
+        // One read per turn of the loop: slower than the senders, so writes queue in the edge.
+        socket.pause();
+        setImmediate(() => socket.resume());
+      });
+      socket.on('end', () => socket.end());
+    });
+    const targetPort = await listenTcp(server);
+    cleanups.push(() => closeTcp(server));
+    const port = await tcpRule(fw, 'q5', 'dave', targetPort);
+    fw.quotas.set('dave', BUDGET);
+    await Promise.all(Array.from({ length: 8 }, () => blast(port, BUDGET)));
+    await waitFor(() => targetsEnded.length === 8, 'every connection reached the target');
+    await Promise.all(targetsEnded);
+    const paid = BUDGET - fw.quotas.budgetOf('dave')!.remaining;
+    assert.equal(received, paid, 'the targets got exactly the bytes that were paid for');
+  });
+
   it('refuses new connections while exhausted and accepts them after a SET with budget', async () => {
     const fw = forwarder();
     const echo = tcpEcho();

@@ -749,8 +749,11 @@ export class TcpListener {
     }
     const other = closing === pair.client ? upstream : pair.client;
     // A side that closed cleanly did so after both of its directions ended, so the other side
-    // has ended reading and had end() called: let it flush. Anything else tears it down.
-    if (!(other.readableEnded && other.writableEnded)) other.destroy();
+    // has ended reading and had end() called: let it flush. A side whose FIN we sent before its
+    // reading ended (a quota stop) is still flushing bytes already paid for: its own 'finish'
+    // ends it. Anything else tears it down.
+    const flushing = other.writableEnded && (other.readableEnded || !other.writableFinished);
+    if (!flushing) other.destroy();
     if (pair.closed < 2) return;
     const bytesIn = upstream.bytesWritten - pair.headerBytes;
     const bytesOut = pair.client.bytesWritten;
