@@ -216,7 +216,7 @@ export function AuditPage() {
                 <td>{entry.actor}</td>
                 <td>{entry.role ?? '—'}</td>
                 <td>{entry.method}</td>
-                <td>{entry.path}</td>
+                <td className="wrap">{entry.path}</td>
                 <td>{entry.reason ?? '—'}</td>
               </tr>
             ))}

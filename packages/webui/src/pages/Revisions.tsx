@@ -7,7 +7,7 @@
  */
 import type { RuleRevisionList } from '@portunus/api';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
-import { useState } from 'react';
+import { Fragment, useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import { Link } from 'react-router';
 
@@ -76,7 +76,7 @@ export function RevisionsPage() {
                   <td>{entry.actor}</td>
                   <td>{entry.action}</td>
                   <td className="wrap">{entry.summary}</td>
-                  <td className="actions">
+                  <td>
                     <button
                       type="button"
                       onClick={() => {
@@ -186,19 +186,36 @@ export function DiffBlock({ entry }: { entry: DiffEntry }) {
             </tr>
           </thead>
           <tbody>
-            {entry.rows.map((row) => (
-              <tr key={row.field} className={row.differs ? 'differs' : undefined}>
-                <td>{row.field}</td>
-                <td className={row.differs ? 'del' : undefined}>
-                  {row.differs && <span aria-hidden="true">− </span>}
-                  {row.now}
-                </td>
-                <td className={row.differs ? 'ins' : undefined}>
-                  {row.differs && <span aria-hidden="true">+ </span>}
-                  {row.restored}
-                </td>
-              </tr>
-            ))}
+            {entry.rows.map((row) => {
+              // A side is marked only where it holds a value: "—" is nothing removed or added.
+              const removed = row.differs && row.now !== '—';
+              const inserted = row.differs && row.restored !== '—';
+              return (
+                <tr key={row.field} className={row.differs ? 'differs' : undefined}>
+                  <td>
+                    {row.field.split('_').map((part, index) => (
+                      // Long API names break after an underscore at phone width, not mid-word.
+                      <Fragment key={index}>
+                        {index > 0 && (
+                          <>
+                            _<wbr />
+                          </>
+                        )}
+                        {part}
+                      </Fragment>
+                    ))}
+                  </td>
+                  <td className={removed ? 'del' : undefined}>
+                    {removed && <span aria-hidden="true">− </span>}
+                    {row.now}
+                  </td>
+                  <td className={inserted ? 'ins' : undefined}>
+                    {inserted && <span aria-hidden="true">+ </span>}
+                    {row.restored}
+                  </td>
+                </tr>
+              );
+            })}
           </tbody>
         </table>
       </div>
