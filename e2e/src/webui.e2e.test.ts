@@ -419,6 +419,24 @@ describe('an operator’s first session in the browser', { timeout: 240_000 }, (
     await screenshot(page, 'metrics');
   });
 
+  it('settings: a bad connect address is refused inline, the theme switches and is kept', async () => {
+    await navLink(page, 'Settings').click();
+    await page.getByText(/^Effective: .+ \(source: \w+\)/).waitFor();
+    await page.getByLabel('Override (host:port)').fill('no port here');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page
+      .getByRole('alert')
+      .getByText(/^endpoint_invalid: /)
+      .waitFor();
+    await page.getByLabel('Theme').selectOption('dark');
+    assert.equal(await page.evaluate(() => document.documentElement.dataset['theme']), 'dark');
+    await page.reload();
+    await page.getByLabel('Theme').waitFor();
+    assert.equal(await page.evaluate(() => document.documentElement.dataset['theme']), 'dark');
+    await page.getByLabel('Theme').selectOption('system');
+    assert.equal(await page.evaluate(() => document.documentElement.dataset['theme']), 'light');
+  });
+
   it('signs out: the session is gone and the app is back at /login', async () => {
     // A user with a grant on the client, made while still signed in, for the next test.
     await apiAsPage('POST', '/v1/users', {
