@@ -1,8 +1,12 @@
 // The web UI in a real browser (Debian's chromium via playwright-core) against the built server
 // and a real enrolled client: onboard with the printed setup token, sign in, enroll a client from
 // the dialog and watch it turn connected, push a rule from the dialog, see its live bytes move
-// after traffic, edit it, read the audit row, sign out; a plain user sees only their own rules
-// and no admin pages; no secret ever sits in the DOM, the URL or web storage.
+// after traffic, edit it, see the edit as a revision diff and restore the pushed version, run a
+// client's page (its rules, re-enroll, rename, revoke, delete), read the audit rows in live and
+// history mode with Older/Newer pages, read the metrics, sign out; a plain user sees only their
+// own rules and no admin pages; no secret ever sits in the DOM, the URL or web storage; a revoked
+// session returns to login with "Session expired". Prints the time from spawning the built server
+// to the first rule pushed through the UI.
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import path from 'node:path';
@@ -31,6 +35,24 @@ const USER = { id: 'alice', name: 'Alice', password: 'alice has a long password'
 const secrets: string[] = [];
 const visitedUrls: string[] = [];
 let enrollCode = '';
+let edgeClientId = '';
+/** The admin's rule, for the dark and phone screenshots after the main flow. */
+let ruleIdOfRun = 0;
+
+/** The sidebar's link of a page (page bodies may hold links with the same words). */
+const navLink = (tab: Page, name: string) =>
+  tab.getByRole('navigation', { name: 'main' }).getByRole('link', { name, exact: true });
+
+/** Accepts the next window.confirm() the page raises. */
+const acceptNextConfirm = (tab: Page) => {
+  tab.once('dialog', (dialog) => void dialog.accept());
+};
+
+/** The one-time code inside an enrollment command. */
+function codeOf(command: string): string {
+  const uri = /portunus:\/\/[^\s'"]+/.exec(command)?.[0] ?? '';
+  return new URL(uri.replace('portunus://', 'http://')).searchParams.get('code') ?? '';
+}
 
 before(async () => {
   echo = await tcpEcho();
@@ -184,7 +206,11 @@ describe('an operator’s first session in the browser', { timeout: 240_000 }, (
     await row.getByText('active', { exact: true }).waitFor({ timeout: 20_000 });
     const elapsedMs = Math.round(performance.now() - startedAt);
     t.diagnostic(`start to first rule pushed through the UI: ${elapsedMs} ms`);
+    console.log(
+      `webui e2e: spawn of the built server to first rule pushed through the UI: ${elapsedMs} ms`,
+    );
     ruleId = Number(await row.getAttribute('data-rule'));
+    ruleIdOfRun = ruleId;
     assert.ok(ruleId > 0);
     await screenshot(page, 'rules');
   });
@@ -214,8 +240,119 @@ describe('an operator’s first session in the browser', { timeout: 240_000 }, (
     assert.ok((await tcpRoundTrip(listenPort, payload)).equals(payload));
   });
 
-  it('shows the push and the edit in the audit log', async () => {
-    await page.getByRole('link', { name: 'Audit log' }).click();
+  it('shows the edit as a revision diff and restores the pushed version', async () => {
+    await page.getByRole('link', { name: 'Revisions' }).click();
+    await page.getByRole('heading', { name: 'Rule revisions' }).waitFor();
+    // The revision the push made: restoring it undoes the edit.
+    const pushed = page.locator('tr[data-revision]').filter({ hasText: `push rule ${ruleId}:` });
+    await pushed.getByRole('button', { name: 'Diff' }).click();
+    const block = page.locator(`[data-diff-rule="${ruleId}"]`);
+    await block.getByText('edited since — restore reverts it').waitFor();
+    const targets = block.locator('tr.differs').filter({ hasText: 'targets' });
+    assert.match(await targets.locator('td.del').innerText(), new RegExp(`:${echo2.port} `));
+    assert.match(await targets.locator('td.ins').innerText(), new RegExp(`:${echo.port} `));
+    assert.equal(
+      await block.locator('tr.differs').count(),
+      1,
+      'only the target differs from the pushed version',
+    );
+    await screenshot(page, 'revisions');
+    acceptNextConfirm(page);
+    await page.getByRole('button', { name: /^Restore revision \d+$/ }).click();
+    await page
+      .getByRole('status')
+      .getByText(/^Restored to revision \d+ as revision \d+: 0 removed, 0 recreated, 1 reverted\.$/)
+      .waitFor({ timeout: 20_000 });
+    // The restore is itself the newest revision.
+    await page.locator('tr[data-revision]').first().getByText('restore').first().waitFor();
+    await navLink(page, 'Rules').click();
+    const row = page.locator(`tr[data-rule="${ruleId}"]`);
+    await row.getByText(`127.0.0.1:${echo.port}`).waitFor({ timeout: 20_000 });
+    await row.getByText('active', { exact: true }).waitFor();
+    const payload = crypto.randomBytes(1024);
+    assert.ok((await tcpRoundTrip(listenPort, payload)).equals(payload));
+  });
+
+  it('shows a client’s page with its rules and re-enrolls it with a one-time command', async () => {
+    await navLink(page, 'Clients').click();
+    await page.getByRole('link', { name: 'edge-web', exact: true }).click();
+    await page.waitForURL(/\/clients\/[0-9A-Z]{26}$/);
+    edgeClientId = new URL(page.url()).pathname.split('/').at(-1) ?? '';
+    await page
+      .getByRole('heading', { name: /edge-web/ })
+      .getByText('connected')
+      .waitFor();
+    await page.getByText('Rules on this client (1)').waitFor();
+    await page.locator(`tr[data-client-rule="${ruleId}"]`).getByText('active').waitFor();
+    await screenshot(page, 'client');
+    acceptNextConfirm(page);
+    await page.getByRole('button', { name: 'Re-enroll client' }).click();
+    const command = await page.getByTestId('enroll-command').innerText();
+    const code = codeOf(command);
+    assert.ok(code.length > 10 && code !== enrollCode, 'a new one-time code');
+    secrets.push(code);
+    assert.match(await page.getByTestId('enroll-expiry').innerText(), /Expires in \d+:\d\d/);
+    await page.getByText(/^Re-enrollment: the client keeps its id/).waitFor();
+    await page.getByRole('button', { name: 'Copy' }).click();
+    await page.getByRole('button', { name: 'Copied' }).waitFor();
+    await page.getByRole('button', { name: 'Close' }).click();
+    assert.ok(!(await page.content()).includes(code), 'closed, the code is gone');
+    // Re-enrollment rotates the token only when redeemed: the live client stays connected.
+    await page
+      .getByRole('heading', { name: /edge-web/ })
+      .getByText('connected')
+      .waitFor();
+    await page.goto(`${base}/clients/01HZZZZZZZZZZZZZZZZZZZZZZZ`);
+    await page.getByTestId('client-not-found').waitFor();
+  });
+
+  it('renames, revokes and deletes a spare client from its page', async () => {
+    await navLink(page, 'Clients').click();
+    await page.getByRole('button', { name: 'Enroll client' }).click();
+    await page.getByLabel('Name').fill('edge-spare');
+    await page.getByRole('button', { name: 'Create command' }).click();
+    const command = await page.getByTestId('enroll-command').innerText();
+    secrets.push(codeOf(command));
+    await page.getByRole('button', { name: 'Close' }).click();
+    // Redeemed (the client exists from then on) but never started: it stays offline.
+    const uri = /portunus:\/\/[^\s'"]+/.exec(command)?.[0] ?? '';
+    const redeemed = await h.clientCli([
+      'enroll',
+      uri,
+      '--out',
+      path.join(h.dirs.make(), 'spare.bundle.json'),
+    ]);
+    assert.equal(redeemed.code, 0, redeemed.stderr);
+    await page.getByRole('link', { name: 'edge-spare', exact: true }).click();
+    await page
+      .getByRole('heading', { name: /edge-spare/ })
+      .getByText('offline')
+      .waitFor();
+    await page.getByRole('button', { name: 'Rename' }).click();
+    await page.getByLabel('Name', { exact: true }).fill(' ');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByText('Name is required').waitFor();
+    await page.getByLabel('Name', { exact: true }).fill('edge-spare-2');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByRole('heading', { name: /edge-spare-2/ }).waitFor();
+    acceptNextConfirm(page);
+    await page.getByRole('button', { name: 'Revoke' }).click();
+    await page
+      .getByRole('heading', { name: /edge-spare-2/ })
+      .getByText('revoked')
+      .waitFor();
+    acceptNextConfirm(page);
+    await page.getByRole('button', { name: 'Delete permanently' }).click();
+    await page.waitForURL(/\/clients$/);
+    const clients = await apiAsPage<{ client_name: string }[]>('GET', '/v1/clients');
+    assert.deepEqual(
+      clients.map((item) => item.client_name),
+      ['edge-web'],
+    );
+  });
+
+  it('shows the push, the edit and the restore in the audit log, live and in history pages', async () => {
+    await navLink(page, 'Audit log').click();
     await page
       .locator('tr[data-audit-path="/v1/rules"]')
       .filter({ hasText: 'POST' })
@@ -226,8 +363,78 @@ describe('an operator’s first session in the browser', { timeout: 240_000 }, (
       .filter({ hasText: 'PUT' })
       .first()
       .waitFor({ timeout: 20_000 });
+    await page.locator('tr[data-audit-path$="/restore"]').first().waitFor();
+    // History: a frozen snapshot in pages of 10, Older along the cursors and Newer back.
+    await page.getByRole('button', { name: 'History' }).click();
+    await page.getByLabel('Rows per page').selectOption('10');
+    await page.getByText(/^History: frozen snapshot, page 1, 10 rows\.$/).waitFor();
+    const firstPage = await page.locator('tbody').innerText();
+    assert.equal(await page.getByRole('button', { name: 'Newer' }).isDisabled(), true);
+    await page.getByRole('button', { name: 'Older' }).click();
+    await page.getByText(/^History: frozen snapshot, page 2, \d+ rows\.$/).waitFor();
+    const secondPage = await page.locator('tbody').innerText();
+    assert.notEqual(secondPage, firstPage);
+    await page.getByRole('button', { name: 'Newer' }).click();
+    await page.getByText(/^History: frozen snapshot, page 1, 10 rows\.$/).waitFor();
+    assert.equal(await page.locator('tbody').innerText(), firstPage, 'the snapshot is frozen');
+    await page.getByRole('button', { name: 'Older' }).click();
+    await page.getByText(/^History: frozen snapshot, page 2, \d+ rows\.$/).waitFor();
+    // The oldest rows are the onboarding's: reach the last page and find it.
+    for (let pages = 2; pages < 100; pages++) {
+      if (await page.getByRole('button', { name: 'Older' }).isDisabled()) break;
+      const before = await page.getByTestId('audit-mode').innerText();
+      await page.getByRole('button', { name: 'Older' }).click();
+      await page.getByTestId('audit-mode').filter({ hasNotText: before }).waitFor();
+    }
+    await page.locator('tr[data-audit-path="/v1/auth/onboarding"]').first().waitFor();
+    const denied = page.waitForResponse((response) => response.url().includes('outcome=deny'));
+    await page.getByLabel('Outcome').selectOption('deny');
+    const { count } = (await (await denied).json()) as { count: number };
+    await page.getByText(`History: frozen snapshot, page 1, ${count} rows.`).waitFor();
+    assert.equal(await page.locator('tbody tr').filter({ hasText: 'allow' }).count(), 0);
+    await page.getByLabel('Outcome').selectOption('');
+    await page.getByText(/^History: frozen snapshot, page 1, 10 rows\.$/).waitFor();
     await screenshot(page, 'audit');
+    const download = page.waitForEvent('download');
+    await page.getByRole('button', { name: 'Download as JSON' }).click();
+    const file = await download;
+    assert.match(file.suggestedFilename(), /^audit-\d{4}-\d\d-\d\d\.ndjson$/);
     await assertNoSecretsExposed('audit');
+  });
+
+  it('shows the raw metrics with the rule’s byte counter, filtered', async () => {
+    await navLink(page, 'Metrics').click();
+    await page
+      .getByTestId('metrics-text')
+      .getByText(/portunus_clients_connected 1/)
+      .waitFor();
+    await page.getByLabel('Filter lines').fill('portunus_rule_bytes_in_total');
+    const text = await page.getByTestId('metrics-text').innerText();
+    assert.match(text, new RegExp(`rule="${ruleId}"`));
+    assert.ok(
+      text.split('\n').every((line) => line.includes('portunus_rule_bytes_in_total')),
+      text,
+    );
+    await page.getByLabel('Filter lines').fill('');
+    await screenshot(page, 'metrics');
+  });
+
+  it('settings: a bad connect address is refused inline, the theme switches and is kept', async () => {
+    await navLink(page, 'Settings').click();
+    await page.getByText(/^Effective: .+ \(source: \w+\)/).waitFor();
+    await page.getByLabel('Override (host:port)').fill('no port here');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page
+      .getByRole('alert')
+      .getByText(/^endpoint_invalid: /)
+      .waitFor();
+    await page.getByLabel('Theme').selectOption('dark');
+    assert.equal(await page.evaluate(() => document.documentElement.dataset['theme']), 'dark');
+    await page.reload();
+    await page.getByLabel('Theme').waitFor();
+    assert.equal(await page.evaluate(() => document.documentElement.dataset['theme']), 'dark');
+    await page.getByLabel('Theme').selectOption('system');
+    assert.equal(await page.evaluate(() => document.documentElement.dataset['theme']), 'light');
   });
 
   it('signs out: the session is gone and the app is back at /login', async () => {
@@ -312,6 +519,61 @@ describe('an operator’s first session in the browser', { timeout: 240_000 }, (
   });
 });
 
+/**
+ * Opens the revisions diff, the client page, the audit history and the metrics in `tab`, saving
+ * a screenshot of each as `<page>-<suffix>`, and checks none is wider than the viewport.
+ */
+async function screenshotMyPages(tab: Page, suffix: string): Promise<void> {
+  const steps: [string, string, () => Promise<void>][] = [
+    [
+      'revisions',
+      '/rules/revisions',
+      async () => {
+        const edited = tab
+          .locator('tr[data-revision]')
+          .filter({ hasText: `edit rule ${ruleIdOfRun}` });
+        await edited.getByRole('button', { name: 'Diff' }).click();
+        await tab.locator(`[data-diff-rule="${ruleIdOfRun}"]`).waitFor();
+      },
+    ],
+    [
+      'client',
+      `/clients/${edgeClientId}`,
+      async () => {
+        await tab.locator('tr[data-client-rule]').first().waitFor();
+      },
+    ],
+    [
+      'audit',
+      '/audit',
+      async () => {
+        await tab.getByRole('button', { name: 'History' }).click();
+        await tab.getByLabel('Rows per page').selectOption('10');
+        await tab.getByText(/^History: frozen snapshot, page 1, 10 rows\.$/).waitFor();
+      },
+    ],
+    [
+      'metrics',
+      '/metrics',
+      async () => {
+        await tab
+          .getByTestId('metrics-text')
+          .getByText(/portunus_clients_connected/)
+          .waitFor();
+      },
+    ],
+  ];
+  for (const [name, urlPath, ready] of steps) {
+    await tab.goto(`${base}${urlPath}`);
+    await ready();
+    const overflow = await tab.evaluate(
+      () => document.documentElement.scrollWidth - window.innerWidth,
+    );
+    assert.ok(overflow <= 0, `${name} is ${overflow}px wider than the viewport`);
+    await screenshot(tab, `${name}-${suffix}`);
+  }
+}
+
 describe('the UI in dark mode', { timeout: 120_000 }, () => {
   it('follows a dark system theme at desktop width: dark background, readable text', async () => {
     const dark = await launchBrowser({ width: 1280, height: 800 }, 'dark');
@@ -338,6 +600,7 @@ describe('the UI in dark mode', { timeout: 120_000 }, () => {
         await tab.locator('tbody tr').first().waitFor();
         await screenshot(tab, name);
       }
+      await screenshotMyPages(tab, 'dark');
     } finally {
       await dark.close();
     }
@@ -367,6 +630,7 @@ describe('the UI in dark mode', { timeout: 120_000 }, () => {
       await small.getByRole('link', { name: 'Rules' }).click();
       await small.getByRole('heading', { name: 'Rules' }).waitFor();
       await screenshot(small, 'rules-phone-dark');
+      await screenshotMyPages(small, 'phone-dark');
     } finally {
       await phone.close();
     }

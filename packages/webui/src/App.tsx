@@ -19,11 +19,13 @@ import {
 } from 'react-router';
 
 import { ApiError, api, setUnauthorizedHandler } from './http.js';
+import { ClientPage } from './pages/Client.js';
 import { ClientsPage } from './pages/Clients.js';
 import { DashboardPage } from './pages/Dashboard.js';
 import { LoginPage } from './pages/Login.js';
 import { AuditPage, MetricsPage } from './pages/Observe.js';
 import { OnboardingPage } from './pages/Onboarding.js';
+import { RevisionsPage } from './pages/Revisions.js';
 import { RulePage } from './pages/Rule.js';
 import { RulesPage } from './pages/Rules.js';
 import { SettingsPage } from './pages/Settings.js';
@@ -193,7 +195,9 @@ function Shell({ onSession }: { onSession: () => void }) {
           <Route path="/grants/*" element={<Navigate to="/users" replace />} />
           <Route path="/rules" element={<RulesPage isSuperadmin={isSuperadmin} />} />
           <Route path="/rules/:ruleId" element={<RulePage />} />
+          <Route path="/rules/revisions" element={admin(<RevisionsPage />)} />
           <Route path="/clients" element={<ClientsPage isSuperadmin={isSuperadmin} />} />
+          <Route path="/clients/:clientId" element={<ClientPage isSuperadmin={isSuperadmin} />} />
           <Route path="/audit" element={admin(<AuditPage />)} />
           <Route path="/metrics" element={admin(<MetricsPage />)} />
           <Route path="/settings" element={<SettingsPage isSuperadmin={isSuperadmin} />} />

@@ -199,6 +199,58 @@ export const en = {
     override: 'Override (host:port)',
     clear: 'Clear override',
   },
+  // Rules revisions, client detail, audit paging, metrics filter (webui-pages).
+  paging: { newer: 'Newer', page: 'Page {{page}}' },
+  auditPages: {
+    since: 'Since',
+    until: 'Until',
+    pageSize: 'Rows per page',
+    liveNote: 'Live: the newest {{count}} rows, refreshed every 5 s.',
+    historyNote: 'History: frozen snapshot, page {{page}}, {{count}} rows.',
+  },
+  metricsPage: { filter: 'Filter lines', updatedAt: 'Updated {{time}}' },
+  revisions: {
+    title: 'Rule revisions',
+    back: 'Back to rules',
+    none: 'No revisions yet.',
+    at: 'When',
+    actor: 'Who',
+    action: 'Action',
+    summary: 'Summary',
+    showDiff: 'Diff',
+    diffTitle: 'Revision {{revision}} against now (head {{head}})',
+    restore: 'Restore revision {{revision}}',
+    confirmRestore:
+      'Restore the rule set to revision {{revision}}? Only the difference is pushed to the clients.',
+    same: 'The rule set now is the same as at this revision.',
+    field: 'Field',
+    now: 'Now',
+    afterRestore: 'After restore',
+    change: {
+      remove: 'added since — restore removes it',
+      recreate: 'removed since — restore recreates it',
+      revert: 'edited since — restore reverts it',
+    },
+    restored:
+      'Restored to revision {{revision}} as revision {{created}}: {{removed}} removed, {{pushed}} recreated, {{edited}} reverted.',
+    restoredNothing: 'Nothing to restore: the rule set already matches.',
+  },
+  clientDetail: {
+    notFound: 'No client with id {{id}}.',
+    back: 'Back to clients',
+    overview: 'Overview',
+    id: 'Client ID',
+    connectedAt: 'Connected at',
+    provisionedAt: 'Provisioned at',
+    revokedAt: 'Revoked at',
+    rules: 'Rules on this client ({{count}})',
+    reenroll: 'Re-enroll client',
+    confirmReenroll:
+      'Issue a new one-time enrollment command for {{name}}? The client keeps its id and rules.',
+    reenrollNote:
+      'Re-enrollment: the client keeps its id, rules and quotas; its token rotates when this command is redeemed.',
+    deletePermanently: 'Delete permanently',
+  },
 } as const;
 
 /** The shape every language must fill in. */

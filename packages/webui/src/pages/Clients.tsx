@@ -7,6 +7,7 @@ import type { ClientView, EnrollmentRequest, IssuedEnrollment } from '@portunus/
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useEffect, useState, type SyntheticEvent } from 'react';
 import { useTranslation } from 'react-i18next';
+import { Link } from 'react-router';
 
 import { api } from '../http.js';
 import { CopyButton, ErrorText, Field, Modal, StatusBadge } from '../ui.js';
@@ -100,7 +101,7 @@ export function ClientsPage({ isSuperadmin }: { isSuperadmin: boolean }) {
                 return (
                   <tr key={client.client_id} data-client={client.client_name}>
                     <td>
-                      {client.client_name}{' '}
+                      <Link to={`/clients/${client.client_id}`}>{client.client_name}</Link>{' '}
                       <small className="muted">{client.client_id.slice(0, 8)}</small>
                     </td>
                     <td>{client.client_address ?? '—'}</td>
@@ -275,9 +276,12 @@ function remaining(expiresAt: string, now: number): number {
 /** The one-time command: shown once, never stored; closing the dialog forgets it. */
 export function CommandDialog({
   issued,
+  note,
   onClose,
 }: {
   issued: IssuedEnrollment;
+  /** Said above the command, e.g. that a re-enrollment keeps the client's id and rules. */
+  note?: string;
   onClose: () => void;
 }) {
   const { t } = useTranslation();
@@ -294,6 +298,7 @@ export function CommandDialog({
   const clock = `${Math.floor(left / 60)}:${String(left % 60).padStart(2, '0')}`;
   return (
     <Modal title={`${t('clients.enrollTitle')}: ${issued.client_name}`} onClose={onClose}>
+      {note && <p className="notice">{note}</p>}
       <p>{t('clients.commandIntro')}</p>
       <pre className="command" data-testid="enroll-command">
         {issued.command}
@@ -311,27 +316,36 @@ export function CommandDialog({
   );
 }
 
-function RenameDialog({ client, onClose }: { client: ClientView; onClose: () => void }) {
+/** Rename (PATCH …/name): id, token, rules and the live session stay; blank is refused here. */
+export function RenameDialog({ client, onClose }: { client: ClientView; onClose: () => void }) {
   const { t } = useTranslation();
   const [name, setName] = useState(client.client_name);
+  const [error, setError] = useState<string | undefined>(undefined);
   const rename = useMutation({
-    mutationFn: () =>
+    mutationFn: (clientName: string) =>
       api<ClientView>('PATCH', `/v1/clients/${client.client_id}/name`, {
-        client_name: name.trim(),
+        client_name: clientName,
       }),
     onSuccess: onClose,
   });
   return (
     <Modal title={`${t('clients.rename')}: ${client.client_name}`} onClose={onClose}>
       <form
+        noValidate
         onSubmit={(event) => {
           event.preventDefault();
-          rename.mutate();
+          if (!name.trim()) {
+            setError(t('common.required', { field: t('clients.name') }));
+            return;
+          }
+          setError(undefined);
+          rename.mutate(name.trim());
         }}
       >
         <Field
           label={t('clients.name')}
           value={name}
+          error={error}
           onChange={(e) => {
             setName(e.target.value);
           }}
@@ -341,7 +355,7 @@ function RenameDialog({ client, onClose }: { client: ClientView; onClose: () => 
           <button type="button" onClick={onClose}>
             {t('common.cancel')}
           </button>
-          <button type="submit" className="primary">
+          <button type="submit" className="primary" disabled={rename.isPending}>
             {t('common.save')}
           </button>
         </div>

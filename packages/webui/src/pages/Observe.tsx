@@ -1,7 +1,8 @@
 /**
  * The superadmin's read-only views (reference §8 `/audit`, `/metrics`): the audit log in live
  * mode (newest 100, refreshed every 5 s) or frozen history pages over the cursor envelope, with
- * an outcome filter and an NDJSON download of the visible rows; and the raw Prometheus text.
+ * outcome and time filters, Older/Newer pages and an NDJSON download of the visible rows; and the
+ * raw Prometheus text, refreshed every 5 s, with a line filter and "copy all".
  */
 import type { AuditEntry, AuditEnvelope } from '@portunus/api';
 import { useQuery } from '@tanstack/react-query';
@@ -9,8 +10,9 @@ import { useState } from 'react';
 import { useTranslation } from 'react-i18next';
 
 import { api } from '../http.js';
-import { CopyButton, ErrorText, SelectField } from '../ui.js';
+import { CopyButton, ErrorText, Field, SelectField, StatusBadge } from '../ui.js';
 import { POLL_MS } from './Clients.js';
+import { currentCursor, newer, older, pageNumber, type CursorTrail } from './cursor-pages.js';
 
 const LIVE_LIMIT = 100;
 
@@ -20,26 +22,81 @@ export function toNdjson(entries: readonly AuditEntry[]): string {
   );
 }
 
+/**
+ * The row's time. The server writes `timestamp` (reference §7.2) while @portunus/api's
+ * AuditEntry still says `ts`; both are read until the shape there is corrected.
+ */
+export function auditTime(entry: AuditEntry): string {
+  const timestamp = entry['timestamp'];
+  return typeof timestamp === 'string' ? timestamp : entry.ts;
+}
+
+/** A `datetime-local` value (the browser's local time) as RFC 3339 UTC; blank stays blank. */
+export function localToRfc3339(value: string): string | undefined {
+  if (value === '') return undefined;
+  const at = new Date(value);
+  return Number.isNaN(at.getTime()) ? undefined : at.toISOString();
+}
+
+/** The `GET /v1/audit` query of one view: live = the legacy array, history = the envelope. */
+export function auditQuery(view: {
+  mode: 'live' | 'history';
+  outcome: string;
+  limit: number;
+  since?: string | undefined;
+  until?: string | undefined;
+  cursor?: string | undefined;
+}): string {
+  const query = new URLSearchParams({ limit: String(view.limit) });
+  if (view.outcome) query.set('outcome', view.outcome);
+  if (view.mode === 'history') {
+    if (view.since) query.set('since', view.since);
+    // Any of since/until/cursor selects the envelope; an `until` far ahead hides no row.
+    query.set('until', view.until ?? '9999-12-31T23:59:59Z');
+    if (view.cursor) query.set('cursor', view.cursor);
+  }
+  return `/v1/audit?${query.toString()}`;
+}
+
+const PAGE_SIZES = [10, 25, 100, 500];
+
 export function AuditPage() {
   const { t } = useTranslation();
   const [mode, setMode] = useState<'live' | 'history'>('live');
   const [outcome, setOutcome] = useState('');
-  const [cursor, setCursor] = useState<string | undefined>(undefined);
-  const filter = outcome ? `&outcome=${outcome}` : '';
+  const [since, setSince] = useState('');
+  const [until, setUntil] = useState('');
+  const [limit, setLimit] = useState(LIVE_LIMIT);
+  const [trail, setTrail] = useState<CursorTrail>([]);
+  // Each switch to history freezes a new snapshot: its pages are fetched once and kept.
+  const [frozen, setFrozen] = useState(0);
+  const cursor = currentCursor(trail);
+  const path =
+    mode === 'live'
+      ? auditQuery({ mode, outcome, limit: LIVE_LIMIT })
+      : auditQuery({
+          mode,
+          outcome,
+          limit,
+          since: localToRfc3339(since),
+          until: localToRfc3339(until),
+          cursor,
+        });
   const audit = useQuery({
-    queryKey: ['audit', mode, outcome, cursor],
+    queryKey: ['audit', mode, frozen, path],
     queryFn: async (): Promise<AuditEnvelope> => {
-      if (mode === 'live') {
-        const entries = await api<AuditEntry[]>('GET', `/v1/audit?limit=${LIVE_LIMIT}${filter}`);
-        return { entries, count: entries.length };
-      }
-      // History pages use the envelope; `until` far ahead selects it without hiding rows.
-      const page = cursor ? `&cursor=${encodeURIComponent(cursor)}` : '&until=9999-12-31T23:59:59Z';
-      return api<AuditEnvelope>('GET', `/v1/audit?limit=${LIVE_LIMIT}${filter}${page}`);
+      if (mode === 'history') return api<AuditEnvelope>('GET', path);
+      const entries = await api<AuditEntry[]>('GET', path);
+      return { entries, count: entries.length };
     },
     refetchInterval: mode === 'live' ? POLL_MS : false,
+    staleTime: mode === 'history' ? Infinity : 0,
   });
   const entries = audit.data?.entries ?? [];
+  const next = audit.data?.next_cursor;
+  const resetPages = () => {
+    setTrail([]);
+  };
   const download = () => {
     const blob = new Blob([toNdjson(entries)], { type: 'application/x-ndjson' });
     const link = document.createElement('a');
@@ -56,9 +113,10 @@ export function AuditPage() {
           <button
             type="button"
             className={mode === 'live' ? 'primary' : ''}
+            aria-pressed={mode === 'live'}
             onClick={() => {
               setMode('live');
-              setCursor(undefined);
+              resetPages();
             }}
           >
             {t('audit.live')}
@@ -66,30 +124,71 @@ export function AuditPage() {
           <button
             type="button"
             className={mode === 'history' ? 'primary' : ''}
+            aria-pressed={mode === 'history'}
             onClick={() => {
               setMode('history');
+              setFrozen(frozen + 1);
+              resetPages();
             }}
           >
             {t('audit.history')}
           </button>
-          <button type="button" onClick={download}>
+          <button type="button" onClick={download} disabled={entries.length === 0}>
             {t('audit.download')}
           </button>
         </div>
       </div>
-      <SelectField
-        label={t('audit.outcome')}
-        value={outcome}
-        onChange={(value) => {
-          setOutcome(value);
-          setCursor(undefined);
-        }}
-        options={[
-          { value: '', label: t('audit.all') },
-          { value: 'allow', label: 'allow' },
-          { value: 'deny', label: 'deny' },
-        ]}
-      />
+      <div className="filters">
+        <SelectField
+          label={t('audit.outcome')}
+          value={outcome}
+          onChange={(value) => {
+            setOutcome(value);
+            resetPages();
+          }}
+          options={[
+            { value: '', label: t('audit.all') },
+            { value: 'allow', label: 'allow' },
+            { value: 'deny', label: 'deny' },
+          ]}
+        />
+        {mode === 'history' && (
+          <>
+            <Field
+              label={t('auditPages.since')}
+              type="datetime-local"
+              value={since}
+              onChange={(e) => {
+                setSince(e.target.value);
+                resetPages();
+              }}
+            />
+            <Field
+              label={t('auditPages.until')}
+              type="datetime-local"
+              value={until}
+              onChange={(e) => {
+                setUntil(e.target.value);
+                resetPages();
+              }}
+            />
+            <SelectField
+              label={t('auditPages.pageSize')}
+              value={String(limit)}
+              onChange={(value) => {
+                setLimit(Number(value));
+                resetPages();
+              }}
+              options={PAGE_SIZES.map((size) => ({ value: String(size), label: String(size) }))}
+            />
+          </>
+        )}
+      </div>
+      <p className="muted" data-testid="audit-mode">
+        {mode === 'live'
+          ? t('auditPages.liveNote', { count: LIVE_LIMIT })
+          : t('auditPages.historyNote', { page: pageNumber(trail), count: entries.length })}
+      </p>
       <ErrorText error={audit.error} />
       <div className="table-wrap">
         <table>
@@ -106,48 +205,99 @@ export function AuditPage() {
           </thead>
           <tbody>
             {entries.map((entry, index) => (
-              <tr key={`${entry.ts}-${index}`} data-audit-path={entry.path}>
-                <td>{entry.ts}</td>
-                <td>{entry.outcome}</td>
+              <tr key={`${auditTime(entry)}-${index}`} data-audit-path={entry.path}>
+                <td>{auditTime(entry)}</td>
+                <td>
+                  <StatusBadge
+                    kind={entry.outcome === 'allow' ? 'active' : 'failed'}
+                    label={entry.outcome}
+                  />
+                </td>
                 <td>{entry.actor}</td>
                 <td>{entry.role ?? '—'}</td>
                 <td>{entry.method}</td>
-                <td>{entry.path}</td>
+                <td className="wrap">{entry.path}</td>
                 <td>{entry.reason ?? '—'}</td>
               </tr>
             ))}
           </tbody>
         </table>
       </div>
-      {mode === 'history' && audit.data?.next_cursor && (
-        <button
-          type="button"
-          onClick={() => {
-            setCursor(audit.data.next_cursor);
-          }}
-        >
-          {t('audit.older')}
-        </button>
+      {mode === 'history' && (
+        <div className="buttons pager">
+          <button
+            type="button"
+            disabled={trail.length === 0}
+            onClick={() => {
+              setTrail(newer(trail));
+            }}
+          >
+            {t('paging.newer')}
+          </button>
+          <span className="muted">{t('paging.page', { page: pageNumber(trail) })}</span>
+          <button
+            type="button"
+            disabled={next === undefined}
+            onClick={() => {
+              if (next) setTrail(older(trail, next));
+            }}
+          >
+            {t('audit.older')}
+          </button>
+        </div>
       )}
     </section>
   );
 }
 
+/** The exposition lines whose text contains `filter` (case-insensitive); blank keeps all. */
+export function filterMetrics(text: string, filter: string): string {
+  const needle = filter.trim().toLowerCase();
+  if (needle === '') return text;
+  return text
+    .split('\n')
+    .filter((line) => line.toLowerCase().includes(needle))
+    .join('\n');
+}
+
 export function MetricsPage() {
   const { t } = useTranslation();
+  const [filter, setFilter] = useState('');
   const metrics = useQuery({
     queryKey: ['metrics'],
     queryFn: () => api<string>('GET', '/v1/metrics'),
     refetchInterval: POLL_MS,
   });
+  const shown = metrics.data === undefined ? '' : filterMetrics(metrics.data, filter);
   return (
     <section>
       <div className="page-head">
         <h1>{t('metrics.title')}</h1>
-        {metrics.data && <CopyButton text={metrics.data} />}
+        <div className="buttons">
+          {metrics.dataUpdatedAt > 0 && (
+            <span className="muted" data-testid="metrics-updated">
+              {t('metricsPage.updatedAt', {
+                time: new Date(metrics.dataUpdatedAt).toLocaleTimeString(),
+              })}
+            </span>
+          )}
+          {metrics.data && <CopyButton text={metrics.data} />}
+        </div>
+      </div>
+      <div className="filters">
+        <Field
+          label={t('metricsPage.filter')}
+          value={filter}
+          placeholder="portunus_rule_bytes"
+          onChange={(e) => {
+            setFilter(e.target.value);
+          }}
+        />
       </div>
       <ErrorText error={metrics.error} />
-      <pre className="command metrics">{metrics.data}</pre>
+      <pre className="command metrics" data-testid="metrics-text">
+        {shown}
+      </pre>
     </section>
   );
 }

@@ -1,9 +1,9 @@
 /**
  * Rules (reference §8 `/rules`): the table (polled every 5 s; a user sees only their own rules,
  * as the server filters), the push dialog that also edits (PUT keeps the id), removal, and the
- * rule-set revisions with diff and restore for a superadmin.
+ * link to the rule-set revisions (Revisions.tsx) for a superadmin.
  */
-import type { ClientView, RulePushResponse, RuleRevisionList, RuleView } from '@portunus/api';
+import type { ClientView, RulePushResponse, RuleView } from '@portunus/api';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useEffect, useState, type SyntheticEvent } from 'react';
 import { useTranslation } from 'react-i18next';
@@ -47,7 +47,6 @@ export function RulesPage({ isSuperadmin }: { isSuperadmin: boolean }) {
   const rules = useRules();
   const queryClient = useQueryClient();
   const [editing, setEditing] = useState<RuleView | 'new' | null>(null);
-  const [revisions, setRevisions] = useState(false);
   const remove = useMutation({
     mutationFn: (id: number) => api('DELETE', `/v1/rules/${id}`),
     onSettled: () => queryClient.invalidateQueries({ queryKey: ['rules'] }),
@@ -59,14 +58,9 @@ export function RulesPage({ isSuperadmin }: { isSuperadmin: boolean }) {
         <h1>{t('rules.title')}</h1>
         <div className="buttons">
           {isSuperadmin && (
-            <button
-              type="button"
-              onClick={() => {
-                setRevisions(true);
-              }}
-            >
+            <Link className="button" to="/rules/revisions">
               {t('rules.revisions')}
-            </button>
+            </Link>
           )}
           <button
             type="button"
@@ -165,14 +159,6 @@ export function RulesPage({ isSuperadmin }: { isSuperadmin: boolean }) {
           rule={editing === 'new' ? undefined : editing}
           onClose={() => {
             setEditing(null);
-            void queryClient.invalidateQueries({ queryKey: ['rules'] });
-          }}
-        />
-      )}
-      {revisions && (
-        <RevisionsDialog
-          onClose={() => {
-            setRevisions(false);
             void queryClient.invalidateQueries({ queryKey: ['rules'] });
           }}
         />
@@ -403,59 +389,6 @@ export function RuleDialog({
           </button>
         </div>
       </form>
-    </Modal>
-  );
-}
-
-function RevisionsDialog({ onClose }: { onClose: () => void }) {
-  const { t } = useTranslation();
-  const list = useQuery({
-    queryKey: ['revisions'],
-    queryFn: () => api<RuleRevisionList>('GET', '/v1/rule-revisions'),
-  });
-  const [diffOf, setDiffOf] = useState<number | null>(null);
-  const diff = useQuery({
-    queryKey: ['revision-diff', diffOf],
-    queryFn: () => api<unknown>('GET', `/v1/rule-revisions/${diffOf ?? 0}/diff`),
-    enabled: diffOf !== null,
-  });
-  const restore = useMutation({
-    mutationFn: (revision: number) => api('POST', `/v1/rule-revisions/${revision}/restore`, {}),
-    onSuccess: onClose,
-  });
-  const entries = list.data?.revisions ?? [];
-  return (
-    <Modal title={t('rules.revisions')} onClose={onClose}>
-      <ErrorText error={list.error ?? restore.error} />
-      <ul className="revisions">
-        {entries.map((entry) => (
-          <li key={entry.revision}>
-            <strong>#{entry.revision}</strong>{' '}
-            <span className="muted">
-              {entry.at} {entry.actor} {entry.summary}
-            </span>
-            <button
-              type="button"
-              onClick={() => {
-                setDiffOf(entry.revision);
-              }}
-            >
-              diff
-            </button>
-            <button
-              type="button"
-              onClick={() => {
-                restore.mutate(entry.revision);
-              }}
-            >
-              restore
-            </button>
-          </li>
-        ))}
-      </ul>
-      {diffOf !== null && (
-        <pre className="command">{JSON.stringify(diff.data ?? diff.error, null, 2)}</pre>
-      )}
     </Modal>
   );
 }

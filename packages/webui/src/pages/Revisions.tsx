@@ -1,0 +1,252 @@
+/**
+ * Rule-set revisions (superadmin; every change to any owner's rules is one revision): the list,
+ * newest first with Older/Newer pages, and for a chosen revision the rendered diff — what a
+ * restore would remove, recreate or revert, field by field, "now" against "after restore" — and
+ * the restore itself, whose answer (steps applied and steps that failed with their codes) is
+ * shown as the server gave it. Diff rows come from revision-diff.ts; this file only renders.
+ */
+import type { RuleRevisionList } from '@portunus/api';
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { Fragment, useState } from 'react';
+import { useTranslation } from 'react-i18next';
+import { Link } from 'react-router';
+
+import { api } from '../http.js';
+import { ErrorText, StatusBadge } from '../ui.js';
+import { currentCursor, newer, older, pageNumber, type CursorTrail } from './cursor-pages.js';
+import { diffEntries, type DiffEntry, type RevisionDiff } from './revision-diff.js';
+
+const PAGE_SIZE = 20;
+
+interface RestoreAnswer {
+  revision: number | null;
+  restored_to: number;
+  removed: number[];
+  pushed: { rule_id: number }[];
+  edited: { rule_id: number; fields: string[] }[];
+  failed: { rule_id: number; action: string; code: string; message: string }[];
+}
+
+export function RevisionsPage() {
+  const { t } = useTranslation();
+  const [trail, setTrail] = useState<CursorTrail>([]);
+  const [chosen, setChosen] = useState<number | null>(null);
+  const cursor = currentCursor(trail);
+  const list = useQuery({
+    queryKey: ['revisions', cursor],
+    queryFn: () =>
+      api<RuleRevisionList>(
+        'GET',
+        `/v1/rule-revisions?limit=${PAGE_SIZE}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+      ),
+  });
+  const entries = list.data?.revisions ?? [];
+  const next = list.data?.next_cursor;
+  return (
+    <section>
+      <div className="page-head">
+        <h1>{t('revisions.title')}</h1>
+        <Link to="/rules">{t('revisions.back')}</Link>
+      </div>
+      <ErrorText error={list.error} />
+      {entries.length === 0 && !list.isLoading ? (
+        <p className="muted">{t('revisions.none')}</p>
+      ) : (
+        <div className="table-wrap">
+          <table>
+            <thead>
+              <tr>
+                <th>#</th>
+                <th>{t('revisions.at')}</th>
+                <th>{t('revisions.actor')}</th>
+                <th>{t('revisions.action')}</th>
+                <th>{t('revisions.summary')}</th>
+                <th />
+              </tr>
+            </thead>
+            <tbody>
+              {entries.map((entry) => (
+                <tr
+                  key={entry.revision}
+                  data-revision={entry.revision}
+                  className={entry.revision === chosen ? 'selected' : undefined}
+                >
+                  <td>{entry.revision}</td>
+                  <td>{new Date(entry.at).toLocaleString()}</td>
+                  <td>{entry.actor}</td>
+                  <td>{entry.action}</td>
+                  <td className="wrap">{entry.summary}</td>
+                  <td>
+                    <button
+                      type="button"
+                      onClick={() => {
+                        setChosen(entry.revision);
+                      }}
+                    >
+                      {t('revisions.showDiff')}
+                    </button>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      <div className="buttons pager">
+        <button
+          type="button"
+          disabled={trail.length === 0}
+          onClick={() => {
+            setTrail(newer(trail));
+          }}
+        >
+          {t('paging.newer')}
+        </button>
+        <span className="muted">{t('paging.page', { page: pageNumber(trail) })}</span>
+        <button
+          type="button"
+          disabled={next === undefined}
+          onClick={() => {
+            if (next) setTrail(older(trail, next));
+          }}
+        >
+          {t('audit.older')}
+        </button>
+      </div>
+      {chosen !== null && (
+        <DiffPanel
+          key={chosen}
+          revision={chosen}
+          onRestored={() => {
+            setTrail([]);
+          }}
+        />
+      )}
+    </section>
+  );
+}
+
+function DiffPanel({ revision, onRestored }: { revision: number; onRestored: () => void }) {
+  const { t } = useTranslation();
+  const queryClient = useQueryClient();
+  const diff = useQuery({
+    queryKey: ['revision-diff', revision],
+    queryFn: () => api<RevisionDiff>('GET', `/v1/rule-revisions/${revision}/diff`),
+  });
+  const restore = useMutation({
+    mutationFn: () => api<RestoreAnswer>('POST', `/v1/rule-revisions/${revision}/restore`, {}),
+    onSuccess: () => {
+      void queryClient.invalidateQueries({ queryKey: ['revisions'] });
+      void queryClient.invalidateQueries({ queryKey: ['revision-diff'] });
+      void queryClient.invalidateQueries({ queryKey: ['rules'] });
+      onRestored();
+    },
+  });
+  const entries = diff.data ? diffEntries(diff.data) : [];
+  return (
+    <div className="card" data-testid="revision-diff">
+      <div className="page-head">
+        <h2>{t('revisions.diffTitle', { revision, head: diff.data?.head ?? '…' })}</h2>
+        <button
+          type="button"
+          className="primary"
+          disabled={restore.isPending || entries.length === 0}
+          onClick={() => {
+            if (window.confirm(t('revisions.confirmRestore', { revision }))) restore.mutate();
+          }}
+        >
+          {t('revisions.restore', { revision })}
+        </button>
+      </div>
+      <ErrorText error={diff.error ?? restore.error} />
+      {diff.data && entries.length === 0 && <p className="muted">{t('revisions.same')}</p>}
+      {entries.map((entry) => (
+        <DiffBlock key={`${entry.change}-${entry.ruleId}`} entry={entry} />
+      ))}
+      {restore.data && <RestoreReport answer={restore.data} />}
+    </div>
+  );
+}
+
+export function DiffBlock({ entry }: { entry: DiffEntry }) {
+  const { t } = useTranslation();
+  const kind = { remove: 'failed', recreate: 'active', revert: 'pending' }[entry.change];
+  return (
+    <div className="diff" data-diff-rule={entry.ruleId}>
+      <h3>
+        <StatusBadge kind={kind} label={t(`revisions.change.${entry.change}`)} /> {entry.title}
+      </h3>
+      <div className="table-wrap">
+        <table>
+          <thead>
+            <tr>
+              <th>{t('revisions.field')}</th>
+              <th>{t('revisions.now')}</th>
+              <th>{t('revisions.afterRestore')}</th>
+            </tr>
+          </thead>
+          <tbody>
+            {entry.rows.map((row) => {
+              // A side is marked only where it holds a value: "—" is nothing removed or added.
+              const removed = row.differs && row.now !== '—';
+              const inserted = row.differs && row.restored !== '—';
+              return (
+                <tr key={row.field} className={row.differs ? 'differs' : undefined}>
+                  <td>
+                    {row.field.split('_').map((part, index) => (
+                      // Long API names break after an underscore at phone width, not mid-word.
+                      <Fragment key={index}>
+                        {index > 0 && (
+                          <>
+                            _<wbr />
+                          </>
+                        )}
+                        {part}
+                      </Fragment>
+                    ))}
+                  </td>
+                  <td className={removed ? 'del' : undefined}>
+                    {removed && <span aria-hidden="true">− </span>}
+                    {row.now}
+                  </td>
+                  <td className={inserted ? 'ins' : undefined}>
+                    {inserted && <span aria-hidden="true">+ </span>}
+                    {row.restored}
+                  </td>
+                </tr>
+              );
+            })}
+          </tbody>
+        </table>
+      </div>
+    </div>
+  );
+}
+
+function RestoreReport({ answer }: { answer: RestoreAnswer }) {
+  const { t } = useTranslation();
+  return (
+    <div className={answer.failed.length > 0 ? 'alert' : 'notice'} role="status">
+      <p>
+        {answer.revision === null
+          ? t('revisions.restoredNothing')
+          : t('revisions.restored', {
+              revision: answer.restored_to,
+              created: answer.revision,
+              removed: answer.removed.length,
+              pushed: answer.pushed.length,
+              edited: answer.edited.length,
+            })}
+      </p>
+      {answer.failed.length > 0 && (
+        <ul>
+          {answer.failed.map((step) => (
+            <li key={`${step.action}-${step.rule_id}`}>
+              #{step.rule_id} {step.action}: {step.code} — {step.message}
+            </li>
+          ))}
+        </ul>
+      )}
+    </div>
+  );
+}
