@@ -140,7 +140,7 @@ export function DashboardPage({ me }: { me: Me }) {
         <p className="muted">{t('dashboard.noRules')}</p>
       ) : (
         <div className="table-wrap">
-          <table data-testid="top-rules">
+          <table className="stack" data-testid="top-rules">
             <thead>
               <tr>
                 <th>{t('screens.rule')}</th>
@@ -153,15 +153,17 @@ export function DashboardPage({ me }: { me: Me }) {
             <tbody>
               {top.map((rule) => (
                 <tr key={rule.id} data-top-rule={rule.id}>
-                  <td>
+                  <td data-label={t('screens.rule')}>
                     <Link to={`/rules/${rule.id}`}>#{rule.id}</Link>
                   </td>
-                  <td>{rule.client_name}</td>
-                  <td>
+                  <td data-label={t('rules.client')}>{rule.client_name}</td>
+                  <td data-label={t('screens.route')}>
                     :{listenText(rule)} → {targetText(rule)}
                   </td>
-                  <td>{formatBytes(ruleBytes.get(rule.id) ?? 0)}</td>
-                  <td>
+                  <td data-label={t('screens.bytes')}>
+                    {formatBytes(ruleBytes.get(rule.id) ?? 0)}
+                  </td>
+                  <td data-label={t('screens.state')}>
                     <StatusBadge kind={rule.state.kind} label={rule.state.kind} />
                   </td>
                 </tr>

@@ -1,12 +1,14 @@
 /**
- * The throughput chart: stacked bytes in/out per bucket, drawn by recharts. It is imported only
+ * The throughput chart: bytes in/out per bucket as stacked bars (a bucket is a count over its
+ * minute or hour, so a bar says that where a joined line would invent values between buckets),
+ * drawn by recharts. It is imported only
  * through React.lazy (TrafficPanel.tsx), so recharts and its dependencies form their own chunk and
  * the main bundle stays under its 500 KB budget. Colours come from the theme's CSS variables, so
  * the chart follows light and dark. Drawing only: no fetching here.
  */
 import {
-  Area,
-  AreaChart,
+  Bar,
+  BarChart,
   CartesianGrid,
   Legend,
   ResponsiveContainer,
@@ -17,6 +19,14 @@ import {
 
 import { formatBytes } from '../ui.js';
 import type { TrafficView } from './traffic.js';
+
+/** Axis labels short enough for one line at phone width: "977 KiB", "1.5 MiB". */
+function tickBytes(value: number): string {
+  const text = formatBytes(value);
+  const [number = '', unit = ''] = text.split(' ');
+  const scaled = Number(number);
+  return scaled >= 100 ? `${Math.round(scaled)} ${unit}` : text;
+}
 
 export default function TrafficChart({
   view,
@@ -34,7 +44,7 @@ export default function TrafficChart({
   };
   return (
     <ResponsiveContainer width="100%" height={240}>
-      <AreaChart data={view.samples} margin={{ top: 8, right: 8, bottom: 0, left: 0 }}>
+      <BarChart data={view.samples} margin={{ top: 8, right: 8, bottom: 0, left: 0 }}>
         <CartesianGrid stroke="var(--border)" strokeDasharray="3 3" />
         <XAxis
           dataKey="ts"
@@ -43,39 +53,29 @@ export default function TrafficChart({
           fontSize={12}
           minTickGap={24}
         />
-        <YAxis
-          tickFormatter={(value: number) => formatBytes(value)}
-          stroke="var(--muted)"
-          fontSize={12}
-          width={72}
-        />
+        <YAxis tickFormatter={tickBytes} stroke="var(--muted)" fontSize={12} width={64} />
         <Tooltip
+          cursor={{ fill: 'var(--code)' }}
           labelFormatter={(ts) => time(Number(ts))}
           formatter={(value) => formatBytes(Number(value))}
           contentStyle={{ background: 'var(--panel)', border: '1px solid var(--border)' }}
         />
         <Legend />
-        <Area
-          type="monotone"
+        <Bar
           dataKey="bytes_in"
           name={labels.in}
           stackId="bytes"
-          stroke="var(--accent)"
           fill="var(--accent)"
-          fillOpacity={0.35}
           isAnimationActive={false}
         />
-        <Area
-          type="monotone"
+        <Bar
           dataKey="bytes_out"
           name={labels.out}
           stackId="bytes"
-          stroke="var(--ok)"
           fill="var(--ok)"
-          fillOpacity={0.35}
           isAnimationActive={false}
         />
-      </AreaChart>
+      </BarChart>
     </ResponsiveContainer>
   );
 }

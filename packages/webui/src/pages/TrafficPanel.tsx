@@ -13,7 +13,7 @@ const TrafficChart = lazy(() => import('./TrafficChart.js'));
 
 export function TrafficPanel({ path, title }: { path: string; title: string }) {
   const { t } = useTranslation();
-  const [range, setRange] = useState<TrafficRange>('24h');
+  const [range, setRange] = useState<TrafficRange>('1h');
   const traffic = useTraffic(path, range);
   const view = traffic.data;
   return (

@@ -171,7 +171,7 @@ export function UserPage() {
         <TrafficPanel path={`/v1/users/${id}/traffic`} title={t('screens.userTraffic')} />
       ) : (
         <>
-          <div className="page-head">
+          <div className="page-head section-head">
             <h2>{t('users.grants')}</h2>
             <button
               type="button"
@@ -183,7 +183,7 @@ export function UserPage() {
             </button>
           </div>
           <div className="table-wrap">
-            <table>
+            <table className="stack">
               <thead>
                 <tr>
                   <th>{t('rules.client')}</th>
@@ -196,14 +196,14 @@ export function UserPage() {
               <tbody>
                 {grantList.map((grant) => (
                   <tr key={grant.grant_id} data-grant={grant.grant_id}>
-                    <td>
+                    <td data-label={t('rules.client')}>
                       {grant.client === EVERY_CLIENT ? t('screens.everyClient') : grant.client}
                     </td>
-                    <td>
+                    <td data-label={t('users.ports')}>
                       {grant.listen_port_start}–{grant.listen_port_end}
                     </td>
-                    <td>{grant.protocols.join(', ')}</td>
-                    <td>{grant.note}</td>
+                    <td data-label={t('rules.protocol')}>{grant.protocols.join(', ')}</td>
+                    <td data-label={t('screens.note')}>{grant.note}</td>
                     <td className="actions">
                       <button
                         type="button"
@@ -230,7 +230,7 @@ export function UserPage() {
           </div>
           {grantList.length === 0 && <p className="muted">{t('screens.noGrants')}</p>}
 
-          <div className="page-head">
+          <div className="page-head section-head">
             <h2>{t('screens.quotas')}</h2>
             <button
               type="button"
@@ -248,7 +248,7 @@ export function UserPage() {
             </p>
           )}
           <div className="table-wrap">
-            <table>
+            <table className="stack">
               <thead>
                 <tr>
                   <th>{t('rules.client')}</th>
@@ -261,19 +261,21 @@ export function UserPage() {
               <tbody>
                 {quotaList.map((quota) => (
                   <tr key={quota.client_id} data-quota={quota.client_name}>
-                    <td>
+                    <td data-label={t('rules.client')}>
                       {quota.client_name}{' '}
                       {quota.exhausted && (
                         <StatusBadge kind="failed" label={t('screens.exhausted')} />
                       )}
                     </td>
-                    <td>
+                    <td data-label={t('screens.usage')}>
                       <UsageBar quota={quota} />
                     </td>
-                    <td>
+                    <td data-label={t('screens.policy')}>
                       {t(`screens.${quota.period}`)} · {t(`screens.${quota.enforcement}`)}
                     </td>
-                    <td>{dateOf(quota.current_period_ends_at)}</td>
+                    <td data-label={t('screens.resetsOn')}>
+                      {dateOf(quota.current_period_ends_at)}
+                    </td>
                     <td className="actions">
                       <button
                         type="button"
