@@ -150,6 +150,7 @@ describe('quotas and traffic in the browser', { timeout: 240_000 }, () => {
     await page.getByLabel('Limit per period').fill(String(LIMIT_MIB));
     await page.getByLabel('Unit').selectOption('MiB');
     await page.getByLabel('Reset day').fill('1');
+    await shoot(page, 'quota-dialog');
     await page.getByRole('button', { name: 'Save quota' }).click();
     const row = page.locator(`tr[data-quota="${CLIENT}"]`);
     await row.getByText(`0 B / ${LIMIT_MIB}.0 MiB (0%)`).waitFor({ timeout: 20_000 });
@@ -201,6 +202,31 @@ describe('quotas and traffic in the browser', { timeout: 240_000 }, () => {
     await page.locator(`tr[data-top-rule]`).first().getByText(`:${alicePort}`).waitFor();
     await page.getByTestId('alerts').waitFor();
     await shoot(page, 'dashboard');
+  });
+
+  it('shows a plain user her own dashboard: her traffic, her quota, her rule', async () => {
+    const own = await launchBrowser();
+    try {
+      const tab = await own.context.newPage();
+      await tab.goto(`${base}/login`);
+      await tab.getByLabel('User ID').fill(ALICE.id);
+      await tab.getByLabel('Password').fill(ALICE.password);
+      await tab.getByRole('button', { name: 'Sign in' }).click();
+      await tab.getByRole('heading', { name: `Hello, ${ALICE.name}` }).waitFor();
+      await tab.getByTestId('kpi-quotas').getByText('1/0').waitFor();
+      await tab.getByText('1 quota(s) past 80%: alice@edge-web').waitFor();
+      await tab
+        .getByTestId('traffic-chart')
+        .locator('svg .recharts-bar-rectangle')
+        .first()
+        .waitFor();
+      // Only her rule, ranked by the bytes its stats report.
+      assert.equal(await tab.locator('tr[data-top-rule]').count(), 1);
+      await tab.locator('tr[data-top-rule]').getByText('880.0 KiB').waitFor();
+      await shoot(tab, 'dashboard-user');
+    } finally {
+      await own.close();
+    }
   });
 
   it('renders dashboard and user page dark, and at phone width without sideways scrolling', async () => {

@@ -201,6 +201,7 @@ export const en = {
   },
   // Dashboard, users and a user's page (traffic chart, alerts, grants, quotas).
   screens: {
+    filterUsers: 'Filter by ID or name',
     range: 'Range',
     totals: 'In {{in}} · out {{out}}',
     noTraffic: 'No traffic in this range.',

@@ -196,6 +196,7 @@ export const zhCN: Messages = {
   },
   // 仪表盘、用户与用户详情（流量图、告警、授权、配额）。
   screens: {
+    filterUsers: '按 ID 或名称筛选',
     range: '时间范围',
     totals: '入 {{in}} · 出 {{out}}',
     noTraffic: '此时间范围内没有流量。',

@@ -27,6 +27,19 @@ import {
   type Problem,
 } from './user-forms.js';
 
+/** A field's problem goes as soon as the field is edited; the next submit checks again. */
+function useForm<F, P extends object>(initial: () => F) {
+  const [form, setForm] = useState(initial);
+  const [problems, setProblems] = useState<P>({} as P);
+  const change = (next: F, field: keyof P & string) => {
+    setForm(next);
+    setProblems(
+      (old) => Object.fromEntries(Object.entries(old).filter(([key]) => key !== field)) as P,
+    );
+  };
+  return { form, setForm, problems, setProblems, change };
+}
+
 function useProblemText() {
   const { t } = useTranslation();
   return (problem: Problem | undefined) => (problem ? t(problem.key, problem.values) : undefined);
@@ -55,8 +68,10 @@ export function GrantDialog({
   const { t } = useTranslation();
   const text = useProblemText();
   const refresh = useRefreshUser();
-  const [form, setForm] = useState(() => grantFormOf(grant));
-  const [problems, setProblems] = useState<ReturnType<typeof checkGrant>>({});
+  const { form, setForm, problems, setProblems, change } = useForm<
+    ReturnType<typeof grantFormOf>,
+    ReturnType<typeof checkGrant>
+  >(() => grantFormOf(grant));
   const save = useMutation({
     mutationFn: async () => {
       await api<GrantView>('POST', '/v1/grants', grantRequest(userId, form));
@@ -88,7 +103,7 @@ export function GrantDialog({
           label={t('rules.client')}
           value={form.client}
           onChange={(client) => {
-            setForm({ ...form, client });
+            change({ ...form, client }, 'client');
           }}
           options={options}
         />
@@ -103,7 +118,7 @@ export function GrantDialog({
             inputMode="numeric"
             value={form.start}
             onChange={(e) => {
-              setForm({ ...form, start: e.target.value });
+              change({ ...form, start: e.target.value }, 'start');
             }}
             error={text(problems.start)}
           />
@@ -112,7 +127,7 @@ export function GrantDialog({
             inputMode="numeric"
             value={form.end}
             onChange={(e) => {
-              setForm({ ...form, end: e.target.value });
+              change({ ...form, end: e.target.value }, 'end');
             }}
             error={text(problems.end)}
           />
@@ -125,7 +140,7 @@ export function GrantDialog({
                 type="checkbox"
                 checked={form[protocol]}
                 onChange={(e) => {
-                  setForm({ ...form, [protocol]: e.target.checked });
+                  change({ ...form, [protocol]: e.target.checked }, 'protocols');
                 }}
               />
               {protocol.toUpperCase()}
@@ -174,10 +189,10 @@ export function QuotaDialog({
   const { t } = useTranslation();
   const text = useProblemText();
   const refresh = useRefreshUser();
-  const [form, setForm] = useState(() =>
-    quotaFormOf(quota, clients.length === 1 ? clients[0]?.client_id : ''),
-  );
-  const [problems, setProblems] = useState<ReturnType<typeof checkQuota>>({});
+  const { form, setForm, problems, setProblems, change } = useForm<
+    ReturnType<typeof quotaFormOf>,
+    ReturnType<typeof checkQuota>
+  >(() => quotaFormOf(quota, clients.length === 1 ? clients[0]?.client_id : ''));
   const save = useMutation({
     mutationFn: () =>
       api<QuotaView>(
@@ -209,7 +224,7 @@ export function QuotaDialog({
               label={t('rules.client')}
               value={form.clientId}
               onChange={(clientId) => {
-                setForm({ ...form, clientId });
+                change({ ...form, clientId }, 'clientId');
               }}
               options={[
                 { value: '', label: t('screens.pickClient') },
@@ -232,7 +247,7 @@ export function QuotaDialog({
             inputMode="decimal"
             value={form.amount}
             onChange={(e) => {
-              setForm({ ...form, amount: e.target.value });
+              change({ ...form, amount: e.target.value }, 'amount');
             }}
             error={text(problems.amount)}
           />
@@ -240,7 +255,7 @@ export function QuotaDialog({
             label={t('screens.unit')}
             value={form.unit}
             onChange={(unit) => {
-              setForm({ ...form, unit: unit as ByteUnit });
+              change({ ...form, unit: unit as ByteUnit }, 'amount');
             }}
             options={Object.keys(BYTE_UNITS).map((unit) => ({ value: unit, label: unit }))}
           />
@@ -276,7 +291,7 @@ export function QuotaDialog({
           disabled={form.period !== 'monthly'}
           hint={t('screens.resetDayHint')}
           onChange={(e) => {
-            setForm({ ...form, resetDay: e.target.value });
+            change({ ...form, resetDay: e.target.value }, 'resetDay');
           }}
           error={text(problems.resetDay)}
         />
@@ -315,8 +330,10 @@ interface ResetAnswer {
 export function ResetPasswordDialog({ userId, onClose }: { userId: string; onClose: () => void }) {
   const { t } = useTranslation();
   const text = useProblemText();
-  const [form, setForm] = useState({ password: '', temporary: true });
-  const [problems, setProblems] = useState<ReturnType<typeof checkReset>>({});
+  const { form, setForm, problems, setProblems, change } = useForm<
+    { password: string; temporary: boolean },
+    ReturnType<typeof checkReset>
+  >(() => ({ password: '', temporary: true }));
   const [answer, setAnswer] = useState<ResetAnswer | null>(null);
   const reset = useMutation({
     mutationFn: () =>
@@ -369,7 +386,7 @@ export function ResetPasswordDialog({ userId, onClose }: { userId: string; onClo
           value={form.password}
           hint={t('screens.generatedHint')}
           onChange={(e) => {
-            setForm({ ...form, password: e.target.value });
+            change({ ...form, password: e.target.value }, 'password');
           }}
           error={text(problems.password)}
         />

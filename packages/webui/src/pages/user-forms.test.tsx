@@ -7,14 +7,16 @@ import type { ClientView, GrantView, QuotaView, RuleView } from '@portunus/api';
 import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
 import { cleanup, fireEvent, render, screen, waitFor } from '@testing-library/react';
 import type { ReactNode } from 'react';
-import { MemoryRouter } from 'react-router';
+import { MemoryRouter, Route, Routes } from 'react-router';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 import '../i18n/index.js';
 import { deriveAlerts, quotaLevel, ruleBytesFromMetrics } from './alerts.js';
 import { DashboardPage } from './Dashboard.js';
 import { withEmptyBuckets } from './traffic.js';
+import { UserPage } from './User.js';
 import { GrantDialog, QuotaDialog, ResetPasswordDialog } from './UserDialogs.js';
+import { UsersPage } from './Users.js';
 
 interface Sent {
   method: string;
@@ -126,6 +128,10 @@ describe('quota dialog', () => {
     expect(screen.getByText('Must be a number of bytes, 0 or more')).toBeTruthy();
     expect(screen.getByText('Must be a day of the month')).toBeTruthy();
     expect(writes()).toEqual([]);
+    // Editing a field takes its message away; the other field keeps its own.
+    type('Limit per period', '2');
+    expect(screen.queryByText('Must be a number of bytes, 0 or more')).toBeNull();
+    expect(screen.getByText('Must be a day of the month')).toBeTruthy();
   });
 
   it('sends limit, period, enforcement and reset day as the PUT body', async () => {
@@ -181,18 +187,20 @@ describe('quota dialog', () => {
   });
 });
 
+const grantOf = (): GrantView => ({
+  grant_id: 'G1',
+  user_id: 'alice',
+  client: 'edge',
+  client_id: 'id-edge',
+  listen_port_start: 2000,
+  listen_port_end: 2100,
+  protocols: ['tcp'],
+  note: '',
+  created_at: '2026-01-01T00:00:00Z',
+});
+
 describe('grant dialog', () => {
-  const grant: GrantView = {
-    grant_id: 'G1',
-    user_id: 'alice',
-    client: 'edge',
-    client_id: 'id-edge',
-    listen_port_start: 2000,
-    listen_port_end: 2100,
-    protocols: ['tcp'],
-    note: '',
-    created_at: '2026-01-01T00:00:00Z',
-  };
+  const grant = grantOf();
   const open = (existing?: GrantView) =>
     withQuery(
       <GrantDialog
@@ -350,6 +358,57 @@ describe('dashboard', () => {
         ),
       ).toEqual(['2', '1']);
     });
+  });
+});
+
+describe('users and a user’s page', () => {
+  it('filters the users table by id or display name', async () => {
+    answers['GET /v1/users'] = {
+      status: 200,
+      body: [
+        { user_id: 'alice', display_name: 'Alice', role: 'user', grant_count: 1 },
+        { user_id: 'bob', display_name: 'Robert', role: 'user', grant_count: 0 },
+      ],
+    };
+    withQuery(<UsersPage />);
+    await screen.findByText('bob');
+    type('Filter by ID or name', 'rob');
+    expect(screen.queryByText('alice')).toBeNull();
+    expect(screen.getByText('bob')).toBeTruthy();
+  });
+
+  it('previews the delete cascade from the credentials, quotas, grants and rules it will take', async () => {
+    answers['GET /v1/users/alice'] = {
+      status: 200,
+      body: { user_id: 'alice', display_name: 'Alice', role: 'user', disabled: false },
+    };
+    answers['GET /v1/grants'] = { status: 200, body: [{ ...grantOf(), grant_id: 'G1' }] };
+    answers['GET /v1/users/alice/quotas'] = { status: 200, body: [quota(900, 1000)] };
+    answers['GET /v1/credentials'] = { status: 200, body: [{}, {}] };
+    answers['GET /v1/rules'] = { status: 200, body: [{}, {}, {}] };
+    answers['GET /v1/clients'] = { status: 200, body: [client('edge')] };
+    answers['DELETE /v1/users/alice'] = {
+      status: 409,
+      body: { error: { code: 'last_superadmin', message: 'no' } },
+    };
+    const queryClient = new QueryClient({ defaultOptions: { queries: { retry: false } } });
+    render(
+      <QueryClientProvider client={queryClient}>
+        <MemoryRouter initialEntries={['/users/alice']}>
+          <Routes>
+            <Route path="/users/:userId" element={<UserPage />} />
+          </Routes>
+        </MemoryRouter>
+      </QueryClientProvider>,
+    );
+    await screen.findByText('900 B / 1000 B (90%)');
+    expect(screen.getByRole('progressbar').getAttribute('aria-valuenow')).toBe('90');
+    fireEvent.click(screen.getByRole('button', { name: 'Delete' }));
+    expect((await screen.findByTestId('cascade-preview')).textContent).toBe(
+      'This removes the user, 2 credential(s), 1 quota(s), 1 grant(s) and 3 rule(s) on the live clients.',
+    );
+    fireEvent.click(screen.getByRole('button', { name: 'Confirm' }));
+    await screen.findByText('last_superadmin: no');
   });
 });
 
