@@ -11,10 +11,10 @@ import { useQueries, useQuery } from '@tanstack/react-query';
 import { useTranslation } from 'react-i18next';
 import { Link } from 'react-router';
 
-import { api } from '../http.js';
+import { ApiError, api } from '../http.js';
 import { StatusBadge, formatBytes } from '../ui.js';
 import { AlertsBanner } from './AlertsBanner.js';
-import { deriveAlerts, ruleBytesFromMetrics } from './alerts.js';
+import { QUOTA_POLL_MS, deriveAlerts, ruleBytesFromMetrics } from './alerts.js';
 import { POLL_MS, useClients } from './Clients.js';
 import { listenText, targetText, useRules } from './Rules.js';
 import { TrafficPanel } from './TrafficPanel.js';
@@ -24,7 +24,6 @@ import { useBytesToday } from './traffic.js';
 const TOP_RULES = 10;
 /** A user's rules whose stats are read one by one (users have no /v1/metrics). */
 const USER_STATS_RULES = 25;
-export const QUOTA_POLL_MS = 30_000;
 
 /** Every quota the viewer may see: a superadmin's per client, a user's own. */
 function useVisibleQuotas(me: Me, clients: readonly ClientView[]): QuotaView[] {
@@ -59,7 +58,11 @@ function useRuleBytes(isSuperadmin: boolean, rules: readonly RuleView[]): Map<nu
     queries: (isSuperadmin ? [] : rules.slice(0, USER_STATS_RULES)).map((rule) => ({
       queryKey: ['rule-stats', rule.id],
       // 404 until the client's first report: that rule has moved no bytes yet.
-      queryFn: () => api<RuleStatsSnapshot>('GET', `/v1/rules/${rule.id}/stats`).catch(() => null),
+      queryFn: () =>
+        api<RuleStatsSnapshot>('GET', `/v1/rules/${rule.id}/stats`).catch((error: unknown) => {
+          if (error instanceof ApiError && error.status === 404) return null;
+          throw error;
+        }),
       refetchInterval: POLL_MS,
     })),
   });

@@ -21,9 +21,8 @@ import { useNavigate, useParams } from 'react-router';
 
 import { api } from '../http.js';
 import { ErrorText, Modal, StatusBadge, formatBytes } from '../ui.js';
-import { quotaFraction, quotaLevel } from './alerts.js';
+import { QUOTA_POLL_MS, quotaFraction, quotaLevel } from './alerts.js';
 import { POLL_MS, useClients } from './Clients.js';
-import { QUOTA_POLL_MS } from './Dashboard.js';
 import { TrafficPanel } from './TrafficPanel.js';
 import { GrantDialog, QuotaDialog, ResetPasswordDialog, useRefreshUser } from './UserDialogs.js';
 import { EVERY_CLIENT } from './user-forms.js';

@@ -13,6 +13,9 @@ import type { ClientView, QuotaView, RuleView } from '@portunus/api';
  */
 export const NEAR_LIMIT_FRACTION = 0.8;
 
+/** Quotas move with the edge's usage reports; every 30 s keeps a bar current without a storm. */
+export const QUOTA_POLL_MS = 30_000;
+
 export function quotaFraction(quota: QuotaView): number {
   if (quota.monthly_bytes === 0) return quota.current_period_bytes_used > 0 ? 1 : 0;
   return quota.current_period_bytes_used / quota.monthly_bytes;

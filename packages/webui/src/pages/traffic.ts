@@ -50,7 +50,7 @@ export function withEmptyBuckets(view: TrafficView, from: number, to: number): T
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 
 /** `path` is one of the traffic routes; the range ends now at each refetch. */
-export function useTraffic(path: string, range: TrafficRange, enabled = true) {
+export function useTraffic(path: string, range: TrafficRange) {
   return useQuery({
     queryKey: ['traffic', path, range],
     queryFn: async () => {
@@ -61,12 +61,11 @@ export function useTraffic(path: string, range: TrafficRange, enabled = true) {
       return withEmptyBuckets(view, from, to);
     },
     refetchInterval: TRAFFIC_POLL_MS,
-    enabled,
   });
 }
 
-/** Bytes both ways since midnight UTC (the day the server buckets by). */
-export function useBytesToday(path: string, enabled = true) {
+/** Bytes both ways since midnight UTC. */
+export function useBytesToday(path: string) {
   return useQuery({
     queryKey: ['traffic-today', path],
     queryFn: async () => {
@@ -79,6 +78,5 @@ export function useBytesToday(path: string, enabled = true) {
       return view.total_bytes_in + view.total_bytes_out;
     },
     refetchInterval: TRAFFIC_POLL_MS,
-    enabled,
   });
 }
