@@ -1,12 +1,11 @@
 /**
  * The state, checks and request bodies of the user page's forms: a grant (add or edit), a quota
  * (set or edit) and a password reset. The checks mirror the server's with the limits
- * @portunus/api exports (isPort, MIN_PASSWORD_CHARS, MAX_U64_SAFE); what it does not export yet
+ * @portunus/api exports (isPort, MIN_PASSWORD_CHARS); what it does not export yet
  * (the grant note length, the reset-day range) is left to the server, whose message the form
  * shows. Pure functions: no React, no fetching; each returns field → message key.
  */
 import {
-  MAX_U64_SAFE,
   MIN_PASSWORD_CHARS,
   isPort,
   type GrantView,
@@ -100,14 +99,11 @@ export interface QuotaForm {
   clearUsage: boolean;
 }
 
-/** The largest unit that shows the limit as a whole or short number. */
+/** The largest unit that divides the limit exactly, so editing a quota never rounds its limit. */
 function splitBytes(bytes: number): { amount: string; unit: ByteUnit } {
   const units = Object.entries(BYTE_UNITS).reverse() as [ByteUnit, number][];
-  for (const [unit, size] of units) {
-    if (bytes >= size && bytes % (size / 1024 || 1) === 0)
-      return { amount: String(+(bytes / size).toFixed(3)), unit };
-  }
-  return { amount: String(bytes), unit: 'B' };
+  const [unit, size] = units.find(([, size]) => bytes > 0 && bytes % size === 0) ?? ['B', 1];
+  return { amount: String(bytes / size), unit };
 }
 
 export function quotaFormOf(quota?: QuotaView, clientId = ''): QuotaForm {
@@ -141,12 +137,7 @@ export function checkQuota(form: QuotaForm): Problems<'clientId' | 'amount' | 'r
   const amount = numberOf(form.amount);
   const bytes = quotaBytes(form);
   // The server takes a safe integer ≥ 0 (invalid_quota_size).
-  if (
-    !Number.isFinite(amount) ||
-    amount < 0 ||
-    !Number.isSafeInteger(bytes) ||
-    bytes > MAX_U64_SAFE
-  )
+  if (!Number.isFinite(amount) || amount < 0 || !Number.isSafeInteger(bytes))
     found.amount = { key: 'screens.bytesInvalid' };
   if (form.period === 'monthly' && form.resetDay.trim() !== '') {
     if (!Number.isInteger(numberOf(form.resetDay)) || numberOf(form.resetDay) < 1)
