@@ -72,12 +72,12 @@ async function shoot(tab: Page, name: string): Promise<void> {
   await screenshot(tab, name);
 }
 
-async function signIn(tab: Page): Promise<void> {
+async function signIn(tab: Page, user = ADMIN, heading = 'Dashboard'): Promise<void> {
   await tab.goto(`${base}/login`);
-  await tab.getByLabel('User ID').fill(ADMIN.id);
-  await tab.getByLabel('Password').fill(ADMIN.password);
+  await tab.getByLabel('User ID').fill(user.id);
+  await tab.getByLabel('Password').fill(user.password);
   await tab.getByRole('button', { name: 'Sign in' }).click();
-  await tab.getByRole('heading', { name: 'Dashboard' }).waitFor();
+  await tab.getByRole('heading', { name: heading }).waitFor();
 }
 
 before(async () => {
@@ -208,11 +208,7 @@ describe('quotas and traffic in the browser', { timeout: 240_000 }, () => {
     const own = await launchBrowser();
     try {
       const tab = await own.context.newPage();
-      await tab.goto(`${base}/login`);
-      await tab.getByLabel('User ID').fill(ALICE.id);
-      await tab.getByLabel('Password').fill(ALICE.password);
-      await tab.getByRole('button', { name: 'Sign in' }).click();
-      await tab.getByRole('heading', { name: `Hello, ${ALICE.name}` }).waitFor();
+      await signIn(tab, ALICE, `Hello, ${ALICE.name}`);
       await tab.getByTestId('kpi-quotas').getByText('1/0').waitFor();
       await tab.getByText('1 quota(s) past 80%: alice@edge-web').waitFor();
       await tab
