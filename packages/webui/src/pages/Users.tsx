@@ -1,7 +1,7 @@
 /**
- * Users (reference §8 `/users`, superadmin): the table polled every 5 s and the "New user"
- * dialog. A user's own page (grants, password reset, delete with cascade preview) and quotas
- * attach to `/users/:userId` next; quotas wait for the traffic issue.
+ * Users (reference §8 `/users`, superadmin): the table polled every 5 s, a filter on id and
+ * display name, and the "New user" dialog. Grants, quotas, password reset and delete live on
+ * the user's own page (User.tsx).
  */
 import {
   MIN_PASSWORD_CHARS,
@@ -26,6 +26,14 @@ export function UsersPage() {
     refetchInterval: POLL_MS,
   });
   const [creating, setCreating] = useState(false);
+  const [filter, setFilter] = useState('');
+  const needle = filter.trim().toLowerCase();
+  const shown = (users.data ?? []).filter(
+    (user) =>
+      needle === '' ||
+      user.user_id.toLowerCase().includes(needle) ||
+      user.display_name.toLowerCase().includes(needle),
+  );
   return (
     <section>
       <div className="page-head">
@@ -41,6 +49,16 @@ export function UsersPage() {
         </button>
       </div>
       <ErrorText error={users.error} />
+      <div className="filter">
+        <Field
+          label={t('screens.filterUsers')}
+          type="search"
+          value={filter}
+          onChange={(e) => {
+            setFilter(e.target.value);
+          }}
+        />
+      </div>
       <div className="table-wrap">
         <table>
           <thead>
@@ -52,7 +70,7 @@ export function UsersPage() {
             </tr>
           </thead>
           <tbody>
-            {(users.data ?? []).map((user) => (
+            {shown.map((user) => (
               <tr key={user.user_id}>
                 <td>
                   <Link to={`/users/${encodeURIComponent(user.user_id)}`}>{user.user_id}</Link>
