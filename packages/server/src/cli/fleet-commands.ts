@@ -9,6 +9,7 @@
  * the control stream or on the operator app at load time: the TLS, proto and settings modules
  * (x509, grpc-js) are imported only by the command that needs them.
  */
+import type { Database } from 'better-sqlite3';
 import { Command, Option } from 'commander';
 
 import {
@@ -19,26 +20,17 @@ import {
   type RateLimitField,
   type SourceListName,
 } from '@portunus/api';
-import { EVENTS, PortunusError, formatRfc3339 } from '@portunus/core';
+import { PortunusError, formatRfc3339 } from '@portunus/core';
 import {
   ENROLLMENT_TTL_DEFAULT_SECS,
-  appendAudit,
   checkClientAddress,
   checkClientName,
   checkEnrollmentTtl,
-  createEnrollment,
-  getAdvertisedEndpointOverride,
-  getClient,
-  immediate,
   openStore,
-  renameClient,
-  revokeClientsByName,
 } from '@portunus/store';
 
 import type { TargetStatsSnapshot } from '../control/rule-stats.js';
 import { advertisedSeed, loadServerConfig } from '../config.js';
-import { RESERVED_USERS } from '../operator/context.js';
-import { generateSecret, hashSecret, ulid } from '../identity/secrets.js';
 import { DEFAULT_HTTP_ENDPOINT, operatorClient, type OperatorClient } from './operator-client.js';
 import type { CliIo } from './program.js';
 
@@ -429,6 +421,8 @@ function ruleTimeoutMs(body: Json): number {
 
 export function registerFleetCommands(program: Command, deps: FleetCommandDeps): void {
   const { io } = deps;
+  // The service deps of an offline command: its store, its logger, one clock reading.
+  const offline = (db: Database, now: number) => ({ db, logger: io.logger, now: () => now });
   const client = (options: HttpOptions): OperatorClient =>
     operatorClient(options.httpEndpoint, io.env);
 
@@ -445,22 +439,21 @@ export function registerFleetCommands(program: Command, deps: FleetCommandDeps):
     .action(
       async (name: string, options: { address?: string; ttlSecs: string }, command: Command) => {
         // Every input is checked before the lock is taken or anything is written.
-        const clientName = checkClientName(name);
-        const clientAddress =
-          options.address === undefined ? null : checkClientAddress(options.address);
-        const ttlSecs = parseTtl(options.ttlSecs);
+        const input = {
+          name: checkClientName(name),
+          address: options.address === undefined ? null : checkClientAddress(options.address),
+          ttlSecs: parseTtl(options.ttlSecs),
+        };
         const dataDir = deps.dataDir(command);
         const config = loadServerConfig(dataDir);
         const { advertisedEndpoint } = command.optsWithGlobals<GlobalOptions>();
         const seed = advertisedSeed(advertisedEndpoint ?? io.env['PORTUNUS_ADVERTISED_ENDPOINT']);
         const store = openStore(dataDir, { logger: io.logger });
         try {
-          const [{ certCoversHost, loadOrCreateServerIdentity }, settings, proto] =
-            await Promise.all([
-              import('../tls/certificate.js'),
-              import('../operator/routes/settings.js'),
-              import('@portunus/proto'),
-            ]);
+          const [{ certCoversHost, loadOrCreateServerIdentity }, clients] = await Promise.all([
+            import('../tls/certificate.js'),
+            import('../services/clients.js'),
+          ]);
           const identity = await loadOrCreateServerIdentity({
             dataDir,
             ...(config.tlsCertPath ? { certPath: config.tlsCertPath } : {}),
@@ -468,64 +461,27 @@ export function registerFleetCommands(program: Command, deps: FleetCommandDeps):
             ...(seed ? { advertisedHost: seed.host } : {}),
             logger: io.logger,
           });
-          // No Host header offline: override, then seed, then 127.0.0.1:<control port>.
-          const { endpoint, source } = settings.requireAdvertisedEndpoint(
-            {
-              fingerprintSha256: identity.fingerprintSha256,
-              coversHost: (host) => certCoversHost(identity, host),
-              port: config.controlListen.port,
-              ...(seed ? { seed: seed.text } : {}),
-            },
-            getAdvertisedEndpointOverride(store.db),
-            undefined,
-          );
           const now = Date.now();
-          const code = generateSecret();
-          const issued = immediate(store.db, () => {
-            const created = createEnrollment(store.db, {
-              clientId: ulid(now),
-              clientName,
-              clientAddress,
-              advertisedEndpoint: endpoint,
-              codeHash: hashSecret(code),
-              now,
-              ttlSecs,
-            });
-            appendAudit(store.db, [
-              {
-                ts: now,
-                actor: RESERVED_USERS.localCli,
-                outcome: 'allow',
-                action: EVENTS.clientEnrollmentCreated,
-                resourceKind: 'client',
-                resourceValue: created.clientId,
-                details: {
-                  client_name: created.clientName,
-                  client_address: clientAddress,
-                  ttl_secs: ttlSecs,
-                  expires_at: formatRfc3339(created.expiresAt),
-                  source: 'cli',
-                  // An offline command has no peer: it ran on this host, as _local_cli.
-                  remote_addr: null,
-                },
+          // No Host header offline: override, then seed, then 127.0.0.1:<control port>.
+          const issued = clients.enrollClient(
+            {
+              ...offline(store.db, now),
+              control: {
+                fingerprintSha256: identity.fingerprintSha256,
+                coversHost: (host) => certCoversHost(identity, host),
+                port: config.controlListen.port,
+                ...(seed ? { seed: seed.text } : {}),
               },
-            ]);
-            return created;
-          });
-          const uri = proto.formatEnrollUri(endpoint, identity.fingerprintSha256, code);
-          io.logger.info(EVENTS.clientEnrollmentCreated, {
-            client_id: issued.clientId,
-            client_name: issued.clientName,
-            advertised_endpoint: endpoint,
-            endpoint_source: source,
-            expires_at: formatRfc3339(issued.expiresAt),
-          });
+            },
+            input,
+            { audit: clients.localCliAudit(store.db, now) },
+          );
           // The reference's three lines first, so scripts reading them by position keep working.
           io.writeOut(
-            `client_name=${issued.clientName}\n` +
-              `expires_at=${formatRfc3339(issued.expiresAt)}\n` +
-              `${proto.enrollCommand(uri)}\n` +
-              `client_id=${issued.clientId}\n`,
+            `client_name=${issued.client_name}\n` +
+              `expires_at=${issued.expires_at}\n` +
+              `${issued.command}\n` +
+              `client_id=${issued.client_id}\n`,
           );
         } finally {
           store.close();
@@ -537,38 +493,16 @@ export function registerFleetCommands(program: Command, deps: FleetCommandDeps):
     .command('revoke')
     .description('revoke every client with this display name (offline; idempotent)')
     .argument('<client_name>')
-    .action((name: string, _options: object, command: Command) => {
+    .action(async (name: string, _options: object, command: Command) => {
+      const clients = await import('../services/clients.js');
       const store = openStore(deps.dataDir(command), { logger: io.logger });
       try {
         const now = Date.now();
-        const revoked = immediate(store.db, () => {
-          const clients = revokeClientsByName(store.db, name, now);
-          if (clients.length > 0) {
-            appendAudit(
-              store.db,
-              clients.map((revokedClient) => ({
-                ts: now,
-                actor: RESERVED_USERS.localCli,
-                outcome: 'allow' as const,
-                action: EVENTS.clientRevoked,
-                resourceKind: 'client',
-                resourceValue: revokedClient.clientId,
-                details: {
-                  client_name: revokedClient.clientName,
-                  source: 'cli',
-                  remote_addr: null,
-                },
-              })),
-            );
-          }
-          return clients;
-        });
-        for (const revokedClient of revoked) {
-          io.logger.info(EVENTS.clientRevoked, {
-            client_id: revokedClient.clientId,
-            client_name: revokedClient.clientName,
-          });
-        }
+        clients.revokeClientsNamed(
+          offline(store.db, now),
+          name,
+          clients.localCliAudit(store.db, now),
+        );
       } finally {
         store.close();
       }
@@ -579,39 +513,18 @@ export function registerFleetCommands(program: Command, deps: FleetCommandDeps):
     .description("change a client's display name (offline)")
     .requiredOption('--client-id <id>', 'the client id (ULID)')
     .requiredOption('--name <name>', 'the new display name')
-    .action((options: { clientId: string; name: string }, command: Command) => {
+    .action(async (options: { clientId: string; name: string }, command: Command) => {
       const clientName = checkClientName(options.name);
+      const clients = await import('../services/clients.js');
       const store = openStore(deps.dataDir(command), { logger: io.logger });
       try {
         const now = Date.now();
-        const { before, after } = immediate(store.db, () => {
-          const renamed = {
-            before: getClient(store.db, options.clientId)?.clientName,
-            after: renameClient(store.db, options.clientId, clientName),
-          };
-          appendAudit(store.db, [
-            {
-              ts: now,
-              actor: RESERVED_USERS.localCli,
-              outcome: 'allow',
-              action: EVENTS.clientRenamed,
-              resourceKind: 'client',
-              resourceValue: renamed.after.clientId,
-              details: {
-                old_name: renamed.before,
-                new_name: clientName,
-                source: 'cli',
-                remote_addr: null,
-              },
-            },
-          ]);
-          return renamed;
-        });
-        io.logger.info(EVENTS.clientRenamed, {
-          client_id: after.clientId,
-          old_name: before,
-          new_name: after.clientName,
-        });
+        const after = clients.renameClientById(
+          offline(store.db, now),
+          options.clientId,
+          clientName,
+          clients.localCliAudit(store.db, now),
+        );
         io.writeOut(`client_id=${after.clientId}\nclient_name=${after.clientName}\n`);
       } finally {
         store.close();
