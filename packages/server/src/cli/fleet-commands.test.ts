@@ -10,7 +10,7 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 
 import { hasControlCharacter, silentLogger } from '@portunus/core';
 
-import { parseLegacyTarget, parseListen, parseTargetSpec } from './fleet-commands.js';
+import { parseLegacyTarget, parseListen, parseTargetSpec } from './rule-flags.js';
 import { runServerCli } from './program.js';
 
 interface Seen {
@@ -216,6 +216,8 @@ describe('list-rules, remove-rule, rule-stats', () => {
       protocol: 'tcp',
       state: { kind: 'active' },
       targets: [{ host: '10.0.0.1', port: 80 }],
+      allowed_sources: [],
+      denied_sources: [],
     };
     answers['GET /v1/rules?client=edge%201'] = [
       200,
@@ -294,6 +296,8 @@ describe('list-rules, remove-rule, rule-stats', () => {
       protocol: 'tcp',
       state: { kind: 'active' },
       targets: [{ host: '10.0.0.1', port: 80 }],
+      allowed_sources: [],
+      denied_sources: [],
     };
     answers['GET /v1/rules'] = [200, [rule]];
     const text = await cli(['list-rules']);
@@ -329,7 +333,8 @@ describe('list-rules, remove-rule, rule-stats', () => {
       active_flows: 0,
       flows_dropped_overflow: 0,
       target_failovers_total: 0,
-      updated_at: Date.UTC(2026, 4, 1),
+      // As the server sends it: RuleStatsView.updated_at is RFC 3339 text.
+      updated_at: '2026-05-01T00:00:00.000Z',
     };
     answers['GET /v1/rules/9/stats'] = [200, base];
     const tcp = await cli(['rule-stats', '9']);
@@ -396,7 +401,8 @@ describe('list-rules, remove-rule, rule-stats', () => {
         active_connections: 0,
         dns_failures: 1,
         target_failovers_total: 1,
-        updated_at: Date.UTC(2026, 4, 1),
+        // As the server sends it: RuleStatsView.updated_at is RFC 3339 text.
+        updated_at: '2026-05-01T00:00:00.000Z',
         per_target: [
           { ...target, index: 0, host: 'a.internal', port: 80, health: 1, consecutive_failures: 3 },
           { ...target, index: 1, host: '10.0.0.2', port: 81, priority: 1, health: 0 },

@@ -14,7 +14,7 @@ import type { Command } from 'commander';
 import type { OnboardingRequest, OnboardingResponse } from '@portunus/api';
 import { PortunusError } from '@portunus/core';
 
-import { endpointOption } from './fleet-commands.js';
+import { endpointOption } from './output.js';
 import { baseUrl } from './operator-client.js';
 import type { CliIo } from './program.js';
 import {

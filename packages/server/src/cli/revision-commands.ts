@@ -17,7 +17,7 @@ import {
   text,
   type Format,
   type HttpOptions,
-} from './fleet-commands.js';
+} from './output.js';
 import { operatorClient } from './operator-client.js';
 import type { CliIo } from './program.js';
 

@@ -24,7 +24,7 @@ import {
   removeStoredCredential,
   writeStoredCredential,
 } from './credential-file.js';
-import { endpointOption } from './fleet-commands.js';
+import { endpointOption } from './output.js';
 import { baseUrl, fromErrorBody, operatorClient } from './operator-client.js';
 import type { CliIo } from './program.js';
 
