@@ -36,7 +36,7 @@ interface OnboardOptions {
 }
 
 /** What to do next, by code: the server's message says what is wrong, this says how to go on. */
-const HINTS: Partial<Record<string, string>> = {
+const HINTS: Readonly<Record<string, string | undefined>> & { setup_token_required: string } = {
   setup_token_invalid:
     'use the token serve printed at its latest start ("Portunus onboarding setup token: …"); ' +
     'a restart of serve prints a fresh one',
@@ -77,11 +77,11 @@ export function registerOnboardCommand(program: Command, deps: SessionCommandDep
     .option('--label <text>', 'label of the credential --login creates', `cli@${os.hostname()}`)
     .action(async (options: OnboardOptions) => {
       if (options.setupToken === undefined && !deps.promptPassword && !process.stdin.isTTY) {
-        throw new PortunusError('setup_token_required', HINTS['setup_token_required']);
+        throw new PortunusError('setup_token_required', HINTS.setup_token_required);
       }
       const setupToken = (options.setupToken ?? (await prompt('Setup token: '))).trim();
       if (setupToken === '') {
-        throw new PortunusError('setup_token_required', HINTS['setup_token_required']);
+        throw new PortunusError('setup_token_required', HINTS.setup_token_required);
       }
       const { password, confirm } = await readPassword(io, options, prompt);
       const body: OnboardingRequest = {
