@@ -100,6 +100,33 @@ describe('argument parsers', () => {
   });
 });
 
+describe('enroll-client --http-endpoint', () => {
+  it("asks the running server for the code and prints the offline command's four lines", async () => {
+    const issued = {
+      client_id: '01JD0000000000000000000001',
+      client_name: 'edge-1',
+      expires_at: '2026-05-01T00:15:00.000Z',
+      command: "portunus-client enroll 'portunus://127.0.0.1:7443/enroll?pin=sha256:ab&code=cd'",
+      uri: 'portunus://127.0.0.1:7443/enroll?pin=sha256:ab&code=cd',
+    };
+    answers['POST /v1/client-enrollments'] = [201, issued];
+    const result = await cli(['enroll-client', 'edge-1', '--address', '203.0.113.7']);
+    assert.equal(result.code, 0, result.err);
+    assert.equal(
+      result.out,
+      `client_name=edge-1\nexpires_at=${issued.expires_at}\n${issued.command}\nclient_id=${issued.client_id}\n`,
+    );
+    assert.deepEqual(seen[0]?.body, { name: 'edge-1', address: '203.0.113.7', ttl_secs: 600 });
+  });
+
+  it('checks the name before sending anything', async () => {
+    const result = await cli(['enroll-client', '']);
+    assert.equal(result.code, 2, result.err);
+    assert.match(result.err, /^error: invalid_client_name:/m);
+    assert.deepEqual(seen, []);
+  });
+});
+
 describe('push-rule', () => {
   it('sends the legacy shape with defaults and prints the bare rule id', async () => {
     answers['POST /v1/rules'] = [201, { rule_id: 42, status: 'Active' }];

@@ -13,6 +13,8 @@
 import type { Database } from 'better-sqlite3';
 import type { Command } from 'commander';
 
+import type { IssuedEnrollment } from '@portunus/api';
+
 import {
   ENROLLMENT_TTL_DEFAULT_SECS,
   checkClientAddress,
@@ -63,6 +65,16 @@ function offline(io: CliIo, db: Database, now: number) {
   return { db, logger: io.logger, now: () => now };
 }
 
+/** The reference's three lines first, so scripts reading them by position keep working. */
+function printIssued(io: CliIo, issued: IssuedEnrollment): void {
+  io.writeOut(
+    `client_name=${issued.client_name}\n` +
+      `expires_at=${issued.expires_at}\n` +
+      `${issued.command}\n` +
+      `client_id=${issued.client_id}\n`,
+  );
+}
+
 function api(io: CliIo, options: HttpOptions): OperatorApi {
   return operatorApi(options.httpEndpoint, io.env);
 }
@@ -71,7 +83,9 @@ function registerEnrollClient(program: Command, deps: FleetCommandDeps): void {
   const { io } = deps;
   program
     .command('enroll-client')
-    .description('issue a one-time enrollment URI for a new client (offline; takes the lock)')
+    .description(
+      'issue a one-time enrollment URI for a new client (offline, taking the lock; or HTTP with --http-endpoint)',
+    )
     .argument('<name>', 'display name of the client')
     .option('--address <host>', 'public entry address of the client (bare IP or host, no port)')
     .option(
@@ -79,14 +93,31 @@ function registerEnrollClient(program: Command, deps: FleetCommandDeps): void {
       'lifetime of the code in seconds, 1..86400',
       String(ENROLLMENT_TTL_DEFAULT_SECS),
     )
+    .option(
+      '--http-endpoint <host:port>',
+      'ask this running server instead (the same use case, as the signed-in superadmin)',
+    )
     .action(
-      async (name: string, options: { address?: string; ttlSecs: string }, command: Command) => {
+      async (
+        name: string,
+        options: { address?: string; ttlSecs: string; httpEndpoint?: string },
+        command: Command,
+      ) => {
         // Every input is checked before the lock is taken or anything is written.
         const input = {
           name: checkClientName(name),
           address: options.address === undefined ? null : checkClientAddress(options.address),
           ttlSecs: parseTtl(options.ttlSecs),
         };
+        if (options.httpEndpoint !== undefined) {
+          const issued = await operatorApi(options.httpEndpoint, io.env).enrollClient({
+            name: input.name,
+            address: input.address,
+            ttl_secs: input.ttlSecs,
+          });
+          printIssued(io, issued);
+          return;
+        }
         const dataDir = deps.dataDir(command);
         const config = loadServerConfig(dataDir);
         const { advertisedEndpoint } = command.optsWithGlobals<GlobalOptions>();
@@ -119,13 +150,7 @@ function registerEnrollClient(program: Command, deps: FleetCommandDeps): void {
             input,
             { audit: clients.localCliAudit(store.db, now) },
           );
-          // The reference's three lines first, so scripts reading them by position keep working.
-          io.writeOut(
-            `client_name=${issued.client_name}\n` +
-              `expires_at=${issued.expires_at}\n` +
-              `${issued.command}\n` +
-              `client_id=${issued.client_id}\n`,
-          );
+          printIssued(io, issued);
         } finally {
           store.close();
         }

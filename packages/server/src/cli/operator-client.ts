@@ -14,7 +14,9 @@ import type {
   CreatedCredential,
   CredentialView,
   DeleteUserResponse,
+  EnrollmentRequest,
   GrantView,
+  IssuedEnrollment,
   RevokeGrantResponse,
   RulePushRequest,
   RulePushResponse,
@@ -100,6 +102,7 @@ export function fromErrorBody(status: number, text: string): PortunusError {
 /** The operator API calls the CLI makes, typed by @portunus/api. */
 export interface OperatorApi {
   listClients(): Promise<ClientView[]>;
+  enrollClient(body: EnrollmentRequest): Promise<IssuedEnrollment>;
   pushRule(body: RulePushRequest, timeoutMs: number): Promise<RulePushResponse>;
   editRule(ruleId: string, body: RulePushRequest, timeoutMs: number): Promise<RulePushResponse>;
   listRules(clientName?: string): Promise<RuleView[]>;
@@ -140,6 +143,7 @@ export function operatorApi(
   const id = encodeURIComponent;
   return {
     listClients: () => http.request('GET', '/v1/clients'),
+    enrollClient: (body) => http.request('POST', '/v1/client-enrollments', body),
     pushRule: (body, timeoutMs) => http.request('POST', '/v1/rules', body, timeoutMs),
     editRule: (ruleId, body, timeoutMs) =>
       http.request('PUT', `/v1/rules/${id(ruleId)}`, body, timeoutMs),
