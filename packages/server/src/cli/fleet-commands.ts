@@ -24,6 +24,7 @@ import {
 } from '@portunus/store';
 
 import { advertisedSeed, loadServerConfig } from '../config.js';
+import { localCliAudit } from '../services/audit-sink.js';
 import { operatorApi, type OperatorApi } from './operator-client.js';
 import {
   endpointOption,
@@ -148,7 +149,7 @@ function registerEnrollClient(program: Command, deps: FleetCommandDeps): void {
               },
             },
             input,
-            { audit: clients.localCliAudit(store.db, now) },
+            { audit: localCliAudit(store.db, now) },
           );
           printIssued(io, issued);
         } finally {
@@ -169,11 +170,7 @@ function registerRevoke(program: Command, deps: FleetCommandDeps): void {
       const store = openStore(deps.dataDir(command), { logger: io.logger });
       try {
         const now = Date.now();
-        clients.revokeClientsNamed(
-          offline(io, store.db, now),
-          name,
-          clients.localCliAudit(store.db, now),
-        );
+        clients.revokeClientsNamed(offline(io, store.db, now), name, localCliAudit(store.db, now));
       } finally {
         store.close();
       }
@@ -197,7 +194,7 @@ function registerRenameClient(program: Command, deps: FleetCommandDeps): void {
           offline(io, store.db, now),
           options.clientId,
           clientName,
-          clients.localCliAudit(store.db, now),
+          localCliAudit(store.db, now),
         );
         io.writeOut(`client_id=${after.clientId}\nclient_name=${after.clientName}\n`);
       } finally {

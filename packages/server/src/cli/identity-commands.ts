@@ -11,18 +11,13 @@ import { Option, type Command } from 'commander';
 
 import type { CredentialView, GrantView, Protocol, UserView } from '@portunus/api';
 import { PortunusError } from '@portunus/core';
-import {
-  appendAudit,
-  getUserOrThrow,
-  immediate,
-  openStore,
-  revokeUserWebSessions,
-  setPassword,
-} from '@portunus/store';
+import { openStore } from '@portunus/store';
 
 import { issueSetupToken } from '../identity/bootstrap.js';
-import { checkPasswordPolicy, hashPassword } from '../identity/passwords.js';
+import { checkPasswordPolicy } from '../identity/passwords.js';
 import { generateSecret } from '../identity/secrets.js';
+import { localCliAudit } from '../services/audit-sink.js';
+import { resetPassword } from '../services/passwords.js';
 import { operatorApi, type OperatorApi } from './operator-client.js';
 import {
   endpointOption,
@@ -159,42 +154,26 @@ function registerResetPassword(program: Command, deps: IdentityCommandDeps): voi
             '--temporary and --password-stdin exclude each other',
           );
         }
-        let password: string;
-        if (options.temporary) password = generateSecret();
-        else if (options.passwordStdin) password = firstLine(await deps.readStdin());
-        else password = await promptTwice(io);
-        checkPasswordPolicy(password);
-        const passwordHash = await hashPassword(password);
+        // --temporary: the use case generates the password and requires a change at next login.
+        const newPassword = options.temporary
+          ? undefined
+          : options.passwordStdin
+            ? firstLine(await deps.readStdin())
+            : await promptTwice(io);
+        // Refused before the lock is taken, so a weak password never waits on a running serve.
+        if (newPassword !== undefined) checkPasswordPolicy(newPassword);
         const store = openStore(deps.dataDir(command), { logger: io.logger });
         try {
           const now = Date.now();
-          const revoked = immediate(store.db, () => {
-            getUserOrThrow(store.db, userId);
-            setPassword(store.db, userId, passwordHash, options.temporary, now);
-            const count = revokeUserWebSessions(store.db, userId, now);
-            appendAudit(store.db, [
-              {
-                ts: now,
-                actor: '_local_cli',
-                outcome: 'allow',
-                action: 'operator.password_reset',
-                resourceKind: 'user',
-                resourceValue: userId,
-                details: {
-                  sessions_revoked: count,
-                  temporary_password_generated: options.temporary,
-                  password_change_required: options.temporary,
-                  source: 'cli',
-                  // An offline command has no peer: it ran on this host, as _local_cli.
-                  remote_addr: null,
-                },
-              },
-            ]);
-            return count;
-          });
+          const reset = await resetPassword(
+            { db: store.db, now: () => now },
+            userId,
+            newPassword === undefined ? {} : { newPassword },
+            localCliAudit(store.db, now),
+          );
           io.writeOut(
-            `password_reset=ok user_id=${userId} sessions_revoked=${revoked}` +
-              (options.temporary ? ` temporary_password=${password}` : '') +
+            `password_reset=ok user_id=${userId} sessions_revoked=${reset.sessionsRevoked}` +
+              (reset.generated !== undefined ? ` temporary_password=${reset.generated}` : '') +
               '\n',
           );
         } finally {

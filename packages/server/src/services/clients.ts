@@ -4,8 +4,7 @@
  * enrollment code for a new client or an existing one, rename, revoke, set the entry address and
  * delete a revoked client. Every input is checked before anything is written; the change, its
  * audit action and (for a code) the superseding of older codes are one transaction, so a refused
- * request stores nothing. The audit row goes where the caller says (an AuditSink): the HTTP audit
- * layer for a route, a `_local_cli` row in the same transaction for the CLI. A code is returned
+ * request stores nothing. The audit row goes where the caller says (services/audit-sink.ts). A code is returned
  * once, inside the URI, and stored only as its hash. Depends on the store, proto's URI format and
  * the identity secrets; no HTTP framework and no route module.
  */
@@ -16,7 +15,6 @@ import { EVENTS, formatRfc3339, type Logger } from '@portunus/core';
 import { enrollCommand, formatEnrollUri } from '@portunus/proto';
 import {
   ENROLLMENT_TTL_DEFAULT_SECS,
-  appendAudit,
   checkClientAddress,
   checkClientName,
   checkEnrollmentTtl,
@@ -34,8 +32,9 @@ import {
 } from '@portunus/store';
 
 import { generateSecret, hashSecret, ulid } from '../identity/secrets.js';
-import { RESERVED_USERS, type ControlEndpoint, type Fleet } from '../operator/context.js';
+import type { ControlEndpoint, Fleet } from '../operator/context.js';
 import { requireAdvertisedEndpoint } from './advertised-endpoint.js';
+import type { AuditSink, AuditedAction } from './audit-sink.js';
 
 export interface ClientDeps {
   db: Database;
@@ -47,35 +46,6 @@ export interface ClientDeps {
 
 export interface EnrollmentDeps extends ClientDeps {
   control: ControlEndpoint;
-}
-
-/** What an accepted change records; structurally the routes' `request.auditAction`. */
-export interface AuditedAction {
-  action: string;
-  resourceKind: 'client';
-  resourceValue: string;
-  details: Record<string, unknown>;
-}
-
-/** Called inside the change's transaction with its audit action. */
-export type AuditSink = (action: AuditedAction) => void;
-
-/**
- * The offline CLI's sink: a `_local_cli` row written in the change's transaction. An offline
- * command has no peer: it ran on this host, so `remote_addr` is null.
- */
-export function localCliAudit(db: Database, now: number): AuditSink {
-  return (action) => {
-    appendAudit(db, [
-      {
-        ts: now,
-        actor: RESERVED_USERS.localCli,
-        outcome: 'allow',
-        ...action,
-        details: { ...action.details, source: 'cli', remote_addr: null },
-      },
-    ]);
-  };
 }
 
 export interface EnrollmentInput {

@@ -8,7 +8,7 @@
  * Host header (the derived endpoint tier) and hands the audit action to the HTTP audit layer.
  * Client ids in paths are looked up as given, so a malformed one is simply not found.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 
 import type { ClientView } from '@portunus/api';
 import { formatRfc3339 } from '@portunus/core';
@@ -21,11 +21,11 @@ import {
   renameClientById,
   revokeClientById,
   setClientEntryAddress,
-  type AuditSink,
 } from '../../services/clients.js';
 import { authorOf } from '../../services/rules.js';
 import { identityOf, requireSuperadmin } from '../auth.js';
 import type { Fleet, OperatorContext } from '../context.js';
+import { auditTo } from '../request-state.js';
 
 export function clientView(client: Client, fleet: Fleet): ClientView {
   const live = fleet.connection(client.clientId);
@@ -90,13 +90,6 @@ const renameSchema = {
 
 type ClientParams = { Params: { clientId: string } };
 
-/** A route's audit action goes to the HTTP audit layer, which writes it with the request row. */
-function auditOf(request: FastifyRequest): AuditSink {
-  return (action) => {
-    request.auditAction = action;
-  };
-}
-
 export function registerClientRoutes(app: FastifyInstance, ctx: OperatorContext): void {
   app.get('/v1/clients', (request) => {
     const identity = identityOf(request);
@@ -118,7 +111,7 @@ export function registerClientRoutes(app: FastifyInstance, ctx: OperatorContext)
       const answer = enrollClient(
         ctx,
         { name: request.body.name, address: request.body.address, ttlSecs: request.body.ttl_secs },
-        { audit: auditOf(request), hostHeader: request.headers.host },
+        { audit: auditTo(request), hostHeader: request.headers.host },
       );
       return reply.status(201).send(answer);
     },
@@ -130,7 +123,7 @@ export function registerClientRoutes(app: FastifyInstance, ctx: OperatorContext)
     (request, reply) => {
       requireSuperadmin(request.identity);
       const answer = reenrollClient(ctx, request.params.clientId, request.body?.ttl_secs, {
-        audit: auditOf(request),
+        audit: auditTo(request),
         hostHeader: request.headers.host,
       });
       return reply.status(201).send(answer);
@@ -146,7 +139,7 @@ export function registerClientRoutes(app: FastifyInstance, ctx: OperatorContext)
         ctx,
         request.params.clientId,
         request.body.address,
-        auditOf(request),
+        auditTo(request),
       );
       return clientView(client, ctx.fleet);
     },
@@ -161,7 +154,7 @@ export function registerClientRoutes(app: FastifyInstance, ctx: OperatorContext)
         ctx,
         request.params.clientId,
         request.body.client_name,
-        auditOf(request),
+        auditTo(request),
       );
       return clientView(client, ctx.fleet);
     },
@@ -169,13 +162,13 @@ export function registerClientRoutes(app: FastifyInstance, ctx: OperatorContext)
 
   app.post<ClientParams>('/v1/clients/:clientId/revoke', (request, reply) => {
     requireSuperadmin(request.identity);
-    revokeClientById(ctx, request.params.clientId, auditOf(request));
+    revokeClientById(ctx, request.params.clientId, auditTo(request));
     return reply.status(204).send();
   });
 
   app.delete<ClientParams>('/v1/clients/:clientId', (request, reply) => {
     const identity = requireSuperadmin(request.identity);
-    deleteRevokedClient(ctx, request.params.clientId, authorOf(ctx, identity), auditOf(request));
+    deleteRevokedClient(ctx, request.params.clientId, authorOf(ctx, identity), auditTo(request));
     return reply.status(204).send();
   });
 }
