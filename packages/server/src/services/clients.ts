@@ -4,9 +4,9 @@
  * enrollment code for a new client or an existing one, rename, revoke, set the entry address and
  * delete a revoked client. Every input is checked before anything is written; the change, its
  * audit action and (for a code) the superseding of older codes are one transaction, so a refused
- * request stores nothing. The audit row goes where the caller says (services/audit-sink.ts). A code is returned
- * once, inside the URI, and stored only as its hash. Depends on the store, proto's URI format and
- * the identity secrets; no HTTP framework and no route module.
+ * request stores nothing. The audit row goes where the caller says (services/audit-sink.ts). A
+ * code is returned once, inside the URI, and stored only as its hash. Depends on the store,
+ * proto's URI format and the identity secrets; no HTTP framework and no route module.
  */
 import type { Database } from 'better-sqlite3';
 
