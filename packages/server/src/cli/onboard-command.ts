@@ -12,7 +12,7 @@ import os from 'node:os';
 import type { Command } from 'commander';
 
 import type { OnboardingRequest, OnboardingResponse } from '@portunus/api';
-import { PortunusError } from '@portunus/core';
+import { PortunusError, type ErrorCode } from '@portunus/core';
 
 import { endpointOption } from './output.js';
 import { baseUrl } from './operator-client.js';
@@ -36,11 +36,12 @@ interface OnboardOptions {
 }
 
 /** What to do next, by code: the server's message says what is wrong, this says how to go on. */
-const HINTS: Readonly<Record<string, string | undefined>> & { setup_token_required: string } = {
+const TOKEN_REQUIRED_HINT = 'pass --setup-token or run onboard in a terminal to be asked for it';
+
+const HINTS: Partial<Record<ErrorCode, string>> = {
   setup_token_invalid:
     'use the token serve printed at its latest start ("Portunus onboarding setup token: …"); ' +
     'a restart of serve prints a fresh one',
-  setup_token_required: 'pass --setup-token or run onboard in a terminal to be asked for it',
   already_bootstrapped:
     'onboarding is done; sign in with `portunus-server login --user <id>` instead',
 };
@@ -77,11 +78,11 @@ export function registerOnboardCommand(program: Command, deps: SessionCommandDep
     .option('--label <text>', 'label of the credential --login creates', `cli@${os.hostname()}`)
     .action(async (options: OnboardOptions) => {
       if (options.setupToken === undefined && !deps.promptPassword && !process.stdin.isTTY) {
-        throw new PortunusError('setup_token_required', HINTS.setup_token_required);
+        throw new PortunusError('setup_token_required', TOKEN_REQUIRED_HINT);
       }
       const setupToken = (options.setupToken ?? (await prompt('Setup token: '))).trim();
       if (setupToken === '') {
-        throw new PortunusError('setup_token_required', HINTS.setup_token_required);
+        throw new PortunusError('setup_token_required', TOKEN_REQUIRED_HINT);
       }
       const { password, confirm } = await readPassword(io, options, prompt);
       const body: OnboardingRequest = {
@@ -105,7 +106,7 @@ export function registerOnboardCommand(program: Command, deps: SessionCommandDep
         ) as OnboardingResponse;
       } catch (error) {
         const hint = error instanceof PortunusError ? HINTS[error.code] : undefined;
-        if (hint === undefined || !(error instanceof PortunusError)) throw error;
+        if (!(error instanceof PortunusError) || hint === undefined) throw error;
         throw new PortunusError(error.code, `${error.message}; ${hint}`);
       }
       io.writeOut(`onboarded ${created.user_id} (${created.display_name}) as ${created.role}\n`);
