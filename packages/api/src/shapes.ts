@@ -368,3 +368,111 @@ export interface QuotaPatchRequest {
   clear_period_usage?: boolean;
   enforcement?: QuotaEnforcement;
 }
+
+// added by services-cli
+// Shapes the CLI reads that had no name yet: the stats rows behind `?per_port` / `?per_target`,
+// and the rule-set revision diff and restore answers (services/rule-revisions.ts).
+
+/** One listen port of a range rule in `GET /v1/rules/{id}/stats?per_port=true`. */
+export interface RulePortStatsView {
+  listen_port: number;
+  bytes_in: number;
+  bytes_out: number;
+  active_connections: number;
+  datagrams_in: number;
+  datagrams_out: number;
+  updated_at: string;
+}
+
+/** One target in `GET /v1/rules/{id}/stats?per_target=true` (reference §2.5). */
+export interface RuleTargetStatsView {
+  index: number;
+  host: string;
+  port: number;
+  priority: number;
+  /** 0 healthy, 1 failed. */
+  health: 0 | 1;
+  consecutive_failures: number;
+  last_failure_at_unix_ms: number;
+  last_success_at_unix_ms: number;
+  bytes_in: number;
+  bytes_out: number;
+  connections_accepted: number;
+}
+
+/** `GET /v1/rules/{id}/stats`: the totals, plus the rows the query asked for. */
+export interface RuleStatsView extends RuleStatsSnapshot {
+  per_port?: RulePortStatsView[];
+  per_target?: RuleTargetStatsView[];
+}
+
+/** A rule's definition as a revision holds it (no state, no health). */
+export interface RuleDefinitionView {
+  rule_id: number;
+  client_id: string;
+  client_name: string | null;
+  owner_user_id: string;
+  protocol: Protocol;
+  listen_port: number;
+  listen_port_end?: number;
+  prefer_ipv6: boolean;
+  targets: {
+    host: string;
+    port: number;
+    port_end?: number;
+    priority: number;
+    proxy_protocol: ProxyProtocolVersion | null;
+  }[];
+  health_check_interval_secs?: number;
+  sni_pattern?: string;
+  rate_limit?: RateLimit;
+  allowed_sources: string[];
+  denied_sources: string[];
+}
+
+/** `GET /v1/rule-revisions/{n}/diff`. */
+export interface RuleRevisionDiff {
+  revision: number;
+  head: number;
+  added: RuleDefinitionView[];
+  removed: RuleDefinitionView[];
+  changed: {
+    rule_id: number;
+    /** The API names of the fields that differ, in view order. */
+    fields: (keyof RuleDefinitionView)[];
+    revision: RuleDefinitionView;
+    now: RuleDefinitionView;
+  }[];
+}
+
+/** `POST /v1/rule-revisions/{n}/restore` body. */
+export interface RuleRestoreRequest {
+  ack_timeout_secs?: number;
+}
+
+/** `POST /v1/rule-revisions/{n}/restore`: the new revision (null when nothing changed) and every step. */
+export interface RuleRestoreResult {
+  revision: number | null;
+  restored_to: number;
+  removed: number[];
+  pushed: { rule_id: number; status: string }[];
+  edited: { rule_id: number; fields: string[] }[];
+  failed: { rule_id: number; action: 'remove' | 'push' | 'edit'; code: string; message: string }[];
+}
+
+/** `POST /v1/grants` body. */
+export interface CreateGrantRequest {
+  user_id: string;
+  /** A client display name, a client id, or `*` for every client. */
+  client: string;
+  listen_port_start: number;
+  listen_port_end: number;
+  protocols?: Protocol[];
+  note?: string;
+}
+
+/** `DELETE /v1/grants/{id}`: the owner's rules this grant alone covered are removed. */
+export interface RevokeGrantResponse {
+  grant_id: string;
+  removed_rule_ids: number[];
+}

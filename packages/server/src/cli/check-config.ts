@@ -21,7 +21,7 @@ import {
   type FileMode,
   type ReadFile,
 } from '../config.js';
-import { parseEndpoint } from '../operator/routes/settings.js';
+import { parseEndpoint } from '../services/advertised-endpoint.js';
 
 /** The environment variables that override server.toml's listeners (README "Listeners"). */
 const LISTEN_ENV = [

@@ -10,7 +10,7 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 
 import { hasControlCharacter, silentLogger } from '@portunus/core';
 
-import { parseLegacyTarget, parseListen, parseTargetSpec } from './fleet-commands.js';
+import { parseLegacyTarget, parseListen, parseTargetSpec } from './rule-flags.js';
 import { runServerCli } from './program.js';
 
 interface Seen {
@@ -97,6 +97,33 @@ describe('argument parsers', () => {
     assert.throws(() => parseLegacyTarget(':80'), { code: 'invalid_target_host' });
     assert.throws(() => parseLegacyTarget('host:0'), { code: 'target_invalid_port' });
     assert.throws(() => parseTargetSpec('b:1@x'), { code: 'usage_error' });
+  });
+});
+
+describe('enroll-client --http-endpoint', () => {
+  it("asks the running server for the code and prints the offline command's four lines", async () => {
+    const issued = {
+      client_id: '01JD0000000000000000000001',
+      client_name: 'edge-1',
+      expires_at: '2026-05-01T00:15:00.000Z',
+      command: "portunus-client enroll 'portunus://127.0.0.1:7443/enroll?pin=sha256:ab&code=cd'",
+      uri: 'portunus://127.0.0.1:7443/enroll?pin=sha256:ab&code=cd',
+    };
+    answers['POST /v1/client-enrollments'] = [201, issued];
+    const result = await cli(['enroll-client', 'edge-1', '--address', '203.0.113.7']);
+    assert.equal(result.code, 0, result.err);
+    assert.equal(
+      result.out,
+      `client_name=edge-1\nexpires_at=${issued.expires_at}\n${issued.command}\nclient_id=${issued.client_id}\n`,
+    );
+    assert.deepEqual(seen[0]?.body, { name: 'edge-1', address: '203.0.113.7', ttl_secs: 600 });
+  });
+
+  it('checks the name before sending anything', async () => {
+    const result = await cli(['enroll-client', '']);
+    assert.equal(result.code, 2, result.err);
+    assert.match(result.err, /^error: invalid_client_name:/m);
+    assert.deepEqual(seen, []);
   });
 });
 
@@ -216,6 +243,8 @@ describe('list-rules, remove-rule, rule-stats', () => {
       protocol: 'tcp',
       state: { kind: 'active' },
       targets: [{ host: '10.0.0.1', port: 80 }],
+      allowed_sources: [],
+      denied_sources: [],
     };
     answers['GET /v1/rules?client=edge%201'] = [
       200,
@@ -294,6 +323,8 @@ describe('list-rules, remove-rule, rule-stats', () => {
       protocol: 'tcp',
       state: { kind: 'active' },
       targets: [{ host: '10.0.0.1', port: 80 }],
+      allowed_sources: [],
+      denied_sources: [],
     };
     answers['GET /v1/rules'] = [200, [rule]];
     const text = await cli(['list-rules']);
@@ -329,7 +360,8 @@ describe('list-rules, remove-rule, rule-stats', () => {
       active_flows: 0,
       flows_dropped_overflow: 0,
       target_failovers_total: 0,
-      updated_at: Date.UTC(2026, 4, 1),
+      // As the server sends it: RuleStatsView.updated_at is RFC 3339 text.
+      updated_at: '2026-05-01T00:00:00.000Z',
     };
     answers['GET /v1/rules/9/stats'] = [200, base];
     const tcp = await cli(['rule-stats', '9']);
@@ -396,7 +428,8 @@ describe('list-rules, remove-rule, rule-stats', () => {
         active_connections: 0,
         dns_failures: 1,
         target_failovers_total: 1,
-        updated_at: Date.UTC(2026, 4, 1),
+        // As the server sends it: RuleStatsView.updated_at is RFC 3339 text.
+        updated_at: '2026-05-01T00:00:00.000Z',
         per_target: [
           { ...target, index: 0, host: 'a.internal', port: 80, health: 1, consecutive_failures: 3 },
           { ...target, index: 1, host: '10.0.0.2', port: 81, priority: 1, health: 0 },

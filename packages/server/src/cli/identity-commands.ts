@@ -1,27 +1,31 @@
 /**
- * CLI commands for identities (reference §1.2): `gen-token`; offline `onboarding-token` and
- * `reset-password` (they take the data dir's lock, so they refuse while serve runs); and the
- * HTTP-backed `user-*`, `grant-*` and `token-*` commands that call a running server. Output is
- * JSON by default for user/grant commands (`--format text` for columns), as in the reference.
+ * CLI commands for identities (reference §1.2), one registrar per command: `gen-token`; offline
+ * `onboarding-token` and `reset-password` (they take the data dir's lock, so they refuse while
+ * serve runs); and the HTTP-backed `user-*`, `grant-*` and `token-*` commands that call a running
+ * server through the typed operator API. Output is JSON by default for user/grant commands
+ * (`--format text` for columns), as in the reference.
  */
 import { createInterface } from 'node:readline/promises';
 
-import { Command, Option } from 'commander';
+import { Option, type Command } from 'commander';
 
+import type { CredentialView, GrantView, Protocol, UserView } from '@portunus/api';
 import { PortunusError } from '@portunus/core';
-import {
-  appendAudit,
-  getUserOrThrow,
-  immediate,
-  openStore,
-  revokeUserWebSessions,
-  setPassword,
-} from '@portunus/store';
+import { openStore } from '@portunus/store';
 
 import { issueSetupToken } from '../identity/bootstrap.js';
-import { checkPasswordPolicy, hashPassword } from '../identity/passwords.js';
+import { checkPasswordPolicy } from '../identity/passwords.js';
 import { generateSecret } from '../identity/secrets.js';
-import { DEFAULT_HTTP_ENDPOINT, operatorClient, type OperatorClient } from './operator-client.js';
+import { localCliAudit } from '../services/audit-sink.js';
+import { resetPassword } from '../services/passwords.js';
+import { operatorApi, type OperatorApi } from './operator-client.js';
+import {
+  endpointOption,
+  formatOption,
+  printRecords,
+  type Format,
+  type HttpOptions,
+} from './output.js';
 import type { CliIo } from './program.js';
 
 export interface IdentityCommandDeps {
@@ -31,95 +35,88 @@ export interface IdentityCommandDeps {
   readStdin: () => Promise<string>;
 }
 
-type Format = 'json' | 'text';
-
-function formatOption(defaultFormat: Format): Option {
-  return new Option('--format <format>', 'output format')
-    .choices(['json', 'text'])
-    .default(defaultFormat);
-}
-
-function endpointOption(): Option {
-  return new Option(
-    '--http-endpoint <host:port>',
-    'operator HTTP endpoint of the running server',
-  ).default(DEFAULT_HTTP_ENDPOINT);
-}
-
-function printRecords(io: CliIo, format: Format, value: unknown, columns: readonly string[]): void {
-  if (format === 'json') {
-    io.writeOut(`${JSON.stringify(value, null, 2)}\n`);
-    return;
-  }
-  const rows = (Array.isArray(value) ? value : [value]) as Record<string, unknown>[];
-  const cell = (v: unknown): string => {
-    if (v === null || v === undefined) return '-';
-    if (typeof v === 'string') return v;
-    if (Array.isArray(v)) return v.map(cell).join(',');
-    return JSON.stringify(v);
-  };
-  const table = [
-    columns.map((c) => c.toUpperCase()),
-    ...rows.map((row) => columns.map((c) => cell(row[c]))),
-  ];
-  const widths = columns.map((_, i) => Math.max(...table.map((r) => (r[i] ?? '').length)));
-  for (const r of table)
-    io.writeOut(
-      `${r
-        .map((c, i) => c.padEnd(widths[i] ?? 0))
-        .join('  ')
-        .trimEnd()}\n`,
-    );
-}
+type Options = HttpOptions & { format: Format };
 
 function firstLine(text: string): string {
   return text.split(/\r?\n/)[0] ?? '';
 }
 
-export function registerIdentityCommands(program: Command, deps: IdentityCommandDeps): void {
-  const { io } = deps;
-  const client = (options: { httpEndpoint: string }): OperatorClient =>
-    operatorClient(options.httpEndpoint, io.env);
+function api(io: CliIo, options: HttpOptions): OperatorApi {
+  return operatorApi(options.httpEndpoint, io.env);
+}
 
-  /**
-   * A command that sends one request and prints the answer: an optional positional id (URL
-   * encoded into the path) and an optional --user-id filter.
-   */
-  const requestCommand = (spec: {
+const USER_COLUMNS = [
+  'user_id',
+  'display_name',
+  'role',
+  'disabled',
+  'grant_count',
+  'created_at',
+] as const satisfies readonly (keyof UserView)[];
+
+const GRANT_COLUMNS = [
+  'grant_id',
+  'user_id',
+  'client',
+  'listen_port_start',
+  'listen_port_end',
+  'protocols',
+  'note',
+] as const satisfies readonly (keyof GrantView)[];
+
+const CREDENTIAL_COLUMNS = [
+  'credential_id',
+  'user_id',
+  'label',
+  'status',
+  'issued_at',
+  'last_used_at',
+  'revoked_at',
+] as const satisfies readonly (keyof CredentialView)[];
+
+/**
+ * A command that sends one request and prints the answer: a positional id or a --user-id
+ * filter (either is what `call` gets as `id`), then `--format` (default per command) and
+ * `--http-endpoint`.
+ */
+function requestCommand<T extends object>(
+  program: Command,
+  io: CliIo,
+  spec: {
     name: string;
     description: string;
     argument?: string;
     userFilter?: boolean;
-    method: 'GET' | 'DELETE';
-    path: (id: string) => string;
-    columns: readonly string[];
+    call: (api: OperatorApi, id: string | undefined) => Promise<T | T[]>;
+    columns: readonly (keyof T & string)[];
     format: Format;
-  }): void => {
-    const command = program.command(spec.name).description(spec.description);
-    if (spec.argument !== undefined) command.argument(spec.argument);
-    if (spec.userFilter === true) command.option('--user-id <id>', 'only this user');
-    command
-      .addOption(formatOption(spec.format))
-      .addOption(endpointOption())
-      .action(async (...args: unknown[]) => {
-        const id = spec.argument !== undefined ? (args.shift() as string) : '';
-        const options = args[0] as { userId?: string; format: Format; httpEndpoint: string };
-        const query = options.userId ? `?user_id=${encodeURIComponent(options.userId)}` : '';
-        const answer = await client(options).request(
-          spec.method,
-          `${spec.path(encodeURIComponent(id))}${query}`,
-        );
-        printRecords(io, options.format, answer, spec.columns);
-      });
-  };
+  },
+): void {
+  const command = program.command(spec.name).description(spec.description);
+  if (spec.argument !== undefined) command.argument(spec.argument);
+  if (spec.userFilter === true) command.option('--user-id <id>', 'only this user');
+  command
+    .addOption(formatOption(spec.format))
+    .addOption(endpointOption())
+    .action(async (...args: unknown[]) => {
+      const id = spec.argument !== undefined ? (args.shift() as string) : undefined;
+      const options = args[0] as Options & { userId?: string };
+      const answer = await spec.call(api(io, options), id ?? (options.userId || undefined));
+      printRecords(io, options.format, answer, spec.columns);
+    });
+}
 
+function registerGenToken(program: Command, { io }: IdentityCommandDeps): void {
   program
     .command('gen-token')
     .description('print a new random 43-character token (e.g. for operator_token)')
     .action(() => {
       io.writeOut(`${generateSecret()}\n`);
     });
+}
 
+function registerOnboardingToken(program: Command, deps: IdentityCommandDeps): void {
+  const { io } = deps;
   program
     .command('onboarding-token')
     .description('rotate the first-run setup token (offline; only while no superadmin exists)')
@@ -131,7 +128,10 @@ export function registerIdentityCommands(program: Command, deps: IdentityCommand
         store.close();
       }
     });
+}
 
+function registerResetPassword(program: Command, deps: IdentityCommandDeps): void {
+  const { io } = deps;
   program
     .command('reset-password')
     .description("reset a user's password offline and revoke their web sessions")
@@ -154,42 +154,26 @@ export function registerIdentityCommands(program: Command, deps: IdentityCommand
             '--temporary and --password-stdin exclude each other',
           );
         }
-        let password: string;
-        if (options.temporary) password = generateSecret();
-        else if (options.passwordStdin) password = firstLine(await deps.readStdin());
-        else password = await promptTwice(io);
-        checkPasswordPolicy(password);
-        const passwordHash = await hashPassword(password);
+        // --temporary: the use case generates the password and requires a change at next login.
+        const newPassword = options.temporary
+          ? undefined
+          : options.passwordStdin
+            ? firstLine(await deps.readStdin())
+            : await promptTwice(io);
+        // Refused before the lock is taken, so a weak password never waits on a running serve.
+        if (newPassword !== undefined) checkPasswordPolicy(newPassword);
         const store = openStore(deps.dataDir(command), { logger: io.logger });
         try {
           const now = Date.now();
-          const revoked = immediate(store.db, () => {
-            getUserOrThrow(store.db, userId);
-            setPassword(store.db, userId, passwordHash, options.temporary, now);
-            const count = revokeUserWebSessions(store.db, userId, now);
-            appendAudit(store.db, [
-              {
-                ts: now,
-                actor: '_local_cli',
-                outcome: 'allow',
-                action: 'operator.password_reset',
-                resourceKind: 'user',
-                resourceValue: userId,
-                details: {
-                  sessions_revoked: count,
-                  temporary_password_generated: options.temporary,
-                  password_change_required: options.temporary,
-                  source: 'cli',
-                  // An offline command has no peer: it ran on this host, as _local_cli.
-                  remote_addr: null,
-                },
-              },
-            ]);
-            return count;
-          });
+          const reset = await resetPassword(
+            { db: store.db, now: () => now },
+            userId,
+            newPassword === undefined ? {} : { newPassword },
+            localCliAudit(store.db, now),
+          );
           io.writeOut(
-            `password_reset=ok user_id=${userId} sessions_revoked=${revoked}` +
-              (options.temporary ? ` temporary_password=${password}` : '') +
+            `password_reset=ok user_id=${userId} sessions_revoked=${reset.sessionsRevoked}` +
+              (reset.generated !== undefined ? ` temporary_password=${reset.generated}` : '') +
               '\n',
           );
         } finally {
@@ -197,9 +181,10 @@ export function registerIdentityCommands(program: Command, deps: IdentityCommand
         }
       },
     );
+}
 
-  const userColumns = ['user_id', 'display_name', 'role', 'disabled', 'grant_count', 'created_at'];
-
+function registerUserAdd(program: Command, deps: IdentityCommandDeps): void {
+  const { io } = deps;
   program
     .command('user-add')
     .description('create a user (HTTP)')
@@ -217,13 +202,11 @@ export function registerIdentityCommands(program: Command, deps: IdentityCommand
     .action(
       async (
         userId: string,
-        options: {
+        options: Options & {
           displayName: string;
-          role: string;
+          role: 'user' | 'superadmin';
           passwordStdin: boolean;
           passwordChangeRequired: boolean;
-          format: Format;
-          httpEndpoint: string;
         },
       ) => {
         if (!options.passwordStdin) {
@@ -233,7 +216,7 @@ export function registerIdentityCommands(program: Command, deps: IdentityCommand
           );
         }
         const password = firstLine(await deps.readStdin());
-        const created = await client(options).request('POST', '/v1/users', {
+        const created = await api(io, options).createUser({
           user_id: userId,
           display_name: options.displayName,
           role: options.role,
@@ -243,46 +226,9 @@ export function registerIdentityCommands(program: Command, deps: IdentityCommand
         printRecords(io, options.format, created, ['user_id', 'display_name', 'role']);
       },
     );
+}
 
-  requestCommand({
-    name: 'user-list',
-    description: 'list users (HTTP)',
-    method: 'GET',
-    path: () => '/v1/users',
-    columns: userColumns,
-    format: 'json',
-  });
-
-  requestCommand({
-    name: 'user-get',
-    description: 'show one user (HTTP)',
-    argument: '<user_id>',
-    method: 'GET',
-    path: (id) => `/v1/users/${id}`,
-    columns: userColumns,
-    format: 'json',
-  });
-
-  requestCommand({
-    name: 'user-remove',
-    description: 'remove a user and everything they own (HTTP)',
-    argument: '<user_id>',
-    method: 'DELETE',
-    path: (id) => `/v1/users/${id}`,
-    columns: ['user_id', 'removed_credential_ids', 'revoked_grant_ids', 'removed_rule_ids'],
-    format: 'json',
-  });
-
-  const grantColumns = [
-    'grant_id',
-    'user_id',
-    'client',
-    'listen_port_start',
-    'listen_port_end',
-    'protocols',
-    'note',
-  ];
-
+function registerGrantAdd(program: Command, { io }: IdentityCommandDeps): void {
   program
     .command('grant-add')
     .description('grant a user a client, a listen-port range and protocols (HTTP)')
@@ -295,61 +241,34 @@ export function registerIdentityCommands(program: Command, deps: IdentityCommand
     .addOption(formatOption('json'))
     .addOption(endpointOption())
     .action(
-      async (options: {
-        userId: string;
-        client: string;
-        listenPortStart: number;
-        listenPortEnd: number;
-        protocols: string;
-        note: string;
-        format: Format;
-        httpEndpoint: string;
-      }) => {
-        const grant = await client(options).request('POST', '/v1/grants', {
+      async (
+        options: Options & {
+          userId: string;
+          client: string;
+          listenPortStart: number;
+          listenPortEnd: number;
+          protocols: string;
+          note: string;
+        },
+      ) => {
+        const grant = await api(io, options).createGrant({
           user_id: options.userId,
           client: options.client,
           listen_port_start: options.listenPortStart,
           listen_port_end: options.listenPortEnd,
+          // The server names an unknown protocol; the CLI passes what was typed.
           protocols: options.protocols
             .split(',')
             .map((p) => p.trim())
-            .filter(Boolean),
+            .filter(Boolean) as Protocol[],
           note: options.note,
         });
-        printRecords(io, options.format, grant, grantColumns);
+        printRecords(io, options.format, grant, GRANT_COLUMNS);
       },
     );
+}
 
-  requestCommand({
-    name: 'grant-list',
-    description: 'list grants (HTTP)',
-    userFilter: true,
-    method: 'GET',
-    path: () => '/v1/grants',
-    columns: grantColumns,
-    format: 'json',
-  });
-
-  requestCommand({
-    name: 'grant-revoke',
-    description: "revoke a grant; the owner's rules it alone covered are removed (HTTP)",
-    argument: '<grant_id>',
-    method: 'DELETE',
-    path: (id) => `/v1/grants/${id}`,
-    columns: ['grant_id', 'removed_rule_ids'],
-    format: 'json',
-  });
-
-  const credentialColumns = [
-    'credential_id',
-    'user_id',
-    'label',
-    'status',
-    'issued_at',
-    'last_used_at',
-    'revoked_at',
-  ];
-
+function registerTokenCreate(program: Command, { io }: IdentityCommandDeps): void {
   program
     .command('token-create')
     .description('create an API credential; the token is printed once (HTTP)')
@@ -357,43 +276,87 @@ export function registerIdentityCommands(program: Command, deps: IdentityCommand
     .option('--user-id <id>', 'for another user (superadmin only)')
     .addOption(formatOption('text'))
     .addOption(endpointOption())
-    .action(
-      async (options: { label: string; userId?: string; format: Format; httpEndpoint: string }) => {
-        const created = await client(options).request<Record<string, unknown>>(
-          'POST',
-          '/v1/credentials',
-          {
-            label: options.label,
-            ...(options.userId ? { user_id: options.userId } : {}),
-          },
+    .action(async (options: Options & { label: string; userId?: string }) => {
+      const created = await api(io, options).createCredential({
+        label: options.label,
+        ...(options.userId ? { user_id: options.userId } : {}),
+      });
+      if (options.format === 'json') printRecords(io, 'json', created, []);
+      else {
+        io.writeOut(
+          `credential_id=${created.credential_id} user_id=${created.user_id} token=${created.token}\n`,
         );
-        if (options.format === 'json') printRecords(io, 'json', created, []);
-        else
-          io.writeOut(
-            `credential_id=${String(created['credential_id'])} user_id=${String(created['user_id'])} token=${String(created['token'])}\n`,
-          );
-      },
-    );
+      }
+    });
+}
 
-  requestCommand({
+/** The one-request commands: what each calls and which columns its text shows. */
+function registerRequestCommands(program: Command, { io }: IdentityCommandDeps): void {
+  requestCommand<UserView>(program, io, {
+    name: 'user-list',
+    description: 'list users (HTTP)',
+    call: (client) => client.listUsers(),
+    columns: USER_COLUMNS,
+    format: 'json',
+  });
+  requestCommand<UserView>(program, io, {
+    name: 'user-get',
+    description: 'show one user (HTTP)',
+    argument: '<user_id>',
+    call: (client, id) => client.getUser(id ?? ''),
+    columns: USER_COLUMNS,
+    format: 'json',
+  });
+  requestCommand(program, io, {
+    name: 'user-remove',
+    description: 'remove a user and everything they own (HTTP)',
+    argument: '<user_id>',
+    call: (client, id) => client.removeUser(id ?? ''),
+    columns: ['user_id', 'removed_credential_ids', 'revoked_grant_ids', 'removed_rule_ids'],
+    format: 'json',
+  });
+  requestCommand<GrantView>(program, io, {
+    name: 'grant-list',
+    description: 'list grants (HTTP)',
+    userFilter: true,
+    call: (client, userId) => client.listGrants(userId),
+    columns: GRANT_COLUMNS,
+    format: 'json',
+  });
+  requestCommand(program, io, {
+    name: 'grant-revoke',
+    description: "revoke a grant; the owner's rules it alone covered are removed (HTTP)",
+    argument: '<grant_id>',
+    call: (client, id) => client.revokeGrant(id ?? ''),
+    columns: ['grant_id', 'removed_rule_ids'],
+    format: 'json',
+  });
+  requestCommand<CredentialView>(program, io, {
     name: 'token-list',
     description: 'list API credentials (HTTP)',
     userFilter: true,
-    method: 'GET',
-    path: () => '/v1/credentials',
-    columns: credentialColumns,
+    call: (client, userId) => client.listCredentials(userId),
+    columns: CREDENTIAL_COLUMNS,
     format: 'text',
   });
-
-  requestCommand({
+  requestCommand<CredentialView>(program, io, {
     name: 'token-revoke',
     description: 'revoke an API credential (HTTP)',
     argument: '<credential_id>',
-    method: 'DELETE',
-    path: (id) => `/v1/credentials/${id}`,
-    columns: credentialColumns,
+    call: (client, id) => client.revokeCredential(id ?? ''),
+    columns: CREDENTIAL_COLUMNS,
     format: 'text',
   });
+}
+
+export function registerIdentityCommands(program: Command, deps: IdentityCommandDeps): void {
+  registerGenToken(program, deps);
+  registerOnboardingToken(program, deps);
+  registerResetPassword(program, deps);
+  registerUserAdd(program, deps);
+  registerRequestCommands(program, deps);
+  registerGrantAdd(program, deps);
+  registerTokenCreate(program, deps);
 }
 
 function parsePort(text: string): number {

@@ -3,8 +3,31 @@
  * `--http-endpoint` (default 127.0.0.1:7080) with the bearer token from PORTUNUS_OPERATOR_TOKEN
  * (reference §1.1), else the credential `portunus-server login` stored (credential-file.ts). An error body `{"error":{"code","message"}}` becomes the PortunusError of
  * that code, so the CLI exits with the same catalogued code the server answered with; codes this
- * binary does not know exit 1.
+ * binary does not know exit 1. `operatorApi` is what commands use: one method per call, each
+ * answering its @portunus/api shape, so no command reads a response by string keys.
  */
+import type {
+  ClientView,
+  CreateCredentialRequest,
+  CreateGrantRequest,
+  CreateUserRequest,
+  CreatedCredential,
+  CredentialView,
+  DeleteUserResponse,
+  EnrollmentRequest,
+  GrantView,
+  IssuedEnrollment,
+  RevokeGrantResponse,
+  RulePushRequest,
+  RulePushResponse,
+  RuleRestoreRequest,
+  RuleRestoreResult,
+  RuleRevisionDiff,
+  RuleRevisionList,
+  RuleStatsView,
+  RuleView,
+  UserView,
+} from '@portunus/api';
 import { ERROR_CATALOGUE, PortunusError, type ErrorCode } from '@portunus/core';
 
 import { readStoredCredential } from './credential-file.js';
@@ -74,4 +97,82 @@ export function fromErrorBody(status: number, text: string): PortunusError {
   }
   if (Object.hasOwn(ERROR_CATALOGUE, code)) return new PortunusError(code as ErrorCode, message);
   return new PortunusError('internal_error', `${code}: ${message}`, { code, status });
+}
+
+/** The operator API calls the CLI makes, typed by @portunus/api. */
+export interface OperatorApi {
+  listClients(): Promise<ClientView[]>;
+  enrollClient(body: EnrollmentRequest): Promise<IssuedEnrollment>;
+  pushRule(body: RulePushRequest, timeoutMs: number): Promise<RulePushResponse>;
+  editRule(ruleId: string, body: RulePushRequest, timeoutMs: number): Promise<RulePushResponse>;
+  listRules(clientName?: string): Promise<RuleView[]>;
+  removeRule(ruleId: string): Promise<void>;
+  ruleStats(ruleId: string, rows: { perPort: boolean; perTarget: boolean }): Promise<RuleStatsView>;
+  createUser(body: CreateUserRequest): Promise<UserView>;
+  listUsers(): Promise<UserView[]>;
+  getUser(userId: string): Promise<UserView>;
+  removeUser(userId: string): Promise<DeleteUserResponse>;
+  createGrant(body: CreateGrantRequest): Promise<GrantView>;
+  listGrants(userId?: string): Promise<GrantView[]>;
+  revokeGrant(grantId: string): Promise<RevokeGrantResponse>;
+  createCredential(body: CreateCredentialRequest): Promise<CreatedCredential>;
+  listCredentials(userId?: string): Promise<CredentialView[]>;
+  revokeCredential(credentialId: string): Promise<CredentialView>;
+  listRevisions(limit: string, cursor?: string): Promise<RuleRevisionList>;
+  revisionDiff(revision: string): Promise<RuleRevisionDiff>;
+  restoreRevision(revision: string, body: RuleRestoreRequest): Promise<RuleRestoreResult>;
+}
+
+/** `?name=value&…` of the parameters that are set, or the empty string. */
+function query(params: Record<string, string | undefined>): string {
+  const set = Object.entries(params).filter(
+    (entry): entry is [string, string] => entry[1] !== undefined,
+  );
+  const pairs = set.map(([name, value]) => `${name}=${encodeURIComponent(value)}`);
+  return pairs.length > 0 ? `?${pairs.join('&')}` : '';
+}
+
+/** A restore waits each step's ack budget; the answer comes when all steps are done. */
+const RESTORE_TIMEOUT_MS = 10 * 60_000;
+
+export function operatorApi(
+  endpoint: string,
+  env: Readonly<Record<string, string | undefined>>,
+): OperatorApi {
+  const http = operatorClient(endpoint, env);
+  const id = encodeURIComponent;
+  return {
+    listClients: () => http.request('GET', '/v1/clients'),
+    enrollClient: (body) => http.request('POST', '/v1/client-enrollments', body),
+    pushRule: (body, timeoutMs) => http.request('POST', '/v1/rules', body, timeoutMs),
+    editRule: (ruleId, body, timeoutMs) =>
+      http.request('PUT', `/v1/rules/${id(ruleId)}`, body, timeoutMs),
+    listRules: (clientName) => http.request('GET', `/v1/rules${query({ client: clientName })}`),
+    removeRule: (ruleId) => http.request('DELETE', `/v1/rules/${id(ruleId)}`),
+    ruleStats: (ruleId, rows) =>
+      http.request(
+        'GET',
+        `/v1/rules/${id(ruleId)}/stats${query({
+          per_port: rows.perPort ? 'true' : undefined,
+          per_target: rows.perTarget ? 'true' : undefined,
+        })}`,
+      ),
+    createUser: (body) => http.request('POST', '/v1/users', body),
+    listUsers: () => http.request('GET', '/v1/users'),
+    getUser: (userId) => http.request('GET', `/v1/users/${id(userId)}`),
+    removeUser: (userId) => http.request('DELETE', `/v1/users/${id(userId)}`),
+    createGrant: (body) => http.request('POST', '/v1/grants', body),
+    listGrants: (userId) => http.request('GET', `/v1/grants${query({ user_id: userId })}`),
+    revokeGrant: (grantId) => http.request('DELETE', `/v1/grants/${id(grantId)}`),
+    createCredential: (body) => http.request('POST', '/v1/credentials', body),
+    listCredentials: (userId) =>
+      http.request('GET', `/v1/credentials${query({ user_id: userId })}`),
+    revokeCredential: (credentialId) =>
+      http.request('DELETE', `/v1/credentials/${id(credentialId)}`),
+    listRevisions: (limit, cursor) =>
+      http.request('GET', `/v1/rule-revisions${query({ limit, cursor })}`),
+    revisionDiff: (revision) => http.request('GET', `/v1/rule-revisions/${id(revision)}/diff`),
+    restoreRevision: (revision, body) =>
+      http.request('POST', `/v1/rule-revisions/${id(revision)}/restore`, body, RESTORE_TIMEOUT_MS),
+  };
 }

@@ -19,18 +19,16 @@ import {
 import { PortunusError } from '@portunus/core';
 
 import {
-  addCapOptions,
-  capsFromFlags,
-  capsText,
   endpointOption,
   formatOption,
   printJson,
   printTable,
   text,
-  type CapFlags,
   type Format,
   type HttpOptions,
-} from './fleet-commands.js';
+} from './output.js';
+import { addCapOptions, capsFromFlags, type CapFlags } from './rule-flags.js';
+import { capsText } from './rule-format.js';
 import { operatorClient, type OperatorClient } from './operator-client.js';
 import type { CliIo } from './program.js';
 

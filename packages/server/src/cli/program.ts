@@ -30,6 +30,7 @@ import type { ListenerOverrides } from '../listeners.js';
 import { requireValidConfig } from './check-config.js';
 import { registerFleetCommands } from './fleet-commands.js';
 import { registerIdentityCommands } from './identity-commands.js';
+import { registerOnboardCommand } from './onboard-command.js';
 import { registerOwnerCapCommands } from './owner-cap-commands.js';
 import { registerRevisionCommands } from './revision-commands.js';
 import { registerSessionCommands } from './session-commands.js';
@@ -263,6 +264,7 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
   registerFleetCommands(program, { io, dataDir });
   registerOwnerCapCommands(program, io);
   registerRevisionCommands(program, io);
+  registerOnboardCommand(program, { io });
   registerSessionCommands(program, { io });
   registerTrafficCommands(program, io);
   registerQuotaCommands(program, io);

@@ -18,7 +18,7 @@ import {
   printTable,
   type Format,
   type HttpOptions,
-} from './fleet-commands.js';
+} from './output.js';
 import { operatorClient } from './operator-client.js';
 import type { CliIo } from './program.js';
 

@@ -7,6 +7,7 @@
  */
 import { Command } from 'commander';
 
+import type { RuleDefinitionView } from '@portunus/api';
 import { ERROR_CATALOGUE, PortunusError, type ErrorCode } from '@portunus/core';
 
 import {
@@ -17,23 +18,16 @@ import {
   text,
   type Format,
   type HttpOptions,
-} from './fleet-commands.js';
-import { operatorClient } from './operator-client.js';
+} from './output.js';
+import { operatorApi } from './operator-client.js';
 import type { CliIo } from './program.js';
 
-type Json = Record<string, unknown>;
-
-const list = (value: unknown): Json[] => (Array.isArray(value) ? (value as Json[]) : []);
-
 /** `7 edge-1 tcp 18080 -> 10.0.0.5:80` from a definition view. */
-function ruleLine(rule: Json): string {
-  const end = rule['listen_port_end'];
-  const listen =
-    end === undefined ? text(rule['listen_port']) : `${text(rule['listen_port'])}-${text(end)}`;
-  const targets = list(rule['targets'])
-    .map((target) => `${text(target['host'])}:${text(target['port'])}`)
-    .join(',');
-  return `${text(rule['rule_id'])} ${text(rule['client_name'] ?? rule['client_id'])} ${text(rule['protocol'])} ${listen} -> ${targets}`;
+function ruleLine(rule: RuleDefinitionView): string {
+  const end = rule.listen_port_end;
+  const listen = end === undefined ? text(rule.listen_port) : `${rule.listen_port}-${end}`;
+  const targets = rule.targets.map((target) => `${target.host}:${target.port}`).join(',');
+  return `${rule.rule_id} ${rule.client_name ?? rule.client_id} ${rule.protocol} ${listen} -> ${targets}`;
 }
 
 function revisionNumber(value: string): string {
@@ -44,7 +38,7 @@ function revisionNumber(value: string): string {
 }
 
 export function registerRevisionCommands(program: Command, io: CliIo): void {
-  const client = (options: HttpOptions) => operatorClient(options.httpEndpoint, io.env);
+  const client = (options: HttpOptions) => operatorApi(options.httpEndpoint, io.env);
   const rules = program
     .command('rules')
     .description('rule-set revisions: history, diff against now, restore (HTTP, superadmin)');
@@ -57,12 +51,7 @@ export function registerRevisionCommands(program: Command, io: CliIo): void {
     .addOption(formatOption())
     .addOption(endpointOption())
     .action(async (options: HttpOptions & { limit: string; cursor?: string; format: Format }) => {
-      const query = new URLSearchParams({ limit: options.limit });
-      if (options.cursor !== undefined) query.set('cursor', options.cursor);
-      const page = await client(options).request<Json>(
-        'GET',
-        `/v1/rule-revisions?${query.toString()}`,
-      );
+      const page = await client(options).listRevisions(options.limit, options.cursor);
       if (options.format === 'json') {
         printJson(io, page);
         return;
@@ -70,16 +59,15 @@ export function registerRevisionCommands(program: Command, io: CliIo): void {
       printTable(
         io,
         ['REVISION', 'AT', 'ACTOR', 'ACTION', 'SUMMARY'],
-        list(page['revisions']).map((revision) => [
-          text(revision['revision']),
-          text(revision['at']),
-          text(revision['actor']),
-          text(revision['action']),
-          text(revision['summary']),
+        page.revisions.map((revision) => [
+          text(revision.revision),
+          text(revision.at),
+          text(revision.actor),
+          text(revision.action),
+          text(revision.summary),
         ]),
       );
-      if (typeof page['next_cursor'] === 'string')
-        io.writeOut(`next_cursor=${page['next_cursor']}\n`);
+      if (page.next_cursor !== undefined) io.writeOut(`next_cursor=${page.next_cursor}\n`);
     });
 
   rules
@@ -91,23 +79,20 @@ export function registerRevisionCommands(program: Command, io: CliIo): void {
     .addOption(formatOption())
     .addOption(endpointOption())
     .action(async (revision: string, options: HttpOptions & { format: Format }) => {
-      const diff = await client(options).request<Json>(
-        'GET',
-        `/v1/rule-revisions/${revisionNumber(revision)}/diff`,
-      );
+      const diff = await client(options).revisionDiff(revisionNumber(revision));
       if (options.format === 'json') {
         printJson(io, diff);
         return;
       }
-      io.writeOut(`revision=${text(diff['revision'])} head=${text(diff['head'])}\n`);
-      for (const rule of list(diff['added'])) io.writeOut(`+ ${ruleLine(rule)}\n`);
-      for (const rule of list(diff['removed'])) io.writeOut(`- ${ruleLine(rule)}\n`);
-      for (const change of list(diff['changed'])) {
-        const then = (change['revision'] ?? {}) as Json;
-        const now = (change['now'] ?? {}) as Json;
-        io.writeOut(`~ ${ruleLine(now)}\n`);
-        for (const field of Array.isArray(change['fields']) ? (change['fields'] as string[]) : []) {
-          io.writeOut(`    ${field}: ${text(then[field])} -> ${text(now[field])}\n`);
+      io.writeOut(`revision=${diff.revision} head=${diff.head}\n`);
+      for (const rule of diff.added) io.writeOut(`+ ${ruleLine(rule)}\n`);
+      for (const rule of diff.removed) io.writeOut(`- ${ruleLine(rule)}\n`);
+      for (const change of diff.changed) {
+        io.writeOut(`~ ${ruleLine(change.now)}\n`);
+        for (const field of change.fields) {
+          io.writeOut(
+            `    ${field}: ${text(change.revision[field])} -> ${text(change.now[field])}\n`,
+          );
         }
       }
     });
@@ -125,37 +110,27 @@ export function registerRevisionCommands(program: Command, io: CliIo): void {
         if (ackTimeout < 1 || ackTimeout > 60) {
           throw new PortunusError('usage_error', '--ack-timeout must be 1..60 seconds');
         }
-        // Each step may wait its ack budget; the answer comes when all steps are done.
-        const result = await client(options).request<Json>(
-          'POST',
-          `/v1/rule-revisions/${revisionNumber(revision)}/restore`,
-          { ack_timeout_secs: ackTimeout },
-          10 * 60_000,
-        );
-        const failed = list(result['failed']);
+        const result = await client(options).restoreRevision(revisionNumber(revision), {
+          ack_timeout_secs: ackTimeout,
+        });
+        const { failed } = result;
         if (options.format === 'json') printJson(io, result);
         else {
-          // removed lists rule ids; pushed and edited list steps that carry one.
-          const ids = (key: string): string =>
-            (Array.isArray(result[key]) ? (result[key] as unknown[]) : [])
-              .map((step) =>
-                typeof step === 'object' && step !== null
-                  ? text((step as Json)['rule_id'])
-                  : text(step),
-              )
-              .join(',') || '-';
+          const ids = (list: readonly (number | { rule_id: number })[]): string =>
+            list.map((step) => text(typeof step === 'number' ? step : step.rule_id)).join(',') ||
+            '-';
           io.writeOut(
-            `revision=${text(result['revision'])} restored_to=${text(result['restored_to'])} removed=${ids('removed')} pushed=${ids('pushed')} edited=${ids('edited')} failed=${failed.length}\n`,
+            `revision=${text(result.revision)} restored_to=${result.restored_to} removed=${ids(result.removed)} pushed=${ids(result.pushed)} edited=${ids(result.edited)} failed=${failed.length}\n`,
           );
           for (const step of failed) {
             io.writeOut(
-              `failed rule_id=${text(step['rule_id'])} action=${text(step['action'])} code=${text(step['code'])} ${text(step['message'])}\n`,
+              `failed rule_id=${step.rule_id} action=${step.action} code=${step.code} ${step.message}\n`,
             );
           }
         }
         const [first] = failed;
         if (first) {
-          const code = String(first['code']);
+          const code = first.code;
           throw new PortunusError(
             Object.hasOwn(ERROR_CATALOGUE, code) ? (code as ErrorCode) : 'activation_failed',
             `restore incomplete: ${failed.length} step(s) failed; see above`,

@@ -24,7 +24,7 @@ import {
   removeStoredCredential,
   writeStoredCredential,
 } from './credential-file.js';
-import { endpointOption } from './fleet-commands.js';
+import { endpointOption } from './output.js';
 import { baseUrl, fromErrorBody, operatorClient } from './operator-client.js';
 import type { CliIo } from './program.js';
 
@@ -37,7 +37,7 @@ export interface SessionCommandDeps {
   promptPassword?: (question: string) => Promise<string>;
 }
 
-async function call(base: string, path: string, init: RequestInit): Promise<Response> {
+export async function call(base: string, path: string, init: RequestInit): Promise<Response> {
   try {
     return await fetch(`${base}${path}`, {
       ...init,
@@ -54,7 +54,7 @@ async function call(base: string, path: string, init: RequestInit): Promise<Resp
   }
 }
 
-async function expectOk(response: Response): Promise<string> {
+export async function expectOk(response: Response): Promise<string> {
   const text = await response.text();
   if (!response.ok) throw fromErrorBody(response.status, text);
   return text;
@@ -100,6 +100,65 @@ export function promptHidden(question: string): Promise<string> {
   });
 }
 
+/**
+ * Signs in with a password, creates an API credential with that short-lived web session, ends
+ * the session and stores the token (login, and `onboard --login`).
+ */
+export async function signInAndStore(
+  io: CliIo,
+  options: { httpEndpoint: string; user: string; password: string; label: string },
+): Promise<void> {
+  const { password } = options;
+  const base = baseUrl(options.httpEndpoint);
+  const login: LoginRequest = { user_id: options.user, password };
+  const signedIn = await call(base, '/v1/auth/login', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(login),
+  });
+  const answer = JSON.parse(await expectOk(signedIn)) as LoginResponse;
+  const cookie = signedIn.headers
+    .getSetCookie()
+    .map((line) => line.split(';')[0] ?? '')
+    .find((pair) => pair.startsWith(`${SESSION_COOKIE}=`));
+  if (!cookie) throw new PortunusError('internal_error', 'the server set no session cookie');
+  // The session is a cookie session: writes need the same-origin and CSRF headers.
+  const session = { cookie, origin: base, 'x-portunus-csrf': '1' };
+  try {
+    if (answer.password_change_required) throw new PortunusError('password_change_required');
+    const body: CreateCredentialRequest = { label: options.label };
+    const created = JSON.parse(
+      await expectOk(
+        await call(base, '/v1/credentials', {
+          method: 'POST',
+          headers: { ...session, 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        }),
+      ),
+    ) as CreatedCredential;
+    const file = writeStoredCredential(io.env, {
+      endpoint: options.httpEndpoint,
+      user_id: created.user_id,
+      credential_id: created.credential_id,
+      token: created.token,
+      created_at: created.issued_at,
+    });
+    io.logger.info(EVENTS.cliLoggedIn, {
+      user_id: created.user_id,
+      credential_id: created.credential_id,
+      path: file,
+    });
+    io.writeOut(
+      `logged in as ${created.user_id}\ncredential_id=${created.credential_id}\nstored in ${file} (mode 0600)\n`,
+    );
+  } finally {
+    // The CLI keeps only the API credential; the web session ends now.
+    await call(base, '/v1/auth/logout', { method: 'POST', headers: session }).catch(
+      () => undefined,
+    );
+  }
+}
+
 export function registerSessionCommands(program: Command, deps: SessionCommandDeps): void {
   const { io } = deps;
   program
@@ -120,54 +179,7 @@ export function registerSessionCommands(program: Command, deps: SessionCommandDe
           ? (await io.readStdin()).replace(/\r?\n$/, '')
           : await (deps.promptPassword ?? promptHidden)('Password: ');
         if (password === '') throw new PortunusError('usage_error', 'the password is empty');
-        const base = baseUrl(options.httpEndpoint);
-        const login: LoginRequest = { user_id: options.user, password };
-        const signedIn = await call(base, '/v1/auth/login', {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify(login),
-        });
-        const answer = JSON.parse(await expectOk(signedIn)) as LoginResponse;
-        const cookie = signedIn.headers
-          .getSetCookie()
-          .map((line) => line.split(';')[0] ?? '')
-          .find((pair) => pair.startsWith(`${SESSION_COOKIE}=`));
-        if (!cookie) throw new PortunusError('internal_error', 'the server set no session cookie');
-        // The session is a cookie session: writes need the same-origin and CSRF headers.
-        const session = { cookie, origin: base, 'x-portunus-csrf': '1' };
-        try {
-          if (answer.password_change_required) throw new PortunusError('password_change_required');
-          const body: CreateCredentialRequest = { label: options.label };
-          const created = JSON.parse(
-            await expectOk(
-              await call(base, '/v1/credentials', {
-                method: 'POST',
-                headers: { ...session, 'content-type': 'application/json' },
-                body: JSON.stringify(body),
-              }),
-            ),
-          ) as CreatedCredential;
-          const file = writeStoredCredential(io.env, {
-            endpoint: options.httpEndpoint,
-            user_id: created.user_id,
-            credential_id: created.credential_id,
-            token: created.token,
-            created_at: created.issued_at,
-          });
-          io.logger.info(EVENTS.cliLoggedIn, {
-            user_id: created.user_id,
-            credential_id: created.credential_id,
-            path: file,
-          });
-          io.writeOut(
-            `logged in as ${created.user_id}\ncredential_id=${created.credential_id}\nstored in ${file} (mode 0600)\n`,
-          );
-        } finally {
-          // The CLI keeps only the API credential; the web session ends now.
-          await call(base, '/v1/auth/logout', { method: 'POST', headers: session }).catch(
-            () => undefined,
-          );
-        }
+        await signInAndStore(io, { ...options, password });
       },
     );
 

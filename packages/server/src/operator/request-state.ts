@@ -3,6 +3,9 @@
  * the error code it ended with, and an optional named action. Declared once as fastify type
  * augmentation so every route sees the same fields.
  */
+import type { FastifyRequest } from 'fastify';
+
+import type { AuditSink } from '../services/audit-sink.js';
 import type { Identity } from './context.js';
 
 export interface NamedAuditAction {
@@ -33,3 +36,10 @@ declare module 'fastify' {
 }
 
 export {};
+
+/** A use case's audit action, handed to the HTTP audit layer that writes it with this request. */
+export function auditTo(request: FastifyRequest): AuditSink {
+  return (action) => {
+    request.auditAction = action;
+  };
+}

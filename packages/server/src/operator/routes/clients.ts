@@ -3,49 +3,29 @@
  * for a user, only clients a grant of theirs names (a `*` grant sees all); connection state comes
  * from the fleet. The superadmin-only rest: issue an enrollment code for a new client (a ULID
  * minted here; `address` optional, unlike the reference) or for an existing one, set its entry
- * address, rename it, revoke it (ending its live session) and delete it once revoked. A code is
- * returned once, inside the URI, and stored only as its hash; the advertised endpoint it carries
- * is resolved by the settings tiers with the request's Host header. Client ids in paths are
- * looked up as given, so a malformed one is simply not found. Every input is checked before
- * anything is written.
+ * address, rename it, revoke it (ending its live session) and delete it once revoked. The use
+ * cases live in services/clients.ts, shared with the offline CLI; a handler passes its request's
+ * Host header (the derived endpoint tier) and hands the audit action to the HTTP audit layer.
+ * Client ids in paths are looked up as given, so a malformed one is simply not found.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 
-import type { ClientView, IssuedEnrollment } from '@portunus/api';
+import type { ClientView } from '@portunus/api';
+import { formatRfc3339 } from '@portunus/core';
+import { listClients, listGrants, type Client } from '@portunus/store';
 
-import { EVENTS, formatRfc3339 } from '@portunus/core';
-import { enrollCommand, formatEnrollUri } from '@portunus/proto';
 import {
-  ENROLLMENT_TTL_DEFAULT_SECS,
-  checkClientAddress,
-  checkClientName,
-  checkEnrollmentTtl,
-  createEnrollment,
-  deleteClient,
-  getAdvertisedEndpointOverride,
-  getClientOrThrow,
-  listClients,
-  listGrants,
-  renameClient,
-  revokeClient,
-  setClientAddress,
-  type Client,
-} from '@portunus/store';
-
-import { generateSecret, hashSecret, ulid } from '../../identity/secrets.js';
+  deleteRevokedClient,
+  enrollClient,
+  reenrollClient,
+  renameClientById,
+  revokeClientById,
+  setClientEntryAddress,
+} from '../../services/clients.js';
 import { authorOf } from '../../services/rules.js';
 import { identityOf, requireSuperadmin } from '../auth.js';
 import type { Fleet, OperatorContext } from '../context.js';
-import { requireAdvertisedEndpoint } from './settings.js';
-
-const CLIENT_EVENTS = {
-  enrollmentCreated: EVENTS.clientEnrollmentCreated,
-  reenrollmentCreated: EVENTS.clientReenrollmentCreated,
-  revoked: EVENTS.clientRevoked,
-  renamed: EVENTS.clientRenamed,
-  addressUpdated: EVENTS.clientAddressUpdated,
-  deleted: EVENTS.clientDeleted,
-} as const;
+import { auditTo } from '../request-state.js';
 
 export function clientView(client: Client, fleet: Fleet): ClientView {
   const live = fleet.connection(client.clientId);
@@ -110,9 +90,6 @@ const renameSchema = {
 
 type ClientParams = { Params: { clientId: string } };
 
-/** What a new code answers with; the code itself exists only inside `uri` and `command`. */
-type IssuedCode = IssuedEnrollment;
-
 export function registerClientRoutes(app: FastifyInstance, ctx: OperatorContext): void {
   app.get('/v1/clients', (request) => {
     const identity = identityOf(request);
@@ -126,74 +103,16 @@ export function registerClientRoutes(app: FastifyInstance, ctx: OperatorContext)
     return clients.map((client) => clientView(client, ctx.fleet));
   });
 
-  /**
-   * Issues a code: checks, then the advertised endpoint (a failure stores nothing), then one
-   * transaction that supersedes the client's older codes and stores the new one.
-   */
-  const issue = (
-    request: FastifyRequest,
-    target: { clientId: string; clientName: string; clientAddress: string | null },
-    ttlSecs: number,
-    event: typeof CLIENT_EVENTS.enrollmentCreated | typeof CLIENT_EVENTS.reenrollmentCreated,
-  ): IssuedCode => {
-    const { endpoint, source } = requireAdvertisedEndpoint(
-      ctx.control,
-      getAdvertisedEndpointOverride(ctx.db),
-      request.headers.host,
-    );
-    const code = generateSecret();
-    const issued = createEnrollment(ctx.db, {
-      ...target,
-      advertisedEndpoint: endpoint,
-      codeHash: hashSecret(code),
-      now: ctx.now(),
-      ttlSecs,
-    });
-    const uri = formatEnrollUri(endpoint, ctx.control.fingerprintSha256, code);
-    const expiresAt = formatRfc3339(issued.expiresAt);
-    ctx.logger.info(event, {
-      client_id: issued.clientId,
-      client_name: issued.clientName,
-      advertised_endpoint: endpoint,
-      endpoint_source: source,
-      expires_at: expiresAt,
-    });
-    return {
-      client_id: issued.clientId,
-      client_name: issued.clientName,
-      expires_at: expiresAt,
-      command: enrollCommand(uri),
-      uri,
-    };
-  };
-
   app.post<{ Body: EnrollmentBody }>(
     '/v1/client-enrollments',
     { schema: enrollmentSchema },
     (request, reply) => {
       requireSuperadmin(request.identity);
-      const body = request.body;
-      const clientName = checkClientName(body.name);
-      const address = body.address ?? null;
-      const clientAddress = address === null ? null : checkClientAddress(address);
-      const ttlSecs = checkEnrollmentTtl(body.ttl_secs ?? ENROLLMENT_TTL_DEFAULT_SECS);
-      const answer = issue(
-        request,
-        { clientId: ulid(ctx.now()), clientName, clientAddress },
-        ttlSecs,
-        CLIENT_EVENTS.enrollmentCreated,
+      const answer = enrollClient(
+        ctx,
+        { name: request.body.name, address: request.body.address, ttlSecs: request.body.ttl_secs },
+        { audit: auditTo(request), hostHeader: request.headers.host },
       );
-      request.auditAction = {
-        action: CLIENT_EVENTS.enrollmentCreated,
-        resourceKind: 'client',
-        resourceValue: answer.client_id,
-        details: {
-          client_name: answer.client_name,
-          client_address: clientAddress,
-          ttl_secs: ttlSecs,
-          expires_at: answer.expires_at,
-        },
-      };
       return reply.status(201).send(answer);
     },
   );
@@ -203,25 +122,10 @@ export function registerClientRoutes(app: FastifyInstance, ctx: OperatorContext)
     { schema: reenrollmentSchema },
     (request, reply) => {
       requireSuperadmin(request.identity);
-      const ttlSecs = checkEnrollmentTtl(request.body?.ttl_secs ?? ENROLLMENT_TTL_DEFAULT_SECS);
-      const client = getClientOrThrow(ctx.db, request.params.clientId);
-      // The token rotates only when the code is redeemed; the live session keeps running.
-      const answer = issue(
-        request,
-        { clientId: client.clientId, clientName: client.clientName, clientAddress: null },
-        ttlSecs,
-        CLIENT_EVENTS.reenrollmentCreated,
-      );
-      request.auditAction = {
-        action: CLIENT_EVENTS.reenrollmentCreated,
-        resourceKind: 'client',
-        resourceValue: client.clientId,
-        details: {
-          client_name: client.clientName,
-          ttl_secs: ttlSecs,
-          expires_at: answer.expires_at,
-        },
-      };
+      const answer = reenrollClient(ctx, request.params.clientId, request.body?.ttl_secs, {
+        audit: auditTo(request),
+        hostHeader: request.headers.host,
+      });
       return reply.status(201).send(answer);
     },
   );
@@ -231,18 +135,12 @@ export function registerClientRoutes(app: FastifyInstance, ctx: OperatorContext)
     { schema: addressSchema },
     (request) => {
       requireSuperadmin(request.identity);
-      const address = request.body.address === '' ? null : request.body.address;
-      const client = setClientAddress(ctx.db, request.params.clientId, address);
-      ctx.logger.info(CLIENT_EVENTS.addressUpdated, {
-        client_id: client.clientId,
-        client_address: client.clientAddress,
-      });
-      request.auditAction = {
-        action: CLIENT_EVENTS.addressUpdated,
-        resourceKind: 'client',
-        resourceValue: client.clientId,
-        details: { client_address: client.clientAddress },
-      };
+      const client = setClientEntryAddress(
+        ctx,
+        request.params.clientId,
+        request.body.address,
+        auditTo(request),
+      );
       return clientView(client, ctx.fleet);
     },
   );
@@ -252,61 +150,25 @@ export function registerClientRoutes(app: FastifyInstance, ctx: OperatorContext)
     { schema: renameSchema },
     (request) => {
       requireSuperadmin(request.identity);
-      const before = getClientOrThrow(ctx.db, request.params.clientId);
-      const client = renameClient(ctx.db, before.clientId, request.body.client_name);
-      ctx.logger.info(CLIENT_EVENTS.renamed, {
-        client_id: client.clientId,
-        old_name: before.clientName,
-        new_name: client.clientName,
-      });
-      request.auditAction = {
-        action: CLIENT_EVENTS.renamed,
-        resourceKind: 'client',
-        resourceValue: client.clientId,
-        details: { old_name: before.clientName, new_name: client.clientName },
-      };
+      const client = renameClientById(
+        ctx,
+        request.params.clientId,
+        request.body.client_name,
+        auditTo(request),
+      );
       return clientView(client, ctx.fleet);
     },
   );
 
   app.post<ClientParams>('/v1/clients/:clientId/revoke', (request, reply) => {
     requireSuperadmin(request.identity);
-    const client = revokeClient(ctx.db, request.params.clientId, ctx.now());
-    ctx.fleet.disconnect(client.clientId, 'revoked');
-    ctx.logger.info(CLIENT_EVENTS.revoked, {
-      client_id: client.clientId,
-      client_name: client.clientName,
-    });
-    request.auditAction = {
-      action: CLIENT_EVENTS.revoked,
-      resourceKind: 'client',
-      resourceValue: client.clientId,
-      details: {
-        client_name: client.clientName,
-        revoked_at: client.revokedAt === null ? null : formatRfc3339(client.revokedAt),
-      },
-    };
+    revokeClientById(ctx, request.params.clientId, auditTo(request));
     return reply.status(204).send();
   });
 
   app.delete<ClientParams>('/v1/clients/:clientId', (request, reply) => {
     const identity = requireSuperadmin(request.identity);
-    const { client, removedRuleIds } = deleteClient(
-      ctx.db,
-      request.params.clientId,
-      authorOf(ctx, identity),
-    );
-    ctx.logger.info(CLIENT_EVENTS.deleted, {
-      client_id: client.clientId,
-      client_name: client.clientName,
-      removed_rules: removedRuleIds.length,
-    });
-    request.auditAction = {
-      action: CLIENT_EVENTS.deleted,
-      resourceKind: 'client',
-      resourceValue: client.clientId,
-      details: { client_name: client.clientName, removed_rule_ids: removedRuleIds },
-    };
+    deleteRevokedClient(ctx, request.params.clientId, authorOf(ctx, identity), auditTo(request));
     return reply.status(204).send();
   });
 }

@@ -10,16 +10,14 @@ import {
   countGrants,
   deleteUser,
   getUserOrThrow,
-  immediate,
   insertUser,
   listUsers,
-  revokeUserWebSessions,
   setPassword,
   type Role,
 } from '@portunus/store';
 
 import { checkPasswordPolicy, hashPassword, verifyPassword } from '../../identity/passwords.js';
-import { generateSecret } from '../../identity/secrets.js';
+import { resetPassword } from '../../services/passwords.js';
 import { authorOf } from '../../services/rules.js';
 import { identityOf, requireSuperadmin } from '../auth.js';
 import type { OperatorContext } from '../context.js';
@@ -227,34 +225,25 @@ export function registerUserRoutes(app: FastifyInstance, ctx: OperatorContext): 
       const result = await underThrottle(
         ctx,
         { subject: userId, remoteAddr: request.ip, action: 'password_reset' },
-        async () => {
-          getUserOrThrow(ctx.db, userId);
-          const generated = body.new_password === undefined ? generateSecret() : undefined;
-          const password = body.new_password ?? generated ?? '';
-          checkPasswordPolicy(password);
-          // A generated password is only a way in: its owner must replace it.
-          const changeRequired = generated !== undefined || body.temporary_password === true;
-          const passwordHash = await hashPassword(password);
-          const sessionsRevoked = immediate(ctx.db, () => {
-            setPassword(ctx.db, userId, passwordHash, changeRequired, ctx.now());
-            return revokeUserWebSessions(ctx.db, userId, ctx.now());
-          });
-          return { generated, changeRequired, sessionsRevoked };
-        },
+        () =>
+          resetPassword(
+            ctx,
+            userId,
+            {
+              ...(body.new_password !== undefined ? { newPassword: body.new_password } : {}),
+              ...(body.temporary_password !== undefined
+                ? { temporary: body.temporary_password }
+                : {}),
+            },
+            (action) => {
+              request.auditAction = {
+                ...action,
+                details: { ...action.details, source: 'http', reset_by: identity.userId },
+              };
+            },
+          ),
         (error) => error.code === 'user_not_found',
       );
-      request.auditAction = {
-        action: EVENTS.passwordReset,
-        resourceKind: 'user',
-        resourceValue: userId,
-        details: {
-          sessions_revoked: result.sessionsRevoked,
-          temporary_password_generated: result.generated !== undefined,
-          password_change_required: result.changeRequired,
-          source: 'http',
-          reset_by: identity.userId,
-        },
-      };
       return {
         user_id: userId,
         sessions_revoked: result.sessionsRevoked,
