@@ -21,6 +21,7 @@ import { translateStoreError } from '@portunus/store';
 import { auditRecordFor, routePath } from './audit-record.js';
 import { authenticate, isMutating } from './auth.js';
 import type { OperatorContext } from './context.js';
+import { registerOpenApiGenerator, registerOpenApiRoutes } from './openapi.js';
 import './request-state.js';
 import { registerAuditRoutes } from './routes/audit.js';
 import { registerAuthRoutes } from './routes/auth.js';
@@ -117,6 +118,11 @@ export async function buildOperatorApp(
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
   });
   app.server.maxConnections = limits.maxConnections;
+  // Response schemas document every answer (openapi.ts) but do not shape it: fast-json-stringify
+  // would drop a property a schema forgot and reorder keys (required ones first), silently
+  // changing answers byte for byte. The contract test http-openapi.contract.test.ts validates
+  // real answers against the documented schemas instead.
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
   const routes: RegisteredRoute[] = [];
   ROUTES.set(app, routes);
   app.addHook('onRoute', (route) => {
@@ -132,6 +138,7 @@ export async function buildOperatorApp(
   // string that then fails validation as 400, where the contract is 415 for any other type.
   app.removeContentTypeParser('text/plain');
   await app.register(cookie);
+  await registerOpenApiGenerator(app);
 
   app.addHook('onRequest', (request, _reply, done) => {
     const isProtected =
@@ -197,6 +204,7 @@ export async function buildOperatorApp(
   registerMetricsRoutes(app, ctx);
   registerTrafficRoutes(app, ctx);
   registerQuotaRoutes(app, ctx);
+  await registerOpenApiRoutes(app);
   return app;
 }
 

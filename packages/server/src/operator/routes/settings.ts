@@ -11,23 +11,37 @@ import net from 'node:net';
 
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 
+import {
+  AdvertisedEndpointRequestSchema,
+  AdvertisedEndpointViewSchema,
+  NoQuerySchema,
+  type AdvertisedEndpointView,
+} from '@portunus/api';
 import { EVENTS, PortunusError } from '@portunus/core';
 import { getAdvertisedEndpointOverride, setAdvertisedEndpointOverride } from '@portunus/store';
 
 import { requireSuperadmin } from '../auth.js';
 import type { ControlEndpoint, OperatorContext } from '../context.js';
+import { ADMIN_FAILURES, failures } from '../route-schemas.js';
 
 const MAX_ENDPOINT_LENGTH = 263;
 const MAX_HOST_LENGTH = 253;
 
-export type EndpointSource = 'override' | 'seed' | 'derived' | 'loopback';
+export type EndpointSource = NonNullable<AdvertisedEndpointView['source']>;
+export type { AdvertisedEndpointView };
 
-export interface AdvertisedEndpointView {
-  override: string | null;
-  effective: string | null;
-  source: EndpointSource | null;
-  diagnostic: string | null;
-}
+const getSchema = {
+  querystring: NoQuerySchema,
+  response: { 200: AdvertisedEndpointViewSchema, ...failures(ADMIN_FAILURES) },
+};
+const putSchema = {
+  querystring: NoQuerySchema,
+  body: AdvertisedEndpointRequestSchema,
+  response: {
+    200: AdvertisedEndpointViewSchema,
+    ...failures(ADMIN_FAILURES, ['endpoint_invalid', 'endpoint_not_in_cert_san']),
+  },
+};
 
 /**
  * A bare `host:port` (reference §9.4): no scheme, path, query, fragment, userinfo, whitespace or
@@ -179,23 +193,14 @@ export function requireAdvertisedEndpoint(
 }
 
 export function registerSettingsRoutes(app: FastifyInstance, ctx: OperatorContext): void {
-  app.get('/v1/settings/advertised-endpoint', (request) => {
+  app.get('/v1/settings/advertised-endpoint', { schema: getSchema }, (request) => {
     requireSuperadmin(request.identity);
     return resolveAdvertisedEndpoint(ctx, request);
   });
 
   app.put<{ Body: { advertised_endpoint: string | null } }>(
     '/v1/settings/advertised-endpoint',
-    {
-      schema: {
-        body: {
-          type: 'object',
-          required: ['advertised_endpoint'],
-          additionalProperties: false,
-          properties: { advertised_endpoint: { type: ['string', 'null'], maxLength: 1024 } },
-        },
-      },
-    },
+    { schema: putSchema },
     (request) => {
       request.auditResource = { kind: 'setting', value: 'advertised_endpoint' };
       requireSuperadmin(request.identity);
