@@ -85,6 +85,8 @@ export interface RegisteredRoute {
   method: NonNullable<InjectOptions['method']>;
   url: string;
   hasBodySchema: boolean;
+  /** Which parts the route declares a schema for (the OpenAPI contract test needs all). */
+  schemaParts: ('params' | 'querystring' | 'body' | 'response')[];
 }
 
 const ROUTES = new WeakMap<FastifyInstance, readonly RegisteredRoute[]>();
@@ -131,6 +133,9 @@ export async function buildOperatorApp(
         method: method as RegisteredRoute['method'], // fastify registers only methods inject() knows
         url: route.url,
         hasBodySchema: route.schema?.body !== undefined,
+        schemaParts: (['params', 'querystring', 'body', 'response'] as const).filter(
+          (part) => route.schema?.[part] !== undefined,
+        ),
       });
     }
   });
@@ -240,17 +245,24 @@ function toPortunusError(error: FastifyError | PortunusError): PortunusError {
 }
 
 /**
- * ajv's message for an unknown field ("must NOT have additional properties") does not say which
- * field; the caller needs the name to fix the request, so it is added from the error's params.
+ * The message of a schema refusal (validation_failed) names the offending field as a path from
+ * the request part — `body/foo: unknown field`, `body/port: must be integer`, `body/user_id:
+ * required`, `params/userId: must NOT have more than 64 characters` — so the caller can fix the
+ * request without reading the schema (docs/operator-api.md).
  */
 function validationMessage(error: FastifyError): string {
   const context = error.validationContext ?? 'request';
   const first = error.validation?.[0];
-  const extra = first?.params.additionalProperty;
-  if (first && typeof extra === 'string') {
-    return `${context}${first.instancePath}: unknown field ${JSON.stringify(extra)}`;
+  if (!first) return `${context}: ${error.message}`;
+  const at = `${context}${first.instancePath}`;
+  const params = first.params as Record<string, unknown>;
+  if (typeof params['additionalProperty'] === 'string') {
+    return `${at}/${params['additionalProperty']}: unknown field`;
   }
-  return `${context}${error.message.replace(/^(body|querystring|params|headers)/, '')}`;
+  if (typeof params['missingProperty'] === 'string') {
+    return `${at}/${params['missingProperty']}: required`;
+  }
+  return `${at}: ${first.message ?? 'is invalid'}`;
 }
 
 /**

@@ -153,3 +153,8 @@ export const RULE_WRITE_FAILURES = [
   'source_list_invalid',
   'ack_timeout',
 ] as const satisfies readonly ErrorCode[];
+
+/** A 200 answer that is not JSON (Prometheus text, an event stream), by its media type. */
+export function textAnswer(mediaType: string, description: string) {
+  return { description, content: { [mediaType]: { schema: Type.String() } } };
+}

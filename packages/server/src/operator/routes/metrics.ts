@@ -1,17 +1,15 @@
 /** `GET /v1/metrics` (superadmin): the same Prometheus text as the metrics listener. */
 import type { FastifyInstance } from 'fastify';
-import Type from 'typebox';
-
 import { NoQuerySchema } from '@portunus/api';
 
 import { requireSuperadmin } from '../auth.js';
 import type { OperatorContext } from '../context.js';
-import { ADMIN_FAILURES, failures } from '../route-schemas.js';
+import { ADMIN_FAILURES, failures, textAnswer } from '../route-schemas.js';
 
 const metricsSchema = {
   querystring: NoQuerySchema,
   response: {
-    200: Type.String({ description: 'Prometheus text exposition format' }),
+    200: textAnswer('text/plain', 'Prometheus text exposition format'),
     ...failures(ADMIN_FAILURES),
   },
 };

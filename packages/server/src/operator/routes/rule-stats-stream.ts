@@ -12,8 +12,6 @@ import type { ServerResponse } from 'node:http';
 
 import type { FastifyInstance } from 'fastify';
 
-import Type from 'typebox';
-
 import { NoQuerySchema } from '@portunus/api';
 import { EVENTS, PortunusError, formatRfc3339 } from '@portunus/core';
 
@@ -21,16 +19,16 @@ import type { RuleStatsSnapshot } from '../../control/rule-stats.js';
 import { ownedRule } from '../../services/rules.js';
 import { identityOf } from '../auth.js';
 import type { OperatorContext } from '../context.js';
-import { AUTH_FAILURES, failures, pathParams } from '../route-schemas.js';
+import { AUTH_FAILURES, failures, pathParams, textAnswer } from '../route-schemas.js';
 
 const streamSchema = {
   params: pathParams({ ruleId: undefined }),
   querystring: NoQuerySchema,
   response: {
-    200: Type.String({
-      description:
-        'text/event-stream: `stats` events whose data is the RuleStatsSnapshot of GET /v1/rules/{id}/stats (with per_target), and `: keepalive` comments',
-    }),
+    200: textAnswer(
+      'text/event-stream',
+      '`stats` events whose data is the RuleStatsSnapshot of GET /v1/rules/{id}/stats (with per_target), and `: keepalive` comments',
+    ),
     ...failures(AUTH_FAILURES, ['rule_not_found', 'not_owner']),
   },
 };
