@@ -246,21 +246,22 @@ function toPortunusError(error: FastifyError | PortunusError): PortunusError {
 
 /**
  * The message of a schema refusal (validation_failed) names the offending field as a path from
- * the request part — `body/foo: unknown field`, `body/port: must be integer`, `body/user_id:
- * required`, `params/userId: must NOT have more than 64 characters` — so the caller can fix the
- * request without reading the schema (docs/operator-api.md).
+ * the request part — `body/foo: unknown field`, `body/port: must be integer`,
+ * `body/user_id: missing required property`, `params/userId: must NOT have more than 64
+ * characters` — so the caller can fix the request without reading the schema
+ * (docs/operator-api.md).
  */
 function validationMessage(error: FastifyError): string {
   const context = error.validationContext ?? 'request';
   const first = error.validation?.[0];
   if (!first) return `${context}: ${error.message}`;
   const at = `${context}${first.instancePath}`;
-  const params = first.params as Record<string, unknown>;
+  const params = first.params;
   if (typeof params['additionalProperty'] === 'string') {
     return `${at}/${params['additionalProperty']}: unknown field`;
   }
   if (typeof params['missingProperty'] === 'string') {
-    return `${at}/${params['missingProperty']}: required`;
+    return `${at}/${params['missingProperty']}: missing required property`;
   }
   return `${at}: ${first.message ?? 'is invalid'}`;
 }
