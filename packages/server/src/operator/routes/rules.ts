@@ -17,6 +17,7 @@ import {
   RuleStatsSnapshotSchema,
   RuleViewSchema,
   type RulePushResponse,
+  type RuleStatsSnapshot,
   type RuleView,
 } from '@portunus/api';
 
@@ -226,7 +227,7 @@ export function registerRuleRoutes(app: FastifyInstance, ctx: OperatorContext): 
   app.get<{ Params: { ruleId: string }; Querystring: { per_port?: string; per_target?: string } }>(
     '/v1/rules/:ruleId/stats',
     { schema: statsSchema },
-    (request) => {
+    (request): RuleStatsSnapshot => {
       const rule = ownedRule(ctx, identityOf(request), parseRuleId(request.params.ruleId));
       const snapshot = ctx.fleet.ruleStats(rule.ruleId);
       if (!snapshot) {

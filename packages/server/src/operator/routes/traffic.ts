@@ -11,6 +11,7 @@ import {
   GlobalTrafficQuerySchema,
   TrafficViewSchema,
   UserTrafficQuerySchema,
+  type TrafficView,
 } from '@portunus/api';
 import { PortunusError } from '@portunus/core';
 
@@ -50,7 +51,7 @@ export function registerTrafficRoutes(app: FastifyInstance, ctx: OperatorContext
     request: FastifyRequest,
     target: TrafficTarget,
     allowed: readonly string[],
-  ): unknown => {
+  ): TrafficView => {
     const identity = identityOf(request);
     const input = queryInput(request.query as Record<string, unknown>, allowed);
     return readTraffic(ctx.db, identity, target, input, ctx.now());
