@@ -110,8 +110,8 @@ export const UserViewSchema = Closed({
 export const CreateUserRequestSchema = Closed({
   user_id: Str(),
   display_name: Str(),
-  // A string: any other value than the two roles answers invalid_role (422), not a bare 400.
-  role: Type.Optional(Type.String({ maxLength: 64, description: 'user (default) or superadmin' })),
+  // Typed as a role, checked by the handler: another value answers invalid_role (422).
+  role: Type.Optional(Checked<Static<typeof RoleSchema>>(64, 'user (default) or superadmin')),
   initial_password: Type.Optional(Str('required; its absence answers initial_password_required')),
   password_change_required: Type.Optional(Type.Boolean()),
 });

@@ -63,7 +63,7 @@ export type AdvertisedEndpointRequest = Static<typeof S.AdvertisedEndpointReques
  * compiling while they move over, and it is always undefined.
  */
 export type AuditEntry = Static<typeof S.AuditEntrySchema> & {
-  /** @deprecated never sent: read `timestamp`. */
+  /** Never sent: read `timestamp`. */
   ts?: undefined;
 };
 export type AuditEnvelope = Omit<Static<typeof S.AuditEnvelopeSchema>, 'entries'> & {

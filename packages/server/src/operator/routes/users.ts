@@ -142,7 +142,8 @@ export function registerUserRoutes(app: FastifyInstance, ctx: OperatorContext): 
       const userId = checkNewUserId(body.user_id);
       request.auditResource = { kind: 'user', value: userId };
       const displayName = checkDisplayName(body.display_name);
-      const role = body.role ?? 'user';
+      // The schema leaves the value to this check (the body is untrusted whatever its type says).
+      const role: string = body.role ?? 'user';
       if (role !== 'user' && role !== 'superadmin') throw new PortunusError('invalid_role');
       if (body.initial_password === undefined || body.initial_password === '') {
         throw new PortunusError('initial_password_required');
