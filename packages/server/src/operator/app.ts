@@ -4,8 +4,9 @@
  * §10). It owns the cross-cutting parts — the auth hook in front of every non-public `/v1` route,
  * the single error body, the JSON 404 for unknown `/v1/*` paths, and the audit + metrics hook that
  * records every denial and awaits a durable row for every successful mutation before the response
- * leaves, and the web UI for every other GET (webui.ts). Routes live in routes/ and only add
- * handlers.
+ * leaves, the OpenAPI document and its reader (openapi.ts, generated from the routes' schemas),
+ * and the web UI for every other GET (webui.ts). Routes live in routes/ and only add handlers
+ * with their schemas.
  */
 import cookie from '@fastify/cookie';
 import Fastify, {
