@@ -8,3 +8,5 @@ export * from './validation.js';
 export * from './cidr.js';
 export * from './sni.js';
 export * from './rule-policy.js';
+export * from './schemas.js';
+export * from './schemas-rules.js';

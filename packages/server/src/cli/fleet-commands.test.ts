@@ -360,7 +360,7 @@ describe('list-rules, remove-rule, rule-stats', () => {
       active_flows: 0,
       flows_dropped_overflow: 0,
       target_failovers_total: 0,
-      // As the server sends it: RuleStatsView.updated_at is RFC 3339 text.
+      // As the server sends it: RuleStatsSnapshot.updated_at is RFC 3339 text.
       updated_at: '2026-05-01T00:00:00.000Z',
     };
     answers['GET /v1/rules/9/stats'] = [200, base];
@@ -428,7 +428,7 @@ describe('list-rules, remove-rule, rule-stats', () => {
         active_connections: 0,
         dns_failures: 1,
         target_failovers_total: 1,
-        // As the server sends it: RuleStatsView.updated_at is RFC 3339 text.
+        // As the server sends it: RuleStatsSnapshot.updated_at is RFC 3339 text.
         updated_at: '2026-05-01T00:00:00.000Z',
         per_target: [
           { ...target, index: 0, host: 'a.internal', port: 80, health: 1, consecutive_failures: 3 },

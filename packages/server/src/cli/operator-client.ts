@@ -17,14 +17,14 @@ import type {
   EnrollmentRequest,
   GrantView,
   IssuedEnrollment,
-  RevokeGrantResponse,
+  DeleteGrantResponse,
   RulePushRequest,
   RulePushResponse,
-  RuleRestoreRequest,
-  RuleRestoreResult,
-  RuleRevisionDiff,
+  RestoreRequest,
+  RestoreResult,
+  RevisionDiff,
   RuleRevisionList,
-  RuleStatsView,
+  RuleStatsSnapshot,
   RuleView,
   UserView,
 } from '@portunus/api';
@@ -107,20 +107,23 @@ export interface OperatorApi {
   editRule(ruleId: string, body: RulePushRequest, timeoutMs: number): Promise<RulePushResponse>;
   listRules(clientName?: string): Promise<RuleView[]>;
   removeRule(ruleId: string): Promise<void>;
-  ruleStats(ruleId: string, rows: { perPort: boolean; perTarget: boolean }): Promise<RuleStatsView>;
+  ruleStats(
+    ruleId: string,
+    rows: { perPort: boolean; perTarget: boolean },
+  ): Promise<RuleStatsSnapshot>;
   createUser(body: CreateUserRequest): Promise<UserView>;
   listUsers(): Promise<UserView[]>;
   getUser(userId: string): Promise<UserView>;
   removeUser(userId: string): Promise<DeleteUserResponse>;
   createGrant(body: CreateGrantRequest): Promise<GrantView>;
   listGrants(userId?: string): Promise<GrantView[]>;
-  revokeGrant(grantId: string): Promise<RevokeGrantResponse>;
+  revokeGrant(grantId: string): Promise<DeleteGrantResponse>;
   createCredential(body: CreateCredentialRequest): Promise<CreatedCredential>;
   listCredentials(userId?: string): Promise<CredentialView[]>;
   revokeCredential(credentialId: string): Promise<CredentialView>;
   listRevisions(limit: string, cursor?: string): Promise<RuleRevisionList>;
-  revisionDiff(revision: string): Promise<RuleRevisionDiff>;
-  restoreRevision(revision: string, body: RuleRestoreRequest): Promise<RuleRestoreResult>;
+  revisionDiff(revision: string): Promise<RevisionDiff>;
+  restoreRevision(revision: string, body: RestoreRequest): Promise<RestoreResult>;
 }
 
 /** `?name=value&…` of the parameters that are set, or the empty string. */

@@ -89,7 +89,8 @@ export function registerRevisionCommands(program: Command, io: CliIo): void {
       for (const rule of diff.removed) io.writeOut(`- ${ruleLine(rule)}\n`);
       for (const change of diff.changed) {
         io.writeOut(`~ ${ruleLine(change.now)}\n`);
-        for (const field of change.fields) {
+        // The server names fields of the rule definition view (services/rule-revisions.ts).
+        for (const field of change.fields as (keyof RuleDefinitionView)[]) {
           io.writeOut(
             `    ${field}: ${text(change.revision[field])} -> ${text(change.now[field])}\n`,
           );

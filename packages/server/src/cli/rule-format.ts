@@ -1,14 +1,14 @@
 /**
  * How a rule reads in a `list-rules` row — its state, port range, targets, SNI/PROXY, caps and
  * source lists — from the RuleView @portunus/api defines, and the `rule-stats` lines from
- * RuleStatsView. `capsText` is also the CAPS column of `owner-cap`. Formatting only: no HTTP,
+ * RuleStatsSnapshot. `capsText` is also the CAPS column of `owner-cap`. Formatting only: no HTTP,
  * no store.
  */
 import {
   RATE_LIMIT_FIELDS,
   type RateLimit,
   type RuleState,
-  type RuleStatsView,
+  type RuleStatsSnapshot,
   type RuleView,
 } from '@portunus/api';
 
@@ -82,7 +82,7 @@ export function ruleRow(rule: RuleView): string[] {
 }
 
 /** The one `name=value …` line of `rule-stats`; UDP rules add their flow and datagram counters. */
-export function statsLine(stats: RuleStatsView): string {
+export function statsLine(stats: RuleStatsSnapshot): string {
   const fields: [string, unknown][] = [
     ['rule_id', stats.rule_id],
     ['client', stats.client_name],
@@ -114,7 +114,7 @@ export const PORT_STATS_COLUMNS = [
   'DATAGRAMS_OUT',
 ];
 
-export function portStatsRows(stats: RuleStatsView): string[][] {
+export function portStatsRows(stats: RuleStatsSnapshot): string[][] {
   return (stats.per_port ?? []).map((port) => [
     text(port.listen_port),
     text(port.bytes_in),
@@ -136,7 +136,7 @@ export const TARGET_STATS_COLUMNS = [
   'CONNECTIONS',
 ];
 
-export function targetStatsRows(stats: RuleStatsView): string[][] {
+export function targetStatsRows(stats: RuleStatsSnapshot): string[][] {
   return (stats.per_target ?? []).map((target) => [
     text(target.index),
     `${target.host}:${text(target.port)}`,

@@ -4,8 +4,9 @@
  * §10). It owns the cross-cutting parts — the auth hook in front of every non-public `/v1` route,
  * the single error body, the JSON 404 for unknown `/v1/*` paths, and the audit + metrics hook that
  * records every denial and awaits a durable row for every successful mutation before the response
- * leaves, and the web UI for every other GET (webui.ts). Routes live in routes/ and only add
- * handlers.
+ * leaves, the OpenAPI document and its reader (openapi.ts, generated from the routes' schemas),
+ * and the web UI for every other GET (webui.ts). Routes live in routes/ and only add handlers
+ * with their schemas.
  */
 import cookie from '@fastify/cookie';
 import Fastify, {
@@ -21,6 +22,7 @@ import { translateStoreError } from '@portunus/store';
 import { auditRecordFor, routePath } from './audit-record.js';
 import { authenticate, isMutating } from './auth.js';
 import type { OperatorContext } from './context.js';
+import { registerOpenApiGenerator, registerOpenApiRoutes } from './openapi.js';
 import './request-state.js';
 import { registerAuditRoutes } from './routes/audit.js';
 import { registerAuthRoutes } from './routes/auth.js';
@@ -84,6 +86,8 @@ export interface RegisteredRoute {
   method: NonNullable<InjectOptions['method']>;
   url: string;
   hasBodySchema: boolean;
+  /** Which parts the route declares a schema for (the OpenAPI contract test needs all). */
+  schemaParts: ('params' | 'querystring' | 'body' | 'response')[];
 }
 
 const ROUTES = new WeakMap<FastifyInstance, readonly RegisteredRoute[]>();
@@ -117,6 +121,11 @@ export async function buildOperatorApp(
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
   });
   app.server.maxConnections = limits.maxConnections;
+  // Response schemas document every answer (openapi.ts) but do not shape it: fast-json-stringify
+  // would drop a property a schema forgot and reorder keys (required ones first), silently
+  // changing answers byte for byte. The contract test http-openapi.contract.test.ts validates
+  // real answers against the documented schemas instead.
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
   const routes: RegisteredRoute[] = [];
   ROUTES.set(app, routes);
   app.addHook('onRoute', (route) => {
@@ -125,6 +134,9 @@ export async function buildOperatorApp(
         method: method as RegisteredRoute['method'], // fastify registers only methods inject() knows
         url: route.url,
         hasBodySchema: route.schema?.body !== undefined,
+        schemaParts: (['params', 'querystring', 'body', 'response'] as const).filter(
+          (part) => route.schema?.[part] !== undefined,
+        ),
       });
     }
   });
@@ -132,6 +144,7 @@ export async function buildOperatorApp(
   // string that then fails validation as 400, where the contract is 415 for any other type.
   app.removeContentTypeParser('text/plain');
   await app.register(cookie);
+  await registerOpenApiGenerator(app);
 
   app.addHook('onRequest', (request, _reply, done) => {
     const isProtected =
@@ -197,6 +210,7 @@ export async function buildOperatorApp(
   registerMetricsRoutes(app, ctx);
   registerTrafficRoutes(app, ctx);
   registerQuotaRoutes(app, ctx);
+  await registerOpenApiRoutes(app);
   return app;
 }
 
@@ -232,17 +246,25 @@ function toPortunusError(error: FastifyError | PortunusError): PortunusError {
 }
 
 /**
- * ajv's message for an unknown field ("must NOT have additional properties") does not say which
- * field; the caller needs the name to fix the request, so it is added from the error's params.
+ * The message of a schema refusal (validation_failed) names the offending field as a path from
+ * the request part — `body/foo: unknown field`, `body/port: must be integer`,
+ * `body/user_id: missing required property`, `params/userId: must NOT have more than 64
+ * characters` — so the caller can fix the request without reading the schema
+ * (docs/operator-api.md).
  */
 function validationMessage(error: FastifyError): string {
   const context = error.validationContext ?? 'request';
   const first = error.validation?.[0];
-  const extra = first?.params.additionalProperty;
-  if (first && typeof extra === 'string') {
-    return `${context}${first.instancePath}: unknown field ${JSON.stringify(extra)}`;
+  if (!first) return `${context}: ${error.message}`;
+  const at = `${context}${first.instancePath}`;
+  const params = first.params;
+  if (typeof params['additionalProperty'] === 'string') {
+    return `${at}/${params['additionalProperty']}: unknown field`;
   }
-  return `${context}${error.message.replace(/^(body|querystring|params|headers)/, '')}`;
+  if (typeof params['missingProperty'] === 'string') {
+    return `${at}/${params['missingProperty']}: missing required property`;
+  }
+  return `${at}: ${first.message ?? 'is invalid'}`;
 }
 
 /**

@@ -4,7 +4,12 @@
  * in, and the one-line summaries revisions carry. Built on the store's `RuleDefinition`, so the
  * field list is spelled here once for the API. No HTTP, no fleet, no store access.
  */
-import { RATE_LIMIT_FIELDS, rateLimitView, type RateLimitCaps } from '@portunus/api';
+import {
+  RATE_LIMIT_FIELDS,
+  rateLimitView,
+  type RateLimitCaps,
+  type RuleDefinitionView,
+} from '@portunus/api';
 import { RATE_LIMIT_COLUMNS, type RateLimit, type RuleDefinition } from '@portunus/store';
 
 export { rateLimitView };
@@ -28,7 +33,9 @@ export const STORE_CAPS_MATCH_API: [RateLimit] extends [RateLimitCaps]
   : never = true;
 
 /** A definition as the API shows it; absent optional fields are omitted, as in Rule JSON. */
-export function definitionView(definition: RuleDefinition): Record<string, unknown> {
+export function definitionView(
+  definition: RuleDefinition,
+): Omit<RuleDefinitionView, 'client_name'> {
   return {
     rule_id: definition.ruleId,
     client_id: definition.clientId,
@@ -59,7 +66,10 @@ export function changedFields(a: RuleDefinition, b: RuleDefinition): string[] {
   const left = definitionView(a);
   const right = definitionView(b);
   const names = [...new Set([...Object.keys(left), ...Object.keys(right)])];
-  return names.filter((name) => JSON.stringify(left[name]) !== JSON.stringify(right[name]));
+  const field = (view: object, name: string): unknown => (view as Record<string, unknown>)[name];
+  return names.filter(
+    (name) => JSON.stringify(field(left, name)) !== JSON.stringify(field(right, name)),
+  );
 }
 
 /** `edge-1 tcp 18080 -> 10.0.0.5:80`, for revision summaries and logs. */

@@ -6,6 +6,7 @@
  * more than what happened. Steps that cannot run now (client offline or gone, owner gone or no
  * longer granted, the client refusing) are reported, never queued. No HTTP here.
  */
+import type { RestoreResult, RevisionDiff, RuleDefinitionView, StepFailure } from '@portunus/api';
 import { PortunusError, isPortunusError } from '@portunus/core';
 import {
   addRevisionChange,
@@ -35,17 +36,15 @@ import { checkPortConflict } from './port-conflicts.js';
 import { changedFields, definitionView } from './rule-definitions.js';
 import { authorOf, checkGate, requireConnected } from './rules.js';
 
-type Json = Record<string, unknown>;
-
 function clientNameOf(ctx: OperatorContext, clientId: string): string | null {
   return getClient(ctx.db, clientId)?.clientName ?? null;
 }
 
 /** `GET /v1/rule-revisions/{n}/diff`: rules added, removed and changed since revision n. */
-export function revisionDiff(ctx: OperatorContext, revision: number): Json {
+export function revisionDiff(ctx: OperatorContext, revision: number): RevisionDiff {
   const { at, now } = ruleSetAt(ctx.db, revision);
   const diff = diffRuleSets(at, now);
-  const view = (definition: RuleDefinition): Json => ({
+  const view = (definition: RuleDefinition): RuleDefinitionView => ({
     ...definitionView(definition),
     client_name: clientNameOf(ctx, definition.clientId),
   });
@@ -63,26 +62,7 @@ export function revisionDiff(ctx: OperatorContext, revision: number): Json {
   };
 }
 
-export interface StepFailure {
-  rule_id: number;
-  action: 'remove' | 'push' | 'edit';
-  code: string;
-  message: string;
-}
-
-/** The answer of a restore: the new revision (null when nothing changed) and every step. */
-export interface RestoreResult {
-  revision: number | null;
-  restored_to: number;
-  /** Ids of the rules added since revision n, now removed. */
-  removed: number[];
-  /** Rules removed since, recreated under their old ids and activated. */
-  pushed: { rule_id: number; status: 'Active' }[];
-  /** Rules edited since, reverted in place, with the fields that changed back. */
-  edited: { rule_id: number; fields: string[] }[];
-  /** Steps that could not run now, with the catalogued code of why. */
-  failed: StepFailure[];
-}
+export type { RestoreResult, StepFailure };
 
 /**
  * Throws why a definition cannot be applied on its client now: the client or the owner is gone,

@@ -8,6 +8,7 @@
  */
 import type { Database } from 'better-sqlite3';
 
+import type { TrafficSampleView, TrafficView } from '@portunus/api';
 import { PortunusError } from '@portunus/core';
 import {
   BUCKET_MS,
@@ -25,19 +26,7 @@ export const TRAFFIC_MAX_ROWS = 10_000;
 /** Spans up to this long default to 1-minute buckets, longer ones to 1-hour buckets. */
 export const TRAFFIC_AUTO_1M_MAX_SECS = 24 * 3600;
 
-export interface TrafficSampleView {
-  /** Bucket start, unix seconds. */
-  ts: number;
-  bytes_in: number;
-  bytes_out: number;
-}
-
-export interface TrafficView {
-  bucket: TrafficBucket;
-  samples: TrafficSampleView[];
-  total_bytes_in: number;
-  total_bytes_out: number;
-}
+export type { TrafficSampleView, TrafficView };
 
 /** The query string of the three traffic routes, as received. */
 export interface TrafficQueryInput {

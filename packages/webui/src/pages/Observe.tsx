@@ -22,13 +22,9 @@ export function toNdjson(entries: readonly AuditEntry[]): string {
   );
 }
 
-/**
- * The row's time. The server writes `timestamp` (reference §7.2) while @portunus/api's
- * AuditEntry still says `ts`; both are read until the shape there is corrected.
- */
+/** The row's time (reference §7.2 names it `timestamp`). */
 export function auditTime(entry: AuditEntry): string {
-  const timestamp = entry['timestamp'];
-  return typeof timestamp === 'string' ? timestamp : entry.ts;
+  return entry.timestamp;
 }
 
 /** A `datetime-local` value (the browser's local time) as RFC 3339 UTC; blank stays blank. */

@@ -5,7 +5,7 @@
  * the restore itself, whose answer (steps applied and steps that failed with their codes) is
  * shown as the server gave it. Diff rows come from revision-diff.ts; this file only renders.
  */
-import type { RuleRevisionList } from '@portunus/api';
+import type { RestoreResult, RuleRevisionList } from '@portunus/api';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { Fragment, useState } from 'react';
 import { useTranslation } from 'react-i18next';
@@ -17,15 +17,6 @@ import { currentCursor, newer, older, pageNumber, type CursorTrail } from './cur
 import { diffEntries, type DiffEntry, type RevisionDiff } from './revision-diff.js';
 
 const PAGE_SIZE = 20;
-
-interface RestoreAnswer {
-  revision: number | null;
-  restored_to: number;
-  removed: number[];
-  pushed: { rule_id: number }[];
-  edited: { rule_id: number; fields: string[] }[];
-  failed: { rule_id: number; action: string; code: string; message: string }[];
-}
 
 export function RevisionsPage() {
   const { t } = useTranslation();
@@ -134,7 +125,7 @@ function DiffPanel({ revision, onRestored }: { revision: number; onRestored: () 
     queryFn: () => api<RevisionDiff>('GET', `/v1/rule-revisions/${revision}/diff`),
   });
   const restore = useMutation({
-    mutationFn: () => api<RestoreAnswer>('POST', `/v1/rule-revisions/${revision}/restore`, {}),
+    mutationFn: () => api<RestoreResult>('POST', `/v1/rule-revisions/${revision}/restore`, {}),
     onSuccess: () => {
       void queryClient.invalidateQueries({ queryKey: ['revisions'] });
       void queryClient.invalidateQueries({ queryKey: ['revision-diff'] });
@@ -223,7 +214,7 @@ export function DiffBlock({ entry }: { entry: DiffEntry }) {
   );
 }
 
-function RestoreReport({ answer }: { answer: RestoreAnswer }) {
+function RestoreReport({ answer }: { answer: RestoreResult }) {
   const { t } = useTranslation();
   return (
     <div className={answer.failed.length > 0 ? 'alert' : 'notice'} role="status">

@@ -2,7 +2,7 @@
 // rendered field by field with what a restore changes marked; Older/Newer paging walks the
 // envelope's cursors and back; the rename form names a blank name on its field and sends nothing;
 // the metrics filter and the audit query builder. fetch is a recorder answering by URL.
-import type { AuditEnvelope, ClientView } from '@portunus/api';
+import type { AuditEntry, AuditEnvelope, ClientView } from '@portunus/api';
 import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
 import { cleanup, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
 import type { ReactNode } from 'react';
@@ -196,16 +196,14 @@ describe('Older/Newer paging over cursors', () => {
   });
 });
 
-function row(path: string) {
+function row(path: string): AuditEntry {
   return {
     timestamp: '2026-01-01T00:00:00Z',
-    ts: '',
     actor: 'root',
     role: 'superadmin',
     method: 'POST',
     path,
     outcome: 'allow',
-    reason: null,
   };
 }
 

@@ -2,45 +2,14 @@
  * The rule-set revision diff as the revisions page renders it: the answer of
  * `GET /v1/rule-revisions/{n}/diff` (rules added since revision n, removed since, and changed,
  * with the names of the fields that differ) turned into rows of "now" against "after restore",
- * each value written the way the rules table writes it. @portunus/api has no typed view of this
- * answer yet (the server builds it in services/rule-revisions.ts), so the fields read are spelled
- * here once. Pure, so component tests exercise it directly; no React, no HTTP.
+ * each value written the way the rules table writes it. The answer's shapes are @portunus/api's. Pure, so component tests exercise it directly; no React, no HTTP.
  */
-import type { RateLimit } from '@portunus/api';
+import type { RevisionDiff, RuleDefinitionView } from '@portunus/api';
 
-export interface RevisionTarget {
-  host: string;
-  port: number;
-  port_end?: number;
-  priority: number;
-  proxy_protocol: string | null;
-}
-
+export type { RevisionDiff };
 /** A rule's definition as the diff shows it (services/rule-definitions.ts `definitionView`). */
-export interface RevisionRule {
-  rule_id: number;
-  client_id: string;
-  client_name: string | null;
-  owner_user_id: string;
-  protocol: string;
-  listen_port: number;
-  listen_port_end?: number;
-  prefer_ipv6: boolean;
-  targets: RevisionTarget[];
-  health_check_interval_secs?: number;
-  sni_pattern?: string;
-  rate_limit?: RateLimit;
-  allowed_sources: string[];
-  denied_sources: string[];
-}
-
-export interface RevisionDiff {
-  revision: number;
-  head: number;
-  added: RevisionRule[];
-  removed: RevisionRule[];
-  changed: { rule_id: number; fields: string[]; revision: RevisionRule; now: RevisionRule }[];
-}
+export type RevisionRule = RuleDefinitionView;
+export type RevisionTarget = RuleDefinitionView['targets'][number];
 
 /** What a restore to revision n does to one rule, with the fields shown side by side. */
 export interface DiffEntry {

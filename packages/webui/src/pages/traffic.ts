@@ -6,19 +6,12 @@
  */
 import { useQuery } from '@tanstack/react-query';
 
+import type { TrafficView } from '@portunus/api';
+
 import { api } from '../http.js';
 
-/**
- * The answer of the three traffic routes. ⚠ Spelled here because @portunus/api does not export it
- * yet (the server's copy is TrafficView in packages/server/src/services/traffic.ts); it belongs in
- * @portunus/api's shapes and should move there.
- */
-export interface TrafficView {
-  bucket: '1m' | '1h';
-  samples: { ts: number; bytes_in: number; bytes_out: number }[];
-  total_bytes_in: number;
-  total_bytes_out: number;
-}
+/** The answer of the three traffic routes. */
+export type { TrafficView };
 
 export type TrafficRange = '1h' | '24h' | '7d';
 

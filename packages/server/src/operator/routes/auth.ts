@@ -4,6 +4,18 @@
  * the auth layer.
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { Static } from 'typebox';
+
+import {
+  AuthStatusSchema,
+  LoginRequestSchema,
+  LoginResponseSchema,
+  NoQuerySchema,
+  OnboardingRequestSchema,
+  OnboardingResponseSchema,
+  orNoBody,
+  Closed,
+} from '@portunus/api';
 
 import { PortunusError } from '@portunus/core';
 import {
@@ -27,44 +39,51 @@ import {
 import { identityOf } from '../auth.js';
 import { SESSION_ABSOLUTE_MS, SESSION_COOKIE, type OperatorContext } from '../context.js';
 import { underThrottle } from '../throttle.js';
+import { AUTH_FAILURES, NO_CONTENT, REQUEST_FAILURES, failures } from '../route-schemas.js';
 import { checkDisplayName, checkNewUserId } from '../validate.js';
 
-interface OnboardingBody {
-  user_id: string;
-  display_name: string;
-  password: string;
-  password_confirm: string;
-  setup_token?: string;
-}
+type OnboardingBody = Static<typeof OnboardingRequestSchema>;
+type LoginBody = Static<typeof LoginRequestSchema>;
 
-interface LoginBody {
-  user_id: string;
-  password: string;
-}
+const statusSchema = {
+  querystring: NoQuerySchema,
+  response: { 200: AuthStatusSchema, ...failures(REQUEST_FAILURES) },
+};
 
 const onboardingSchema = {
-  body: {
-    type: 'object',
-    required: ['user_id', 'display_name', 'password', 'password_confirm'],
-    additionalProperties: false,
-    properties: {
-      user_id: { type: 'string' },
-      display_name: { type: 'string' },
-      password: { type: 'string' },
-      password_confirm: { type: 'string' },
-      setup_token: { type: 'string' },
-    },
+  querystring: NoQuerySchema,
+  body: OnboardingRequestSchema,
+  response: {
+    201: OnboardingResponseSchema,
+    ...failures(REQUEST_FAILURES, [
+      'already_bootstrapped',
+      'invalid_user_id',
+      'reserved_user_id',
+      'invalid_display_name',
+      'setup_token_required',
+      'setup_token_invalid',
+      'rate_limited',
+      'password_too_short',
+      'password_too_long',
+      'password_mismatch',
+    ]),
   },
-} as const;
+};
 
 const loginSchema = {
-  body: {
-    type: 'object',
-    required: ['user_id', 'password'],
-    additionalProperties: false,
-    properties: { user_id: { type: 'string', maxLength: 256 }, password: { type: 'string' } },
+  querystring: NoQuerySchema,
+  body: LoginRequestSchema,
+  response: {
+    200: LoginResponseSchema,
+    ...failures(REQUEST_FAILURES, ['invalid_login', 'rate_limited']),
   },
-} as const;
+};
+
+const logoutSchema = {
+  querystring: NoQuerySchema,
+  body: orNoBody(Closed({})),
+  response: { 204: NO_CONTENT, ...failures(AUTH_FAILURES) },
+};
 
 export function sessionCookie(ctx: OperatorContext, value: string, maxAgeSecs: number): string {
   const secure = ctx.config.operatorHttpPublicOrigin?.startsWith('https://') === true;
@@ -79,7 +98,7 @@ export function sessionCookie(ctx: OperatorContext, value: string, maxAgeSecs: n
 }
 
 export function registerAuthRoutes(app: FastifyInstance, ctx: OperatorContext): void {
-  app.get('/v1/auth/status', { config: { isPublic: true } }, () => ({
+  app.get('/v1/auth/status', { config: { isPublic: true }, schema: statusSchema }, () => ({
     onboarding_required: !hasEnabledSuperadmin(ctx.db),
   }));
 
@@ -178,7 +197,7 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: OperatorContext): 
     },
   );
 
-  app.post('/v1/auth/logout', async (request, reply: FastifyReply) => {
+  app.post('/v1/auth/logout', { schema: logoutSchema }, async (request, reply: FastifyReply) => {
     const identity = identityOf(request);
     request.auditResource = { kind: 'user', value: identity.userId };
     if (identity.sessionHash === undefined) {

@@ -10,7 +10,20 @@
  */
 import type { FastifyInstance } from 'fastify';
 
-import type { ClientView } from '@portunus/api';
+import Type, { type Static } from 'typebox';
+
+import {
+  ClientAddressRequestSchema,
+  ClientViewSchema,
+  Closed,
+  EnrollmentRequestSchema,
+  IssuedEnrollmentSchema,
+  NoQuerySchema,
+  ReenrollmentRequestSchema,
+  RenameClientRequestSchema,
+  orNoBody,
+  type ClientView,
+} from '@portunus/api';
 import { formatRfc3339 } from '@portunus/core';
 import { listClients, listGrants, type Client } from '@portunus/store';
 
@@ -26,6 +39,13 @@ import { authorOf } from '../../services/rules.js';
 import { identityOf, requireSuperadmin } from '../auth.js';
 import type { Fleet, OperatorContext } from '../context.js';
 import { auditTo } from '../request-state.js';
+import {
+  ADMIN_FAILURES,
+  AUTH_FAILURES,
+  NO_CONTENT,
+  failures,
+  pathParams,
+} from '../route-schemas.js';
 
 export function clientView(client: Client, fleet: Fleet): ClientView {
   const live = fleet.connection(client.clientId);
@@ -41,57 +61,80 @@ export function clientView(client: Client, fleet: Fleet): ClientView {
   };
 }
 
-interface EnrollmentBody {
-  name: string;
-  address?: string | null;
-  ttl_secs?: number;
-}
+type EnrollmentBody = Static<typeof EnrollmentRequestSchema>;
+
+const clientParams = pathParams({ clientId: undefined });
+const ENDPOINT_FAILURES = ['endpoint_invalid', 'endpoint_not_in_cert_san'] as const;
 
 // Lengths are generous here: the catalogued checks (invalid_client_name, …) give the real answer.
 const enrollmentSchema = {
-  body: {
-    type: 'object',
-    required: ['name'],
-    additionalProperties: false,
-    properties: {
-      name: { type: 'string', maxLength: 1024 },
-      address: { type: ['string', 'null'], maxLength: 1024 },
-      // A number, not an integer: 1.5 answers invalid_enrollment_ttl like 0 does.
-      ttl_secs: { type: 'number' },
-    },
+  querystring: NoQuerySchema,
+  body: EnrollmentRequestSchema,
+  response: {
+    201: IssuedEnrollmentSchema,
+    ...failures(ADMIN_FAILURES, ENDPOINT_FAILURES, [
+      'invalid_client_name',
+      'invalid_client_address',
+      'invalid_enrollment_ttl',
+    ]),
   },
-} as const;
+};
 
 const reenrollmentSchema = {
-  body: {
-    type: ['object', 'null'],
-    additionalProperties: false,
-    properties: { ttl_secs: { type: 'number' } },
+  params: clientParams,
+  querystring: NoQuerySchema,
+  body: orNoBody(ReenrollmentRequestSchema),
+  response: {
+    201: IssuedEnrollmentSchema,
+    ...failures(ADMIN_FAILURES, ENDPOINT_FAILURES, ['invalid_enrollment_ttl', 'client_not_found']),
   },
-} as const;
+};
 
 const addressSchema = {
-  body: {
-    type: 'object',
-    required: ['address'],
-    additionalProperties: false,
-    properties: { address: { type: ['string', 'null'], maxLength: 1024 } },
+  params: clientParams,
+  querystring: NoQuerySchema,
+  body: ClientAddressRequestSchema,
+  response: {
+    200: ClientViewSchema,
+    ...failures(ADMIN_FAILURES, ['invalid_client_address', 'client_not_found']),
   },
-} as const;
+};
 
 const renameSchema = {
-  body: {
-    type: 'object',
-    required: ['client_name'],
-    additionalProperties: false,
-    properties: { client_name: { type: 'string', maxLength: 1024 } },
+  params: clientParams,
+  querystring: NoQuerySchema,
+  body: RenameClientRequestSchema,
+  response: {
+    200: ClientViewSchema,
+    ...failures(ADMIN_FAILURES, ['invalid_client_name', 'client_not_found']),
   },
-} as const;
+};
+
+const listSchema = {
+  querystring: NoQuerySchema,
+  response: { 200: Type.Array(ClientViewSchema), ...failures(AUTH_FAILURES) },
+};
+
+const revokeSchema = {
+  params: clientParams,
+  querystring: NoQuerySchema,
+  body: orNoBody(Closed({})),
+  response: { 204: NO_CONTENT, ...failures(ADMIN_FAILURES, ['client_not_found']) },
+};
+
+const deleteSchema = {
+  params: clientParams,
+  querystring: NoQuerySchema,
+  response: {
+    204: NO_CONTENT,
+    ...failures(ADMIN_FAILURES, ['client_not_found', 'client_not_revoked']),
+  },
+};
 
 type ClientParams = { Params: { clientId: string } };
 
 export function registerClientRoutes(app: FastifyInstance, ctx: OperatorContext): void {
-  app.get('/v1/clients', (request) => {
+  app.get('/v1/clients', { schema: listSchema }, (request) => {
     const identity = identityOf(request);
     let clients = listClients(ctx.db);
     if (identity.role !== 'superadmin') {
@@ -160,13 +203,17 @@ export function registerClientRoutes(app: FastifyInstance, ctx: OperatorContext)
     },
   );
 
-  app.post<ClientParams>('/v1/clients/:clientId/revoke', (request, reply) => {
-    requireSuperadmin(request.identity);
-    revokeClientById(ctx, request.params.clientId, auditTo(request));
-    return reply.status(204).send();
-  });
+  app.post<ClientParams>(
+    '/v1/clients/:clientId/revoke',
+    { schema: revokeSchema },
+    (request, reply) => {
+      requireSuperadmin(request.identity);
+      revokeClientById(ctx, request.params.clientId, auditTo(request));
+      return reply.status(204).send();
+    },
+  );
 
-  app.delete<ClientParams>('/v1/clients/:clientId', (request, reply) => {
+  app.delete<ClientParams>('/v1/clients/:clientId', { schema: deleteSchema }, (request, reply) => {
     const identity = requireSuperadmin(request.identity);
     deleteRevokedClient(ctx, request.params.clientId, authorOf(ctx, identity), auditTo(request));
     return reply.status(204).send();

@@ -5,6 +5,16 @@
  * audit row or a later answer. `last_used_at` is kept by the auth layer (touchCredential).
  */
 import type { FastifyInstance } from 'fastify';
+import Type, { type Static } from 'typebox';
+
+import {
+  CreateCredentialRequestSchema,
+  CreatedCredentialSchema,
+  CredentialViewSchema,
+  NoQuerySchema,
+  UserIdQuerySchema,
+  orNoBody,
+} from '@portunus/api';
 
 import { EVENTS, PortunusError, assertPrintableText } from '@portunus/core';
 import {
@@ -17,6 +27,7 @@ import {
 import { generateSecret, hashSecret, ulid } from '../../identity/secrets.js';
 import { identityOf } from '../auth.js';
 import type { Identity, OperatorContext } from '../context.js';
+import { AUTH_FAILURES, failures, pathParams } from '../route-schemas.js';
 import { credentialView } from '../views.js';
 
 const CREDENTIAL_EVENTS = {
@@ -27,38 +38,34 @@ const CREDENTIAL_EVENTS = {
 /** The column's CHECK (length(label) <= 128) counts characters. */
 const MAX_LABEL_CHARS = 128;
 
-interface CreateCredentialBody {
-  label?: string;
-  user_id?: string;
-}
+type CreateCredentialBody = Static<typeof CreateCredentialRequestSchema>;
 
 const createCredentialSchema = {
-  body: {
-    // No body at all is a credential for the caller with an empty label.
-    type: ['object', 'null'],
-    additionalProperties: false,
-    properties: {
-      label: { type: 'string' },
-      user_id: { type: 'string', maxLength: 64 },
-    },
+  querystring: NoQuerySchema,
+  // No body at all is a credential for the caller with an empty label.
+  body: orNoBody(CreateCredentialRequestSchema),
+  response: {
+    201: CreatedCredentialSchema,
+    ...failures(AUTH_FAILURES, ['role_required', 'invalid_label', 'user_not_found']),
   },
-} as const;
+};
 
 const listCredentialsSchema = {
-  querystring: {
-    type: 'object',
-    additionalProperties: false,
-    properties: { user_id: { type: 'string', maxLength: 64 } },
+  querystring: UserIdQuerySchema,
+  response: {
+    200: Type.Array(CredentialViewSchema),
+    ...failures(AUTH_FAILURES, ['role_required']),
   },
-} as const;
+};
 
 const credentialIdParams = {
-  params: {
-    type: 'object',
-    required: ['credentialId'],
-    properties: { credentialId: { type: 'string', maxLength: 64 } },
+  params: pathParams({ credentialId: 64 }),
+  querystring: NoQuerySchema,
+  response: {
+    200: CredentialViewSchema,
+    ...failures(AUTH_FAILURES, ['credential_not_found', 'not_owner']),
   },
-} as const;
+};
 
 /**
  * The user whose credentials a request acts on: the caller by default; another user only for a

@@ -6,6 +6,15 @@
  * client by id or by a display name exactly one client carries.
  */
 import type { FastifyInstance } from 'fastify';
+import Type, { type Static } from 'typebox';
+
+import {
+  CreateGrantRequestSchema,
+  DeleteGrantResponseSchema,
+  GrantViewSchema,
+  NoQuerySchema,
+  UserIdQuerySchema,
+} from '@portunus/api';
 
 import { EVENTS, PortunusError, assertPrintableText, isPortunusError } from '@portunus/core';
 import {
@@ -24,6 +33,7 @@ import { authorOf } from '../../services/rules.js';
 import { requireSuperadmin } from '../auth.js';
 import type { OperatorContext } from '../context.js';
 import { checkPortRange, checkProtocols } from '../validate.js';
+import { ADMIN_FAILURES, failures, pathParams } from '../route-schemas.js';
 import { grantView } from '../views.js';
 
 const GRANT_EVENTS = {
@@ -34,50 +44,34 @@ const GRANT_EVENTS = {
 /** The `client` value that grants every client. */
 const EVERY_CLIENT = '*';
 
-const MAX_GRANT_NOTE_CHARS = 256;
-
-interface CreateGrantBody {
-  user_id: string;
-  client: string;
-  listen_port_start: number;
-  listen_port_end: number;
-  protocols?: string[];
-  note?: string;
-}
+type CreateGrantBody = Static<typeof CreateGrantRequestSchema>;
 
 const createGrantSchema = {
-  body: {
-    type: 'object',
-    required: ['user_id', 'client', 'listen_port_start', 'listen_port_end'],
-    additionalProperties: false,
-    properties: {
-      user_id: { type: 'string', maxLength: 64 },
-      client: { type: 'string', maxLength: 255 },
-      // Numbers, not integers: checkPortRange answers a fractional port with invalid_port_range.
-      listen_port_start: { type: 'number' },
-      listen_port_end: { type: 'number' },
-      protocols: { type: 'array', maxItems: 8, items: { type: 'string', maxLength: 16 } },
-      // The column's CHECK (length(note) <= 256) counts characters, as ajv's maxLength does.
-      note: { type: 'string', maxLength: MAX_GRANT_NOTE_CHARS },
-    },
+  querystring: NoQuerySchema,
+  body: CreateGrantRequestSchema,
+  response: {
+    201: GrantViewSchema,
+    ...failures(ADMIN_FAILURES, [
+      'invalid_port_range',
+      'empty_protocol_set',
+      'invalid_protocol',
+      'user_not_found',
+      'invalid_client',
+      'ambiguous_client_name',
+    ]),
   },
-} as const;
+};
 
 const listGrantsSchema = {
-  querystring: {
-    type: 'object',
-    additionalProperties: false,
-    properties: { user_id: { type: 'string', maxLength: 64 } },
-  },
-} as const;
+  querystring: UserIdQuerySchema,
+  response: { 200: Type.Array(GrantViewSchema), ...failures(ADMIN_FAILURES) },
+};
 
 const grantIdParams = {
-  params: {
-    type: 'object',
-    required: ['grantId'],
-    properties: { grantId: { type: 'string', maxLength: 64 } },
-  },
-} as const;
+  params: pathParams({ grantId: 64 }),
+  querystring: NoQuerySchema,
+  response: { 200: DeleteGrantResponseSchema, ...failures(ADMIN_FAILURES, ['grant_not_found']) },
+};
 
 /**
  * The client a grant names: `*` (null: every client), a client id, or a display name exactly one

@@ -7,7 +7,17 @@
  */
 import type { FastifyInstance } from 'fastify';
 
-import type { ClientOwnerView, OwnerRateLimitRequest, OwnerRateLimitView } from '@portunus/api';
+import Type from 'typebox';
+
+import {
+  ClientOwnerViewSchema,
+  NoQuerySchema,
+  OwnerRateLimitViewSchema,
+  RateLimitSchema,
+  type ClientOwnerView,
+  type OwnerRateLimitRequest,
+  type OwnerRateLimitView,
+} from '@portunus/api';
 import { EVENTS } from '@portunus/core';
 
 import {
@@ -18,73 +28,25 @@ import {
 } from '../../services/owner-rate-limits.js';
 import { requireSuperadmin } from '../auth.js';
 import type { OperatorContext } from '../context.js';
-import { rateLimitSchema } from './rules.js';
+import { ADMIN_FAILURES, NO_CONTENT, failures, pathParams } from '../route-schemas.js';
 
-/** The one error body (DESIGN.md §3), for every 4xx and 5xx answer. */
-export const errorResponseSchema = {
-  type: 'object',
-  required: ['error'],
-  additionalProperties: false,
-  properties: {
-    error: {
-      type: 'object',
-      required: ['code', 'message'],
-      additionalProperties: false,
-      properties: { code: { type: 'string' }, message: { type: 'string' } },
-    },
-  },
-} as const;
-
-const errors = { '4xx': errorResponseSchema, '5xx': errorResponseSchema } as const;
-const noQuery = { type: 'object', additionalProperties: false, properties: {} } as const;
-const string = { type: 'string', maxLength: 255 } as const;
-
-const clientParams = {
-  type: 'object',
-  required: ['clientId'],
-  additionalProperties: false,
-  properties: { clientId: string },
-} as const;
-
-const envelopeParams = {
-  type: 'object',
-  required: ['clientId', 'ownerId'],
-  additionalProperties: false,
-  properties: { clientId: string, ownerId: string },
-} as const;
-
-const capsView = {
-  type: 'object',
-  additionalProperties: false,
-  properties: rateLimitSchema.properties,
-} as const;
-
-const envelopeView = {
-  type: 'object',
-  required: ['client_id', 'client_name', 'owner_id', 'rate_limit', 'updated_at_unix_ms'],
-  additionalProperties: false,
-  properties: {
-    client_id: { type: 'string' },
-    client_name: { type: 'string' },
-    owner_id: { type: 'string' },
-    rate_limit: capsView,
-    updated_at_unix_ms: { type: 'integer' },
-  },
-} as const;
-
-const ownersView = {
-  type: 'array',
-  items: {
-    type: 'object',
-    required: ['owner_id', 'has_rate_limit', 'rule_count'],
-    additionalProperties: false,
-    properties: {
-      owner_id: { type: 'string' },
-      has_rate_limit: { type: 'boolean' },
-      rule_count: { type: 'integer' },
-    },
-  },
-} as const;
+const noQuery = NoQuerySchema;
+const clientParams = pathParams({ clientId: 255 });
+const envelopeParams = pathParams({ clientId: 255, ownerId: 255 });
+const envelopeView = OwnerRateLimitViewSchema;
+const ownersView = Type.Array(ClientOwnerViewSchema);
+const readErrors = failures(ADMIN_FAILURES, ['client_not_found', 'owner_rate_limit_not_found']);
+const writeErrors = failures(ADMIN_FAILURES, [
+  'client_not_found',
+  'user_not_found',
+  'validation.rate_limit_no_caps_provided',
+  'validation.rate_limit_cap_zero',
+  'validation.rate_limit_cap_out_of_range',
+  'validation.rate_limit_burst_without_rate',
+  'validation.rate_limit_burst_range',
+  'validation.rate_limit_burst_unsupported',
+  'rate_limit_unsupported_by_client',
+]);
 
 type ClientParams = { Params: { clientId: string } };
 type EnvelopeParams = { Params: { clientId: string; ownerId: string } };
@@ -98,7 +60,7 @@ export function registerOwnerRateLimitRoutes(app: FastifyInstance, ctx: Operator
       schema: {
         params: clientParams,
         querystring: noQuery,
-        response: { 200: ownersView, ...errors },
+        response: { 200: ownersView, ...failures(ADMIN_FAILURES, ['client_not_found']) },
       },
     },
     (request): ClientOwnerView[] => {
@@ -113,7 +75,7 @@ export function registerOwnerRateLimitRoutes(app: FastifyInstance, ctx: Operator
       schema: {
         params: envelopeParams,
         querystring: noQuery,
-        response: { 200: envelopeView, ...errors },
+        response: { 200: envelopeView, ...readErrors },
       },
     },
     (request): OwnerRateLimitView => {
@@ -128,8 +90,8 @@ export function registerOwnerRateLimitRoutes(app: FastifyInstance, ctx: Operator
       schema: {
         params: envelopeParams,
         querystring: noQuery,
-        body: rateLimitSchema,
-        response: { 200: envelopeView, ...errors },
+        body: RateLimitSchema,
+        response: { 200: envelopeView, ...writeErrors },
       },
     },
     (request): OwnerRateLimitView => {
@@ -157,7 +119,7 @@ export function registerOwnerRateLimitRoutes(app: FastifyInstance, ctx: Operator
       schema: {
         params: envelopeParams,
         querystring: noQuery,
-        response: { 204: { type: 'null' }, ...errors },
+        response: { 204: NO_CONTENT, ...failures(ADMIN_FAILURES, ['client_not_found']) },
       },
     },
     (request, reply) => {

@@ -7,6 +7,14 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 
+import Type from 'typebox';
+
+import {
+  NoQuerySchema,
+  QuotaPatchRequestSchema,
+  QuotaPutRequestSchema,
+  QuotaViewSchema,
+} from '@portunus/api';
 import { EVENTS } from '@portunus/core';
 
 import {
@@ -20,22 +28,63 @@ import {
 } from '../../services/quotas.js';
 import { identityOf } from '../auth.js';
 import type { OperatorContext } from '../context.js';
+import { AUTH_FAILURES, NO_CONTENT, failures, pathParams } from '../route-schemas.js';
 
 interface QuotaParams {
   userId: string;
   clientId: string;
 }
 
-const quotaParams = {
-  params: {
-    type: 'object',
-    required: ['userId', 'clientId'],
-    properties: {
-      userId: { type: 'string', maxLength: 64 },
-      clientId: { type: 'string', maxLength: 255 },
-    },
-  },
-} as const;
+const params = pathParams({ userId: 64, clientId: 255 });
+const READ_FAILURES = [
+  ...AUTH_FAILURES,
+  'not_owner',
+  'user_not_found',
+  'client_not_found',
+  'ambiguous_client_name',
+] as const;
+const WRITE_FAILURES = [
+  ...READ_FAILURES,
+  'role_required',
+  'invalid_quota_size',
+  'invalid_quota_policy',
+  'invalid_billing_anchor',
+  'quota_target_not_found',
+  'quota_unsupported_by_client',
+] as const;
+
+const putSchema = {
+  params,
+  querystring: NoQuerySchema,
+  body: QuotaPutRequestSchema,
+  response: { 200: QuotaViewSchema, ...failures(WRITE_FAILURES) },
+};
+const patchSchema = {
+  params,
+  querystring: NoQuerySchema,
+  body: QuotaPatchRequestSchema,
+  response: { 200: QuotaViewSchema, ...failures(WRITE_FAILURES, ['quota_not_found']) },
+};
+const deleteSchema = {
+  params,
+  querystring: NoQuerySchema,
+  response: { 204: NO_CONTENT, ...failures(WRITE_FAILURES, ['quota_not_found']) },
+};
+const statusSchema = {
+  params,
+  querystring: NoQuerySchema,
+  response: { 200: QuotaViewSchema, ...failures(READ_FAILURES, ['quota_not_found']) },
+};
+const userListSchema = {
+  params: pathParams({ userId: 64 }),
+  querystring: NoQuerySchema,
+  response: { 200: Type.Array(QuotaViewSchema), ...failures(READ_FAILURES) },
+};
+const clientListSchema = {
+  params: pathParams({ clientId: 255 }),
+  querystring: NoQuerySchema,
+  response: { 200: Type.Array(QuotaViewSchema), ...failures(READ_FAILURES, ['role_required']) },
+};
 
 /** Without a quota engine (contract tests of other routes) nothing is pushed. */
 const NO_PUSH: QuotaDeps['engine'] = { push: () => false, pushRemoval: () => false };
@@ -63,7 +112,7 @@ export function registerQuotaRoutes(app: FastifyInstance, ctx: OperatorContext):
 
   app.put<{ Params: QuotaParams }>(
     '/v1/users/:userId/quotas/:clientId',
-    { schema: quotaParams },
+    { schema: putSchema },
     (request) => {
       const identity = identityOf(request);
       const { userId, clientId } = request.params;
@@ -89,7 +138,7 @@ export function registerQuotaRoutes(app: FastifyInstance, ctx: OperatorContext):
 
   app.patch<{ Params: QuotaParams }>(
     '/v1/users/:userId/quotas/:clientId',
-    { schema: quotaParams },
+    { schema: patchSchema },
     (request) => {
       const identity = identityOf(request);
       const { userId, clientId } = request.params;
@@ -112,7 +161,7 @@ export function registerQuotaRoutes(app: FastifyInstance, ctx: OperatorContext):
 
   app.delete<{ Params: QuotaParams }>(
     '/v1/users/:userId/quotas/:clientId',
-    { schema: quotaParams },
+    { schema: deleteSchema },
     (request, reply) => {
       const identity = identityOf(request);
       const { userId, clientId } = request.params;
@@ -127,18 +176,22 @@ export function registerQuotaRoutes(app: FastifyInstance, ctx: OperatorContext):
     },
   );
 
-  app.get<{ Params: { userId: string } }>('/v1/users/:userId/quotas', (request) =>
-    listUserQuotas(ctx.db, identityOf(request), request.params.userId),
+  app.get<{ Params: { userId: string } }>(
+    '/v1/users/:userId/quotas',
+    { schema: userListSchema },
+    (request) => listUserQuotas(ctx.db, identityOf(request), request.params.userId),
   );
 
   app.get<{ Params: QuotaParams }>(
     '/v1/users/:userId/quotas/:clientId/status',
-    { schema: quotaParams },
+    { schema: statusSchema },
     (request) =>
       quotaStatus(ctx.db, identityOf(request), request.params.userId, request.params.clientId),
   );
 
-  app.get<{ Params: { clientId: string } }>('/v1/clients/:clientId/quotas', (request) =>
-    listClientQuotas(ctx.db, identityOf(request), request.params.clientId),
+  app.get<{ Params: { clientId: string } }>(
+    '/v1/clients/:clientId/quotas',
+    { schema: clientListSchema },
+    (request) => listClientQuotas(ctx.db, identityOf(request), request.params.clientId),
   );
 }

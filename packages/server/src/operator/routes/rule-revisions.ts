@@ -7,12 +7,25 @@
  */
 import type { FastifyInstance } from 'fastify';
 
+import {
+  NoQuerySchema,
+  RestoreRequestSchema,
+  RestoreResultSchema,
+  RevisionDiffSchema,
+  RevisionListQuerySchema,
+  RuleRevisionListSchema,
+  orNoBody,
+  type RestoreResult,
+  type RevisionDiff,
+  type RuleRevisionList,
+} from '@portunus/api';
 import { EVENTS, PortunusError, formatRfc3339 } from '@portunus/core';
 import { listRevisions } from '@portunus/store';
 
 import { restoreRevision, revisionDiff } from '../../services/rule-revisions.js';
 import { requireSuperadmin } from '../auth.js';
 import type { OperatorContext } from '../context.js';
+import { ADMIN_FAILURES, RULE_WRITE_FAILURES, failures, pathParams } from '../route-schemas.js';
 import { DEFAULT_ACK_TIMEOUT_SECS } from '../rule-validation.js';
 
 function parseRevision(text: string): number {
@@ -23,18 +36,33 @@ function parseRevision(text: string): number {
   return revision;
 }
 
+// No length on the revision: a malformed one is revision_not_found, as parseRevision answers.
+const revisionParams = pathParams({ revision: undefined });
+
+const listSchema = {
+  querystring: RevisionListQuerySchema,
+  response: { 200: RuleRevisionListSchema, ...failures(ADMIN_FAILURES, ['invalid_cursor']) },
+};
+const diffSchema = {
+  params: revisionParams,
+  querystring: NoQuerySchema,
+  response: { 200: RevisionDiffSchema, ...failures(ADMIN_FAILURES, ['revision_not_found']) },
+};
 const restoreSchema = {
-  body: {
-    type: ['object', 'null'],
-    additionalProperties: false,
-    properties: { ack_timeout_secs: { type: 'integer', minimum: 1, maximum: 60 } },
+  params: revisionParams,
+  querystring: NoQuerySchema,
+  body: orNoBody(RestoreRequestSchema),
+  response: {
+    200: RestoreResultSchema,
+    ...failures(ADMIN_FAILURES, RULE_WRITE_FAILURES, ['revision_not_found', 'user_not_found']),
   },
-} as const;
+};
 
 export function registerRuleRevisionRoutes(app: FastifyInstance, ctx: OperatorContext): void {
   app.get<{ Querystring: { limit?: string; cursor?: string } }>(
     '/v1/rule-revisions',
-    (request, reply) => {
+    { schema: listSchema },
+    (request, reply): RuleRevisionList => {
       requireSuperadmin(request.identity);
       const { limit, cursor } = request.query;
       const parsed = limit === undefined ? undefined : /^\d{1,7}$/.test(limit) ? Number(limit) : 0;
@@ -56,15 +84,19 @@ export function registerRuleRevisionRoutes(app: FastifyInstance, ctx: OperatorCo
     },
   );
 
-  app.get<{ Params: { revision: string } }>('/v1/rule-revisions/:revision/diff', (request) => {
-    requireSuperadmin(request.identity);
-    return revisionDiff(ctx, parseRevision(request.params.revision));
-  });
+  app.get<{ Params: { revision: string } }>(
+    '/v1/rule-revisions/:revision/diff',
+    { schema: diffSchema },
+    (request): RevisionDiff => {
+      requireSuperadmin(request.identity);
+      return revisionDiff(ctx, parseRevision(request.params.revision));
+    },
+  );
 
   app.post<{ Params: { revision: string }; Body: { ack_timeout_secs?: number } | null }>(
     '/v1/rule-revisions/:revision/restore',
     { schema: restoreSchema },
-    async (request) => {
+    async (request): Promise<RestoreResult> => {
       const identity = requireSuperadmin(request.identity);
       const target = parseRevision(request.params.revision);
       request.auditResource = { kind: 'rule_revision', value: String(target) };

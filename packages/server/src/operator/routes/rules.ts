@@ -6,10 +6,18 @@
  */
 import type { FastifyInstance } from 'fastify';
 
+import Type from 'typebox';
+
 import {
-  RATE_LIMIT_FIELDS,
-  RESERVED_RATE_LIMIT_FIELD,
+  NoQuerySchema,
+  RuleListQuerySchema,
+  RulePushRequestSchema,
+  RulePushResponseSchema,
+  RuleStatsQuerySchema,
+  RuleStatsSnapshotSchema,
+  RuleViewSchema,
   type RulePushResponse,
+  type RuleStatsSnapshot,
   type RuleView,
 } from '@portunus/api';
 
@@ -22,6 +30,13 @@ import { identityOf } from '../auth.js';
 import type { OperatorContext } from '../context.js';
 import { listWithLiveHealth, withLiveHealth } from '../rule-health.js';
 import type { RulePushBody } from '../rule-validation.js';
+import {
+  AUTH_FAILURES,
+  NO_CONTENT,
+  RULE_WRITE_FAILURES,
+  failures,
+  pathParams,
+} from '../route-schemas.js';
 
 /** Rule JSON of `GET /v1/rules` (reference §2.5); absent optional fields are omitted. */
 export function ruleView(rule: Rule): RuleView {
@@ -65,72 +80,46 @@ function parseRuleId(text: string): number {
   return id;
 }
 
-const port = { type: 'integer' } as const;
-const optional = <T extends { type: string }>(schema: T) =>
-  ({ ...schema, type: [schema.type, 'null'] }) as const;
+// No length on the id: a malformed one is rule_not_found, as parseRuleId answers.
+const ruleParams = pathParams({ ruleId: undefined });
+const READ_FAILURES = [...AUTH_FAILURES, 'rule_not_found', 'not_owner'] as const;
 
-const targetSchema = {
-  type: 'object',
-  required: ['host', 'port'],
-  additionalProperties: false,
-  properties: {
-    host: { type: 'string', maxLength: 1024 },
-    port,
-    // rule_targets.priority is 0..99 in the schema.
-    priority: optional({ type: 'integer', minimum: 0, maximum: 99 }),
-    proxy_protocol: optional({ type: 'string', maxLength: 16 }),
+const listSchema = {
+  querystring: RuleListQuerySchema,
+  response: { 200: Type.Array(RuleViewSchema), ...failures(AUTH_FAILURES, ['role_required']) },
+};
+const getSchema = {
+  params: ruleParams,
+  querystring: NoQuerySchema,
+  response: { 200: RuleViewSchema, ...failures(READ_FAILURES) },
+};
+const deleteSchema = {
+  params: ruleParams,
+  querystring: NoQuerySchema,
+  response: {
+    204: NO_CONTENT,
+    ...failures(READ_FAILURES, ['client_not_connected', 'ack_timeout']),
   },
-} as const;
-
-/**
- * The caps object of a rule or an owner envelope, from @portunus/api's field list. Only the JSON
- * type is checked here: ranges, zero and bursts answer their catalogued codes from checkRateLimit.
- */
-export const rateLimitSchema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: Object.fromEntries(
-    [...RATE_LIMIT_FIELDS.map((spec) => spec.name), RESERVED_RATE_LIMIT_FIELD].map((name) => [
-      name,
-      { type: ['integer', 'null'], minimum: 0 },
-    ]),
-  ),
-} as const;
-
-/**
- * A source list; the length bound here only stops absurd bodies early, the real one (64) answers
- * validation.source_list_too_long, and each entry's grammar validation.source_cidr_invalid.
- */
-const sourceListSchema = {
-  type: 'array',
-  maxItems: 1024,
-  items: { type: 'string', maxLength: 128 },
-} as const;
-
+};
 const pushSchema = {
-  body: {
-    type: 'object',
-    required: ['client', 'listen_port'],
-    additionalProperties: false,
-    properties: {
-      client: { type: 'string', minLength: 1, maxLength: 255 },
-      listen_port: port,
-      listen_port_end: optional(port),
-      target_host: optional({ type: 'string', maxLength: 1024 }),
-      target_port: optional(port),
-      target_port_end: optional(port),
-      targets: optional({ type: 'array', items: targetSchema, maxItems: 64 }),
-      protocol: optional({ type: 'string', maxLength: 16 }),
-      prefer_ipv6: optional({ type: 'boolean' }),
-      ack_timeout_secs: optional({ type: 'integer', minimum: 1, maximum: 60 }),
-      health_check_interval_secs: optional({ type: 'integer' }),
-      sni_pattern: optional({ type: 'string', maxLength: 1024 }),
-      rate_limit: optional(rateLimitSchema),
-      allowed_sources: optional(sourceListSchema),
-      denied_sources: optional(sourceListSchema),
-    },
+  querystring: NoQuerySchema,
+  body: RulePushRequestSchema,
+  response: { 201: RulePushResponseSchema, ...failures(AUTH_FAILURES, RULE_WRITE_FAILURES) },
+};
+const editSchema = {
+  params: ruleParams,
+  querystring: NoQuerySchema,
+  body: RulePushRequestSchema,
+  response: {
+    200: RulePushResponseSchema,
+    ...failures(AUTH_FAILURES, RULE_WRITE_FAILURES, ['rule_not_found']),
   },
-} as const;
+};
+const statsSchema = {
+  params: ruleParams,
+  querystring: RuleStatsQuerySchema,
+  response: { 200: RuleStatsSnapshotSchema, ...failures(READ_FAILURES) },
+};
 
 /** Answers rendered since the last write, per filter (dashboards poll this every few seconds). */
 const renderedRules = new WeakMap<
@@ -161,41 +150,49 @@ function renderRules(ctx: OperatorContext, filter: RuleFilter): string {
 }
 
 export function registerRuleRoutes(app: FastifyInstance, ctx: OperatorContext): void {
-  app.get<{ Querystring: { client?: string; owner?: string } }>('/v1/rules', (request, reply) => {
-    const identity = identityOf(request);
-    const { client, owner } = request.query;
-    if (owner !== undefined && identity.role !== 'superadmin') {
-      throw new PortunusError('role_required', 'only a superadmin may filter by owner');
-    }
-    const filter: RuleFilter = {
-      ...(client !== undefined ? { clientName: client } : {}),
-      ...(identity.role === 'superadmin'
-        ? owner !== undefined
-          ? { ownerUserId: owner }
-          : {}
-        : { ownerUserId: identity.userId }),
-    };
-    const json = listWithLiveHealth(renderRules(ctx, filter), ctx.fleet);
-    return reply.type('application/json; charset=utf-8').send(json);
-  });
+  app.get<{ Querystring: { client?: string; owner?: string } }>(
+    '/v1/rules',
+    { schema: listSchema },
+    (request, reply) => {
+      const identity = identityOf(request);
+      const { client, owner } = request.query;
+      if (owner !== undefined && identity.role !== 'superadmin') {
+        throw new PortunusError('role_required', 'only a superadmin may filter by owner');
+      }
+      const filter: RuleFilter = {
+        ...(client !== undefined ? { clientName: client } : {}),
+        ...(identity.role === 'superadmin'
+          ? owner !== undefined
+            ? { ownerUserId: owner }
+            : {}
+          : { ownerUserId: identity.userId }),
+      };
+      const json = listWithLiveHealth(renderRules(ctx, filter), ctx.fleet);
+      return reply.type('application/json; charset=utf-8').send(json);
+    },
+  );
 
-  app.get<{ Params: { ruleId: string } }>('/v1/rules/:ruleId', (request) =>
+  app.get<{ Params: { ruleId: string } }>('/v1/rules/:ruleId', { schema: getSchema }, (request) =>
     withLiveHealth(
       ruleView(ownedRule(ctx, identityOf(request), parseRuleId(request.params.ruleId))),
       ctx.fleet,
     ),
   );
 
-  app.delete<{ Params: { ruleId: string } }>('/v1/rules/:ruleId', (request, reply) => {
-    const rule = removeRule(ctx, identityOf(request), parseRuleId(request.params.ruleId));
-    request.auditAction = {
-      action: EVENTS.ruleRemoved,
-      resourceKind: 'rule',
-      resourceValue: String(rule.ruleId),
-      details: { client_id: rule.clientId, owner_user_id: rule.ownerUserId },
-    };
-    return reply.status(204).send();
-  });
+  app.delete<{ Params: { ruleId: string } }>(
+    '/v1/rules/:ruleId',
+    { schema: deleteSchema },
+    (request, reply) => {
+      const rule = removeRule(ctx, identityOf(request), parseRuleId(request.params.ruleId));
+      request.auditAction = {
+        action: EVENTS.ruleRemoved,
+        resourceKind: 'rule',
+        resourceValue: String(rule.ruleId),
+        details: { client_id: rule.clientId, owner_user_id: rule.ownerUserId },
+      };
+      return reply.status(204).send();
+    },
+  );
 
   app.post<{ Body: RulePushBody }>('/v1/rules', { schema: pushSchema }, async (request, reply) => {
     const rule = await pushRule(ctx, identityOf(request), request.body, (ruleId) => {
@@ -207,7 +204,7 @@ export function registerRuleRoutes(app: FastifyInstance, ctx: OperatorContext): 
 
   app.put<{ Params: { ruleId: string }; Body: RulePushBody }>(
     '/v1/rules/:ruleId',
-    { schema: pushSchema },
+    { schema: editSchema },
     async (request) => {
       const ruleId = parseRuleId(request.params.ruleId);
       request.auditResource = { kind: 'rule', value: String(ruleId) };
@@ -229,7 +226,8 @@ export function registerRuleRoutes(app: FastifyInstance, ctx: OperatorContext): 
 
   app.get<{ Params: { ruleId: string }; Querystring: { per_port?: string; per_target?: string } }>(
     '/v1/rules/:ruleId/stats',
-    (request) => {
+    { schema: statsSchema },
+    (request): RuleStatsSnapshot => {
       const rule = ownedRule(ctx, identityOf(request), parseRuleId(request.params.ruleId));
       const snapshot = ctx.fleet.ruleStats(rule.ruleId);
       if (!snapshot) {

@@ -6,13 +6,32 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 
-import type { AdvertisedEndpointView } from '@portunus/api';
+import {
+  AdvertisedEndpointRequestSchema,
+  AdvertisedEndpointViewSchema,
+  NoQuerySchema,
+  type AdvertisedEndpointView,
+} from '@portunus/api';
 import { EVENTS } from '@portunus/core';
 import { getAdvertisedEndpointOverride, setAdvertisedEndpointOverride } from '@portunus/store';
 
 import { checkOverride, resolveTiers } from '../../services/advertised-endpoint.js';
 import { requireSuperadmin } from '../auth.js';
 import type { OperatorContext } from '../context.js';
+import { ADMIN_FAILURES, failures } from '../route-schemas.js';
+
+const getSchema = {
+  querystring: NoQuerySchema,
+  response: { 200: AdvertisedEndpointViewSchema, ...failures(ADMIN_FAILURES) },
+};
+const putSchema = {
+  querystring: NoQuerySchema,
+  body: AdvertisedEndpointRequestSchema,
+  response: {
+    200: AdvertisedEndpointViewSchema,
+    ...failures(ADMIN_FAILURES, ['endpoint_invalid', 'endpoint_not_in_cert_san']),
+  },
+};
 
 /** Resolves the advertised endpoint for a request (its Host header feeds the derived tier). */
 export function resolveAdvertisedEndpoint(
@@ -24,23 +43,14 @@ export function resolveAdvertisedEndpoint(
 }
 
 export function registerSettingsRoutes(app: FastifyInstance, ctx: OperatorContext): void {
-  app.get('/v1/settings/advertised-endpoint', (request) => {
+  app.get('/v1/settings/advertised-endpoint', { schema: getSchema }, (request) => {
     requireSuperadmin(request.identity);
     return resolveAdvertisedEndpoint(ctx, request);
   });
 
   app.put<{ Body: { advertised_endpoint: string | null } }>(
     '/v1/settings/advertised-endpoint',
-    {
-      schema: {
-        body: {
-          type: 'object',
-          required: ['advertised_endpoint'],
-          additionalProperties: false,
-          properties: { advertised_endpoint: { type: ['string', 'null'], maxLength: 1024 } },
-        },
-      },
-    },
+    { schema: putSchema },
     (request) => {
       request.auditResource = { kind: 'setting', value: 'advertised_endpoint' };
       requireSuperadmin(request.identity);

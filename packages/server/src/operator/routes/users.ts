@@ -4,6 +4,21 @@
  * admin password reset that revokes the user's web sessions.
  */
 import type { FastifyInstance } from 'fastify';
+import Type, { type Static } from 'typebox';
+
+import {
+  ChangePasswordRequestSchema,
+  CreateUserRequestSchema,
+  CreateUserResponseSchema,
+  DeleteUserResponseSchema,
+  MeSchema,
+  NoQuerySchema,
+  ResetPasswordRequestSchema,
+  ResetPasswordResponseSchema,
+  UserViewSchema,
+  orNoBody,
+  type Me,
+} from '@portunus/api';
 
 import { EVENTS, PortunusError } from '@portunus/core';
 import {
@@ -23,52 +38,51 @@ import { identityOf, requireSuperadmin } from '../auth.js';
 import type { OperatorContext } from '../context.js';
 import { underThrottle } from '../throttle.js';
 import { checkDisplayName, checkNewUserId } from '../validate.js';
+import {
+  ADMIN_FAILURES,
+  AUTH_FAILURES,
+  NO_CONTENT,
+  failures,
+  pathParams,
+} from '../route-schemas.js';
 import { userView } from '../views.js';
 
-interface CreateUserBody {
-  user_id: string;
-  display_name: string;
-  role?: string;
-  initial_password?: string;
-  password_change_required?: boolean;
-}
+type CreateUserBody = Static<typeof CreateUserRequestSchema>;
+type ChangePasswordBody = Static<typeof ChangePasswordRequestSchema>;
+type ResetPasswordBody = Static<typeof ResetPasswordRequestSchema>;
 
-interface ChangePasswordBody {
-  current_password: string;
-  new_password: string;
-  new_password_confirm: string;
-}
-
-interface ResetPasswordBody {
-  new_password?: string;
-  temporary_password?: boolean;
-}
-
-const userIdParams = {
-  type: 'object',
-  required: ['userId'],
-  properties: { userId: { type: 'string', maxLength: 64 } },
-} as const;
+const userIdParams = pathParams({ userId: 64 });
+const PASSWORD_FAILURES = ['password_too_short', 'password_too_long'] as const;
 
 export function registerUserRoutes(app: FastifyInstance, ctx: OperatorContext): void {
-  app.get('/v1/users/me', (request) => {
-    const identity = identityOf(request);
-    return { user_id: identity.userId, role: identity.role, display_name: identity.displayName };
-  });
+  app.get(
+    '/v1/users/me',
+    {
+      schema: {
+        querystring: NoQuerySchema,
+        response: { 200: MeSchema, ...failures(AUTH_FAILURES) },
+      },
+    },
+    (request): Me => {
+      const identity = identityOf(request);
+      return { user_id: identity.userId, role: identity.role, display_name: identity.displayName };
+    },
+  );
 
   app.post<{ Body: ChangePasswordBody }>(
     '/v1/users/me/password',
     {
       schema: {
-        body: {
-          type: 'object',
-          required: ['current_password', 'new_password', 'new_password_confirm'],
-          additionalProperties: false,
-          properties: {
-            current_password: { type: 'string' },
-            new_password: { type: 'string' },
-            new_password_confirm: { type: 'string' },
-          },
+        querystring: NoQuerySchema,
+        body: ChangePasswordRequestSchema,
+        response: {
+          204: NO_CONTENT,
+          ...failures(AUTH_FAILURES, PASSWORD_FAILURES, [
+            'invalid_login',
+            'rate_limited',
+            'password_mismatch',
+            'user_not_found',
+          ]),
         },
       },
     },
@@ -105,17 +119,18 @@ export function registerUserRoutes(app: FastifyInstance, ctx: OperatorContext): 
     '/v1/users',
     {
       schema: {
-        body: {
-          type: 'object',
-          required: ['user_id', 'display_name'],
-          additionalProperties: false,
-          properties: {
-            user_id: { type: 'string' },
-            display_name: { type: 'string' },
-            role: { type: 'string' },
-            initial_password: { type: 'string' },
-            password_change_required: { type: 'boolean' },
-          },
+        querystring: NoQuerySchema,
+        body: CreateUserRequestSchema,
+        response: {
+          201: CreateUserResponseSchema,
+          ...failures(ADMIN_FAILURES, PASSWORD_FAILURES, [
+            'invalid_user_id',
+            'reserved_user_id',
+            'invalid_display_name',
+            'invalid_role',
+            'initial_password_required',
+            'user_already_exists',
+          ]),
         },
       },
     },
@@ -125,7 +140,8 @@ export function registerUserRoutes(app: FastifyInstance, ctx: OperatorContext): 
       const userId = checkNewUserId(body.user_id);
       request.auditResource = { kind: 'user', value: userId };
       const displayName = checkDisplayName(body.display_name);
-      const role = body.role ?? 'user';
+      // The schema leaves the value to this check (the body is untrusted whatever its type says).
+      const role: string = body.role ?? 'user';
       if (role !== 'user' && role !== 'superadmin') throw new PortunusError('invalid_role');
       if (body.initial_password === undefined || body.initial_password === '') {
         throw new PortunusError('initial_password_required');
@@ -153,14 +169,29 @@ export function registerUserRoutes(app: FastifyInstance, ctx: OperatorContext): 
     },
   );
 
-  app.get('/v1/users', (request) => {
-    requireSuperadmin(request.identity);
-    return listUsers(ctx.db).map((user) => userView(user, user.grantCount));
-  });
+  app.get(
+    '/v1/users',
+    {
+      schema: {
+        querystring: NoQuerySchema,
+        response: { 200: Type.Array(UserViewSchema), ...failures(ADMIN_FAILURES) },
+      },
+    },
+    (request) => {
+      requireSuperadmin(request.identity);
+      return listUsers(ctx.db).map((user) => userView(user, user.grantCount));
+    },
+  );
 
   app.get<{ Params: { userId: string } }>(
     '/v1/users/:userId',
-    { schema: { params: userIdParams } },
+    {
+      schema: {
+        params: userIdParams,
+        querystring: NoQuerySchema,
+        response: { 200: UserViewSchema, ...failures(ADMIN_FAILURES, ['user_not_found']) },
+      },
+    },
     (request) => {
       requireSuperadmin(request.identity);
       const user = getUserOrThrow(ctx.db, request.params.userId);
@@ -170,7 +201,16 @@ export function registerUserRoutes(app: FastifyInstance, ctx: OperatorContext): 
 
   app.delete<{ Params: { userId: string } }>(
     '/v1/users/:userId',
-    { schema: { params: userIdParams } },
+    {
+      schema: {
+        params: userIdParams,
+        querystring: NoQuerySchema,
+        response: {
+          200: DeleteUserResponseSchema,
+          ...failures(ADMIN_FAILURES, ['user_not_found', 'cannot_remove_self', 'last_superadmin']),
+        },
+      },
+    },
     (request) => {
       const identity = requireSuperadmin(request.identity);
       const { userId } = request.params;
@@ -203,18 +243,16 @@ export function registerUserRoutes(app: FastifyInstance, ctx: OperatorContext): 
     },
   );
 
-  app.post<{ Params: { userId: string }; Body: ResetPasswordBody | undefined }>(
+  app.post<{ Params: { userId: string }; Body: ResetPasswordBody | null }>(
     '/v1/users/:userId/password',
     {
       schema: {
         params: userIdParams,
-        body: {
-          type: ['object', 'null'],
-          additionalProperties: false,
-          properties: {
-            new_password: { type: 'string' },
-            temporary_password: { type: 'boolean' },
-          },
+        querystring: NoQuerySchema,
+        body: orNoBody(ResetPasswordRequestSchema),
+        response: {
+          200: ResetPasswordResponseSchema,
+          ...failures(ADMIN_FAILURES, PASSWORD_FAILURES, ['user_not_found', 'rate_limited']),
         },
       },
     },
