@@ -101,8 +101,14 @@ const errnoNames = new Map<number, string>(
   Object.entries(os.constants.errno).map(([name, value]) => [value, name]),
 );
 
-/** Test seams: make the next hand-overs behave as if the kernel refused splice. */
-export const spliceTestHooks = { forceEinval: false };
+/**
+ * Test seams, for the fallback tests only: `forceEinval` makes the addon answer the next
+ * hand-overs as a kernel that refuses splice would; `loadError` makes loading the addon fail.
+ */
+export const spliceTestHooks: { forceEinval: boolean; loadError: string | undefined } = {
+  forceEinval: false,
+  loadError: undefined,
+};
 
 /** The worker threads: one per core up to two (the main thread needs a core too). */
 function threadCount(): number {
@@ -143,6 +149,7 @@ export class SpliceEngine<P> {
       return this.unavailable;
     }
     try {
+      if (spliceTestHooks.loadError !== undefined) throw new Error(spliceTestHooks.loadError);
       const native = this.load();
       native.init((flat) => {
         this.onEvents(flat);
