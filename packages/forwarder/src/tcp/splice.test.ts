@@ -202,7 +202,9 @@ describe('splice fast path', { skip: enabled ? false : 'splice is not available 
     // The listener is closed before the drain ends: a new dial is refused.
     const refused = await new Promise<boolean>((resolve) => {
       const probe = net.connect({ port, host: V4 });
-      probe.on('error', () => resolve(true));
+      probe.on('error', () => {
+        resolve(true);
+      });
       probe.on('connect', () => {
         probe.destroy();
         resolve(false);
