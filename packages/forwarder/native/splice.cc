@@ -5,7 +5,8 @@
 // `adopt` (the addon duplicates them; JavaScript then closes its libuv handles synchronously)
 // and `run` (only now are the duplicates armed, so libuv and the addon never read or write one
 // socket at the same time). A quota-metered pair gets an allowance of bytes and asks for more
-// (NEED, with the bytes it read since it last asked, which JavaScript debits) when it is spent;
+// (NEED, with the bytes it has read in all, of which JavaScript debits what it has not yet) when
+// it is spent;
 // `stop` half-closes both ways once the pipes are flushed; `release` flushes the pipes and hands
 // the descriptors back (a bandwidth cap arrived: JavaScript meters the pair from then on). Byte
 // counts are stored into a Float64Array owned by JavaScript, and each pair ends with one DONE
@@ -43,7 +44,7 @@ constexpr size_t kPoolMax = 256;
 
 enum Kind { kNeed = 1, kDone = 2, kPipeSizeFailed = 3 };
 enum Reason { kEof = 0, kError = 1, kQuota = 2, kClosed = 3, kUnsupported = 4, kReleased = 5 };
-enum Op { kAdd, kGrant, kStop, kClose, kRelease };
+enum Op { kFail, kGrant, kStop, kClose, kRelease };
 
 struct Counters {
   std::atomic<uint64_t> pairs{0};
@@ -77,13 +78,22 @@ struct Pair {
   Direction dir[2];      // client -> upstream (bytes_in), upstream -> client (bytes_out)
   bool metered = false;
   int64_t allowance = 0;   // bytes it may still read while metered (a read may overshoot)
-  uint64_t unreported = 0;  // bytes read while metered that no NEED or DONE has reported yet
+  // Bytes read from both sockets, metered or not: JavaScript charges a quota from the count it saw
+  // when the quota began, so bytes that raced a new budget's first grant are paid for too.
+  uint64_t readTotal = 0;
   bool waiting = false;    // a NEED is out and unanswered
   bool stopping = false;   // quota used up: flush the pipes, then half-close both ways
   bool releasing = false;  // flush the pipes, then hand the descriptors back
   bool done = false;
   bool forceEinval = false;  // test seam: behave as if the kernel refused splice
+  // The third slot of the counters array: JavaScript writes kControlRelease or kControlStop
+  // there before it sends the command, and every read checks it first, so a stop or release
+  // holds from the next read on even while the worker is busy with this very pair.
+  double* control = nullptr;
 };
+
+constexpr double kControlRelease = 1;
+constexpr double kControlStop = 2;
 
 struct Event {
   double v[8];
@@ -101,6 +111,9 @@ struct Engine {
   size_t next = 0;
   std::unordered_map<uint32_t, Pair*> adopted;   // main thread only
   std::unordered_map<uint32_t, Worker*> owner;   // main thread only
+  // The counters arrays the workers write into, kept alive here until the pair's DONE is
+  // delivered, whatever JavaScript does with its own handle (main thread only).
+  std::unordered_map<uint32_t, Napi::Reference<Napi::Float64Array>> keep;
   std::atomic<bool> pipeSizeReported{false};
   Counters counters;
 
@@ -138,6 +151,26 @@ class Worker {
     std::thread([this] { Loop(); }).detach();
   }
 
+  // On the main thread: puts a pair on this worker's epoll directly, not through the command
+  // queue, so a new connection costs no wake-up of its own (the queue's eventfd write and the
+  // thread switch were ~180 µs a connection on a loaded 2-core machine; bench/README.md). The
+  // epoll's first report of the sockets' readiness starts the pump. Under pairsMu_, so a Finish
+  // on the worker cannot run between the two registrations.
+  void Arm(Pair* pair) {
+    std::lock_guard<std::mutex> lock(pairsMu_);
+    pairs_[pair->id] = pair;
+    for (int side = 0; side < 2; side++) {
+      epoll_event ev{};
+      ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+      ev.data.u64 = reinterpret_cast<uint64_t>(pair) | static_cast<uint64_t>(side);
+      if (epoll_ctl(ep_, EPOLL_CTL_ADD, pair->fd[side], &ev) < 0) {
+        // The worker may already be pumping the first side: it ends the pair itself.
+        Send(Cmd{kFail, pair->id, (static_cast<int64_t>(errno) << 1) | side, nullptr});
+        return;
+      }
+    }
+  }
+
   void Send(const Cmd& cmd) {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -154,7 +187,8 @@ class Worker {
   int efd_ = -1;
   std::mutex mu_;
   std::vector<Cmd> cmds_;
-  std::unordered_map<uint32_t, Pair*> pairs_;
+  std::mutex pairsMu_;
+  std::unordered_map<uint32_t, Pair*> pairs_;  // under pairsMu_; pairs are freed by the worker only
   std::vector<Pipe> pool_;
   std::vector<Pair*> graveyard_;
 
@@ -203,25 +237,16 @@ class Worker {
   }
 
   void Run(const Cmd& cmd) {
-    if (cmd.op == kAdd) {
-      Pair* pair = cmd.pair;
-      pairs_[pair->id] = pair;
-      for (int side = 0; side < 2; side++) {
-        epoll_event ev{};
-        ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-        ev.data.u64 = reinterpret_cast<uint64_t>(pair) | static_cast<uint64_t>(side);
-        if (epoll_ctl(ep_, EPOLL_CTL_ADD, pair->fd[side], &ev) < 0) {
-          Finish(pair, kError, errno, side);
-          return;
-        }
-      }
-      Pump(pair);
-      return;
+    Pair* pair;
+    {
+      std::lock_guard<std::mutex> lock(pairsMu_);
+      auto found = pairs_.find(cmd.id);
+      if (found == pairs_.end()) return;  // already done; its DONE is on the way
+      pair = found->second;
     }
-    auto found = pairs_.find(cmd.id);
-    if (found == pairs_.end()) return;  // already done; its DONE is on the way
-    Pair* pair = found->second;
-    if (cmd.op == kGrant) {
+    if (cmd.op == kFail) {
+      Finish(pair, kError, static_cast<int>(cmd.arg >> 1), static_cast<int>(cmd.arg & 1));
+    } else if (cmd.op == kGrant) {
       // JavaScript already paid for the overshoot reported with the NEED: the grant is set, not
       // added. A negative grant ends metering (the budget was lifted).
       pair->metered = cmd.arg >= 0;
@@ -286,9 +311,8 @@ class Worker {
   void AskMore(Pair* pair) {
     if (pair->waiting) return;
     pair->waiting = true;
-    double used = static_cast<double>(pair->unreported);
-    pair->unreported = 0;
-    engine_->Post(Event{{kNeed, static_cast<double>(pair->id), 0, 0, used, 0, 0, 0}});
+    engine_->Post(Event{{kNeed, static_cast<double>(pair->id), 0, 0,
+                         static_cast<double>(pair->readTotal), 0, 0, 0}});
   }
 
   // Moves one direction until the socket or the pipe would block. False once the pair ended.
@@ -320,6 +344,11 @@ class Worker {
         }
         return true;
       }
+      double control;
+      __atomic_load(pair->control, &control, __ATOMIC_RELAXED);
+      if (control == kControlRelease) pair->releasing = true;
+      if (control == kControlStop) pair->stopping = true;
+      if (control != 0) continue;
       size_t want = kPipeSize;
       if (pair->metered) {
         if (pair->allowance <= 0) {
@@ -361,10 +390,8 @@ class Worker {
         return false;
       }
       d.inPipe = static_cast<size_t>(n);
-      if (pair->metered) {
-        pair->allowance -= n;
-        pair->unreported += static_cast<uint64_t>(n);
-      }
+      pair->readTotal += static_cast<uint64_t>(n);
+      if (pair->metered) pair->allowance -= n;
     }
   }
 
@@ -407,9 +434,12 @@ class Worker {
     engine_->Post(Event{{kDone, static_cast<double>(pair->id),
                          static_cast<double>(pair->dir[0].moved),
                          static_cast<double>(pair->dir[1].moved),
-                         static_cast<double>(pair->unreported), static_cast<double>(reason),
+                         static_cast<double>(pair->readTotal), static_cast<double>(reason),
                          tail[0], tail[1]}});
-    pairs_.erase(pair->id);
+    {
+      std::lock_guard<std::mutex> lock(pairsMu_);
+      pairs_.erase(pair->id);
+    }
     graveyard_.push_back(pair);
   }
 };
@@ -442,7 +472,10 @@ void Engine::Deliver(Napi::Env env, Napi::Function fn) {
   Napi::Array flat = Napi::Array::New(env, batch.size() * 8);
   uint32_t k = 0;
   for (const Event& event : batch) {
-    if (event.v[0] == kDone) owner.erase(static_cast<uint32_t>(event.v[1]));
+    if (event.v[0] == kDone) {
+      owner.erase(static_cast<uint32_t>(event.v[1]));
+      keep.erase(static_cast<uint32_t>(event.v[1]));
+    }
     for (double value : event.v) flat[k++] = Napi::Number::New(env, value);
   }
   fn.Call({flat});
@@ -470,6 +503,10 @@ Napi::Value Adopt(const Napi::CallbackInfo& info) {
   Engine* engine = EngineOf(info);
   int fds[2] = {info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value()};
   Napi::Float64Array counters = info[2].As<Napi::Float64Array>();
+  if (counters.ElementLength() < 3) {
+    Napi::TypeError::New(env, "counters: a Float64Array of 3").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
   int64_t allowance = info[3].As<Napi::Number>().Int64Value();  // -1: not metered
   bool forceEinval = info[4].ToBoolean().Value();
   Pair* pair = new Pair();
@@ -498,7 +535,9 @@ Napi::Value Adopt(const Napi::CallbackInfo& info) {
   pair->dir[1].src = pair->fd[1];
   pair->dir[1].dst = pair->fd[0];
   pair->dir[1].counter = &data[1];
+  pair->control = &data[2];
   engine->adopted[pair->id] = pair;
+  engine->keep.emplace(pair->id, Napi::Reference<Napi::Float64Array>::New(counters, 1));
   engine->counters.pairs++;
   return Napi::Number::New(env, pair->id);
 }
@@ -512,7 +551,7 @@ Napi::Value RunPair(const Napi::CallbackInfo& info) {
   engine->adopted.erase(found);
   Worker* worker = engine->workers[engine->next++ % engine->workers.size()];
   engine->owner[id] = worker;
-  worker->Send(Worker::Cmd{kAdd, id, 0, pair});
+  worker->Arm(pair);
   return info.Env().Undefined();
 }
 

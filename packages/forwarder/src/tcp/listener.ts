@@ -156,6 +156,8 @@ interface Pair extends QuotaHolder {
   /** Bytes each way moved by sockets the pair no longer holds (before a hand-over). */
   baseIn: number;
   baseOut: number;
+  /** Of the bytes the addon read for this pair, how many the quota has charged or excluded. */
+  quotaPaid: number;
 }
 
 /** Client bytes written to the upstream so far (bytes_in), whichever path moves them. */
@@ -232,7 +234,10 @@ export class ConnectionTally {
       if (pair.budget !== undefined && pair.budget.remaining !== Infinity) continue;
       pair.budget = budget;
       if (pair.spliced) {
-        // Its allowance becomes zero: its next read asks first (spliceNeed).
+        // Its allowance becomes zero: its next read asks first (spliceNeed), and pays for what
+        // it read from now on, including bytes that pass before the grant reaches the addon.
+        const counters = pair.spliced.counters;
+        pair.quotaPaid = counters[0]! + counters[1]!;
         if (budget.exhausted) pair.quotaExhausted();
         else {
           budget.attach(pair);
@@ -410,9 +415,11 @@ function wantsMeter(pair: Pair): boolean {
  * A metered spliced pair spent its allowance: what it read is paid (a debit that uses the budget
  * up stops every holder, this pair too), then it may read up to what is left, at most a grant.
  */
-function spliceNeed(pair: Pair, used: number): void {
+function spliceNeed(pair: Pair, readTotal: number): void {
   const spliced = pair.spliced;
   if (spliced === undefined) return;
+  const used = Math.max(0, readTotal - pair.quotaPaid);
+  pair.quotaPaid = Math.max(pair.quotaPaid, readTotal);
   const budget = pair.budget;
   // A budget lifted by REMOVE (or none at all) leaves the pair unmetered.
   if (budget === undefined || budget.remaining === Infinity) {
@@ -710,6 +717,7 @@ export class TcpListener {
       spliced: undefined,
       baseIn: 0,
       baseOut: 0,
+      quotaPaid: 0,
     };
     (client as PairedSocket)[PAIR] = pair;
     tally.pairs.add(pair);
@@ -921,6 +929,7 @@ export class TcpListener {
     const allowance = metered ? Math.min(SPLICE_GRANT_BYTES, Math.max(0, budget.remaining)) : -1;
     pair.baseIn = upstream.bytesWritten - pair.headerBytes;
     pair.baseOut = client.bytesWritten;
+    pair.quotaPaid = 0;
     // The sockets are destroyed inside handOver; that end is not the connection's.
     for (const socket of [client, upstream]) {
       socket.removeAllListeners();
@@ -950,7 +959,8 @@ export class TcpListener {
   /** The addon's one completion of a spliced pair: counts, errors and release, as onSideClosed. */
   private onSpliceDone(pair: Pair, result: SpliceResult): void {
     pair.spliced = undefined;
-    if (result.unreported > 0) pair.budget?.debit(result.unreported);
+    const unpaid = result.readTotal - pair.quotaPaid;
+    if (unpaid > 0 && pair.budget !== undefined) pair.budget.debit(unpaid);
     const bytesIn = pair.baseIn + result.bytesIn;
     const bytesOut = pair.baseOut + result.bytesOut;
     if (result.fds !== undefined) {

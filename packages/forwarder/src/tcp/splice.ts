@@ -56,8 +56,8 @@ const REASONS: readonly SpliceEndReason[] = [
 export interface SpliceResult {
   bytesIn: number;
   bytesOut: number;
-  /** Bytes read while metered that no `need` reported yet: to be debited. */
-  unreported: number;
+  /** Bytes the pair read from both sockets in all (quotas charge from this). */
+  readTotal: number;
   reason: SpliceEndReason;
   /** The errno name of an 'error' end, e.g. ECONNRESET; undefined otherwise. */
   code: string | undefined;
@@ -73,13 +73,16 @@ export interface SpliceResult {
 /** A pair inside the addon: its id and the counters the addon writes into. */
 export interface SplicedPair {
   readonly id: number;
-  /** [bytes_in, bytes_out] written to the destinations, updated every 64 KiB. */
+  /**
+   * [bytes_in, bytes_out] written to the destinations (the addon stores them), then the control
+   * slot the addon reads before every read: CONTROL_RELEASE or CONTROL_STOP.
+   */
   readonly counters: Float64Array;
 }
 
 export interface SpliceHandlers<P> {
-  /** A metered pair spent its allowance, having read `used` bytes since it last asked. */
-  need(pair: P, used: number): void;
+  /** A metered pair spent its allowance, having read `readTotal` bytes in all so far. */
+  need(pair: P, readTotal: number): void;
   done(pair: P, result: SpliceResult): void;
   /** F_SETPIPE_SZ was refused once (errno name); the pipes keep the kernel default. */
   pipeSizeFailed(code: string): void;
@@ -93,6 +96,8 @@ export type SpliceUnavailable =
   | { reason: 'einval' };
 
 const EVENT_SIZE = 8;
+const CONTROL_RELEASE = 1;
+const CONTROL_STOP = 2;
 const KIND_NEED = 1;
 const KIND_DONE = 2;
 const KIND_PIPE_SIZE_FAILED = 3;
@@ -190,7 +195,7 @@ export class SpliceEngine<P> {
     const clientFd = socketFd(client);
     const upstreamFd = socketFd(upstream);
     if (clientFd < 0 || upstreamFd < 0) return undefined;
-    const counters = new Float64Array(2);
+    const counters = new Float64Array(3);
     let id: number;
     try {
       id = native.adopt(clientFd, upstreamFd, counters, allowance, spliceTestHooks.forceEinval);
@@ -213,11 +218,14 @@ export class SpliceEngine<P> {
 
   /** Quota used up: the pipes are flushed, then both directions half-close and the pair ends. */
   stop(pair: SplicedPair): void {
+    // Seen by the worker's next read even while it is busy; the command wakes an idle pair.
+    pair.counters[2] = CONTROL_STOP;
     this.native?.stop(pair.id);
   }
 
   /** The pipes are flushed and the descriptors come back with a 'released' end. */
   release(pair: SplicedPair): void {
+    pair.counters[2] = CONTROL_RELEASE;
     this.native?.release(pair.id);
   }
 
@@ -251,7 +259,7 @@ export class SpliceEngine<P> {
       handlers?.done(pair, {
         bytesIn: flat[i + 2]!,
         bytesOut: flat[i + 3]!,
-        unreported: flat[i + 4]!,
+        readTotal: flat[i + 4]!,
         reason,
         code: reason === 'error' ? (errnoNames.get(errno) ?? `E${errno}`) : undefined,
         side: !handBack && flat[i + 7] === 1 ? 'upstream' : 'client',
