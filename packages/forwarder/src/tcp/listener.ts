@@ -408,10 +408,6 @@ function wantsMeter(pair: Pair): boolean {
 }
 
 /**
- * The owner's quota ran out (QuotaHolder, `this` is the pair): both directions stop reading and
- * half-close, and each socket ends once its FIN is flushed — bytes already paid for still leave.
- */
-/**
  * A metered spliced pair spent its allowance: what it read is paid (a debit that uses the budget
  * up stops every holder, this pair too), then it may read up to what is left, at most a grant.
  */
@@ -433,6 +429,11 @@ function spliceNeed(pair: Pair, readTotal: number): void {
   splice.grant(spliced, Math.min(SPLICE_GRANT_BYTES, budget.remaining));
 }
 
+/**
+ * The owner's quota ran out (QuotaHolder, `this` is the pair): both directions stop reading and
+ * half-close, and each socket ends once its FIN is flushed — bytes already paid for still leave.
+ * A spliced pair does the same in the addon (its pipes are flushed first).
+ */
 function stopForQuota(this: Pair): void {
   if (this.spliced) {
     splice.stop(this.spliced);
