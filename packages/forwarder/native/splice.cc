@@ -137,7 +137,6 @@ class Worker {
     Op op;
     uint32_t id;
     int64_t arg;
-    Pair* pair;
   };
 
   explicit Worker(Engine* engine) : engine_(engine) {
@@ -165,7 +164,7 @@ class Worker {
       ev.data.u64 = reinterpret_cast<uint64_t>(pair) | static_cast<uint64_t>(side);
       if (epoll_ctl(ep_, EPOLL_CTL_ADD, pair->fd[side], &ev) < 0) {
         // The worker may already be pumping the first side: it ends the pair itself.
-        Send(Cmd{kFail, pair->id, (static_cast<int64_t>(errno) << 1) | side, nullptr});
+        Send(Cmd{kFail, pair->id, (static_cast<int64_t>(errno) << 1) | side});
         return;
       }
     }
@@ -560,7 +559,7 @@ void SendTo(const Napi::CallbackInfo& info, Op op) {
   uint32_t id = info[0].As<Napi::Number>().Uint32Value();
   int64_t arg = info.Length() > 1 ? info[1].As<Napi::Number>().Int64Value() : 0;
   auto found = engine->owner.find(id);
-  if (found != engine->owner.end()) found->second->Send(Worker::Cmd{op, id, arg, nullptr});
+  if (found != engine->owner.end()) found->second->Send(Worker::Cmd{op, id, arg});
 }
 
 Napi::Value Grant(const Napi::CallbackInfo& info) {
