@@ -12,6 +12,7 @@
 import { createLogger } from '@portunus/core';
 import {
   Forwarder,
+  spliceStats,
   systemDnsBackend,
   type ForwarderOptions,
   type RuleSpec,
@@ -78,6 +79,7 @@ process.on('SIGUSR2', () => {
       array_buffers: memory.arrayBuffers,
       stats,
       sni: forwarder.sniListenerStats(),
+      splice: spliceStats() ?? null,
     }),
   );
 });

@@ -174,12 +174,17 @@ export async function startSocat(
   return { child, port: listenPort };
 }
 
-/** One haproxy process with a tcp-mode `listen` per target; returns the listen ports in order. */
+/**
+ * One haproxy process with a tcp-mode `listen` per target; returns the listen ports in order.
+ * Userspace mode with one thread unless `options` ask for `option splice-auto` and more threads
+ * (the splice benchmark, bench/src/splice).
+ */
 export async function startHaproxy(
   ctx: Context,
   name: string,
   targets: readonly number[],
   maxconn = 4000,
+  options: { splice?: boolean; nbthread?: number } = {},
 ): Promise<{ child: Child; ports: number[] }> {
   const haproxy = ctx.tools.haproxy;
   if (haproxy === undefined) throw new Error('haproxy is missing');
@@ -188,7 +193,7 @@ export async function startHaproxy(
   const conf = path.join(ctx.dir, `haproxy-${name}.cfg`);
   const lines = [
     'global',
-    '  nbthread 1',
+    `  nbthread ${options.nbthread ?? 1}`,
     `  maxconn ${maxconn}`,
     'defaults',
     '  mode tcp',
@@ -196,6 +201,7 @@ export async function startHaproxy(
     '  timeout connect 5s',
     '  timeout client 5m',
     '  timeout server 5m',
+    ...(options.splice === true ? ['  option splice-auto'] : []),
   ];
   targets.forEach((target, index) => {
     lines.push(

@@ -48,6 +48,13 @@ export const FORWARDER_EVENTS = {
   rateLimitReject: 'rule.rate_limit_reject',
   /** A connection or new flow refused by the rule's source lists (debug, like the above). */
   sourceDenied: 'rule.source_denied',
+  // The splice fast path (reference inventory "Linux fast path"; docs/fast-path.md).
+  /** The first connection of a rule moved by splice(2) (info, once per rule per process). */
+  spliceSelected: 'proxy.splice_selected',
+  /** Splice cannot be used in this process (addon missing, or the kernel refused): once. */
+  spliceUnsupportedFallback: 'proxy.splice_unsupported_fallback',
+  /** F_SETPIPE_SZ refused: the pipes keep the kernel's 64 KiB (warn, once). */
+  splicePipeSizeFailed: 'proxy.splice_pipe_size_failed',
 } as const;
 
 export type ForwarderEventName = (typeof FORWARDER_EVENTS)[keyof typeof FORWARDER_EVENTS];

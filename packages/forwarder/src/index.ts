@@ -66,7 +66,10 @@ export {
   type TcpRoute,
   type TcpPortStats,
   type TcpServerFactory,
+  SPLICE_GRANT_BYTES,
+  spliceStats,
 } from './tcp/listener.js';
+export { type SpliceStats } from './tcp/splice.js';
 export {
   DEFAULT_UDP_BUFFER_BYTES,
   DEFAULT_UDP_IDLE_MS,

@@ -37,6 +37,16 @@
  * connection half-closes both ways and ends (`stopForQuota`). An owner's first budget moves its
  * open connections onto the metered copy (`ConnectionTally.meterQuota`). Owners without a budget
  * stay on the plain copy.
+ *
+ * The fast path (docs/fast-path.md): a connection with no bandwidth cap on its rule or owner is,
+ * once its PROXY header and peeked bytes have left, handed to the splice addon (splice.ts), which
+ * moves its bytes in the kernel until both sides close and reports one completion; stats read its
+ * counters. Quotas hold there too: such a pair may read up to SPLICE_GRANT_BYTES (never more than
+ * the budget has left) and then reports what it read, which is debited like a chunk of the JS
+ * copy, before it gets the next allowance; a used-up budget stops it like the JS copy. A bandwidth
+ * cap that arrives while a pair is spliced releases it: the addon flushes its pipes and hands the
+ * descriptors back, and the pair goes on in the metered copy. If the addon cannot be loaded or the
+ * kernel refuses splice, the same connection falls back to the JavaScript copy above.
  */
 import net from 'node:net';
 
@@ -49,6 +59,7 @@ import type { QuotaBudget, QuotaHolder } from '../policy/quota.js';
 import type { Limiter, Pacer } from '../policy/limiter.js';
 import { proxyHeader } from '../proxy-protocol/header.js';
 import { SniDispatch } from '../sni/dispatch.js';
+import { SpliceEngine, type SplicedPair, type SpliceResult, socketFd } from './splice.js';
 
 /** Builds the listening server; injectable so tests can fail or observe binds. */
 export type TcpServerFactory = (
@@ -102,6 +113,12 @@ export const DEFAULT_BACKLOG = 1024;
 export const DEFAULT_TCP_HIGH_WATER_MARK = 1024 * 1024;
 /** Chunks at least this large (bulk reads; libuv reads up to 64 KiB) are coalesced. */
 const COALESCE_MIN_BYTES = 32 * 1024;
+/**
+ * The most a metered spliced pair reads before it reports and asks again (docs/fast-path.md,
+ * "Quotas"). Its overrun past the budget is one 64 KiB read, like one chunk of the JS copy, but
+ * several pairs of one owner may each be up to this far ahead of the budget when it runs out.
+ */
+export const SPLICE_GRANT_BYTES = 256 * 1024;
 
 const defaultServerFactory: TcpServerFactory = (options, onConnection) =>
   net.createServer(options, onConnection);
@@ -113,7 +130,8 @@ const defaultServerFactory: TcpServerFactory = (options, onConnection) =>
 interface Pair extends QuotaHolder {
   readonly owner: TcpListener;
   readonly route: TcpRoute;
-  readonly client: net.Socket;
+  /** Replaced only when a refused splice hands the descriptors back (a fresh net.Socket). */
+  client: net.Socket;
   /** Undefined while the connector is still picking and dialling a target. */
   upstream: net.Socket | undefined;
   target: TargetState | undefined;
@@ -133,6 +151,33 @@ interface Pair extends QuotaHolder {
   parkedOut: number;
   /** The owner's quota budget this connection pays into, if the owner has one. */
   budget: QuotaBudget | undefined;
+  /** Set while the splice addon moves this connection's bytes (its sockets are destroyed). */
+  spliced: SplicedPair | undefined;
+  /** Bytes each way moved by sockets the pair no longer holds (before a hand-over). */
+  baseIn: number;
+  baseOut: number;
+  /** Of the bytes the addon read for this pair, how many the quota has charged or excluded. */
+  quotaPaid: number;
+}
+
+/** Client bytes written to the upstream so far (bytes_in), whichever path moves them. */
+function bytesInOf(pair: Pair): number {
+  if (pair.spliced) return pair.baseIn + pair.spliced.counters[0]!;
+  return pair.upstream ? pair.baseIn + pair.upstream.bytesWritten - pair.headerBytes : 0;
+}
+function bytesOutOf(pair: Pair): number {
+  if (pair.spliced) return pair.baseOut + pair.spliced.counters[1]!;
+  return pair.upstream ? pair.baseOut + pair.client.bytesWritten : 0;
+}
+
+const splice = new SpliceEngine<Pair>();
+/** Gates whose rule already logged proxy.splice_selected in this process. */
+const spliceAnnounced = new WeakSet<RuleGate>();
+let fallbackReported = false;
+
+/** The splice addon's counters, or undefined when it is not loaded (bench/README.md profile). */
+export function spliceStats(): ReturnType<typeof splice.stats> {
+  return splice.stats();
 }
 
 /**
@@ -170,6 +215,11 @@ export class ConnectionTally {
    */
   refreshMetering(): void {
     for (const pair of this.pairs) {
+      if (pair.spliced) {
+        // Back to JavaScript, where the metered copy runs (onSpliceDone, 'released').
+        if (wantsMeter(pair)) splice.release(pair.spliced);
+        continue;
+      }
       if (pair.upstream !== undefined && !pair.failed) setMetering(pair, wantsMeter(pair));
     }
   }
@@ -183,6 +233,18 @@ export class ConnectionTally {
       if (pair.upstream === undefined || pair.failed) continue;
       if (pair.budget !== undefined && pair.budget.remaining !== Infinity) continue;
       pair.budget = budget;
+      if (pair.spliced) {
+        // Its allowance becomes zero: its next read asks first (spliceNeed), and pays for what
+        // it read from now on, including bytes that pass before the grant reaches the addon.
+        const counters = pair.spliced.counters;
+        pair.quotaPaid = counters[0]! + counters[1]!;
+        if (budget.exhausted) pair.quotaExhausted();
+        else {
+          budget.attach(pair);
+          splice.grant(pair.spliced, 0);
+        }
+        continue;
+      }
       setMetering(pair, true);
       if (budget.exhausted) pair.quotaExhausted();
       else budget.attach(pair);
@@ -203,6 +265,10 @@ export class ConnectionTally {
     const timer = setTimeout(() => {
       if (this.pairs.size > 0) onDeadline?.(this.pairs.size);
       for (const pair of this.pairs) {
+        if (pair.spliced) {
+          splice.close(pair.spliced);
+          continue;
+        }
         pair.client.destroy();
         pair.upstream?.destroy();
       }
@@ -218,9 +284,8 @@ export class ConnectionTally {
     let bytesIn = this.closedBytesIn;
     let bytesOut = this.closedBytesOut;
     for (const pair of this.pairs) {
-      if (!pair.upstream) continue;
-      bytesIn += pair.upstream.bytesWritten - pair.headerBytes;
-      bytesOut += pair.client.bytesWritten;
+      bytesIn += bytesInOf(pair);
+      bytesOut += bytesOutOf(pair);
     }
     return {
       listen_port: listenPort,
@@ -239,8 +304,8 @@ export class ConnectionTally {
     for (const pair of this.pairs) {
       if (!pair.upstream || !pair.target) continue;
       const entry = live.get(pair.target) ?? { bytesIn: 0, bytesOut: 0 };
-      entry.bytesIn += pair.upstream.bytesWritten - pair.headerBytes;
-      entry.bytesOut += pair.client.bytesWritten;
+      entry.bytesIn += bytesInOf(pair);
+      entry.bytesOut += bytesOutOf(pair);
       live.set(pair.target, entry);
     }
   }
@@ -261,6 +326,10 @@ function peerOf(socket: net.Socket): net.Socket {
 }
 
 // Set in TcpListener's static block (they reach its private methods).
+let trySplice: (pair: Pair) => void;
+/** A listener's logger for the process-wide pipe-size event (set by the first hand-over). */
+let splicePipeLog: Logger | undefined;
+const EMPTY = Buffer.alloc(0);
 let onClientError: (this: net.Socket, error: Error) => void;
 let onUpstreamError: (this: net.Socket, error: Error) => void;
 let onSocketClose: (this: net.Socket) => void;
@@ -339,10 +408,37 @@ function wantsMeter(pair: Pair): boolean {
 }
 
 /**
+ * A metered spliced pair spent its allowance: what it read is paid (a debit that uses the budget
+ * up stops every holder, this pair too), then it may read up to what is left, at most a grant.
+ */
+function spliceNeed(pair: Pair, readTotal: number): void {
+  const spliced = pair.spliced;
+  if (spliced === undefined) return;
+  const used = Math.max(0, readTotal - pair.quotaPaid);
+  pair.quotaPaid = Math.max(pair.quotaPaid, readTotal);
+  const budget = pair.budget;
+  // A budget lifted by REMOVE (or none at all) leaves the pair unmetered.
+  if (budget === undefined || budget.remaining === Infinity) {
+    splice.grant(spliced, -1);
+    return;
+  }
+  if (!budget.debit(used) || budget.exhausted) {
+    splice.stop(spliced);
+    return;
+  }
+  splice.grant(spliced, Math.min(SPLICE_GRANT_BYTES, budget.remaining));
+}
+
+/**
  * The owner's quota ran out (QuotaHolder, `this` is the pair): both directions stop reading and
  * half-close, and each socket ends once its FIN is flushed — bytes already paid for still leave.
+ * A spliced pair does the same in the addon (its pipes are flushed first).
  */
 function stopForQuota(this: Pair): void {
+  if (this.spliced) {
+    splice.stop(this.spliced);
+    return;
+  }
   for (const socket of [this.client, this.upstream]) {
     if (!socket || socket.destroyed) continue;
     socket.pause();
@@ -619,6 +715,10 @@ export class TcpListener {
       parkedOut: -1,
       budget,
       quotaExhausted: stopForQuota,
+      spliced: undefined,
+      baseIn: 0,
+      baseOut: 0,
+      quotaPaid: 0,
     };
     (client as PairedSocket)[PAIR] = pair;
     tally.pairs.add(pair);
@@ -681,7 +781,23 @@ export class TcpListener {
       pair.head = undefined;
       upstream.write(head);
     }
-    startCopy(pair, client, upstream);
+    if (this.spliceable(pair)) trySplice(pair);
+    else startCopy(pair, client, upstream);
+  }
+
+  /**
+   * Whether this connection may take the fast path: the addon works in this process, and no
+   * bandwidth cap applies (caps, source lists and SNI have decided already, at admission).
+   */
+  private spliceable(pair: Pair): boolean {
+    if (pair.gate.limiter.meters || pair.ownerLimiter?.meters === true) return false;
+    const unavailable = splice.availability();
+    if (unavailable === undefined) return true;
+    if (!fallbackReported && unavailable.reason !== 'disabled') {
+      fallbackReported = true;
+      this.log.warn(FORWARDER_EVENTS.spliceUnsupportedFallback, { ...unavailable });
+    }
+    return false;
   }
 
   private onConnectFailed(pair: Pair, error: unknown): void {
@@ -700,6 +816,18 @@ export class TcpListener {
   // The shared connection listeners, assigned here because they call private methods; they
   // are plain functions handed to on() unbound, with the socket as `this`.
   static {
+    splice.install({
+      need: spliceNeed,
+      done: (pair, result) => {
+        pair.owner.onSpliceDone(pair, result);
+      },
+      pipeSizeFailed: (code) => {
+        splicePipeLog?.warn(FORWARDER_EVENTS.splicePipeSizeFailed, { code });
+      },
+    });
+    trySplice = (pair) => {
+      pair.owner.trySplice(pair);
+    };
     onClientError = function (error) {
       const pair = pairOf(this);
       pair.owner.fail(pair, 'client', error);
@@ -755,8 +883,8 @@ export class TcpListener {
     const flushing = other.writableEnded && (other.readableEnded || !other.writableFinished);
     if (!flushing) other.destroy();
     if (pair.closed < 2) return;
-    const bytesIn = upstream.bytesWritten - pair.headerBytes;
-    const bytesOut = pair.client.bytesWritten;
+    const bytesIn = bytesInOf(pair);
+    const bytesOut = bytesOutOf(pair);
     tally.closedBytesIn += bytesIn;
     tally.closedBytesOut += bytesOut;
     if (pair.target) {
@@ -764,6 +892,141 @@ export class TcpListener {
       pair.target.bytesOut += bytesOut;
     }
     this.release(pair);
+  }
+
+  /**
+   * Hands a connected pair to the addon once nothing of it waits in user space: bytes a socket
+   * already read go to the other side first, and queued writes (the PROXY header, the peeked
+   * hello) must have reached the kernel, so the addon's first byte follows them in order.
+   */
+  private trySplice(pair: Pair): void {
+    const client = pair.client;
+    const upstream = pair.upstream!;
+    if (pair.failed || client.destroyed || upstream.destroyed) return;
+    if (!this.spliceable(pair)) {
+      startCopy(pair, client, upstream);
+      return;
+    }
+    for (const [from, to] of [
+      [client, upstream],
+      [upstream, client],
+    ] as const) {
+      if (from.readableLength === 0) continue;
+      const chunk = from.read() as Buffer | null;
+      if (chunk === null) continue;
+      pair.budget?.debit(chunk.length);
+      to.write(chunk);
+    }
+    const pending =
+      upstream.writableLength > 0 ? upstream : client.writableLength > 0 ? client : undefined;
+    if (pending !== undefined || socketFd(client) < 0 || socketFd(upstream) < 0) {
+      // The empty write's callback runs once every earlier write has left.
+      if (pending !== undefined) {
+        pending.write(EMPTY, () => {
+          trySplice(pair);
+        });
+      } else startCopy(pair, client, upstream);
+      return;
+    }
+    const budget = pair.budget;
+    const metered = budget !== undefined && budget.remaining !== Infinity;
+    const allowance = metered ? Math.min(SPLICE_GRANT_BYTES, Math.max(0, budget.remaining)) : -1;
+    pair.baseIn = upstream.bytesWritten - pair.headerBytes;
+    pair.baseOut = client.bytesWritten;
+    pair.quotaPaid = 0;
+    // The sockets are destroyed inside handOver; that end is not the connection's.
+    for (const socket of [client, upstream]) {
+      socket.removeAllListeners();
+      socket.setTimeout(0);
+      socket.on('error', ignoreError);
+    }
+    const spliced = splice.handOver(client, upstream, allowance, pair);
+    if (spliced === undefined) {
+      client.on('error', onClientError);
+      client.on('close', onSocketClose);
+      upstream.on('error', onUpstreamError);
+      upstream.on('close', onSocketClose);
+      startCopy(pair, client, upstream);
+      return;
+    }
+    pair.spliced = spliced;
+    splicePipeLog ??= this.log;
+    if (!spliceAnnounced.has(pair.gate)) {
+      spliceAnnounced.add(pair.gate);
+      this.log.info(FORWARDER_EVENTS.spliceSelected, {
+        rule_id: pair.route.connector.ruleId,
+        listen_port: this.requestedPort,
+      });
+    }
+  }
+
+  /** The addon's one completion of a spliced pair: counts, errors and release, as onSideClosed. */
+  private onSpliceDone(pair: Pair, result: SpliceResult): void {
+    pair.spliced = undefined;
+    const unpaid = result.readTotal - pair.quotaPaid;
+    if (unpaid > 0 && pair.budget !== undefined) pair.budget.debit(unpaid);
+    const bytesIn = pair.baseIn + result.bytesIn;
+    const bytesOut = pair.baseOut + result.bytesOut;
+    if (result.fds !== undefined) {
+      pair.baseIn = bytesIn;
+      pair.baseOut = bytesOut;
+      if (result.reason === 'unsupported') this.spliceRefused();
+      this.resumeInJavaScript(pair, result.fds);
+      return;
+    }
+    const tally = pair.route.tally;
+    tally.closedBytesIn += bytesIn;
+    tally.closedBytesOut += bytesOut;
+    if (pair.target) {
+      pair.target.bytesIn += bytesIn;
+      pair.target.bytesOut += bytesOut;
+    }
+    if (result.reason === 'error') {
+      tally.connErrors++;
+      const fields = {
+        rule_id: pair.route.connector.ruleId,
+        listen_port: this.requestedPort,
+        target: pair.target
+          ? `${pair.target.spec.host}:${pair.target.portAt(pair.route.offset)}`
+          : '',
+        side: result.side,
+        code: result.code,
+      };
+      if (result.side === 'upstream') this.log.warn(FORWARDER_EVENTS.connError, fields);
+      else this.log.debug(FORWARDER_EVENTS.connError, fields);
+    }
+    this.release(pair);
+  }
+
+  /** The kernel refused splice before a byte moved: later connections skip the addon. */
+  private spliceRefused(): void {
+    splice.markUnsupported();
+    if (!fallbackReported) {
+      fallbackReported = true;
+      this.log.warn(FORWARDER_EVENTS.spliceUnsupportedFallback, { reason: 'einval' });
+    }
+  }
+
+  /**
+   * A pair's descriptors came back from the addon (splice refused, or released for a new cap):
+   * wrapped in fresh sockets, it goes on in the JavaScript copy, metered if a cap or quota says so.
+   */
+  private resumeInJavaScript(pair: Pair, fds: [number, number]): void {
+    const options = { allowHalfOpen: true, readable: true, writable: true };
+    const client = new net.Socket({ fd: fds[0], ...options });
+    const upstream = new net.Socket({ fd: fds[1], ...options });
+    client.setNoDelay(true);
+    upstream.setNoDelay(true);
+    pair.headerBytes = 0;
+    pair.client = client;
+    pair.upstream = upstream;
+    (client as PairedSocket)[PAIR] = pair;
+    (upstream as PairedSocket)[PAIR] = pair;
+    client.on('error', onClientError);
+    client.on('close', onSocketClose);
+    upstream.on('error', onUpstreamError);
+    upstream.on('close', onSocketClose);
+    startCopy(pair, client, upstream);
   }
 
   /** Ends a pair's accounting once: its tally, its parked time and its gate's counts. */

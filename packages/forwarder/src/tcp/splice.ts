@@ -1,0 +1,276 @@
+/**
+ * The JavaScript side of the fast path (docs/fast-path.md): loads the splice addon built from
+ * packages/forwarder/native at install time, says whether this process can splice at all, and
+ * moves one connected socket pair into it. `handOver` takes the descriptors out of libuv without
+ * two owners at once: the addon duplicates both, the net.Sockets are destroyed (libuv closes its
+ * descriptors synchronously inside destroy()), and only then is the pair armed on the addon's
+ * epoll. A pair can also be released: the addon flushes its pipes and hands the descriptors back
+ * (the same road a refused splice takes), wrapped by the caller in fresh sockets. The addon's
+ * events come back here in batches and go to the one `SpliceHandlers` the
+ * TCP listener installs. Owns the addon handle and the id → pair map; must not depend on rules,
+ * gates or budgets (listener.ts decides eligibility and pays quotas).
+ */
+import { createRequire } from 'node:module';
+import type net from 'node:net';
+import os from 'node:os';
+
+interface NativeSplice {
+  init(onEvents: (flat: number[]) => void, threads: number): void;
+  adopt(
+    clientFd: number,
+    upstreamFd: number,
+    counters: Float64Array,
+    allowance: number,
+    forceEinval: boolean,
+  ): number;
+  run(id: number): void;
+  grant(id: number, bytes: number): void;
+  stop(id: number): void;
+  close(id: number): void;
+  release(id: number): void;
+  ref(): void;
+  unref(): void;
+  stats(): SpliceStats;
+}
+
+/** Counters of the addon since the process started (bench/README.md's profile uses them). */
+export interface SpliceStats {
+  pairs: number;
+  pipes_created: number;
+  pipes_reused: number;
+  pipe_size_failed: number;
+  splices: number;
+  wakeups: number;
+}
+
+export type SpliceEndReason = 'eof' | 'error' | 'quota' | 'closed' | 'unsupported' | 'released';
+const REASONS: readonly SpliceEndReason[] = [
+  'eof',
+  'error',
+  'quota',
+  'closed',
+  'unsupported',
+  'released',
+];
+
+export interface SpliceResult {
+  bytesIn: number;
+  bytesOut: number;
+  /** Bytes the pair read from both sockets in all (quotas charge from this). */
+  readTotal: number;
+  reason: SpliceEndReason;
+  /** The errno name of an 'error' end, e.g. ECONNRESET; undefined otherwise. */
+  code: string | undefined;
+  /** Which socket failed: the client (0) or the upstream (1). */
+  side: 'client' | 'upstream';
+  /**
+   * On 'unsupported' (nothing moved) and 'released' (pipes flushed): the descriptors, now the
+   * caller's, to copy in JavaScript.
+   */
+  fds: [number, number] | undefined;
+}
+
+/** A pair inside the addon: its id and the counters the addon writes into. */
+export interface SplicedPair {
+  readonly id: number;
+  /**
+   * [bytes_in, bytes_out] written to the destinations (the addon stores them), then the control
+   * slot the addon reads before every read: CONTROL_RELEASE or CONTROL_STOP.
+   */
+  readonly counters: Float64Array;
+}
+
+export interface SpliceHandlers<P> {
+  /** A metered pair spent its allowance, having read `readTotal` bytes in all so far. */
+  need(pair: P, readTotal: number): void;
+  done(pair: P, result: SpliceResult): void;
+  /** F_SETPIPE_SZ was refused once (errno name); the pipes keep the kernel default. */
+  pipeSizeFailed(code: string): void;
+}
+
+/** Why this process copies in JavaScript, or undefined while it can splice. */
+export type SpliceUnavailable =
+  | { reason: 'disabled' }
+  | { reason: 'platform' }
+  | { reason: 'addon_missing'; error: string }
+  | { reason: 'einval' };
+
+const EVENT_SIZE = 8;
+const CONTROL_RELEASE = 1;
+const CONTROL_STOP = 2;
+const KIND_NEED = 1;
+const KIND_DONE = 2;
+const KIND_PIPE_SIZE_FAILED = 3;
+
+const errnoNames = new Map<number, string>(
+  Object.entries(os.constants.errno).map(([name, value]) => [value, name]),
+);
+
+/**
+ * Test seams, for the fallback tests only: `forceEinval` makes the addon answer the next
+ * hand-overs as a kernel that refuses splice would; `loadError` makes loading the addon fail.
+ */
+export const spliceTestHooks: { forceEinval: boolean; loadError: string | undefined } = {
+  forceEinval: false,
+  loadError: undefined,
+};
+
+/** The worker threads: one per core up to two (the main thread needs a core too). */
+function threadCount(): number {
+  const asked = Number(process.env['PORTUNUS_SPLICE_THREADS']);
+  if (Number.isInteger(asked) && asked > 0) return asked;
+  return Math.min(2, os.availableParallelism());
+}
+
+type Handle = net.Socket & { _handle?: { fd?: number } | null };
+
+/** The descriptor libuv holds for a connected socket, or -1. */
+export function socketFd(socket: net.Socket): number {
+  const fd = (socket as Handle)._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : -1;
+}
+
+export class SpliceEngine<P> {
+  private native: NativeSplice | undefined;
+  private unavailable: SpliceUnavailable | undefined;
+  private readonly pairs = new Map<number, P>();
+  private handlers: SpliceHandlers<P> | undefined;
+
+  constructor(private readonly load: () => NativeSplice = loadAddon) {}
+
+  install(handlers: SpliceHandlers<P>): void {
+    this.handlers = handlers;
+  }
+
+  /**
+   * Undefined when connections may be spliced now; otherwise why not. Loads the addon on first
+   * use, so a process that never sees an eligible connection never loads it.
+   */
+  availability(): SpliceUnavailable | undefined {
+    if (process.env['PORTUNUS_DISABLE_SPLICE'] !== undefined) return { reason: 'disabled' };
+    if (this.unavailable !== undefined || this.native !== undefined) return this.unavailable;
+    if (process.platform !== 'linux') {
+      this.unavailable = { reason: 'platform' };
+      return this.unavailable;
+    }
+    try {
+      if (spliceTestHooks.loadError !== undefined) throw new Error(spliceTestHooks.loadError);
+      const native = this.load();
+      native.init((flat) => {
+        this.onEvents(flat);
+      }, threadCount());
+      this.native = native;
+    } catch (error) {
+      this.unavailable = { reason: 'addon_missing', error: (error as Error).message };
+    }
+    return this.unavailable;
+  }
+
+  /** After a refused splice: every later connection copies in JavaScript. */
+  markUnsupported(): void {
+    this.unavailable = { reason: 'einval' };
+  }
+
+  get active(): number {
+    return this.pairs.size;
+  }
+
+  stats(): SpliceStats | undefined {
+    return this.native?.stats();
+  }
+
+  /**
+   * Moves a connected pair into the addon; both sockets are destroyed here, and `owner` is what
+   * the handlers get back. The caller has made sure nothing waits in the sockets' user-space
+   * buffers. `allowance` is the bytes a metered pair may read before it asks again, -1 for an
+   * unmetered one. Undefined (sockets untouched) when a descriptor cannot be had.
+   */
+  handOver(
+    client: net.Socket,
+    upstream: net.Socket,
+    allowance: number,
+    owner: P,
+  ): SplicedPair | undefined {
+    const native = this.native!;
+    const clientFd = socketFd(client);
+    const upstreamFd = socketFd(upstream);
+    if (clientFd < 0 || upstreamFd < 0) return undefined;
+    const counters = new Float64Array(3);
+    let id: number;
+    try {
+      id = native.adopt(clientFd, upstreamFd, counters, allowance, spliceTestHooks.forceEinval);
+    } catch {
+      return undefined;
+    }
+    // destroy() closes libuv's descriptors before it returns; the duplicates are the only ones.
+    client.destroy();
+    upstream.destroy();
+    if (this.pairs.size === 0) native.ref();
+    this.pairs.set(id, owner);
+    native.run(id);
+    return { id, counters };
+  }
+
+  /** Sets a pair's allowance (not added: the overshoot was reported); -1 ends metering. */
+  grant(pair: SplicedPair, bytes: number): void {
+    this.native?.grant(pair.id, bytes);
+  }
+
+  /** Quota used up: the pipes are flushed, then both directions half-close and the pair ends. */
+  stop(pair: SplicedPair): void {
+    // Seen by the worker's next read even while it is busy; the command wakes an idle pair.
+    pair.counters[2] = CONTROL_STOP;
+    this.native?.stop(pair.id);
+  }
+
+  /** The pipes are flushed and the descriptors come back with a 'released' end. */
+  release(pair: SplicedPair): void {
+    pair.counters[2] = CONTROL_RELEASE;
+    this.native?.release(pair.id);
+  }
+
+  /** Drain deadline or teardown: both sockets are closed at once. */
+  close(pair: SplicedPair): void {
+    this.native?.close(pair.id);
+  }
+
+  private onEvents(flat: number[]): void {
+    const handlers = this.handlers;
+    for (let i = 0; i + EVENT_SIZE <= flat.length; i += EVENT_SIZE) {
+      const kind = flat[i]!;
+      const id = flat[i + 1]!;
+      if (kind === KIND_PIPE_SIZE_FAILED) {
+        handlers?.pipeSizeFailed(errnoNames.get(flat[i + 6]!) ?? String(flat[i + 6]));
+        continue;
+      }
+      const pair = this.pairs.get(id);
+      if (pair === undefined) continue;
+      if (kind === KIND_NEED) {
+        handlers?.need(pair, flat[i + 4]!);
+        continue;
+      }
+      if (kind !== KIND_DONE) continue;
+      this.pairs.delete(id);
+      if (this.pairs.size === 0) this.native?.unref();
+      const reason = REASONS[flat[i + 5]!] ?? 'error';
+      const errno = flat[i + 6]!;
+      // Descriptors handed back ride in the errno and side slots.
+      const handBack = reason === 'unsupported' || reason === 'released';
+      handlers?.done(pair, {
+        bytesIn: flat[i + 2]!,
+        bytesOut: flat[i + 3]!,
+        readTotal: flat[i + 4]!,
+        reason,
+        code: reason === 'error' ? (errnoNames.get(errno) ?? `E${errno}`) : undefined,
+        side: !handBack && flat[i + 7] === 1 ? 'upstream' : 'client',
+        fds: handBack ? [errno, flat[i + 7]!] : undefined,
+      });
+    }
+  }
+}
+
+function loadAddon(): NativeSplice {
+  const require = createRequire(import.meta.url);
+  // dist/tcp/splice.js → packages/forwarder/native/build/Release
+  return require('../../native/build/Release/portunus_splice.node') as NativeSplice;
+}
