@@ -32,7 +32,7 @@ const files = dists
     const isE2e = file.includes(`${path.sep}e2e${path.sep}dist${path.sep}`);
     return only === 'all' || (only === 'e2e') === isE2e;
   })
-  .filter((file) => !filter || file.includes(filter))
+  .filter((file) => !filter || path.relative(root, file).includes(filter))
   .sort();
 
 if (files.length === 0) {

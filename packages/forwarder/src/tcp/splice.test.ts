@@ -75,6 +75,26 @@ async function splicing(): Promise<boolean> {
 
 const enabled = await splicing();
 
+// CI sets PORTUNUS_REQUIRE_SPLICE=1 (.ci/run): there a missing addon must fail the suite instead of
+// quietly running the JavaScript copy twice.
+describe('splice addon where it is required', () => {
+  it(
+    'is built and splices',
+    {
+      skip:
+        process.env['PORTUNUS_REQUIRE_SPLICE'] !== '1' ||
+        process.env['PORTUNUS_DISABLE_SPLICE'] !== undefined,
+    },
+    () => {
+      assert.equal(
+        enabled,
+        true,
+        'the addon did not build or load: see packages/forwarder/native/build.mjs',
+      );
+    },
+  );
+});
+
 describe('splice fast path', { skip: enabled ? false : 'splice is not available here' }, () => {
   it('moves exact bytes both ways and announces itself once per rule', async () => {
     const { forwarder, logger } = setup();
