@@ -40,6 +40,22 @@ describe('QuotaBudget', () => {
     assert.equal(budget.holderCount, 0);
   });
 
+  it('charges bytes that already moved even past zero, and stops holders once', async () => {
+    // A spliced pair reports its reads after the fact: another pair may have used the budget up
+    // meanwhile, and what moved must still count (a refused debit would forget it).
+    const budget = new QuotaBudget('alice', 100);
+    const a = holder();
+    budget.attach(a);
+    budget.charge(150);
+    assert.equal(budget.remaining, -50);
+    await microtasks();
+    assert.equal(a.stops, 1);
+    budget.charge(30);
+    assert.equal(budget.remaining, -80, 'a charge past zero is still taken');
+    await microtasks();
+    assert.equal(a.stops, 1, 'holders are stopped once');
+  });
+
   it('stops every holder of the owner, and detached ones not at all', async () => {
     const budget = new QuotaBudget('alice', 10);
     const [a, b, c] = [holder(), holder(), holder()];

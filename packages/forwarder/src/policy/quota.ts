@@ -62,6 +62,22 @@ export class QuotaBudget {
     return true;
   }
 
+  /**
+   * Records bytes that have already moved (a spliced pair reports what it read after the fact):
+   * always taken, even past zero, so the budget never forgets traffic that left. The charge that
+   * uses the budget up stops every holder, as a debit does.
+   */
+  charge(bytes: number): void {
+    if (!this.metered || bytes <= 0) return;
+    const wasLeft = this.value > 0;
+    this.value -= bytes;
+    if (wasLeft && this.value <= 0) {
+      queueMicrotask(() => {
+        this.stopHolders();
+      });
+    }
+  }
+
   /** Gives back bytes that were debited but not sent (a UDP datagram that failed to leave). */
   refund(bytes: number): void {
     if (this.metered) this.value += bytes;

@@ -408,7 +408,7 @@ function wantsMeter(pair: Pair): boolean {
 }
 
 /**
- * A metered spliced pair spent its allowance: what it read is paid (a debit that uses the budget
+ * A metered spliced pair spent its allowance: what it read is paid (a charge that uses the budget
  * up stops every holder, this pair too), then it may read up to what is left, at most a grant.
  */
 function spliceNeed(pair: Pair, readTotal: number): void {
@@ -422,7 +422,9 @@ function spliceNeed(pair: Pair, readTotal: number): void {
     splice.grant(spliced, -1);
     return;
   }
-  if (!budget.debit(used) || budget.exhausted) {
+  // What it read has moved already: charged even when another holder used the budget up.
+  budget.charge(used);
+  if (budget.exhausted) {
     splice.stop(spliced);
     return;
   }
@@ -964,7 +966,7 @@ export class TcpListener {
   private onSpliceDone(pair: Pair, result: SpliceResult): void {
     pair.spliced = undefined;
     const unpaid = result.readTotal - pair.quotaPaid;
-    if (unpaid > 0 && pair.budget !== undefined) pair.budget.debit(unpaid);
+    if (unpaid > 0) pair.budget?.charge(unpaid);
     const bytesIn = pair.baseIn + result.bytesIn;
     const bytesOut = pair.baseOut + result.bytesOut;
     if (result.fds !== undefined) {
