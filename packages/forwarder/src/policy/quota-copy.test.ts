@@ -168,6 +168,9 @@ describe('quota enforcement on TCP', () => {
       'the targets got exactly the bytes that were paid for',
     );
     assert.equal(received, paid());
+    // Eight connections of one owner: together at most one chunk each past the budget, spliced
+    // pairs included (their allowances are lent from what is left, QuotaBudget.lend).
+    assert.ok(received - BUDGET <= 8 * CHUNK, `overrun ${received - BUDGET} > 8 chunks`);
   });
 
   it('refuses new connections while exhausted and accepts them after a SET with budget', async () => {

@@ -56,6 +56,40 @@ describe('QuotaBudget', () => {
     assert.equal(a.stops, 1, 'holders are stopped once');
   });
 
+  it('lends allowances as shares of what is left and not lent, and asks waiters again', () => {
+    const budget = new QuotaBudget('alice', 1000);
+    const [a, b] = [holder(), holder()];
+    budget.attach(a);
+    budget.attach(b);
+    let asked = 0;
+    assert.equal(
+      budget.lend(10_000, () => asked++),
+      500,
+      'half of what is left for one of two holders',
+    );
+    assert.equal(
+      budget.lend(10_000, () => asked++),
+      250,
+      'half of what is not lent yet',
+    );
+    assert.equal(
+      budget.lend(100, () => asked++),
+      100,
+      'never more than asked',
+    );
+    let lent = 850;
+    for (let next = budget.lend(10_000, () => asked++); next > 0;) {
+      lent += next;
+      next = budget.lend(10_000, () => asked++);
+    }
+    assert.equal(lent, 1000, 'lent out to the last byte, never past it');
+    assert.equal(asked, 0);
+    budget.giveBack(500);
+    assert.equal(asked, 1, 'a waiter asks again once an allowance comes back');
+    budget.giveBack(0);
+    assert.equal(asked, 1, 'once');
+  });
+
   it('stops every holder of the owner, and detached ones not at all', async () => {
     const budget = new QuotaBudget('alice', 10);
     const [a, b, c] = [holder(), holder(), holder()];

@@ -22,6 +22,10 @@ export class QuotaBudget {
   private readonly holders = new Set<QuotaHolder>();
   /** False once REMOVE lifted it: debits always pass and nothing is stopped any more. */
   private metered = true;
+  /** Allowances lent to spliced pairs and not yet reported back (lend / giveBack). */
+  private lent = 0;
+  /** Holders that were lent nothing because everything left was lent out: asked again on a giveBack. */
+  private readonly waiting = new Set<() => void>();
 
   constructor(
     readonly ownerId: string,
@@ -78,6 +82,33 @@ export class QuotaBudget {
     }
   }
 
+  /**
+   * Lends a spliced pair an allowance it may read before it reports (docs/fast-path.md, "Quotas"):
+   * its share of what is left and not lent to others, at most `most`. Lending is what keeps the
+   * owner's pairs together within the budget, so the overrun stays one read per connection. 0
+   * when everything left is lent out; `onFree` then runs on the next giveBack to ask again.
+   */
+  lend(most: number, onFree: () => void): number {
+    const free = this.value - this.lent;
+    if (free <= 0) {
+      if (this.value > 0) this.waiting.add(onFree);
+      return 0;
+    }
+    const share = Math.max(1, Math.floor(free / Math.max(1, this.holders.size)));
+    const allowance = Math.min(most, share);
+    this.lent += allowance;
+    return allowance;
+  }
+
+  /** An allowance came back (what was read of it is charged apart): waiting pairs ask again. */
+  giveBack(allowance: number): void {
+    this.lent = Math.max(0, this.lent - allowance);
+    if (this.waiting.size === 0) return;
+    const waiting = [...this.waiting];
+    this.waiting.clear();
+    for (const askAgain of waiting) askAgain();
+  }
+
   /** Gives back bytes that were debited but not sent (a UDP datagram that failed to leave). */
   refund(bytes: number): void {
     if (this.metered) this.value += bytes;
@@ -96,6 +127,7 @@ export class QuotaBudget {
     this.metered = true;
     this.value = remaining;
     if (remaining <= 0) this.stopHolders();
+    else this.giveBack(0);
   }
 
   /** REMOVE: the owner is unlimited again; holders keep running without being stopped. */

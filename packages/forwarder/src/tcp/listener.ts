@@ -115,10 +115,33 @@ export const DEFAULT_TCP_HIGH_WATER_MARK = 1024 * 1024;
 const COALESCE_MIN_BYTES = 32 * 1024;
 /**
  * The most a metered spliced pair reads before it reports and asks again (docs/fast-path.md,
- * "Quotas"). Its overrun past the budget is one 64 KiB read, like one chunk of the JS copy, but
- * several pairs of one owner may each be up to this far ahead of the budget when it runs out.
+ * "Quotas"). Each pair is lent at most its share of what the budget has left (lendTo), so
+ * the owner's pairs together never run ahead of the budget by more than one 64 KiB read each,
+ * like one chunk of the JS copy per connection.
  */
 export const SPLICE_GRANT_BYTES = 256 * 1024;
+
+/**
+ * Lends a metered spliced pair its next allowance (QuotaBudget.lend). When everything left is
+ * lent to the owner's other pairs it gets none for now, and the grant follows once one reports.
+ */
+function lendTo(pair: Pair, budget: QuotaBudget): number {
+  const allowance = budget.lend(SPLICE_GRANT_BYTES, () => {
+    if (pair.spliced === undefined || pair.budget !== budget || pair.lent !== 0) return;
+    const next = lendTo(pair, budget);
+    if (next > 0) splice.grant(pair.spliced, next);
+  });
+  pair.lent = allowance;
+  return allowance;
+}
+
+/** A spliced pair's allowance is back with its budget (it reported, ended or left splicing). */
+function giveBackAllowance(pair: Pair): void {
+  if (pair.lent === 0) return;
+  const lent = pair.lent;
+  pair.lent = 0;
+  pair.budget?.giveBack(lent);
+}
 
 const defaultServerFactory: TcpServerFactory = (options, onConnection) =>
   net.createServer(options, onConnection);
@@ -158,6 +181,8 @@ interface Pair extends QuotaHolder {
   baseOut: number;
   /** Of the bytes the addon read for this pair, how many the quota has charged or excluded. */
   quotaPaid: number;
+  /** The allowance this spliced pair was lent by its budget and has not reported yet. */
+  lent: number;
 }
 
 /** Client bytes written to the upstream so far (bytes_in), whichever path moves them. */
@@ -416,6 +441,7 @@ function spliceNeed(pair: Pair, readTotal: number): void {
   if (spliced === undefined) return;
   const used = Math.max(0, readTotal - pair.quotaPaid);
   pair.quotaPaid = Math.max(pair.quotaPaid, readTotal);
+  giveBackAllowance(pair);
   const budget = pair.budget;
   // A budget lifted by REMOVE (or none at all) leaves the pair unmetered.
   if (budget === undefined || budget.remaining === Infinity) {
@@ -428,7 +454,9 @@ function spliceNeed(pair: Pair, readTotal: number): void {
     splice.stop(spliced);
     return;
   }
-  splice.grant(spliced, Math.min(SPLICE_GRANT_BYTES, budget.remaining));
+  const allowance = lendTo(pair, budget);
+  // None free now: the grant follows when another pair reports (lendTo).
+  if (allowance > 0) splice.grant(spliced, allowance);
 }
 
 /**
@@ -721,6 +749,7 @@ export class TcpListener {
       baseIn: 0,
       baseOut: 0,
       quotaPaid: 0,
+      lent: 0,
     };
     (client as PairedSocket)[PAIR] = pair;
     tally.pairs.add(pair);
@@ -932,7 +961,7 @@ export class TcpListener {
     }
     const budget = pair.budget;
     const metered = budget !== undefined && budget.remaining !== Infinity;
-    const allowance = metered ? Math.min(SPLICE_GRANT_BYTES, Math.max(0, budget.remaining)) : -1;
+    const allowance = metered ? lendTo(pair, budget) : -1;
     pair.baseIn = upstream.bytesWritten - pair.headerBytes;
     pair.baseOut = client.bytesWritten;
     pair.quotaPaid = 0;
@@ -965,6 +994,7 @@ export class TcpListener {
   /** The addon's one completion of a spliced pair: counts, errors and release, as onSideClosed. */
   private onSpliceDone(pair: Pair, result: SpliceResult): void {
     pair.spliced = undefined;
+    giveBackAllowance(pair);
     const unpaid = result.readTotal - pair.quotaPaid;
     if (unpaid > 0) pair.budget?.charge(unpaid);
     const bytesIn = pair.baseIn + result.bytesIn;
