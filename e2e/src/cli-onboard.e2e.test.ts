@@ -125,7 +125,11 @@ describe('portunus-server onboard', { timeout: 180_000 }, () => {
         // The pane stays open after the CLI exits, so its last screen can be read.
         `; echo $? > ${exitFile}; exec cat > /dev/null`,
       ].join(' ');
-    const screen = () => tmux('capture-pane', '-p', '-t', 'onboard');
+    // Each run gets its own session and the previous one stays open until kill-server: killing the
+    // last session ends the tmux server asynchronously, and a new-session racing that exit fails.
+    let pane = '';
+    let runs = 0;
+    const screen = () => tmux('capture-pane', '-p', '-t', pane);
     const waitForScreen = async (what: string, text: string): Promise<string> => {
       let last = '';
       try {
@@ -152,11 +156,13 @@ describe('portunus-server onboard', { timeout: 180_000 }, () => {
       return code;
     };
     const type = (text: string) => {
-      tmux('send-keys', '-t', 'onboard', '-l', text);
-      tmux('send-keys', '-t', 'onboard', 'Enter');
+      tmux('send-keys', '-t', pane, '-l', text);
+      tmux('send-keys', '-t', pane, 'Enter');
     };
-    const session = (user: string) =>
-      tmux('new-session', '-d', '-s', 'onboard', '-x', '160', '-y', '20', command(user));
+    const session = (user: string) => {
+      pane = `onboard-${++runs}`;
+      tmux('new-session', '-d', '-s', pane, '-x', '160', '-y', '20', command(user));
+    };
 
     // Mismatched passwords: refused locally, exit 2, and the server still wants onboarding.
     session('admin');
@@ -169,7 +175,6 @@ describe('portunus-server onboard', { timeout: 180_000 }, () => {
     assert.equal(await exitCode(), 2);
     await waitForScreen('the mismatch error', 'error: password_mismatch: the two passwords differ');
     assert.equal(await onboardingRequired(http), true);
-    tmux('kill-session', '-t', 'onboard');
 
     session('admin');
     await waitForScreen('the setup token prompt', 'Setup token:');
@@ -183,7 +188,6 @@ describe('portunus-server onboard', { timeout: 180_000 }, () => {
     assert.ok(shown.includes('onboarded admin (Admin) as superadmin'), shown);
     assert.ok(shown.includes('logged in as admin'), shown);
     assert.ok(!shown.includes(PASSWORD) && !shown.includes(token), 'nothing typed is echoed');
-    tmux('kill-session', '-t', 'onboard');
 
     assert.equal(fs.statSync(file).mode & 0o777, 0o600);
     const clients = await h.run(['list-clients', '--http-endpoint', http.hostPort], { env });
