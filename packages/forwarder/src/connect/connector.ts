@@ -173,6 +173,11 @@ export class RuleConnector {
     throw allTargetsFailed(this.ruleId, true, undefined);
   }
 
+  /** A dial the splice addon made itself failed (native accept): counts as a failed connect. */
+  reportTcpFailure(target: TargetState, code: string): void {
+    this.recordFailure(target, { code });
+  }
+
   /** A UDP flow's target answered with ICMP unreachable: counts as a failed connect. */
   reportUdpFailure(target: TargetState, error: unknown): void {
     this.recordFailure(target, error);
