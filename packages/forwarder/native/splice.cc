@@ -60,7 +60,7 @@ constexpr size_t kPoolMax = 256;
 // rest wait for the next epoll_wait and pairs already open are not starved by a connect storm.
 constexpr int kAcceptBatch = 64;
 
-enum Kind { kNeed = 1, kDone = 2, kPipeSizeFailed = 3, kConnectFailed = 4, kIdle = 5 };
+enum Kind { kNeed = 1, kDone = 2, kPipeSizeFailed = 3, kConnectFailed = 4, kIdle = 5, kHandBack = 6 };
 enum Reason {
   kEof = 0,
   kError = 1,
@@ -70,7 +70,7 @@ enum Reason {
   kReleased = 5,
   kConnectError = 6  // native accept only: the dial to the target failed
 };
-enum Op { kFail, kGrant, kStop, kClose, kRelease, kCloseAcceptor };
+enum Op { kFail, kGrant, kStop, kClose, kRelease, kCloseAcceptor, kReleaseAcceptor };
 
 // A listening socket served by the workers (native accept). Never freed: a worker may still
 // hold a readiness report for it after it retired, and a retired acceptor is a few dozen bytes.
@@ -79,6 +79,9 @@ struct Acceptor {
   int fd = -1;
   sockaddr_storage target{};
   socklen_t targetLen = 0;
+  // The connect deadline, through TCP_USER_TIMEOUT (which bounds the SYN retries too): the
+  // kernel fails the connect with ETIMEDOUT at the first retransmission past it.
+  unsigned connectTimeoutMs = 0;
   std::mutex mu;        // held by a worker while it accepts; acceptOff takes it to stop them
   bool closed = false;  // under mu
   std::atomic<bool> retired{false};
@@ -310,8 +313,9 @@ class Worker {
   }
 
   void Run(const Cmd& cmd) {
-    if (cmd.op == kCloseAcceptor) {
-      // Drain deadline of a retired acceptor: every pair of it on this worker ends now.
+    if (cmd.op == kCloseAcceptor || cmd.op == kReleaseAcceptor) {
+      // Drain deadline of a retired acceptor: every pair of it on this worker ends now. A
+      // release (a gate arrived) hands each connected pair back to JavaScript instead.
       std::vector<Pair*> mine;
       {
         std::lock_guard<std::mutex> lock(pairsMu_);
@@ -321,7 +325,14 @@ class Worker {
           }
         }
       }
-      for (Pair* pair : mine) Finish(pair, kClosed, 0, 0);
+      for (Pair* pair : mine) {
+        if (cmd.op == kCloseAcceptor) {
+          Finish(pair, kClosed, 0, 0);
+        } else if (!pair->connecting) {
+          pair->releasing = true;
+          Pump(pair);
+        }
+      }
       return;
     }
     Pair* pair;
@@ -420,6 +431,8 @@ class Worker {
       int rc = -1;
       if (upstream >= 0) {
         setsockopt(upstream, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        unsigned timeout = acceptor->connectTimeoutMs;
+        setsockopt(upstream, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout, sizeof timeout);
         rc = connect(upstream, reinterpret_cast<sockaddr*>(&acceptor->target), acceptor->targetLen);
       }
       if (upstream < 0 || (rc < 0 && errno != EINPROGRESS)) {
@@ -428,6 +441,10 @@ class Worker {
         CloseFd(client);
         ConnectFailed(acceptor, err);
         continue;
+      }
+      if (rc == 0) {
+        unsigned none = 0;
+        setsockopt(upstream, IPPROTO_TCP, TCP_USER_TIMEOUT, &none, sizeof none);
       }
       Pair* pair = new Pair();
       pair->id = engine_->nextId.fetch_add(1);
@@ -463,6 +480,8 @@ class Worker {
     }
     if (!(events & EPOLLOUT)) return;
     pair->connecting = false;
+    unsigned none = 0;  // the connect deadline is not a deadline for the connection's data
+    setsockopt(pair->fd[1], IPPROTO_TCP, TCP_USER_TIMEOUT, &none, sizeof none);
     Pump(pair);
   }
 
@@ -594,9 +613,20 @@ class Worker {
       AddTotal(d);
     }
     if (pair->acceptor != nullptr) {
-      // No JavaScript owns this pair: its end shows in the acceptor's counters only.
-      CloseFd(pair->fd[0]);
-      CloseFd(pair->fd[1]);
+      // No JavaScript owns this pair: its end shows in the acceptor's counters only. Released,
+      // it leaves them (JavaScript counts it from here on) and its descriptors go back.
+      Acceptor* owner = pair->acceptor;
+      if (reason == kReleased) {
+        for (int which = 0; which < 2; which++) owner->bytes[which] -= pair->dir[which].moved;
+        owner->accepted--;
+        engine_->Post(Event{{kHandBack, static_cast<double>(owner->id),
+                             static_cast<double>(pair->dir[0].moved),
+                             static_cast<double>(pair->dir[1].moved), 0, 0,
+                             static_cast<double>(pair->fd[0]), static_cast<double>(pair->fd[1])}});
+      } else {
+        CloseFd(pair->fd[0]);
+        CloseFd(pair->fd[1]);
+      }
       {
         std::lock_guard<std::mutex> lock(pairsMu_);
         pairs_.erase(pair->id);
@@ -795,7 +825,7 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// acceptOn(listenFd, targetHost, targetPort) -> id, or throws. The listener is duplicated; the
+// acceptOn(listenFd, targetHost, targetPort, connectTimeoutMs) -> id, or throws. The listener is duplicated; the
 // caller closes its own handle afterwards and the socket stays bound through the duplicate.
 Napi::Value AcceptOn(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -804,6 +834,7 @@ Napi::Value AcceptOn(const Napi::CallbackInfo& info) {
   std::string host = info[1].As<Napi::String>().Utf8Value();
   int port = info[2].As<Napi::Number>().Int32Value();
   Acceptor* acceptor = new Acceptor();
+  acceptor->connectTimeoutMs = info[3].As<Napi::Number>().Uint32Value();
   auto* v4 = reinterpret_cast<sockaddr_in*>(&acceptor->target);
   auto* v6 = reinterpret_cast<sockaddr_in6*>(&acceptor->target);
   if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
@@ -885,6 +916,15 @@ Napi::Value AcceptStats(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// acceptRelease(id): every connected pair of the acceptor comes back to JavaScript (HANDBACK
+// events with its counts and descriptors) once its pipes are flushed.
+Napi::Value AcceptRelease(const Napi::CallbackInfo& info) {
+  Engine* engine = EngineOf(info);
+  uint32_t id = info[0].As<Napi::Number>().Uint32Value();
+  for (Worker* worker : engine->workers) worker->Send(Worker::Cmd{kReleaseAcceptor, id, 0});
+  return info.Env().Undefined();
+}
+
 // acceptClose(id): every pair of the acceptor ends now (a drain deadline).
 Napi::Value AcceptClose(const Napi::CallbackInfo& info) {
   Engine* engine = EngineOf(info);
@@ -912,6 +952,7 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   exports.Set("acceptOff", Napi::Function::New(env, AcceptOff));
   exports.Set("acceptStats", Napi::Function::New(env, AcceptStats));
   exports.Set("acceptClose", Napi::Function::New(env, AcceptClose));
+  exports.Set("acceptRelease", Napi::Function::New(env, AcceptRelease));
   return exports;
 }
 

@@ -225,6 +225,10 @@ class NativeAccept implements AcceptOwner {
     this.listener.logNativeConnectFailure(this.route, code);
   }
 
+  handBack(fds: [number, number], bytesIn: number, bytesOut: number): void {
+    this.listener.adoptHandedBack(this, fds, bytesIn, bytesOut);
+  }
+
   idle(): void {
     this.route.tally.retireNative(this);
   }
@@ -659,6 +663,40 @@ function setMetering(pair: Pair, metered: boolean): void {
   if (!pair.client.writableNeedDrain) upstream.resume();
 }
 
+/** A connection's record, for an admitted client (its upstream is dialled next). */
+function newPair(
+  owner: TcpListener,
+  route: TcpRoute,
+  client: net.Socket,
+  head: Buffer | undefined,
+  budget: QuotaBudget | undefined,
+): Pair {
+  const pair: Pair = {
+    owner,
+    route,
+    client,
+    upstream: undefined,
+    target: undefined,
+    head,
+    headerBytes: 0,
+    closed: 0,
+    failed: false,
+    gate: route.gate,
+    ownerLimiter: route.gate.owner,
+    metered: false,
+    parkedIn: -1,
+    parkedOut: -1,
+    budget,
+    quotaExhausted: stopForQuota,
+    spliced: undefined,
+    baseIn: 0,
+    baseOut: 0,
+    quotaPaid: 0,
+  };
+  (client as PairedSocket)[PAIR] = pair;
+  return pair;
+}
+
 export class TcpListener {
   /** The route of a plain port; undefined on a shared SNI port. */
   route: TcpRoute | undefined;
@@ -759,7 +797,8 @@ export class TcpListener {
    * owner, an owner's quota budget, more than one target, a PROXY header, a target given by name,
    * splice unavailable, or a test's own server factory (it observes accepts).
    */
-  private nativeTarget(): { route: TcpRoute; target: TargetState; key: string } | undefined {
+  private nativeTarget():
+    { route: TcpRoute; target: TargetState; key: string; connectTimeoutMs: number } | undefined {
     const route = this.route;
     if (route === undefined || this.options.createServer !== defaultServerFactory) return undefined;
     if (this.server === undefined && this.native === undefined) return undefined;
@@ -771,8 +810,10 @@ export class TcpListener {
     const target = targets[0];
     if (targets.length !== 1 || target === undefined) return undefined;
     if (target.spec.proxyProtocol !== null || net.isIP(target.spec.host) === 0) return undefined;
-    if (splice.availability() !== undefined) return undefined;
-    return { route, target, key: `${target.spec.host}|${target.portAt(route.offset)}` };
+    const connectTimeoutMs = route.connector.nativeDialTimeoutMs;
+    if (connectTimeoutMs === undefined || splice.availability() !== undefined) return undefined;
+    const key = `${target.spec.host}|${target.portAt(route.offset)}|${connectTimeoutMs}`;
+    return { route, target, key, connectTimeoutMs };
   }
 
   /**
@@ -785,15 +826,29 @@ export class TcpListener {
     const current = this.native;
     if (current !== undefined && next?.route === current.route && next.key === current.key) return;
     if (current !== undefined) this.acceptInJavaScript(current);
-    if (next !== undefined) this.acceptNatively(next.route, next.target, next.key);
+    if (next !== undefined) this.acceptNatively(next);
   }
 
-  private acceptNatively(route: TcpRoute, target: TargetState, key: string): void {
+  private acceptNatively(next: {
+    route: TcpRoute;
+    target: TargetState;
+    key: string;
+    connectTimeoutMs: number;
+  }): void {
+    const { route, target } = next;
     const server = this.server;
     const fd = (server as { _handle?: { fd?: number } | null } | undefined)?._handle?.fd;
     if (server === undefined || typeof fd !== 'number' || fd < 0) return;
-    const native = new NativeAccept(this, route, target, key);
-    const id = splice.acceptOn(fd, target.spec.host, target.portAt(route.offset), native);
+    const native = new NativeAccept(this, route, target, next.key);
+    const id = splice.acceptOn(
+      fd,
+      {
+        host: target.spec.host,
+        port: target.portAt(route.offset),
+        connectTimeoutMs: next.connectTimeoutMs,
+      },
+      native,
+    );
     if (id === undefined) return;
     native.id = id;
     this.native = native;
@@ -808,9 +863,13 @@ export class TcpListener {
     });
   }
 
-  /** The addon stops accepting and a new server listens on the very same socket. */
+  /**
+   * The addon stops accepting and a new server listens on the very same socket; the pairs the
+   * addon holds come back too (adoptHandedBack), so the new gate's caps and quota reach them.
+   */
   private acceptInJavaScript(native: NativeAccept): void {
     this.native = undefined;
+    splice.acceptRelease(native.id);
     const fd = splice.acceptOff(native.id);
     if (fd < 0) return;
     const server = this.createServer();
@@ -820,13 +879,52 @@ export class TcpListener {
     this.server = server;
   }
 
-  /** The first failed dial of each error code per acceptor, as the JS path's event. */
-  logNativeConnectFailure(route: TcpRoute, code: string): void {
+  /**
+   * A natively accepted pair handed back after a gate arrived: it becomes a pair of the tally
+   * (counted in its gate, paying the owner's budget if one exists now) and goes on in the
+   * JavaScript copy, metered if a cap or quota says so.
+   */
+  adoptHandedBack(
+    native: NativeAccept,
+    fds: [number, number],
+    bytesIn: number,
+    bytesOut: number,
+  ): void {
+    const route = native.route;
+    const gate = route.gate;
+    const budget = gate.quotaBudget?.();
+    const client = new net.Socket({
+      fd: fds[0],
+      allowHalfOpen: true,
+      readable: true,
+      writable: true,
+    });
+    const pair = newPair(this, route, client, undefined, budget);
+    pair.target = native.target;
+    pair.baseIn = bytesIn;
+    pair.baseOut = bytesOut;
+    // The gate counts it as admitted, so its release balances (no cap refuses an open one).
+    gate.limiter.active++;
+    if (pair.ownerLimiter !== undefined) pair.ownerLimiter.active++;
+    route.tally.pairs.add(pair);
+    native.target.connectionsAccepted++;
+    this.resumeInJavaScript(pair, fds, client);
+    if (budget === undefined) return;
+    if (budget.exhausted) pair.quotaExhausted();
+    else budget.attach(pair);
+  }
+
+  /**
+   * The first failed dial of each errno per acceptor (`cause`), as the JS path's event; the
+   * connector logs every dial failure at debug (target.dial_failed) with its code.
+   */
+  logNativeConnectFailure(route: TcpRoute, cause: string): void {
     this.log.warn(FORWARDER_EVENTS.connErrorAllTargetsFailed, {
       rule_id: route.connector.ruleId,
       listen_port: this.requestedPort,
       source: '',
-      code,
+      code: 'all_targets_failed',
+      cause,
       accept: 'native',
     });
   }
@@ -878,29 +976,7 @@ export class TcpListener {
     }
     const tally = route.tally;
     tally.connectionsTotal++;
-    const pair: Pair = {
-      owner: this,
-      route,
-      client,
-      upstream: undefined,
-      target: undefined,
-      head,
-      headerBytes: 0,
-      closed: 0,
-      failed: false,
-      gate,
-      ownerLimiter: gate.owner,
-      metered: false,
-      parkedIn: -1,
-      parkedOut: -1,
-      budget,
-      quotaExhausted: stopForQuota,
-      spliced: undefined,
-      baseIn: 0,
-      baseOut: 0,
-      quotaPaid: 0,
-    };
-    (client as PairedSocket)[PAIR] = pair;
+    const pair = newPair(this, route, client, head, budget);
     tally.pairs.add(pair);
     // The client gets error and close handlers before anything else happens (STYLE.md habit 7).
     client.on('error', onClientError);
@@ -1188,9 +1264,9 @@ export class TcpListener {
    * A pair's descriptors came back from the addon (splice refused, or released for a new cap):
    * wrapped in fresh sockets, it goes on in the JavaScript copy, metered if a cap or quota says so.
    */
-  private resumeInJavaScript(pair: Pair, fds: [number, number]): void {
+  private resumeInJavaScript(pair: Pair, fds: [number, number], wrapped?: net.Socket): void {
     const options = { allowHalfOpen: true, readable: true, writable: true };
-    const client = new net.Socket({ fd: fds[0], ...options });
+    const client = wrapped ?? new net.Socket({ fd: fds[0], ...options });
     const upstream = new net.Socket({ fd: fds[1], ...options });
     client.setNoDelay(true);
     upstream.setNoDelay(true);

@@ -87,8 +87,7 @@ const enabled =
 describe('native accept', { skip: enabled ? false : 'splice is disabled here' }, () => {
   it('moves exact bytes both ways for many short connections and counts them', async (t) => {
     const { forwarder, logger } = setup();
-    const port = (await forwarder.activate(spec('churn', await startServer(tcpEcho()))))
-      .ports[0]!;
+    const port = (await forwarder.activate(spec('churn', await startServer(tcpEcho())))).ports[0]!;
     if (!nativeSelected(logger, 'churn')) {
       t.skip('the addon is not loaded here');
       return;
@@ -97,7 +96,7 @@ describe('native accept', { skip: enabled ? false : 'splice is disabled here' },
     const count = 120;
     let bytes = 0;
     for (let batch = 0; batch < count; batch += 8) {
-      const sizes = Array.from({ length: 8 }, (_, i) => 1 + ((batch + i) * 977) % 70_000);
+      const sizes = Array.from({ length: 8 }, (_, i) => 1 + (((batch + i) * 977) % 70_000));
       const payloads = sizes.map((size, i) => pattern(size, batch + i));
       const replies = await Promise.all(payloads.map((p) => roundTrip(port, p)));
       replies.forEach((reply, i) => assert.ok(reply.equals(payloads[i]!), 'byte-exact echo'));
@@ -179,7 +178,10 @@ describe('native accept', { skip: enabled ? false : 'splice is disabled here' },
       (l) => l.event === FORWARDER_EVENTS.connErrorAllTargetsFailed,
     );
     assert.equal(failed.length, 1, 'one event per error class');
-    assert.equal(failed[0]!.fields['code'], 'ECONNREFUSED');
+    assert.equal(failed[0]!.fields['code'], 'all_targets_failed');
+    assert.equal(failed[0]!.fields['cause'], 'ECONNREFUSED');
+    const dial = logger.lines.find((l) => l.event === FORWARDER_EVENTS.targetDialFailed);
+    assert.equal(dial?.fields['code'], 'ECONNREFUSED');
   });
 
   it('keeps accepting in JavaScript under PORTUNUS_DISABLE_SPLICE=1', async () => {

@@ -35,15 +35,20 @@ interface NativeSplice {
   ref(): void;
   unref(): void;
   stats(): SpliceStats;
-  acceptOn(listenFd: number, host: string, port: number): number;
+  acceptOn(listenFd: number, host: string, port: number, connectTimeoutMs: number): number;
   acceptOff(id: number): number;
   acceptStats(id: number, out: Float64Array): void;
   acceptClose(id: number): void;
+  acceptRelease(id: number): void;
 }
 
-/** What a native acceptor tells its owner (listener.ts): a failed dial, and its last pair gone. */
+/**
+ * What a native acceptor tells its owner (listener.ts): a failed dial, a pair handed back after
+ * `acceptRelease` (its descriptors, now the owner's, and the bytes it moved), its last pair gone.
+ */
 export interface AcceptOwner {
   connectFailed(code: string): void;
+  handBack(fds: [number, number], bytesIn: number, bytesOut: number): void;
   idle(): void;
 }
 
@@ -127,6 +132,7 @@ const KIND_DONE = 2;
 const KIND_PIPE_SIZE_FAILED = 3;
 const KIND_CONNECT_FAILED = 4;
 const KIND_IDLE = 5;
+const KIND_HAND_BACK = 6;
 
 const errnoNames = new Map<number, string>(
   Object.entries(os.constants.errno).map(([name, value]) => [value, name]),
@@ -266,17 +272,21 @@ export class SpliceEngine<P> {
   }
 
   /**
-   * Hands a listening socket to the addon, which accepts, dials host:port (an IP literal) and
-   * splices on its own from now on. The caller closes its own handle of the listener; the
+   * Hands a listening socket to the addon, which accepts, dials host:port (an IP literal, within
+   * the connect timeout) and splices on its own from now on. The caller closes its own handle of the listener; the
    * socket stays bound through the addon's duplicate. Undefined when the addon refuses it.
    */
-  acceptOn(listenFd: number, host: string, port: number, owner: AcceptOwner): number | undefined {
+  acceptOn(
+    listenFd: number,
+    target: { host: string; port: number; connectTimeoutMs: number },
+    owner: AcceptOwner,
+  ): number | undefined {
     const native = this.native;
     // A forced EINVAL is about pairs JavaScript hands over: the fallback tests need that road.
     if (native === undefined || spliceTestHooks.forceEinval) return undefined;
     let id: number;
     try {
-      id = native.acceptOn(listenFd, host, port);
+      id = native.acceptOn(listenFd, target.host, target.port, target.connectTimeoutMs);
     } catch {
       return undefined;
     }
@@ -304,6 +314,11 @@ export class SpliceEngine<P> {
     };
   }
 
+  /** A gate arrived: every connected pair of the acceptor comes back (AcceptOwner.handBack). */
+  acceptRelease(id: number): void {
+    this.native?.acceptRelease(id);
+  }
+
   /** Drain deadline: every pair of the acceptor is closed at once. */
   acceptClose(id: number): void {
     this.native?.acceptClose(id);
@@ -324,6 +339,11 @@ export class SpliceEngine<P> {
       if (kind === KIND_CONNECT_FAILED) {
         const errno = flat[i + 6]!;
         this.acceptors.get(id)?.connectFailed(errnoNames.get(errno) ?? `E${errno}`);
+        continue;
+      }
+      if (kind === KIND_HAND_BACK) {
+        const fds: [number, number] = [flat[i + 6]!, flat[i + 7]!];
+        this.acceptors.get(id)?.handBack(fds, flat[i + 2]!, flat[i + 3]!);
         continue;
       }
       if (kind === KIND_IDLE) {
