@@ -207,8 +207,9 @@ class NativeAccept implements AcceptOwner {
 
   constructor(
     readonly listener: TcpListener,
-    readonly route: TcpRoute,
-    readonly target: TargetState,
+    /** The port's current route and its target (an edit that keeps `key` updates them). */
+    public route: TcpRoute,
+    public target: TargetState,
     /** What was handed to the addon: a change of it means a new acceptor. */
     readonly key: string,
   ) {}
@@ -824,8 +825,19 @@ export class TcpListener {
   reviewAccept(): void {
     const next = this.nativeTarget();
     const current = this.native;
-    if (current !== undefined && next?.route === current.route && next.key === current.key) return;
-    if (current !== undefined) this.acceptInJavaScript(current);
+    if (
+      current !== undefined &&
+      next?.key === current.key &&
+      next.route.tally === current.route.tally
+    ) {
+      // An edit that changes nothing the addon uses: it keeps accepting.
+      current.route = next.route;
+      current.target = next.target;
+      return;
+    }
+    // Gated now: the open pairs come back for the gate. A new target: they keep their upstream,
+    // as a replaced rule's open connections do.
+    if (current !== undefined) this.acceptInJavaScript(current, next === undefined);
     if (next !== undefined) this.acceptNatively(next);
   }
 
@@ -864,12 +876,13 @@ export class TcpListener {
   }
 
   /**
-   * The addon stops accepting and a new server listens on the very same socket; the pairs the
-   * addon holds come back too (adoptHandedBack), so the new gate's caps and quota reach them.
+   * The addon stops accepting and a new server listens on the very same socket; with `handBack`
+   * the pairs the addon holds come back too (adoptHandedBack), so a new gate's caps and quota
+   * reach them.
    */
-  private acceptInJavaScript(native: NativeAccept): void {
+  private acceptInJavaScript(native: NativeAccept, handBack: boolean): void {
     this.native = undefined;
-    splice.acceptRelease(native.id);
+    if (handBack) splice.acceptRelease(native.id);
     const fd = splice.acceptOff(native.id);
     if (fd < 0) return;
     const server = this.createServer();
@@ -907,6 +920,8 @@ export class TcpListener {
     gate.limiter.active++;
     if (pair.ownerLimiter !== undefined) pair.ownerLimiter.active++;
     route.tally.pairs.add(pair);
+    // The addon no longer counts it: from here the tally does.
+    route.tally.connectionsTotal++;
     native.target.connectionsAccepted++;
     this.resumeInJavaScript(pair, fds, client);
     if (budget === undefined) return;
