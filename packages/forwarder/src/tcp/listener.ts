@@ -882,8 +882,9 @@ export class TcpListener {
    */
   private acceptInJavaScript(native: NativeAccept, handBack: boolean): void {
     this.native = undefined;
-    if (handBack) splice.acceptRelease(native.id);
     const fd = splice.acceptOff(native.id);
+    // After the accepts stopped, so no pair accepted later stays behind in the addon.
+    if (handBack) splice.acceptRelease(native.id);
     if (fd < 0) return;
     const server = this.createServer();
     this.logAcceptErrors(server);

@@ -77,7 +77,9 @@ function refusedWithoutData(port: number): Promise<boolean> {
     socket.on('data', (chunk: Buffer) => (got += chunk.length));
     socket.on('error', () => undefined);
     socket.on('connect', () => socket.write('ping'));
-    socket.on('close', () => resolve(got === 0));
+    socket.on('close', () => {
+      resolve(got === 0);
+    });
   });
 }
 
@@ -99,7 +101,9 @@ describe('native accept', { skip: enabled ? false : 'splice is disabled here' },
       const sizes = Array.from({ length: 8 }, (_, i) => 1 + (((batch + i) * 977) % 70_000));
       const payloads = sizes.map((size, i) => pattern(size, batch + i));
       const replies = await Promise.all(payloads.map((p) => roundTrip(port, p)));
-      replies.forEach((reply, i) => assert.ok(reply.equals(payloads[i]!), 'byte-exact echo'));
+      replies.forEach((reply, i) => {
+        assert.ok(reply.equals(payloads[i]!), 'byte-exact echo');
+      });
       bytes += sizes.reduce((a, b) => a + b, 0);
     }
     assert.equal(spliceStats()!.pairs, before + count, 'every connection was spliced natively');
@@ -152,7 +156,9 @@ describe('native accept', { skip: enabled ? false : 'splice is disabled here' },
     const removal = forwarder.remove('drain', { drainMs: 50 });
     const refused = await new Promise<boolean>((resolve) => {
       const probe = net.connect({ port, host: V4 });
-      probe.on('error', () => resolve(true));
+      probe.on('error', () => {
+        resolve(true);
+      });
       probe.on('connect', () => {
         probe.destroy();
         resolve(false);
