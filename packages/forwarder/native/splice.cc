@@ -11,9 +11,21 @@
 // the descriptors back (a bandwidth cap arrived: JavaScript meters the pair from then on). Byte
 // counts are stored into a Float64Array owned by JavaScript, and each pair ends with one DONE
 // event carrying its final counts and the reason. Depends only on Linux and node-addon-api.
+//
+// Native accept (docs/fast-path.md, "Native accept"): for a rule with no gate at all, JavaScript
+// hands over a duplicate of the LISTENING descriptor (`acceptOn`); every worker polls it with
+// EPOLLEXCLUSIVE, accepts, dials the one target with a non-blocking connect (completion by
+// EPOLLOUT and SO_ERROR) and splices the pair on the same thread, with no JavaScript per
+// connection. Such pairs count into their acceptor's atomic counters (read with `acceptStats`);
+// JavaScript hears only of failed connects and of a retired acceptor that has no pair left.
+// `acceptOff` stops its accepts under the acceptor's lock and gives the descriptor back, so the
+// socket stays bound while JavaScript listens on it again.
 #include <napi.h>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -22,8 +34,10 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -42,9 +56,45 @@ constexpr int64_t kOverrun = 64 * 1024;
 // busy at once (its high-water mark), not the number of open connections.
 constexpr size_t kPoolMax = 256;
 
-enum Kind { kNeed = 1, kDone = 2, kPipeSizeFailed = 3 };
-enum Reason { kEof = 0, kError = 1, kQuota = 2, kClosed = 3, kUnsupported = 4, kReleased = 5 };
-enum Op { kFail, kGrant, kStop, kClose, kRelease };
+// Accepts taken per readiness report of a listener: the listener is level-triggered, so the
+// rest wait for the next epoll_wait and pairs already open are not starved by a connect storm.
+constexpr int kAcceptBatch = 64;
+
+enum Kind { kNeed = 1, kDone = 2, kPipeSizeFailed = 3, kConnectFailed = 4, kIdle = 5, kHandBack = 6 };
+enum Reason {
+  kEof = 0,
+  kError = 1,
+  kQuota = 2,
+  kClosed = 3,
+  kUnsupported = 4,
+  kReleased = 5,
+  kConnectError = 6  // native accept only: the dial to the target failed
+};
+enum Op { kFail, kGrant, kStop, kClose, kRelease, kCloseAcceptor, kReleaseAcceptor };
+
+// A listening socket served by the workers (native accept). Never freed: a worker may still
+// hold a readiness report for it after it retired, and a retired acceptor is a few dozen bytes.
+struct Acceptor {
+  uint32_t id = 0;
+  int fd = -1;
+  sockaddr_storage target{};
+  socklen_t targetLen = 0;
+  // The connect deadline, through TCP_USER_TIMEOUT (which bounds the SYN retries too): the
+  // kernel fails the connect with ETIMEDOUT at the first retransmission past it.
+  unsigned connectTimeoutMs = 0;
+  std::mutex mu;        // held by a worker while it accepts; acceptOff takes it to stop them
+  bool closed = false;  // under mu
+  std::atomic<bool> retired{false};
+  std::atomic<uint64_t> accepted{0};
+  std::atomic<uint64_t> active{0};
+  std::atomic<uint64_t> bytes[2];
+  std::atomic<uint64_t> connectErrors{0};
+  std::atomic<uint64_t> connErrors{0};
+  Acceptor() {
+    bytes[0] = 0;
+    bytes[1] = 0;
+  }
+};
 
 struct Counters {
   std::atomic<uint64_t> pairs{0};
@@ -70,6 +120,8 @@ struct Direction {
   uint64_t moved = 0;
   uint64_t published = 0;
   double* counter = nullptr;
+  std::atomic<uint64_t>* total = nullptr;  // an acceptor's byte count (native accept)
+  uint64_t totalled = 0;
 };
 
 struct Pair {
@@ -90,6 +142,9 @@ struct Pair {
   // there before it sends the command, and every read checks it first, so a stop or release
   // holds from the next read on even while the worker is busy with this very pair.
   double* control = nullptr;
+  Acceptor* acceptor = nullptr;  // set for a pair the addon accepted itself
+  bool connecting = false;       // its upstream connect has not completed yet
+  double local[3] = {0, 0, 0};   // the counters of an accepted pair (no JavaScript array)
 };
 
 constexpr double kControlRelease = 1;
@@ -107,7 +162,9 @@ struct Engine {
   std::mutex mu;
   std::vector<Event> events;
   bool scheduled = false;
-  uint32_t nextId = 1;
+  std::atomic<uint32_t> nextId{1};
+  uint32_t nextAcceptor = 1;                      // main thread only
+  std::unordered_map<uint32_t, Acceptor*> acceptors;  // main thread only; retired ones stay
   size_t next = 0;
   std::unordered_map<uint32_t, Pair*> adopted;   // main thread only
   std::unordered_map<uint32_t, Worker*> owner;   // main thread only
@@ -170,6 +227,16 @@ class Worker {
     }
   }
 
+  // On the main thread: every worker polls the listener; EPOLLEXCLUSIVE wakes one of them per
+  // connection instead of all (the thundering herd).
+  bool Watch(Acceptor* acceptor) {
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+    ev.data.u64 = reinterpret_cast<uint64_t>(acceptor) | 2;
+    return epoll_ctl(ep_, EPOLL_CTL_ADD, acceptor->fd, &ev) == 0;
+  }
+  void Unwatch(Acceptor* acceptor) { epoll_ctl(ep_, EPOLL_CTL_DEL, acceptor->fd, nullptr); }
+
   void Send(const Cmd& cmd) {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -203,6 +270,10 @@ class Worker {
       engine_->counters.wakeups++;
       for (int i = 0; i < n; i++) {
         uint64_t tag = evs[i].data.u64;
+        if (tag & 2) {
+          Accept(reinterpret_cast<Acceptor*>(tag & ~uint64_t{3}));
+          continue;
+        }
         if (tag == 0) {
           uint64_t value;
           ssize_t ignored = read(efd_, &value, sizeof value);
@@ -218,6 +289,12 @@ class Worker {
         Pair* pair = reinterpret_cast<Pair*>(tag & ~uint64_t{1});
         int side = static_cast<int>(tag & 1);
         if (pair->done) continue;
+        if (pair->connecting) {
+          // Only the upstream's report matters until its connect completes; client bytes wait
+          // in the kernel (the first Pump reads them, as the edge was already reported).
+          if (side == 1) Connected(pair, evs[i].events);
+          continue;
+        }
         if (evs[i].events & EPOLLERR) {
           int err = 0;
           socklen_t len = sizeof err;
@@ -236,6 +313,28 @@ class Worker {
   }
 
   void Run(const Cmd& cmd) {
+    if (cmd.op == kCloseAcceptor || cmd.op == kReleaseAcceptor) {
+      // Drain deadline of a retired acceptor: every pair of it on this worker ends now. A
+      // release (a gate arrived) hands each connected pair back to JavaScript instead.
+      std::vector<Pair*> mine;
+      {
+        std::lock_guard<std::mutex> lock(pairsMu_);
+        for (auto& entry : pairs_) {
+          if (entry.second->acceptor != nullptr && entry.second->acceptor->id == cmd.id) {
+            mine.push_back(entry.second);
+          }
+        }
+      }
+      for (Pair* pair : mine) {
+        if (cmd.op == kCloseAcceptor) {
+          Finish(pair, kClosed, 0, 0);
+        } else if (!pair->connecting) {
+          pair->releasing = true;
+          Pump(pair);
+        }
+      }
+      return;
+    }
     Pair* pair;
     {
       std::lock_guard<std::mutex> lock(pairsMu_);
@@ -304,6 +403,99 @@ class Worker {
     if (d.inPipe == 0 || d.moved - d.published >= kPublishEvery) {
       d.published = d.moved;
       StoreCount(d.counter, d.moved);
+      AddTotal(d);
+    }
+  }
+
+  static void AddTotal(Direction& d) {
+    if (d.total == nullptr || d.moved == d.totalled) return;
+    d.total->fetch_add(d.moved - d.totalled, std::memory_order_relaxed);
+    d.totalled = d.moved;
+  }
+
+  // Native accept: takes up to a batch of connections from a listener this worker was woken for.
+  void Accept(Acceptor* acceptor) {
+    std::lock_guard<std::mutex> lock(acceptor->mu);
+    if (acceptor->closed) return;
+    for (int i = 0; i < kAcceptBatch; i++) {
+      int client = accept4(acceptor->fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (client < 0) {
+        if (errno == EINTR) continue;
+        return;  // EAGAIN, or out of descriptors: the next report retries
+      }
+      acceptor->accepted++;
+      acceptor->active++;
+      int one = 1;
+      setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      int upstream = socket(acceptor->target.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      int rc = -1;
+      if (upstream >= 0) {
+        setsockopt(upstream, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        unsigned timeout = acceptor->connectTimeoutMs;
+        setsockopt(upstream, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout, sizeof timeout);
+        rc = connect(upstream, reinterpret_cast<sockaddr*>(&acceptor->target), acceptor->targetLen);
+      }
+      if (upstream < 0 || (rc < 0 && errno != EINPROGRESS)) {
+        int err = errno;
+        CloseFd(upstream);
+        CloseFd(client);
+        ConnectFailed(acceptor, err);
+        continue;
+      }
+      if (rc == 0) {
+        unsigned none = 0;
+        setsockopt(upstream, IPPROTO_TCP, TCP_USER_TIMEOUT, &none, sizeof none);
+      }
+      Pair* pair = new Pair();
+      pair->id = engine_->nextId.fetch_add(1);
+      pair->acceptor = acceptor;
+      pair->connecting = rc < 0;
+      pair->fd[0] = client;
+      pair->fd[1] = upstream;
+      for (int which = 0; which < 2; which++) {
+        Direction& d = pair->dir[which];
+        d.src = pair->fd[which];
+        d.dst = pair->fd[1 - which];
+        d.counter = &pair->local[which];
+        d.total = &acceptor->bytes[which];
+      }
+      pair->control = &pair->local[2];
+      engine_->counters.pairs++;
+      Arm(pair);
+    }
+  }
+
+  // The upstream of an accepted pair reported: connected (EPOLLOUT, SO_ERROR 0) or failed.
+  void Connected(Pair* pair, uint32_t events) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    getsockopt(pair->fd[1], SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err != 0) {
+      Finish(pair, kConnectError, err, 1);
+      return;
+    }
+    if (events & (EPOLLERR | EPOLLHUP)) {
+      Finish(pair, kConnectError, ECONNREFUSED, 1);
+      return;
+    }
+    if (!(events & EPOLLOUT)) return;
+    pair->connecting = false;
+    unsigned none = 0;  // the connect deadline is not a deadline for the connection's data
+    setsockopt(pair->fd[1], IPPROTO_TCP, TCP_USER_TIMEOUT, &none, sizeof none);
+    Pump(pair);
+  }
+
+  void ConnectFailed(Acceptor* acceptor, int err) {
+    acceptor->connectErrors++;
+    engine_->Post(Event{{kConnectFailed, static_cast<double>(acceptor->id), 0, 0, 0, 0,
+                         static_cast<double>(err), 0}});
+    Left(acceptor);
+  }
+
+  // One pair of an acceptor is gone; the last one of a retired acceptor tells JavaScript.
+  void Left(Acceptor* acceptor) {
+    if (acceptor->active.fetch_sub(1) == 1 && acceptor->retired.load()) {
+      engine_->Post(Event{{kIdle, static_cast<double>(acceptor->id), 0, 0, 0, 0, 0, 0}});
     }
   }
 
@@ -418,6 +610,38 @@ class Worker {
     for (Direction& d : pair->dir) {
       ReleasePipe(d);
       StoreCount(d.counter, d.moved);
+      AddTotal(d);
+    }
+    if (pair->acceptor != nullptr) {
+      // No JavaScript owns this pair: its end shows in the acceptor's counters only. Released,
+      // it leaves them (JavaScript counts it from here on) and its descriptors go back.
+      Acceptor* owner = pair->acceptor;
+      if (reason == kReleased) {
+        for (int which = 0; which < 2; which++) owner->bytes[which] -= pair->dir[which].moved;
+        owner->accepted--;
+        engine_->Post(Event{{kHandBack, static_cast<double>(owner->id),
+                             static_cast<double>(pair->dir[0].moved),
+                             static_cast<double>(pair->dir[1].moved), 0, 0,
+                             static_cast<double>(pair->fd[0]), static_cast<double>(pair->fd[1])}});
+      } else {
+        CloseFd(pair->fd[0]);
+        CloseFd(pair->fd[1]);
+      }
+      {
+        std::lock_guard<std::mutex> lock(pairsMu_);
+        pairs_.erase(pair->id);
+      }
+      graveyard_.push_back(pair);
+      Acceptor* acceptor = pair->acceptor;
+      if (reason == kConnectError) {
+        acceptor->connectErrors++;
+        engine_->Post(Event{{kConnectFailed, static_cast<double>(acceptor->id), 0, 0, 0, 0,
+                             static_cast<double>(err), 0}});
+      } else if (reason == kError || reason == kUnsupported) {
+        acceptor->connErrors++;
+      }
+      Left(acceptor);
+      return;
     }
     // Unsupported (nothing moved) and released pairs give their descriptors back to JavaScript,
     // in the errno and side slots; every other end closes both sockets here.
@@ -522,8 +746,7 @@ Napi::Value Adopt(const Napi::CallbackInfo& info) {
     }
     fcntl(pair->fd[s], F_SETFL, fcntl(pair->fd[s], F_GETFL) | O_NONBLOCK);
   }
-  pair->id = engine->nextId++;
-  if (engine->nextId == 0) engine->nextId = 1;
+  pair->id = engine->nextId.fetch_add(1);
   pair->metered = allowance >= 0;
   pair->allowance = allowance < 0 ? 0 : allowance;
   pair->forceEinval = forceEinval;
@@ -602,6 +825,114 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// acceptOn(listenFd, targetHost, targetPort, connectTimeoutMs) -> id, or throws. The listener is duplicated; the
+// caller closes its own handle afterwards and the socket stays bound through the duplicate.
+Napi::Value AcceptOn(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Engine* engine = EngineOf(info);
+  int listenFd = info[0].As<Napi::Number>().Int32Value();
+  std::string host = info[1].As<Napi::String>().Utf8Value();
+  int port = info[2].As<Napi::Number>().Int32Value();
+  Acceptor* acceptor = new Acceptor();
+  acceptor->connectTimeoutMs = info[3].As<Napi::Number>().Uint32Value();
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&acceptor->target);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&acceptor->target);
+  if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(static_cast<uint16_t>(port));
+    acceptor->targetLen = sizeof(sockaddr_in);
+  } else if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(static_cast<uint16_t>(port));
+    acceptor->targetLen = sizeof(sockaddr_in6);
+  } else {
+    delete acceptor;
+    Napi::TypeError::New(env, "target: an IP literal").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  acceptor->fd = fcntl(listenFd, F_DUPFD_CLOEXEC, 0);
+  if (acceptor->fd < 0) {
+    delete acceptor;
+    Napi::Error::New(env, "dup failed").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  fcntl(acceptor->fd, F_SETFL, fcntl(acceptor->fd, F_GETFL) | O_NONBLOCK);
+  acceptor->id = engine->nextAcceptor++;
+  for (size_t i = 0; i < engine->workers.size(); i++) {
+    if (!engine->workers[i]->Watch(acceptor)) {
+      for (size_t j = 0; j < i; j++) engine->workers[j]->Unwatch(acceptor);
+      close(acceptor->fd);
+      delete acceptor;
+      Napi::Error::New(env, "epoll_ctl failed").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+  }
+  engine->acceptors[acceptor->id] = acceptor;
+  return Napi::Number::New(env, acceptor->id);
+}
+
+// acceptOff(id) -> the listening descriptor, now the caller's; no worker accepts on it after
+// this returns (the lock waits out an accept batch in progress). An idle event follows once
+// its last pair has ended (at once if it has none).
+Napi::Value AcceptOff(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Engine* engine = EngineOf(info);
+  uint32_t id = info[0].As<Napi::Number>().Uint32Value();
+  auto found = engine->acceptors.find(id);
+  if (found == engine->acceptors.end() || found->second->retired.load()) {
+    return Napi::Number::New(env, -1);
+  }
+  Acceptor* acceptor = found->second;
+  {
+    std::lock_guard<std::mutex> lock(acceptor->mu);
+    acceptor->closed = true;
+  }
+  for (Worker* worker : engine->workers) worker->Unwatch(acceptor);
+  acceptor->retired = true;
+  if (acceptor->active.load() == 0) {
+    engine->Post(Event{{kIdle, static_cast<double>(id), 0, 0, 0, 0, 0, 0}});
+  }
+  int fd = acceptor->fd;
+  acceptor->fd = -1;
+  return Napi::Number::New(env, fd);
+}
+
+// acceptStats(id, out: Float64Array(6)): accepted, active, bytes in, bytes out, connect errors,
+// connection errors. Acceptors are never freed, so a retired one still answers.
+Napi::Value AcceptStats(const Napi::CallbackInfo& info) {
+  uint32_t id = info[0].As<Napi::Number>().Uint32Value();
+  Napi::Float64Array out = info[1].As<Napi::Float64Array>();
+  auto& acceptors = EngineOf(info)->acceptors;
+  auto found = acceptors.find(id);
+  if (found == acceptors.end() || out.ElementLength() < 6) return info.Env().Undefined();
+  Acceptor* a = found->second;
+  double* v = out.Data();
+  v[0] = static_cast<double>(a->accepted.load());
+  v[1] = static_cast<double>(a->active.load());
+  v[2] = static_cast<double>(a->bytes[0].load());
+  v[3] = static_cast<double>(a->bytes[1].load());
+  v[4] = static_cast<double>(a->connectErrors.load());
+  v[5] = static_cast<double>(a->connErrors.load());
+  return info.Env().Undefined();
+}
+
+// acceptRelease(id): every connected pair of the acceptor comes back to JavaScript (HANDBACK
+// events with its counts and descriptors) once its pipes are flushed.
+Napi::Value AcceptRelease(const Napi::CallbackInfo& info) {
+  Engine* engine = EngineOf(info);
+  uint32_t id = info[0].As<Napi::Number>().Uint32Value();
+  for (Worker* worker : engine->workers) worker->Send(Worker::Cmd{kReleaseAcceptor, id, 0});
+  return info.Env().Undefined();
+}
+
+// acceptClose(id): every pair of the acceptor ends now (a drain deadline).
+Napi::Value AcceptClose(const Napi::CallbackInfo& info) {
+  Engine* engine = EngineOf(info);
+  uint32_t id = info[0].As<Napi::Number>().Uint32Value();
+  for (Worker* worker : engine->workers) worker->Send(Worker::Cmd{kCloseAcceptor, id, 0});
+  return info.Env().Undefined();
+}
+
 // The worker threads are detached and may outlive the environment: the engine is never freed.
 void KeepEngine(Napi::Env, Engine*) {}
 
@@ -617,6 +948,11 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   exports.Set("ref", Napi::Function::New(env, Ref));
   exports.Set("unref", Napi::Function::New(env, Unref));
   exports.Set("stats", Napi::Function::New(env, Stats));
+  exports.Set("acceptOn", Napi::Function::New(env, AcceptOn));
+  exports.Set("acceptOff", Napi::Function::New(env, AcceptOff));
+  exports.Set("acceptStats", Napi::Function::New(env, AcceptStats));
+  exports.Set("acceptClose", Napi::Function::New(env, AcceptClose));
+  exports.Set("acceptRelease", Napi::Function::New(env, AcceptRelease));
   return exports;
 }
 

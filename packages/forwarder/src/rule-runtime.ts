@@ -256,7 +256,11 @@ export class Forwarder {
     this.quotas.onBudgetCreated((budget) => {
       for (const ruleId of this.owners.rulesOf(budget.ownerId)) {
         const rule = this.rules.get(ruleId);
-        for (const listener of rule?.tcp ?? []) listener.route?.tally.meterQuota(budget);
+        for (const listener of rule?.tcp ?? []) {
+          listener.route?.tally.meterQuota(budget);
+          // A budget is a gate: natively accepted connections could not pay it.
+          listener.reviewAccept();
+        }
         rule?.sni?.route.tally.meterQuota(budget);
       }
     });

@@ -173,6 +173,19 @@ export class RuleConnector {
     throw allTargetsFailed(this.ruleId, true, undefined);
   }
 
+  /**
+   * The connect deadline when dials may be made by the splice addon (native accept), or undefined
+   * when an injected dialer must see every dial.
+   */
+  get nativeDialTimeoutMs(): number | undefined {
+    return this.options.dial === undefined ? this.options.connectTimeoutMs : undefined;
+  }
+
+  /** A dial the splice addon made itself failed (native accept): counts as a failed connect. */
+  reportTcpFailure(target: TargetState, code: string): void {
+    this.recordFailure(target, { code });
+  }
+
   /** A UDP flow's target answered with ICMP unreachable: counts as a failed connect. */
   reportUdpFailure(target: TargetState, error: unknown): void {
     this.recordFailure(target, error);

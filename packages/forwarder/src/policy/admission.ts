@@ -89,6 +89,14 @@ export class RuleGate {
     this.owner = owner;
   }
 
+  /**
+   * True when this gate refuses nothing and counts nothing a connection must be admitted for: no
+   * source lists, no caps on the rule or its owner (native accept, docs/fast-path.md).
+   */
+  get admitsAll(): boolean {
+    return this.sources === NO_SOURCES && this.limiter.caps === null && this.owner?.caps == null;
+  }
+
   /** True when a connection of this rule must go through the metered copy. */
   get meters(): boolean {
     return this.limiter.meters || this.owner?.meters === true;

@@ -47,7 +47,15 @@
  * cap that arrives while a pair is spliced releases it: the addon flushes its pipes and hands the
  * descriptors back, and the pair goes on in the metered copy. If the addon cannot be loaded or the
  * kernel refuses splice, the same connection falls back to the JavaScript copy above.
+ *
+ * Native accept (docs/fast-path.md, "Native accept"): a plain port whose rule has no gate at all
+ * (`nativeTarget`) hands its listening socket to the addon, which accepts, dials the one target
+ * and splices with no JavaScript per connection; the tally reads the acceptor's counters. Every
+ * live change re-checks (`reviewAccept`): when a gate appears, the addon gives the listening
+ * descriptor back and a new net.Server listens on that same socket, so the port stays bound
+ * throughout; pairs the addon already holds keep going and count into the tally until they end.
  */
+import fs from 'node:fs';
 import net from 'node:net';
 
 import type { Logger } from '@portunus/core';
@@ -59,7 +67,14 @@ import type { QuotaBudget, QuotaHolder } from '../policy/quota.js';
 import type { Limiter, Pacer } from '../policy/limiter.js';
 import { proxyHeader } from '../proxy-protocol/header.js';
 import { SniDispatch } from '../sni/dispatch.js';
-import { SpliceEngine, type SplicedPair, type SpliceResult, socketFd } from './splice.js';
+import {
+  type AcceptCounts,
+  type AcceptOwner,
+  SpliceEngine,
+  type SplicedPair,
+  type SpliceResult,
+  socketFd,
+} from './splice.js';
 
 /** Builds the listening server; injectable so tests can fail or observe binds. */
 export type TcpServerFactory = (
@@ -206,11 +221,53 @@ export function spliceStats(): ReturnType<typeof splice.stats> {
 }
 
 /**
+ * A listening socket the addon accepts on for one route (native accept), and what it has left
+ * to tell the route's tally: its counters are read live until its last pair ends after it was
+ * retired, then folded into the tally's closed counts.
+ */
+class NativeAccept implements AcceptOwner {
+  id = -1;
+  /** Connect-error codes already logged (one event per class). */
+  readonly logged = new Set<string>();
+
+  constructor(
+    readonly listener: TcpListener,
+    /** The port's current route and its target (an edit that keeps `key` updates them). */
+    public route: TcpRoute,
+    public target: TargetState,
+    /** What was handed to the addon: a change of it means a new acceptor. */
+    readonly key: string,
+  ) {}
+
+  counts(): AcceptCounts {
+    return splice.acceptCounts(this.id);
+  }
+
+  connectFailed(code: string): void {
+    this.route.tally.connectFailures++;
+    this.route.connector.reportTcpFailure(this.target, code);
+    if (this.logged.has(code)) return;
+    this.logged.add(code);
+    this.listener.logNativeConnectFailure(this.route, code);
+  }
+
+  handBack(fds: [number, number], bytesIn: number, bytesOut: number): void {
+    this.listener.adoptHandedBack(this, fds, bytesIn, bytesOut);
+  }
+
+  idle(): void {
+    this.route.tally.retireNative(this);
+  }
+}
+
+/**
  * The connections of one route (a rule on one port) and their counters. A plain listener has
  * one; a shared SNI port has one per member rule, so a member can be drained and counted alone.
  */
 export class ConnectionTally {
   readonly pairs = new Set<Pair>();
+  /** Native acceptors whose connections count here (live, or retired with pairs left). */
+  readonly natives = new Set<NativeAccept>();
   private drainWaiters: (() => void)[] = [];
   // Bytes of connections already closed; live ones are read from their sockets in stats().
   closedBytesIn = 0;
@@ -220,18 +277,37 @@ export class ConnectionTally {
   connectFailures = 0;
 
   get active(): number {
-    return this.pairs.size;
+    let active = this.pairs.size;
+    for (const native of this.natives) active += native.counts().active;
+    return active;
   }
 
   /** False when the pair was already released. */
   release(pair: Pair): boolean {
     if (!this.pairs.delete(pair)) return false;
-    if (this.pairs.size === 0 && this.drainWaiters.length > 0) {
-      const waiters = this.drainWaiters;
-      this.drainWaiters = [];
-      for (const wake of waiters) wake();
-    }
+    this.wakeIfDrained();
     return true;
+  }
+
+  /** A retired acceptor's last pair ended: its counts become closed counts. */
+  retireNative(native: NativeAccept): void {
+    if (!this.natives.delete(native)) return;
+    const counts = native.counts();
+    this.closedBytesIn += counts.bytesIn;
+    this.closedBytesOut += counts.bytesOut;
+    this.connectionsTotal += counts.accepted;
+    this.connErrors += counts.connErrors;
+    native.target.bytesIn += counts.bytesIn;
+    native.target.bytesOut += counts.bytesOut;
+    native.target.connectionsAccepted += counts.accepted - counts.connectErrors;
+    this.wakeIfDrained();
+  }
+
+  private wakeIfDrained(): void {
+    if (this.drainWaiters.length === 0 || this.active > 0) return;
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const wake of waiters) wake();
   }
 
   /**
@@ -281,14 +357,16 @@ export class ConnectionTally {
    * open when it passes are destroyed (and `onDeadline` learns how many).
    */
   async drain(drainMs?: number, onDeadline?: (destroyed: number) => void): Promise<void> {
-    if (this.pairs.size === 0) return;
+    if (this.active === 0) return;
     const drained = new Promise<void>((resolve) => this.drainWaiters.push(resolve));
     if (drainMs === undefined) {
       await drained;
       return;
     }
     const timer = setTimeout(() => {
-      if (this.pairs.size > 0) onDeadline?.(this.pairs.size);
+      const active = this.active;
+      if (active > 0) onDeadline?.(active);
+      for (const native of this.natives) splice.acceptClose(native.id);
       for (const pair of this.pairs) {
         if (pair.spliced) {
           splice.close(pair.spliced);
@@ -308,18 +386,29 @@ export class ConnectionTally {
   stats(listenPort: number, targetPort: number): TcpPortStats {
     let bytesIn = this.closedBytesIn;
     let bytesOut = this.closedBytesOut;
+    let active = this.pairs.size;
+    let total = this.connectionsTotal;
+    let connErrors = this.connErrors;
     for (const pair of this.pairs) {
       bytesIn += bytesInOf(pair);
       bytesOut += bytesOutOf(pair);
+    }
+    for (const native of this.natives) {
+      const counts = native.counts();
+      bytesIn += counts.bytesIn;
+      bytesOut += counts.bytesOut;
+      active += counts.active;
+      total += counts.accepted;
+      connErrors += counts.connErrors;
     }
     return {
       listen_port: listenPort,
       target_port: targetPort,
       bytes_in: bytesIn,
       bytes_out: bytesOut,
-      active_connections: this.pairs.size,
-      connections_total: this.connectionsTotal,
-      conn_errors: this.connErrors,
+      active_connections: active,
+      connections_total: total,
+      conn_errors: connErrors,
       connect_failures: this.connectFailures,
     };
   }
@@ -332,6 +421,13 @@ export class ConnectionTally {
       entry.bytesIn += bytesInOf(pair);
       entry.bytesOut += bytesOutOf(pair);
       live.set(pair.target, entry);
+    }
+    for (const native of this.natives) {
+      const counts = native.counts();
+      const entry = live.get(native.target) ?? { bytesIn: 0, bytesOut: 0 };
+      entry.bytesIn += counts.bytesIn;
+      entry.bytesOut += counts.bytesOut;
+      live.set(native.target, entry);
     }
   }
 }
@@ -598,6 +694,41 @@ function setMetering(pair: Pair, metered: boolean): void {
   if (!pair.client.writableNeedDrain) upstream.resume();
 }
 
+/** A connection's record, for an admitted client (its upstream is dialled next). */
+function newPair(
+  owner: TcpListener,
+  route: TcpRoute,
+  client: net.Socket,
+  head: Buffer | undefined,
+  budget: QuotaBudget | undefined,
+): Pair {
+  const pair: Pair = {
+    owner,
+    route,
+    client,
+    upstream: undefined,
+    target: undefined,
+    head,
+    headerBytes: 0,
+    closed: 0,
+    failed: false,
+    gate: route.gate,
+    ownerLimiter: route.gate.owner,
+    metered: false,
+    parkedIn: -1,
+    parkedOut: -1,
+    budget,
+    quotaExhausted: stopForQuota,
+    spliced: undefined,
+    baseIn: 0,
+    baseOut: 0,
+    quotaPaid: 0,
+    lent: 0,
+  };
+  (client as PairedSocket)[PAIR] = pair;
+  return pair;
+}
+
 export class TcpListener {
   /** The route of a plain port; undefined on a shared SNI port. */
   route: TcpRoute | undefined;
@@ -609,6 +740,8 @@ export class TcpListener {
   };
   private readonly log: Logger;
   private server: net.Server | undefined;
+  /** Set while the addon accepts on this port's socket instead of `server` (native accept). */
+  private native: NativeAccept | undefined;
   /** `forward` bound once, handed to the SNI dispatch. */
   private readonly forwardChosen = (client: net.Socket, route: TcpRoute, head: Buffer): void => {
     this.forward(client, route, head);
@@ -659,14 +792,15 @@ export class TcpListener {
     }
     this.requestedPort = this.listenPort;
     this.sni?.bound(this.requestedPort);
+    this.reviewAccept();
   }
 
-  private listen(host: string): Promise<void> {
+  private createServer(): net.Server {
     // pauseOnConnect: no client byte is read before the upstream is connected (or, on an SNI
     // port, before the peek reads the hello), so nothing is buffered or counted for a dial that
     // fails. allowHalfOpen: a client FIN only ends our write side towards the upstream, so
     // replies still flow back. noDelay: set at accept.
-    const server = this.options.createServer(
+    return this.options.createServer(
       {
         allowHalfOpen: true,
         pauseOnConnect: true,
@@ -677,6 +811,173 @@ export class TcpListener {
         this.accept(s);
       },
     );
+  }
+
+  private logAcceptErrors(server: net.Server): void {
+    // After the bind, errors are accept errors: log them, keep the listener.
+    server.on('error', (error) => {
+      this.log.warn(
+        this.sni ? FORWARDER_EVENTS.sniListenerAcceptError : FORWARDER_EVENTS.acceptError,
+        { listen_port: this.requestedPort, error },
+      );
+    });
+  }
+
+  /**
+   * Where the addon may accept this port's connections itself, or undefined while anything
+   * must see each connection in JavaScript: an SNI port, source lists, caps on the rule or its
+   * owner, an owner's quota budget, more than one target, a PROXY header, a target given by name,
+   * splice unavailable, or a test's own server factory (it observes accepts).
+   */
+  private nativeTarget():
+    { route: TcpRoute; target: TargetState; key: string; connectTimeoutMs: number } | undefined {
+    const route = this.route;
+    if (route === undefined || this.options.createServer !== defaultServerFactory) return undefined;
+    if (this.server === undefined && this.native === undefined) return undefined;
+    const gate = route.gate;
+    if (!gate.admitsAll) return undefined;
+    const budget = gate.quotaBudget?.();
+    if (budget !== undefined && budget.remaining !== Infinity) return undefined;
+    const targets = route.connector.targets;
+    const target = targets[0];
+    if (targets.length !== 1 || target === undefined) return undefined;
+    if (target.spec.proxyProtocol !== null || net.isIP(target.spec.host) === 0) return undefined;
+    const connectTimeoutMs = route.connector.nativeDialTimeoutMs;
+    if (connectTimeoutMs === undefined || splice.availability() !== undefined) return undefined;
+    const key = `${target.spec.host}|${target.portAt(route.offset)}|${connectTimeoutMs}`;
+    return { route, target, key, connectTimeoutMs };
+  }
+
+  /**
+   * Moves accepting between the addon and JavaScript after a change of the rule, its owner or
+   * its quota (and at start). Either way the listening socket stays bound: it is only ever
+   * duplicated or handed back, never closed in between.
+   */
+  reviewAccept(): void {
+    const next = this.nativeTarget();
+    const current = this.native;
+    if (
+      current !== undefined &&
+      next?.key === current.key &&
+      next.route.tally === current.route.tally
+    ) {
+      // An edit that changes nothing the addon uses: it keeps accepting.
+      current.route = next.route;
+      current.target = next.target;
+      return;
+    }
+    // Gated now: the open pairs come back for the gate. A new target: they keep their upstream,
+    // as a replaced rule's open connections do.
+    if (current !== undefined) this.acceptInJavaScript(current, next === undefined);
+    if (next !== undefined) this.acceptNatively(next);
+  }
+
+  private acceptNatively(next: {
+    route: TcpRoute;
+    target: TargetState;
+    key: string;
+    connectTimeoutMs: number;
+  }): void {
+    const { route, target } = next;
+    const server = this.server;
+    const fd = (server as { _handle?: { fd?: number } | null } | undefined)?._handle?.fd;
+    if (server === undefined || typeof fd !== 'number' || fd < 0) return;
+    const native = new NativeAccept(this, route, target, next.key);
+    const id = splice.acceptOn(
+      fd,
+      {
+        host: target.spec.host,
+        port: target.portAt(route.offset),
+        connectTimeoutMs: next.connectTimeoutMs,
+      },
+      native,
+    );
+    if (id === undefined) return;
+    native.id = id;
+    this.native = native;
+    route.tally.natives.add(native);
+    // libuv closes only its own descriptor; the addon's duplicate keeps the socket listening.
+    this.server = undefined;
+    server.close();
+    this.log.info(FORWARDER_EVENTS.spliceSelected, {
+      rule_id: route.connector.ruleId,
+      listen_port: this.requestedPort,
+      accept: 'native',
+    });
+  }
+
+  /**
+   * The addon stops accepting and a new server listens on the very same socket; with `handBack`
+   * the pairs the addon holds come back too (adoptHandedBack), so a new gate's caps and quota
+   * reach them.
+   */
+  private acceptInJavaScript(native: NativeAccept, handBack: boolean): void {
+    this.native = undefined;
+    const fd = splice.acceptOff(native.id);
+    // After the accepts stopped, so no pair accepted later stays behind in the addon.
+    if (handBack) splice.acceptRelease(native.id);
+    if (fd < 0) return;
+    const server = this.createServer();
+    this.logAcceptErrors(server);
+    // Synchronous for a handle: the socket is listening again before this returns.
+    server.listen({ fd });
+    this.server = server;
+  }
+
+  /**
+   * A natively accepted pair handed back after a gate arrived: it becomes a pair of the tally
+   * (counted in its gate, paying the owner's budget if one exists now) and goes on in the
+   * JavaScript copy, metered if a cap or quota says so.
+   */
+  adoptHandedBack(
+    native: NativeAccept,
+    fds: [number, number],
+    bytesIn: number,
+    bytesOut: number,
+  ): void {
+    const route = native.route;
+    const gate = route.gate;
+    const budget = gate.quotaBudget?.();
+    const client = new net.Socket({
+      fd: fds[0],
+      allowHalfOpen: true,
+      readable: true,
+      writable: true,
+    });
+    const pair = newPair(this, route, client, undefined, budget);
+    pair.target = native.target;
+    pair.baseIn = bytesIn;
+    pair.baseOut = bytesOut;
+    // The gate counts it as admitted, so its release balances (no cap refuses an open one).
+    gate.limiter.active++;
+    if (pair.ownerLimiter !== undefined) pair.ownerLimiter.active++;
+    route.tally.pairs.add(pair);
+    // The addon no longer counts it: from here the tally does.
+    route.tally.connectionsTotal++;
+    native.target.connectionsAccepted++;
+    this.resumeInJavaScript(pair, fds, client);
+    if (budget === undefined) return;
+    if (budget.exhausted) pair.quotaExhausted();
+    else budget.attach(pair);
+  }
+
+  /**
+   * The first failed dial of each errno per acceptor (`cause`), as the JS path's event; the
+   * connector logs every dial failure at debug (target.dial_failed) with its code.
+   */
+  logNativeConnectFailure(route: TcpRoute, cause: string): void {
+    this.log.warn(FORWARDER_EVENTS.connErrorAllTargetsFailed, {
+      rule_id: route.connector.ruleId,
+      listen_port: this.requestedPort,
+      source: '',
+      code: 'all_targets_failed',
+      cause,
+      accept: 'native',
+    });
+  }
+
+  private listen(host: string): Promise<void> {
+    const server = this.createServer();
     return new Promise((resolve, reject) => {
       const onError = (error: Error): void => {
         server.close();
@@ -692,13 +993,7 @@ export class TcpListener {
         },
         () => {
           server.off('error', onError);
-          // After the bind, errors are accept errors: log them, keep the listener.
-          server.on('error', (error) => {
-            this.log.warn(
-              this.sni ? FORWARDER_EVENTS.sniListenerAcceptError : FORWARDER_EVENTS.acceptError,
-              { listen_port: this.requestedPort, error },
-            );
-          });
+          this.logAcceptErrors(server);
           this.server = server;
           resolve();
         },
@@ -728,30 +1023,7 @@ export class TcpListener {
     }
     const tally = route.tally;
     tally.connectionsTotal++;
-    const pair: Pair = {
-      owner: this,
-      route,
-      client,
-      upstream: undefined,
-      target: undefined,
-      head,
-      headerBytes: 0,
-      closed: 0,
-      failed: false,
-      gate,
-      ownerLimiter: gate.owner,
-      metered: false,
-      parkedIn: -1,
-      parkedOut: -1,
-      budget,
-      quotaExhausted: stopForQuota,
-      spliced: undefined,
-      baseIn: 0,
-      baseOut: 0,
-      quotaPaid: 0,
-      lent: 0,
-    };
-    (client as PairedSocket)[PAIR] = pair;
+    const pair = newPair(this, route, client, head, budget);
     tally.pairs.add(pair);
     // The client gets error and close handlers before anything else happens (STYLE.md habit 7).
     client.on('error', onClientError);
@@ -1043,9 +1315,9 @@ export class TcpListener {
    * A pair's descriptors came back from the addon (splice refused, or released for a new cap):
    * wrapped in fresh sockets, it goes on in the JavaScript copy, metered if a cap or quota says so.
    */
-  private resumeInJavaScript(pair: Pair, fds: [number, number]): void {
+  private resumeInJavaScript(pair: Pair, fds: [number, number], wrapped?: net.Socket): void {
     const options = { allowHalfOpen: true, readable: true, writable: true };
-    const client = new net.Socket({ fd: fds[0], ...options });
+    const client = wrapped ?? new net.Socket({ fd: fds[0], ...options });
     const upstream = new net.Socket({ fd: fds[1], ...options });
     client.setNoDelay(true);
     upstream.setNoDelay(true);
@@ -1080,6 +1352,13 @@ export class TcpListener {
     this.server = undefined;
     // close() stops accepting now; its callback would wait for the connections, so not awaited.
     server?.close();
+    const native = this.native;
+    if (native !== undefined) {
+      // Accepts stop now; the addon's pairs finish within the drain below.
+      this.native = undefined;
+      const fd = splice.acceptOff(native.id);
+      if (fd >= 0) fs.closeSync(fd);
+    }
     if (this.sni) {
       this.sni.stopped();
       return;
@@ -1098,10 +1377,11 @@ export class TcpListener {
    */
   refreshMetering(): void {
     this.route?.tally.refreshMetering();
+    this.reviewAccept();
   }
 
   get accepting(): boolean {
-    return this.server !== undefined;
+    return this.server !== undefined || this.native !== undefined;
   }
 
   /** The counters of a plain port's route (an SNI port counts per member route). */

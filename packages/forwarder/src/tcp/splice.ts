@@ -9,6 +9,10 @@
  * events come back here in batches and go to the one `SpliceHandlers` the
  * TCP listener installs. Owns the addon handle and the id → pair map; must not depend on rules,
  * gates or budgets (listener.ts decides eligibility and pays quotas).
+ *
+ * Native accept (docs/fast-path.md, "Native accept"): `acceptOn` gives the addon a listening
+ * socket, whose connections it then accepts, dials and splices by itself; `acceptOff` takes the
+ * listener back (still bound) for JavaScript to accept on again. Its counters are read on demand.
  */
 import { createRequire } from 'node:module';
 import type net from 'node:net';
@@ -31,6 +35,31 @@ interface NativeSplice {
   ref(): void;
   unref(): void;
   stats(): SpliceStats;
+  acceptOn(listenFd: number, host: string, port: number, connectTimeoutMs: number): number;
+  acceptOff(id: number): number;
+  acceptStats(id: number, out: Float64Array): void;
+  acceptClose(id: number): void;
+  acceptRelease(id: number): void;
+}
+
+/**
+ * What a native acceptor tells its owner (listener.ts): a failed dial, a pair handed back after
+ * `acceptRelease` (its descriptors, now the owner's, and the bytes it moved), its last pair gone.
+ */
+export interface AcceptOwner {
+  connectFailed(code: string): void;
+  handBack(fds: [number, number], bytesIn: number, bytesOut: number): void;
+  idle(): void;
+}
+
+/** The counters of a native acceptor since it started. */
+export interface AcceptCounts {
+  accepted: number;
+  active: number;
+  bytesIn: number;
+  bytesOut: number;
+  connectErrors: number;
+  connErrors: number;
 }
 
 /** Counters of the addon since the process started (bench/README.md's profile uses them). */
@@ -101,6 +130,9 @@ const CONTROL_STOP = 2;
 const KIND_NEED = 1;
 const KIND_DONE = 2;
 const KIND_PIPE_SIZE_FAILED = 3;
+const KIND_CONNECT_FAILED = 4;
+const KIND_IDLE = 5;
+const KIND_HAND_BACK = 6;
 
 const errnoNames = new Map<number, string>(
   Object.entries(os.constants.errno).map(([name, value]) => [value, name]),
@@ -135,6 +167,11 @@ export class SpliceEngine<P> {
   private unavailable: SpliceUnavailable | undefined;
   private readonly pairs = new Map<number, P>();
   private handlers: SpliceHandlers<P> | undefined;
+  /** Native acceptors whose idle event has not come yet (they keep the process alive). */
+  private readonly acceptors = new Map<number, AcceptOwner>();
+  private readonly countsOut = new Float64Array(6);
+  /** Pairs and acceptors that keep the addon's completions referenced. */
+  private holds = 0;
 
   constructor(private readonly load: () => NativeSplice = loadAddon) {}
 
@@ -205,7 +242,7 @@ export class SpliceEngine<P> {
     // destroy() closes libuv's descriptors before it returns; the duplicates are the only ones.
     client.destroy();
     upstream.destroy();
-    if (this.pairs.size === 0) native.ref();
+    this.hold(1);
     this.pairs.set(id, owner);
     native.run(id);
     return { id, counters };
@@ -234,11 +271,89 @@ export class SpliceEngine<P> {
     this.native?.close(pair.id);
   }
 
+  /**
+   * Hands a listening socket to the addon, which accepts, dials host:port (an IP literal, within
+   * the connect timeout) and splices on its own from now on. The caller closes its own handle of the listener; the
+   * socket stays bound through the addon's duplicate. Undefined when the addon refuses it.
+   */
+  acceptOn(
+    listenFd: number,
+    target: { host: string; port: number; connectTimeoutMs: number },
+    owner: AcceptOwner,
+  ): number | undefined {
+    const native = this.native;
+    // A forced EINVAL is about pairs JavaScript hands over: the fallback tests need that road.
+    if (native === undefined || spliceTestHooks.forceEinval) return undefined;
+    let id: number;
+    try {
+      id = native.acceptOn(listenFd, target.host, target.port, target.connectTimeoutMs);
+    } catch {
+      return undefined;
+    }
+    this.acceptors.set(id, owner);
+    this.hold(1);
+    return id;
+  }
+
+  /** Stops the acceptor's accepts; returns the listening descriptor, now the caller's. */
+  acceptOff(id: number): number {
+    return this.native?.acceptOff(id) ?? -1;
+  }
+
+  acceptCounts(id: number): AcceptCounts {
+    const out = this.countsOut;
+    out.fill(0);
+    this.native?.acceptStats(id, out);
+    return {
+      accepted: out[0]!,
+      active: out[1]!,
+      bytesIn: out[2]!,
+      bytesOut: out[3]!,
+      connectErrors: out[4]!,
+      connErrors: out[5]!,
+    };
+  }
+
+  /** A gate arrived: every connected pair of the acceptor comes back (AcceptOwner.handBack). */
+  acceptRelease(id: number): void {
+    this.native?.acceptRelease(id);
+  }
+
+  /** Drain deadline: every pair of the acceptor is closed at once. */
+  acceptClose(id: number): void {
+    this.native?.acceptClose(id);
+  }
+
+  private hold(delta: number): void {
+    const before = this.holds;
+    this.holds += delta;
+    if (before === 0 && this.holds > 0) this.native?.ref();
+    else if (before > 0 && this.holds === 0) this.native?.unref();
+  }
+
   private onEvents(flat: number[]): void {
     const handlers = this.handlers;
     for (let i = 0; i + EVENT_SIZE <= flat.length; i += EVENT_SIZE) {
       const kind = flat[i]!;
       const id = flat[i + 1]!;
+      if (kind === KIND_CONNECT_FAILED) {
+        const errno = flat[i + 6]!;
+        this.acceptors.get(id)?.connectFailed(errnoNames.get(errno) ?? `E${errno}`);
+        continue;
+      }
+      if (kind === KIND_HAND_BACK) {
+        const fds: [number, number] = [flat[i + 6]!, flat[i + 7]!];
+        this.acceptors.get(id)?.handBack(fds, flat[i + 2]!, flat[i + 3]!);
+        continue;
+      }
+      if (kind === KIND_IDLE) {
+        const acceptor = this.acceptors.get(id);
+        if (acceptor === undefined) continue;
+        this.acceptors.delete(id);
+        this.hold(-1);
+        acceptor.idle();
+        continue;
+      }
       if (kind === KIND_PIPE_SIZE_FAILED) {
         handlers?.pipeSizeFailed(errnoNames.get(flat[i + 6]!) ?? String(flat[i + 6]));
         continue;
@@ -251,7 +366,7 @@ export class SpliceEngine<P> {
       }
       if (kind !== KIND_DONE) continue;
       this.pairs.delete(id);
-      if (this.pairs.size === 0) this.native?.unref();
+      this.hold(-1);
       const reason = REASONS[flat[i + 5]!] ?? 'error';
       const errno = flat[i + 6]!;
       // Descriptors handed back ride in the errno and side slots.
