@@ -45,6 +45,8 @@ const ADMIN = { id: 'ops', name: 'Ops Admin', password: 'ops has a long password
 const ALICE = { id: 'alice', name: 'Alice', password: 'alice has a long password' };
 const CLIENT = 'edge-web';
 const LIMIT_MIB = 1;
+/** What alice's rule moves: 440 KiB echoed, so 880 KiB counted, past 80 % of the limit. */
+const ALICE_BYTES = 880 * 1024;
 
 async function ok<T>(
   method: string,
@@ -126,6 +128,13 @@ before(async () => {
     target_host: '127.0.0.1',
     target_port: echo.port,
   });
+  // Traffic is sent only once the client has bound both rules.
+  await waitUntil(async () => {
+    const rules = await ok<{ listen_port: number; state: { kind: string } }[]>('GET', '/v1/rules');
+    return [alicePort, adminPort].every((port) =>
+      rules.some((rule) => rule.listen_port === port && rule.state.kind === 'active'),
+    );
+  }, 'both rules to be active on the client');
   browser = await launchBrowser();
   page = await browser.context.newPage();
 });
@@ -161,22 +170,24 @@ describe('quotas and traffic in the browser', { timeout: 240_000 }, () => {
   });
 
   it('fills the usage bar and the charts once traffic flows', async () => {
-    // 880 KiB counted (echoed, so both ways): past 80 % of the limit, below the hard stop. The
-    // superadmin's rule moves less, so alice's ranks first on the dashboard.
-    await send(alicePort, 440 * 1024);
+    // Below the hard stop. The superadmin's rule moves less, so alice's ranks first on the
+    // dashboard.
+    // Waits for all of it, not the first report: a client may report a transfer in parts, and the
+    // dashboard reads quotas once on load, so a partial count would show no near-limit alert.
+    await send(alicePort, ALICE_BYTES / 2);
     await send(adminPort, 64 * 1024);
     await waitUntil(async () => {
       const [quota] = await ok<QuotaView[]>('GET', `/v1/users/${ALICE.id}/quotas`);
-      return quota && quota.current_period_bytes_used > 0;
-    }, 'the quota to count the traffic');
+      return quota && quota.current_period_bytes_used >= ALICE_BYTES;
+    }, 'the quota to count all the traffic');
     await waitUntil(async () => {
       const now = Math.floor(Date.now() / 1000);
       const view = await ok<TrafficAnswer>(
         'GET',
         `/v1/users/${ALICE.id}/traffic?from=${now - 3600}&to=${now + 60}`,
       );
-      return view.total_bytes_in > 0;
-    }, 'the traffic history to hold the bytes');
+      return view.total_bytes_in + view.total_bytes_out >= ALICE_BYTES;
+    }, 'the traffic history to hold all the bytes');
     await page.reload();
     const bar = page.locator(`tr[data-quota="${CLIENT}"]`).getByRole('progressbar');
     await waitUntil(

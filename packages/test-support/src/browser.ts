@@ -23,6 +23,9 @@ const FLAGS = [
   '--disable-sync',
 ];
 
+/** How long one browser step (a click, a wait for an element) may take. */
+export const BROWSER_STEP_MS = 60_000;
+
 export interface Browser {
   context: BrowserContext;
   profile: string;
@@ -41,6 +44,9 @@ export async function launchBrowser(
     viewport,
     colorScheme,
   });
+  // Playwright's 30 s default is too short for chromium beside the rest of the suite on two busy
+  // cores; a step that never happens still fails, only later.
+  context.setDefaultTimeout(BROWSER_STEP_MS);
   return {
     context,
     profile,
