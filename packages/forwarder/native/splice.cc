@@ -17,7 +17,8 @@
 // EPOLLEXCLUSIVE, accepts, dials the one target with a non-blocking connect (completion by
 // EPOLLOUT and SO_ERROR) and splices the pair on the same thread, with no JavaScript per
 // connection. Such pairs count into their acceptor's atomic counters (read with `acceptStats`);
-// JavaScript hears only of failed connects and of a retired acceptor that has no pair left.
+// JavaScript hears only of failed connects, of pairs that end in an error, of accepts paused
+// because the process is out of descriptors, and of a retired acceptor that has no pair left.
 // `acceptOff` stops its accepts under the acceptor's lock and gives the descriptor back, so the
 // socket stays bound while JavaScript listens on it again.
 #include <napi.h>
@@ -31,7 +32,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -59,8 +62,22 @@ constexpr size_t kPoolMax = 256;
 // Accepts taken per readiness report of a listener: the listener is level-triggered, so the
 // rest wait for the next epoll_wait and pairs already open are not starved by a connect storm.
 constexpr int kAcceptBatch = 64;
+// How long a worker stops polling a listener after accept4 (or the upstream's socket) failed for
+// want of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM). The listener is
+// level-triggered: without the pause the pending connection would wake the worker again at once
+// and it would spin. Connections wait in the backlog meanwhile, as haproxy pauses its listeners.
+constexpr int kAcceptPauseMs = 100;
 
-enum Kind { kNeed = 1, kDone = 2, kPipeSizeFailed = 3, kConnectFailed = 4, kIdle = 5, kHandBack = 6 };
+enum Kind {
+  kNeed = 1,
+  kDone = 2,
+  kPipeSizeFailed = 3,
+  kConnectFailed = 4,
+  kIdle = 5,
+  kHandBack = 6,
+  kAcceptPaused = 7,  // native accept: accepts paused for kAcceptPauseMs (errno)
+  kConnError = 8      // native accept: a connected pair ended in an error (errno, side)
+};
 enum Reason {
   kEof = 0,
   kError = 1,
@@ -90,6 +107,11 @@ struct Acceptor {
   std::atomic<uint64_t> bytes[2];
   std::atomic<uint64_t> connectErrors{0};
   std::atomic<uint64_t> connErrors{0};
+  std::atomic<uint64_t> acceptPauses{0};
+  // The control slot of every pair of this acceptor (as a handed-over pair's third counter):
+  // acceptRelease stores kControlRelease here before it wakes the workers, so no pair of it
+  // reads another byte once JavaScript has decided that a gate or a quota now applies.
+  double control = 0;
   Acceptor() {
     bytes[0] = 0;
     bytes[1] = 0;
@@ -104,6 +126,9 @@ struct Counters {
   std::atomic<uint64_t> splices{0};
   std::atomic<uint64_t> wakeups{0};
 };
+
+constexpr double kControlRelease = 1;
+constexpr double kControlStop = 2;
 
 struct Pipe {
   int r = -1;
@@ -144,11 +169,9 @@ struct Pair {
   double* control = nullptr;
   Acceptor* acceptor = nullptr;  // set for a pair the addon accepted itself
   bool connecting = false;       // its upstream connect has not completed yet
-  double local[3] = {0, 0, 0};   // the counters of an accepted pair (no JavaScript array)
+  double local[2] = {0, 0};      // the counters of an accepted pair (no JavaScript array)
 };
 
-constexpr double kControlRelease = 1;
-constexpr double kControlStop = 2;
 
 struct Event {
   double v[8];
@@ -258,16 +281,24 @@ class Worker {
   std::vector<Pipe> pool_;
   std::vector<Pair*> graveyard_;
 
+  using Clock = std::chrono::steady_clock;
+  struct PausedAcceptor {
+    Acceptor* acceptor;
+    Clock::time_point until;
+  };
+  std::vector<PausedAcceptor> paused_;  // this worker's listeners off its epoll for a while
+
   void Loop() {
     epoll_event evs[128];
     std::vector<Cmd> cmds;
     for (;;) {
-      int n = epoll_wait(ep_, evs, 128, -1);
+      int n = epoll_wait(ep_, evs, 128, PauseTimeoutMs());
       if (n < 0) {
         if (errno == EINTR) continue;
         return;
       }
       engine_->counters.wakeups++;
+      if (!paused_.empty()) ResumeDue();
       for (int i = 0; i < n; i++) {
         uint64_t tag = evs[i].data.u64;
         if (tag & 2) {
@@ -312,10 +343,52 @@ class Worker {
     }
   }
 
+  // Milliseconds until the first paused listener is due again, or -1 (no deadline).
+  int PauseTimeoutMs() const {
+    if (paused_.empty()) return -1;
+    Clock::time_point first = paused_.front().until;
+    for (const PausedAcceptor& p : paused_) first = std::min(first, p.until);
+    auto ms = std::chrono::ceil<std::chrono::milliseconds>(first - Clock::now()).count();
+    return ms < 0 ? 0 : static_cast<int>(ms);
+  }
+
+  // Out of descriptors (or memory): this worker stops polling the listener for a while. Called
+  // under acceptor->mu with the acceptor open.
+  void PauseAccepts(Acceptor* acceptor, int err) {
+    epoll_ctl(ep_, EPOLL_CTL_DEL, acceptor->fd, nullptr);
+    Clock::time_point until = Clock::now() + std::chrono::milliseconds(kAcceptPauseMs);
+    paused_.push_back(PausedAcceptor{acceptor, until});
+    acceptor->acceptPauses++;
+    engine_->Post(Event{{kAcceptPaused, static_cast<double>(acceptor->id), 0, 0, 0, 0,
+                         static_cast<double>(err), static_cast<double>(kAcceptPauseMs)}});
+  }
+
+  // Listeners whose pause is over are polled again, unless acceptOff retired them meanwhile
+  // (then the descriptor is JavaScript's and must not be touched).
+  void ResumeDue() {
+    Clock::time_point now = Clock::now();
+    for (size_t i = 0; i < paused_.size();) {
+      if (paused_[i].until > now) {
+        i++;
+        continue;
+      }
+      Acceptor* acceptor = paused_[i].acceptor;
+      paused_[i] = paused_.back();
+      paused_.pop_back();
+      std::lock_guard<std::mutex> lock(acceptor->mu);
+      if (!acceptor->closed) Watch(acceptor);
+    }
+  }
+
+  static bool OutOfResources(int err) {
+    return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+  }
+
   void Run(const Cmd& cmd) {
     if (cmd.op == kCloseAcceptor || cmd.op == kReleaseAcceptor) {
       // Drain deadline of a retired acceptor: every pair of it on this worker ends now. A
-      // release (a gate arrived) hands each connected pair back to JavaScript instead.
+      // release (a gate arrived) hands each connected pair back to JavaScript instead; one still
+      // dialing sees the acceptor's control slot once connected and comes back then.
       std::vector<Pair*> mine;
       {
         std::lock_guard<std::mutex> lock(pairsMu_);
@@ -420,8 +493,9 @@ class Worker {
     for (int i = 0; i < kAcceptBatch; i++) {
       int client = accept4(acceptor->fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (client < 0) {
-        if (errno == EINTR) continue;
-        return;  // EAGAIN, or out of descriptors: the next report retries
+        if (errno == EINTR || errno == ECONNABORTED) continue;
+        if (OutOfResources(errno)) PauseAccepts(acceptor, errno);
+        return;  // EAGAIN: the next report of the listener resumes
       }
       acceptor->accepted++;
       acceptor->active++;
@@ -440,6 +514,11 @@ class Worker {
         CloseFd(upstream);
         CloseFd(client);
         ConnectFailed(acceptor, err);
+        // The client was taken already and cannot wait; the next ones wait in the backlog.
+        if (upstream < 0 && OutOfResources(err)) {
+          PauseAccepts(acceptor, err);
+          return;
+        }
         continue;
       }
       if (rc == 0) {
@@ -459,7 +538,7 @@ class Worker {
         d.counter = &pair->local[which];
         d.total = &acceptor->bytes[which];
       }
-      pair->control = &pair->local[2];
+      pair->control = &acceptor->control;
       engine_->counters.pairs++;
       Arm(pair);
     }
@@ -639,6 +718,8 @@ class Worker {
                              static_cast<double>(err), 0}});
       } else if (reason == kError || reason == kUnsupported) {
         acceptor->connErrors++;
+        engine_->Post(Event{{kConnError, static_cast<double>(acceptor->id), 0, 0, 0, 0,
+                             static_cast<double>(err), static_cast<double>(side)}});
       }
       Left(acceptor);
       return;
@@ -897,14 +978,14 @@ Napi::Value AcceptOff(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, fd);
 }
 
-// acceptStats(id, out: Float64Array(6)): accepted, active, bytes in, bytes out, connect errors,
-// connection errors. Acceptors are never freed, so a retired one still answers.
+// acceptStats(id, out: Float64Array(7)): accepted, active, bytes in, bytes out, connect errors,
+// connection errors, accept pauses. Acceptors are never freed, so a retired one still answers.
 Napi::Value AcceptStats(const Napi::CallbackInfo& info) {
   uint32_t id = info[0].As<Napi::Number>().Uint32Value();
   Napi::Float64Array out = info[1].As<Napi::Float64Array>();
   auto& acceptors = EngineOf(info)->acceptors;
   auto found = acceptors.find(id);
-  if (found == acceptors.end() || out.ElementLength() < 6) return info.Env().Undefined();
+  if (found == acceptors.end() || out.ElementLength() < 7) return info.Env().Undefined();
   Acceptor* a = found->second;
   double* v = out.Data();
   v[0] = static_cast<double>(a->accepted.load());
@@ -913,14 +994,20 @@ Napi::Value AcceptStats(const Napi::CallbackInfo& info) {
   v[3] = static_cast<double>(a->bytes[1].load());
   v[4] = static_cast<double>(a->connectErrors.load());
   v[5] = static_cast<double>(a->connErrors.load());
+  v[6] = static_cast<double>(a->acceptPauses.load());
   return info.Env().Undefined();
 }
 
-// acceptRelease(id): every connected pair of the acceptor comes back to JavaScript (HANDBACK
-// events with its counts and descriptors) once its pipes are flushed.
+// acceptRelease(id): every pair of the acceptor comes back to JavaScript (HANDBACK events with
+// its counts and descriptors) once its pipes are flushed; one still dialing, once connected. No
+// pair reads another byte after this returns, so none moves unmetered past the decision.
 Napi::Value AcceptRelease(const Napi::CallbackInfo& info) {
   Engine* engine = EngineOf(info);
   uint32_t id = info[0].As<Napi::Number>().Uint32Value();
+  auto found = engine->acceptors.find(id);
+  if (found == engine->acceptors.end()) return info.Env().Undefined();
+  double release = kControlRelease;
+  __atomic_store(&found->second->control, &release, __ATOMIC_RELAXED);
   for (Worker* worker : engine->workers) worker->Send(Worker::Cmd{kReleaseAcceptor, id, 0});
   return info.Env().Undefined();
 }

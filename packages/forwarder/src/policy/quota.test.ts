@@ -56,38 +56,44 @@ describe('QuotaBudget', () => {
     assert.equal(a.stops, 1, 'holders are stopped once');
   });
 
-  it('lends allowances as shares of what is left and not lent, and asks waiters again', () => {
-    const budget = new QuotaBudget('alice', 1000);
+  it('lends allowances as shares of what is left and not reserved, and asks waiters again', () => {
+    // Each loan reserves its allowance plus the one read a pair may take past it (slack).
+    const SLACK = 100;
+    const budget = new QuotaBudget('alice', 2000);
     const [a, b] = [holder(), holder()];
     budget.attach(a);
     budget.attach(b);
     let asked = 0;
-    assert.equal(
-      budget.lend(10_000, () => asked++),
-      500,
-      'half of what is left for one of two holders',
-    );
-    assert.equal(
-      budget.lend(10_000, () => asked++),
-      250,
-      'half of what is not lent yet',
-    );
-    assert.equal(
-      budget.lend(100, () => asked++),
-      100,
-      'never more than asked',
-    );
-    let lent = 850;
-    for (let next = budget.lend(10_000, () => asked++); next > 0;) {
-      lent += next;
-      next = budget.lend(10_000, () => asked++);
-    }
-    assert.equal(lent, 1000, 'lent out to the last byte, never past it');
-    assert.equal(asked, 0);
-    budget.giveBack(500);
-    assert.equal(asked, 1, 'a waiter asks again once an allowance comes back');
+    const lend = (most: number) => budget.lend(most, SLACK, () => asked++);
+    assert.equal(lend(10_000), 900, 'half of what is left for one of two holders, less the slack');
+    assert.equal(lend(10_000), 400, 'half of what is not reserved yet, less the slack');
+    assert.equal(lend(50), 50, 'never more than asked');
+    // Reserved: 1000 + 500 + 150 = 1650 of 2000.
+    let reserved = 1650;
+    for (let next = lend(10_000); next > 0; next = lend(10_000)) reserved += next + SLACK;
+    assert.ok(reserved <= 2000, `reserved ${reserved}: the reads together stay within the budget`);
+    assert.ok(2000 - reserved <= SLACK, 'and it is lent out but for less than one read');
+    assert.equal(asked, 0, 'the pair that got nothing waits');
+    budget.giveBack(900 + SLACK);
+    assert.equal(asked, 1, 'a waiter asks again once a loan comes back');
     budget.giveBack(0);
     assert.equal(asked, 1, 'once');
+  });
+
+  it('always lends something while nothing is lent, so a budget can be used to its end', () => {
+    const budget = new QuotaBudget('alice', 10);
+    budget.attach(holder());
+    assert.equal(
+      budget.lend(1_000, 64, () => undefined),
+      1,
+      'one byte, and one read past it',
+    );
+    budget.charge(10);
+    assert.equal(
+      budget.lend(1_000, 64, () => undefined),
+      0,
+      'nothing once it is used up',
+    );
   });
 
   it('stops every holder of the owner, and detached ones not at all', async () => {

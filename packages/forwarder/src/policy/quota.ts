@@ -84,25 +84,32 @@ export class QuotaBudget {
 
   /**
    * Lends a spliced pair an allowance it may read before it reports (docs/fast-path.md, "Quotas"):
-   * its share of what is left and not lent to others, at most `most`. Lending is what keeps the
-   * owner's pairs together within the budget, so the overrun stays one read per connection. 0
-   * when everything left is lent out; `onFree` then runs on the next giveBack to ask again.
+   * its share of what is left and not lent to others, at most `most`. A pair may read `slack`
+   * bytes past its allowance (one read), so each loan reserves allowance + slack: together the
+   * owner's pairs can never read more than the budget holds, plus one `slack` for the one loan
+   * made while nothing else was lent (so the last bytes of a budget can still be used). 0 when
+   * what is left is reserved by others; `onFree` then runs on the next giveBack to ask again.
+   * The caller gives back allowance + slack.
    */
-  lend(most: number, onFree: () => void): number {
+  lend(most: number, slack: number, onFree: () => void): number {
+    if (this.value <= 0) return 0;
     const free = this.value - this.lent;
-    if (free <= 0) {
-      if (this.value > 0) this.waiting.add(onFree);
+    if (this.lent > 0 && free <= slack) {
+      this.waiting.add(onFree);
       return 0;
     }
-    const share = Math.max(1, Math.floor(free / Math.max(1, this.holders.size)));
-    const allowance = Math.min(most, share);
-    this.lent += allowance;
+    const share = Math.floor(free / Math.max(1, this.holders.size)) - slack;
+    const allowance = Math.max(1, Math.min(most, share));
+    this.lent += allowance + slack;
     return allowance;
   }
 
-  /** An allowance came back (what was read of it is charged apart): waiting pairs ask again. */
-  giveBack(allowance: number): void {
-    this.lent = Math.max(0, this.lent - allowance);
+  /**
+   * A loan came back (allowance + slack; what was read of it is charged apart): waiting pairs ask
+   * again.
+   */
+  giveBack(reserved: number): void {
+    this.lent = Math.max(0, this.lent - reserved);
     if (this.waiting.size === 0) return;
     const waiting = [...this.waiting];
     this.waiting.clear();

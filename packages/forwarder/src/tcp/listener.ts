@@ -130,27 +130,32 @@ export const DEFAULT_TCP_HIGH_WATER_MARK = 1024 * 1024;
 const COALESCE_MIN_BYTES = 32 * 1024;
 /**
  * The most a metered spliced pair reads before it reports and asks again (docs/fast-path.md,
- * "Quotas"). Each pair is lent at most its share of what the budget has left (lendTo), so
- * the owner's pairs together never run ahead of the budget by more than one 64 KiB read each,
- * like one chunk of the JS copy per connection.
+ * "Quotas"). Each pair is lent at most its share of what the budget has left (lendTo).
  */
 export const SPLICE_GRANT_BYTES = 256 * 1024;
+/**
+ * How far one read of a metered spliced pair may run past its allowance (the addon's kOverrun in
+ * packages/forwarder/native/splice.cc, the JavaScript copy's one chunk). Every loan reserves it
+ * too, so the owner's spliced pairs together run past the budget by at most this much.
+ */
+const SPLICE_OVERRUN_BYTES = 64 * 1024;
 
 /**
- * Lends a metered spliced pair its next allowance (QuotaBudget.lend). When everything left is
- * lent to the owner's other pairs it gets none for now, and the grant follows once one reports.
+ * Lends a metered spliced pair its next allowance (QuotaBudget.lend), reserving the one read it
+ * may take past it too. When what is left is reserved by the owner's other pairs it gets none
+ * for now, and the grant follows once one reports.
  */
 function lendTo(pair: Pair, budget: QuotaBudget): number {
-  const allowance = budget.lend(SPLICE_GRANT_BYTES, () => {
+  const allowance = budget.lend(SPLICE_GRANT_BYTES, SPLICE_OVERRUN_BYTES, () => {
     if (pair.spliced === undefined || pair.budget !== budget || pair.lent !== 0) return;
     const next = lendTo(pair, budget);
     if (next > 0) splice.grant(pair.spliced, next);
   });
-  pair.lent = allowance;
+  pair.lent = allowance > 0 ? allowance + SPLICE_OVERRUN_BYTES : 0;
   return allowance;
 }
 
-/** A spliced pair's allowance is back with its budget (it reported, ended or left splicing). */
+/** A spliced pair's loan is back with its budget (it reported, ended or left splicing). */
 function giveBackAllowance(pair: Pair): void {
   if (pair.lent === 0) return;
   const lent = pair.lent;
@@ -196,7 +201,7 @@ interface Pair extends QuotaHolder {
   baseOut: number;
   /** Of the bytes the addon read for this pair, how many the quota has charged or excluded. */
   quotaPaid: number;
-  /** The allowance this spliced pair was lent by its budget and has not reported yet. */
+  /** What this spliced pair's loan reserves in its budget (allowance + overrun), until it reports. */
   lent: number;
 }
 
@@ -227,7 +232,7 @@ export function spliceStats(): ReturnType<typeof splice.stats> {
  */
 class NativeAccept implements AcceptOwner {
   id = -1;
-  /** Connect-error codes already logged (one event per class). */
+  /** Connect-error codes (and `accept:` pause codes) already logged (one warning per class). */
   readonly logged = new Set<string>();
 
   constructor(
@@ -249,6 +254,15 @@ class NativeAccept implements AcceptOwner {
     if (this.logged.has(code)) return;
     this.logged.add(code);
     this.listener.logNativeConnectFailure(this.route, code);
+  }
+
+  /** Counted by the addon (acceptStats); logged here as the JavaScript copy logs its own. */
+  connError(code: string, side: 'client' | 'upstream'): void {
+    this.listener.logConnError(this.route, this.target, side, code, { accept: 'native' });
+  }
+
+  acceptPaused(code: string, pausedMs: number): void {
+    this.listener.logNativeAcceptPaused(this, code, pausedMs);
   }
 
   handBack(fds: [number, number], bytesIn: number, bytesOut: number): void {
@@ -962,6 +976,47 @@ export class TcpListener {
   }
 
   /**
+   * `rule.conn_error` of a connection that failed after its dial, whichever path moved it.
+   * Upstream failures are the operator's concern (warn); client resets are routine (debug).
+   */
+  logConnError(
+    route: TcpRoute,
+    target: TargetState | undefined,
+    side: 'client' | 'upstream',
+    code: string,
+    extra: Record<string, unknown> = {},
+  ): void {
+    const fields = {
+      rule_id: route.connector.ruleId,
+      listen_port: this.requestedPort,
+      target: target ? `${target.spec.host}:${target.portAt(route.offset)}` : '',
+      side,
+      code,
+      ...extra,
+    };
+    if (side === 'upstream') this.log.warn(FORWARDER_EVENTS.connError, fields);
+    else this.log.debug(FORWARDER_EVENTS.connError, fields);
+  }
+
+  /**
+   * Native accepts paused for want of descriptors: warned once per errno per acceptor, then at
+   * debug (a process out of descriptors pauses ten times a second per worker).
+   */
+  logNativeAcceptPaused(native: NativeAccept, code: string, pausedMs: number): void {
+    const fields = {
+      rule_id: native.route.connector.ruleId,
+      listen_port: this.requestedPort,
+      code,
+      paused_ms: pausedMs,
+      accept: 'native',
+    };
+    const first = !native.logged.has(`accept:${code}`);
+    native.logged.add(`accept:${code}`);
+    if (first) this.log.warn(FORWARDER_EVENTS.acceptError, fields);
+    else this.log.debug(FORWARDER_EVENTS.acceptError, fields);
+  }
+
+  /**
    * The first failed dial of each errno per acceptor (`cause`), as the JS path's event; the
    * connector logs every dial failure at debug (target.dial_failed) with its code.
    */
@@ -1151,19 +1206,10 @@ export class TcpListener {
       pair.failed = true;
       const connected = pair.upstream !== undefined;
       if (connected) pair.route.tally.connErrors++;
-      const fields = {
-        rule_id: pair.route.connector.ruleId,
-        listen_port: this.requestedPort,
-        target: pair.target
-          ? `${pair.target.spec.host}:${pair.target.portAt(pair.route.offset)}`
-          : '',
-        side,
-        code: (error as { code?: unknown }).code,
+      const code = (error as { code?: unknown }).code;
+      this.logConnError(pair.route, pair.target, side, typeof code === 'string' ? code : '', {
         error,
-      };
-      // Upstream failures are the operator's concern; client resets are routine.
-      if (side === 'upstream') this.log.warn(FORWARDER_EVENTS.connError, fields);
-      else this.log.debug(FORWARDER_EVENTS.connError, fields);
+      });
     }
     pair.client.destroy();
     pair.upstream?.destroy();
@@ -1287,17 +1333,7 @@ export class TcpListener {
     }
     if (result.reason === 'error') {
       tally.connErrors++;
-      const fields = {
-        rule_id: pair.route.connector.ruleId,
-        listen_port: this.requestedPort,
-        target: pair.target
-          ? `${pair.target.spec.host}:${pair.target.portAt(pair.route.offset)}`
-          : '',
-        side: result.side,
-        code: result.code,
-      };
-      if (result.side === 'upstream') this.log.warn(FORWARDER_EVENTS.connError, fields);
-      else this.log.debug(FORWARDER_EVENTS.connError, fields);
+      this.logConnError(pair.route, pair.target, result.side, result.code ?? '');
     }
     this.release(pair);
   }

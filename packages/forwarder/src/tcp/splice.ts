@@ -43,11 +43,14 @@ interface NativeSplice {
 }
 
 /**
- * What a native acceptor tells its owner (listener.ts): a failed dial, a pair handed back after
+ * What a native acceptor tells its owner (listener.ts): a failed dial, a connected pair that
+ * ended in an error, accepts paused for want of descriptors, a pair handed back after
  * `acceptRelease` (its descriptors, now the owner's, and the bytes it moved), its last pair gone.
  */
 export interface AcceptOwner {
   connectFailed(code: string): void;
+  connError(code: string, side: 'client' | 'upstream'): void;
+  acceptPaused(code: string, pausedMs: number): void;
   handBack(fds: [number, number], bytesIn: number, bytesOut: number): void;
   idle(): void;
 }
@@ -60,6 +63,8 @@ export interface AcceptCounts {
   bytesOut: number;
   connectErrors: number;
   connErrors: number;
+  /** Times a worker stopped polling the listener for a while (out of descriptors). */
+  acceptPauses: number;
 }
 
 /** Counters of the addon since the process started (bench/README.md's profile uses them). */
@@ -133,10 +138,16 @@ const KIND_PIPE_SIZE_FAILED = 3;
 const KIND_CONNECT_FAILED = 4;
 const KIND_IDLE = 5;
 const KIND_HAND_BACK = 6;
+const KIND_ACCEPT_PAUSED = 7;
+const KIND_CONN_ERROR = 8;
 
 const errnoNames = new Map<number, string>(
   Object.entries(os.constants.errno).map(([name, value]) => [value, name]),
 );
+
+function errnoName(errno: number): string {
+  return errnoNames.get(errno) ?? `E${errno}`;
+}
 
 /**
  * Test seams, for the fallback tests only: `forceEinval` makes the addon answer the next
@@ -169,7 +180,7 @@ export class SpliceEngine<P> {
   private handlers: SpliceHandlers<P> | undefined;
   /** Native acceptors whose idle event has not come yet (they keep the process alive). */
   private readonly acceptors = new Map<number, AcceptOwner>();
-  private readonly countsOut = new Float64Array(6);
+  private readonly countsOut = new Float64Array(7);
   /** Pairs and acceptors that keep the addon's completions referenced. */
   private holds = 0;
 
@@ -311,6 +322,7 @@ export class SpliceEngine<P> {
       bytesOut: out[3]!,
       connectErrors: out[4]!,
       connErrors: out[5]!,
+      acceptPauses: out[6]!,
     };
   }
 
@@ -337,8 +349,16 @@ export class SpliceEngine<P> {
       const kind = flat[i]!;
       const id = flat[i + 1]!;
       if (kind === KIND_CONNECT_FAILED) {
-        const errno = flat[i + 6]!;
-        this.acceptors.get(id)?.connectFailed(errnoNames.get(errno) ?? `E${errno}`);
+        this.acceptors.get(id)?.connectFailed(errnoName(flat[i + 6]!));
+        continue;
+      }
+      if (kind === KIND_CONN_ERROR) {
+        const side = flat[i + 7] === 1 ? 'upstream' : 'client';
+        this.acceptors.get(id)?.connError(errnoName(flat[i + 6]!), side);
+        continue;
+      }
+      if (kind === KIND_ACCEPT_PAUSED) {
+        this.acceptors.get(id)?.acceptPaused(errnoName(flat[i + 6]!), flat[i + 7]!);
         continue;
       }
       if (kind === KIND_HAND_BACK) {
@@ -355,7 +375,7 @@ export class SpliceEngine<P> {
         continue;
       }
       if (kind === KIND_PIPE_SIZE_FAILED) {
-        handlers?.pipeSizeFailed(errnoNames.get(flat[i + 6]!) ?? String(flat[i + 6]));
+        handlers?.pipeSizeFailed(errnoName(flat[i + 6]!));
         continue;
       }
       const pair = this.pairs.get(id);
@@ -376,7 +396,7 @@ export class SpliceEngine<P> {
         bytesOut: flat[i + 3]!,
         readTotal: flat[i + 4]!,
         reason,
-        code: reason === 'error' ? (errnoNames.get(errno) ?? `E${errno}`) : undefined,
+        code: reason === 'error' ? errnoName(errno) : undefined,
         side: !handBack && flat[i + 7] === 1 ? 'upstream' : 'client',
         fds: handBack ? [errno, flat[i + 7]!] : undefined,
       });
