@@ -969,10 +969,14 @@ export class TcpListener {
     // The addon no longer counts it: from here the tally does.
     route.tally.connectionsTotal++;
     native.target.connectionsAccepted++;
-    this.resumeInJavaScript(pair, fds, client);
-    if (budget === undefined) return;
-    if (budget.exhausted) pair.quotaExhausted();
-    else budget.attach(pair);
+    if (budget?.exhausted === true) {
+      this.resumeInJavaScript(pair, fds, client);
+      pair.quotaExhausted();
+      return;
+    }
+    budget?.attach(pair);
+    // Spliced again (a JS hand-over, metered if a quota applies) unless a bandwidth cap now does.
+    this.resumeInJavaScript(pair, fds, client, { spliceAgain: true });
   }
 
   /**
@@ -1280,9 +1284,9 @@ export class TcpListener {
     const budget = pair.budget;
     const metered = budget !== undefined && budget.remaining !== Infinity;
     const allowance = metered ? lendTo(pair, budget) : -1;
-    pair.baseIn = upstream.bytesWritten - pair.headerBytes;
-    pair.baseOut = client.bytesWritten;
-    pair.quotaPaid = 0;
+    // What these sockets wrote joins the base (after a hand-back it holds what moved before).
+    const writtenIn = upstream.bytesWritten - pair.headerBytes;
+    const writtenOut = client.bytesWritten;
     // The sockets are destroyed inside handOver; that end is not the connection's.
     for (const socket of [client, upstream]) {
       socket.removeAllListeners();
@@ -1291,6 +1295,7 @@ export class TcpListener {
     }
     const spliced = splice.handOver(client, upstream, allowance, pair);
     if (spliced === undefined) {
+      giveBackAllowance(pair);
       client.on('error', onClientError);
       client.on('close', onSocketClose);
       upstream.on('error', onUpstreamError);
@@ -1298,6 +1303,10 @@ export class TcpListener {
       startCopy(pair, client, upstream);
       return;
     }
+    pair.baseIn += writtenIn;
+    pair.baseOut += writtenOut;
+    pair.headerBytes = 0;
+    pair.quotaPaid = 0;
     pair.spliced = spliced;
     splicePipeLog ??= this.log;
     if (!spliceAnnounced.has(pair.gate)) {
@@ -1351,7 +1360,12 @@ export class TcpListener {
    * A pair's descriptors came back from the addon (splice refused, or released for a new cap):
    * wrapped in fresh sockets, it goes on in the JavaScript copy, metered if a cap or quota says so.
    */
-  private resumeInJavaScript(pair: Pair, fds: [number, number], wrapped?: net.Socket): void {
+  private resumeInJavaScript(
+    pair: Pair,
+    fds: [number, number],
+    wrapped?: net.Socket,
+    { spliceAgain = false } = {},
+  ): void {
     const options = { allowHalfOpen: true, readable: true, writable: true };
     const client = wrapped ?? new net.Socket({ fd: fds[0], ...options });
     const upstream = new net.Socket({ fd: fds[1], ...options });
@@ -1366,7 +1380,8 @@ export class TcpListener {
     client.on('close', onSocketClose);
     upstream.on('error', onUpstreamError);
     upstream.on('close', onSocketClose);
-    startCopy(pair, client, upstream);
+    if (spliceAgain) this.trySplice(pair);
+    else startCopy(pair, client, upstream);
   }
 
   /** Ends a pair's accounting once: its tally, its parked time and its gate's counts. */

@@ -3,7 +3,7 @@
  * gate at all has its listening socket served by the splice addon, which accepts, dials and
  * splices with no JavaScript per connection. Proven here: exact bytes both ways over many short
  * connections with the counts in the rule's stats, a deny list pushed live refuses the next
- * connection while a pair already open keeps going, removal stops accepts at once and the drain
+ * connection while a pair already open keeps going (handed back and spliced again), removal stops accepts at once and the drain
  * deadline ends open pairs, a failed dial closes the client and moves the connect-failure
  * counters, and PORTUNUS_DISABLE_SPLICE keeps accepting in JavaScript. Skipped where the addon
  * is not built or PORTUNUS_DISABLE_SPLICE is set for the whole run.
@@ -127,6 +127,7 @@ describe('native accept', { skip: enabled ? false : 'splice is disabled here' },
     open.write('a');
     await once(open, 'data');
     const bytesBefore = forwarder.ruleStats('gate')!.bytes_in;
+    const pairsBefore = spliceStats()!.pairs;
     await forwarder.apply(spec('gate', target, ['127.0.0.0/8']));
     assert.equal(await refusedWithoutData(port), true, 'the deny list refuses the next one');
     assert.ok(forwarder.ruleStats('gate')!.source_denied >= 1);
@@ -138,6 +139,9 @@ describe('native accept', { skip: enabled ? false : 'splice is disabled here' },
       () => forwarder.ruleStats('gate')!.bytes_in === bytesBefore + 2,
       'bytes of the open native pair',
     );
+    // Handed back for the gate, and spliced again by JavaScript: a deny list caps no bandwidth.
+    assert.equal(spliceStats()!.pairs, pairsBefore + 1, 'the handed-back pair is spliced again');
+    assert.equal(forwarder.ruleStats('gate')!.active_connections, 1);
     // The gate goes away again: accepts return to the addon on the same port.
     await forwarder.apply(spec('gate', target));
     const echoed = await roundTrip(port, Buffer.from('again'));
