@@ -263,10 +263,22 @@ describe('portunus-standalone: stats socket and shutdown', () => {
       const hello = reader.lines[0]!;
       assert.equal(hello['v'], 1);
       assert.equal(hello['refresh_ms'], 250);
-      const [rule] = hello['rules'] as { name: string; proto: string; listen: string }[];
+      const [rule] = hello['rules'] as {
+        name: string;
+        proto: string;
+        listen: string;
+        splice_capable: boolean;
+      }[];
       assert.equal(rule?.name, 'counted');
       assert.equal(rule.proto, 'tcp');
       assert.equal(rule.listen, `[::]:${sa.port('counted')}`);
+      // A TCP rule splices unless the run turned the fast path off (or, outside CI, the addon is
+      // not built: PORTUNUS_REQUIRE_SPLICE says it must be).
+      if (process.env['PORTUNUS_DISABLE_SPLICE'] !== undefined) {
+        assert.equal(rule.splice_capable, false);
+      } else if (process.env['PORTUNUS_REQUIRE_SPLICE'] !== undefined) {
+        assert.equal(rule.splice_capable, true);
+      }
       const snapshot = reader.lines.at(-1)!;
       for (const key of ['t_ms', 'uptime_ms', 'seq', 'process', 'r'])
         assert.ok(key in snapshot, key);

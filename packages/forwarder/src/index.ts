@@ -67,6 +67,7 @@ export {
   type TcpPortStats,
   type TcpServerFactory,
   SPLICE_GRANT_BYTES,
+  spliceAvailable,
   spliceStats,
 } from './tcp/listener.js';
 export { type SpliceStats } from './tcp/splice.js';

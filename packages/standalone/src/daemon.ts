@@ -16,6 +16,7 @@ import {
   Forwarder,
   isRuleActivationError,
   sameRule,
+  spliceAvailable,
   type ForwarderOptions,
   type TcpServerFactory,
 } from '@portunus/forwarder';
@@ -290,7 +291,9 @@ export class StandaloneDaemon {
       daemon_version: STANDALONE_VERSION,
       daemon_started_at_ms: this.startedAt,
       refresh_ms: this.config.stats.refreshMs,
-      rules: this.runningRules().map(({ rule, ports }) => helloRule(rule, ports)),
+      rules: this.runningRules().map(({ rule, ports }) =>
+        helloRule(rule, ports, spliceAvailable()),
+      ),
     };
   }
 

@@ -28,7 +28,7 @@ export interface HelloRule {
   /** `[::]:port` or `[::]:lo-hi`, as bound. */
   listen: string;
   targets: HelloTarget[];
-  /** No splice fast path in this implementation (JS copy only). */
+  /** A TCP rule in a process that splices (the fast path; docs/fast-path.md). */
   splice_capable: boolean;
   udp_max_flows: number;
 }
@@ -85,7 +85,11 @@ export interface Snapshot {
   r: SnapshotRule[];
 }
 
-export function helloRule(rule: StandaloneRule, boundPorts: readonly number[]): HelloRule {
+export function helloRule(
+  rule: StandaloneRule,
+  boundPorts: readonly number[],
+  canSplice: boolean,
+): HelloRule {
   const low = boundPorts[0] ?? rule.spec.listenPort;
   const high = boundPorts[boundPorts.length - 1] ?? rule.spec.listenPortEnd ?? low;
   return {
@@ -99,7 +103,8 @@ export function helloRule(rule: StandaloneRule, boundPorts: readonly number[]): 
       priority: t.priority,
       proxy_protocol: t.proxyProtocol,
     })),
-    splice_capable: false,
+    // Standalone rules carry no bandwidth caps, so every TCP rule is eligible.
+    splice_capable: canSplice && rule.spec.protocol === 'tcp',
     udp_max_flows: rule.udpMaxFlows,
   };
 }

@@ -220,6 +220,14 @@ const splice = new SpliceEngine<Pair>();
 const spliceAnnounced = new WeakSet<RuleGate>();
 let fallbackReported = false;
 
+/**
+ * Whether this process moves uncapped TCP connections with splice (Linux, the addon loaded,
+ * PORTUNUS_DISABLE_SPLICE unset): the standalone stats socket's `splice_capable`.
+ */
+export function spliceAvailable(): boolean {
+  return splice.availability() === undefined;
+}
+
 /** The splice addon's counters, or undefined when it is not loaded (bench/README.md profile). */
 export function spliceStats(): ReturnType<typeof splice.stats> {
   return splice.stats();
