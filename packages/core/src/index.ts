@@ -31,5 +31,12 @@ export {
   hasControlCharacter,
   requireNonBlankPath,
 } from './cli-text.js';
+export {
+  MAX_HOST_LABEL_LENGTH,
+  MAX_HOST_NAME_LENGTH,
+  hostNameProblem,
+  isHostName,
+  type HostNameProblem,
+} from './host-name.js';
 export { runMain, type RunMainIo } from './run-main.js';
 export { compactUtcStamp, formatRfc3339, parseRfc3339 } from './time.js';

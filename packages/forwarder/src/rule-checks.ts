@@ -3,17 +3,19 @@
  * validation and the standalone's TOML config both call these, so a target host, a port or a
  * PROXY version is judged by one piece of code (reference §2.4, §5.4). They live here because
  * the forwarder is the one package both may import (scripts/check-boundaries.mjs). Pure: no
- * sockets, no clock, no logger; the only dependency is `node:net`'s IP literal test and the
- * core error catalogue for the codes.
+ * sockets, no clock, no logger; the only dependencies are `node:net`'s IP literal test and
+ * core's host-name grammar and error catalogue.
  */
 import net from 'node:net';
 
-import type { ErrorCode } from '@portunus/core';
+import {
+  MAX_HOST_LABEL_LENGTH,
+  MAX_HOST_NAME_LENGTH,
+  hostNameProblem,
+  type ErrorCode,
+} from '@portunus/core';
 
 import type { ProxyProtocolVersion } from './rule-spec.js';
-
-const MAX_NAME_LENGTH = 253;
-const MAX_LABEL_LENGTH = 63;
 
 /** A port a rule may listen on or dial: an integer in 1..65535. */
 export function isValidPort(port: unknown): port is number {
@@ -33,40 +35,31 @@ export interface HostProblem {
 export function targetHostProblem(host: string): HostProblem | undefined {
   if (net.isIP(host) !== 0) return undefined;
   const quoted = JSON.stringify(host);
-  const name = host.endsWith('.') ? host.slice(0, -1) : host;
-  if (name.length > MAX_NAME_LENGTH) {
-    return {
-      code: 'invalid_target_host_too_long',
-      message: `${quoted} is longer than ${MAX_NAME_LENGTH} characters`,
-    };
-  }
-  if (/^[\d.]*$/.test(name)) {
-    return {
-      code: 'invalid_target_host',
-      message: `${quoted} is neither an IP address nor a DNS name`,
-    };
-  }
-  for (const label of name.split('.')) {
-    if (label === '' || !/^[A-Za-z0-9-]+$/.test(label)) {
+  const problem = hostNameProblem(host, { trailingDot: true });
+  switch (problem?.kind) {
+    case undefined:
+      return undefined;
+    case 'too_long':
+      return {
+        code: 'invalid_target_host_too_long',
+        message: `${quoted} is longer than ${MAX_HOST_NAME_LENGTH} characters`,
+      };
+    case 'not_a_name':
       return {
         code: 'invalid_target_host',
         message: `${quoted} is neither an IP address nor a DNS name`,
       };
-    }
-    if (label.length > MAX_LABEL_LENGTH) {
+    case 'label_too_long':
       return {
         code: 'invalid_target_host_label_too_long',
-        message: `${quoted}: label ${label.slice(0, 16)}… exceeds ${MAX_LABEL_LENGTH} characters`,
+        message: `${quoted}: label ${problem.label.slice(0, 16)}… exceeds ${MAX_HOST_LABEL_LENGTH} characters`,
       };
-    }
-    if (label.startsWith('-') || label.endsWith('-')) {
+    case 'label_hyphen':
       return {
         code: 'invalid_target_host_label_hyphen',
-        message: `${quoted}: label ${label} starts or ends with a hyphen`,
+        message: `${quoted}: label ${problem.label} starts or ends with a hyphen`,
       };
-    }
   }
-  return undefined;
 }
 
 /**

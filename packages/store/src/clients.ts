@@ -11,7 +11,7 @@ import net from 'node:net';
 
 import type { Database } from 'better-sqlite3';
 
-import { PortunusError, hasControlCharacter } from '@portunus/core';
+import { PortunusError, hasControlCharacter, isHostName } from '@portunus/core';
 
 import { recordRevision, removalChanges, type RevisionAuthor } from './rule-revisions.js';
 import { immediate, prepared } from './statements.js';
@@ -166,14 +166,6 @@ export function checkClientAddress(address: string): string {
     );
   }
   return address;
-}
-
-function isHostName(host: string): boolean {
-  // All digits and dots would be a malformed IPv4 address, not a name.
-  if (/^[\d.]+$/.test(host)) return false;
-  return host
-    .split('.')
-    .every((label) => /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(label));
 }
 
 export function getClientOrThrow(db: Database, clientId: string): Client {

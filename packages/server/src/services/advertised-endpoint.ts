@@ -11,14 +11,13 @@
 import net from 'node:net';
 
 import type { AdvertisedEndpointView } from '@portunus/api';
-import { PortunusError } from '@portunus/core';
+import { PortunusError, isHostName } from '@portunus/core';
 
 import type { ControlEndpoint } from '../operator/context.js';
 
 export type EndpointSource = NonNullable<AdvertisedEndpointView['source']>;
 
 const MAX_ENDPOINT_LENGTH = 263;
-const MAX_HOST_LENGTH = 253;
 
 /**
  * A bare `host:port` (reference §9.4): no scheme, path, query, fragment, userinfo, whitespace or
@@ -57,13 +56,6 @@ export function parseEndpoint(text: string): { host: string; port: number } | { 
     return { problem: 'the host must be an IPv4 address or an RFC-1123 host name' };
   }
   return { host, port };
-}
-
-function isHostName(host: string): boolean {
-  if (host.length > MAX_HOST_LENGTH || /^[\d.]+$/.test(host)) return false;
-  return host
-    .split('.')
-    .every((label) => /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(label));
 }
 
 /**
