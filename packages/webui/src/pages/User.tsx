@@ -20,6 +20,7 @@ import { useTranslation } from 'react-i18next';
 import { useNavigate, useParams } from 'react-router';
 
 import { api } from '../http.js';
+import { DataTable } from '../table.js';
 import { ErrorText, Modal, StatusBadge, formatBytes } from '../ui.js';
 import { QUOTA_POLL_MS, quotaFraction, quotaLevel } from './alerts.js';
 import { POLL_MS, useClients } from './Clients.js';
@@ -181,53 +182,53 @@ export function UserPage() {
               {t('screens.addGrant')}
             </button>
           </div>
-          <div className="table-wrap">
-            <table className="stack">
-              <thead>
-                <tr>
-                  <th>{t('rules.client')}</th>
-                  <th>{t('users.ports')}</th>
-                  <th>{t('rules.protocol')}</th>
-                  <th>{t('screens.note')}</th>
-                  <th />
-                </tr>
-              </thead>
-              <tbody>
-                {grantList.map((grant) => (
-                  <tr key={grant.grant_id} data-grant={grant.grant_id}>
-                    <td data-label={t('rules.client')}>
-                      {grant.client === EVERY_CLIENT ? t('screens.everyClient') : grant.client}
-                    </td>
-                    <td data-label={t('users.ports')}>
-                      {grant.listen_port_start}–{grant.listen_port_end}
-                    </td>
-                    <td data-label={t('rules.protocol')}>{grant.protocols.join(', ')}</td>
-                    <td data-label={t('screens.note')}>{grant.note}</td>
-                    <td className="actions">
-                      <button
-                        type="button"
-                        onClick={() => {
-                          setDialog({ kind: 'grant', grant });
-                        }}
-                      >
-                        {t('common.edit')}
-                      </button>
-                      <button
-                        type="button"
-                        className="danger"
-                        onClick={() => {
-                          setDialog({ kind: 'revoke', grant });
-                        }}
-                      >
-                        {t('screens.revoke')}
-                      </button>
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-          {grantList.length === 0 && <p className="muted">{t('screens.noGrants')}</p>}
+          <DataTable
+            className="stack"
+            columns={[
+              t('rules.client'),
+              t('users.ports'),
+              t('rules.protocol'),
+              t('screens.note'),
+              '',
+            ]}
+            empty={{
+              when: grantList.length === 0,
+              text: t('screens.noGrants'),
+              placement: 'below',
+            }}
+          >
+            {grantList.map((grant) => (
+              <tr key={grant.grant_id} data-grant={grant.grant_id}>
+                <td data-label={t('rules.client')}>
+                  {grant.client === EVERY_CLIENT ? t('screens.everyClient') : grant.client}
+                </td>
+                <td data-label={t('users.ports')}>
+                  {grant.listen_port_start}–{grant.listen_port_end}
+                </td>
+                <td data-label={t('rules.protocol')}>{grant.protocols.join(', ')}</td>
+                <td data-label={t('screens.note')}>{grant.note}</td>
+                <td className="actions">
+                  <button
+                    type="button"
+                    onClick={() => {
+                      setDialog({ kind: 'grant', grant });
+                    }}
+                  >
+                    {t('common.edit')}
+                  </button>
+                  <button
+                    type="button"
+                    className="danger"
+                    onClick={() => {
+                      setDialog({ kind: 'revoke', grant });
+                    }}
+                  >
+                    {t('screens.revoke')}
+                  </button>
+                </td>
+              </tr>
+            ))}
+          </DataTable>
 
           <div className="page-head section-head">
             <h2>{t('screens.quotas')}</h2>
@@ -246,72 +247,68 @@ export function UserPage() {
               {t('screens.exhaustedBanner')}
             </p>
           )}
-          <div className="table-wrap">
-            <table className="stack">
-              <thead>
-                <tr>
-                  <th>{t('rules.client')}</th>
-                  <th>{t('screens.usage')}</th>
-                  <th>{t('screens.policy')}</th>
-                  <th>{t('screens.resetsOn')}</th>
-                  <th />
-                </tr>
-              </thead>
-              <tbody>
-                {quotaList.map((quota) => (
-                  <tr key={quota.client_id} data-quota={quota.client_name}>
-                    <td data-label={t('rules.client')}>
-                      {quota.client_name}{' '}
-                      {quota.exhausted && (
-                        <StatusBadge kind="failed" label={t('screens.exhausted')} />
-                      )}
-                    </td>
-                    <td data-label={t('screens.usage')}>
-                      <UsageBar quota={quota} />
-                    </td>
-                    <td data-label={t('screens.policy')}>
-                      {t(`screens.${quota.period}`)} · {t(`screens.${quota.enforcement}`)}
-                    </td>
-                    <td data-label={t('screens.resetsOn')}>
-                      {dateOf(quota.current_period_ends_at)}
-                    </td>
-                    <td className="actions">
-                      <button
-                        type="button"
-                        onClick={() => {
-                          setDialog({ kind: 'quota', quota });
-                        }}
-                      >
-                        {t('common.edit')}
-                      </button>
-                      <button
-                        type="button"
-                        onClick={() => {
-                          action.mutate({
-                            method: 'PATCH',
-                            path: quotaPath(quota),
-                            body: { clear_period_usage: true },
-                          });
-                        }}
-                      >
-                        {t('screens.clearUsage')}
-                      </button>
-                      <button
-                        type="button"
-                        className="danger"
-                        onClick={() => {
-                          setDialog({ kind: 'removeQuota', quota });
-                        }}
-                      >
-                        {t('common.remove')}
-                      </button>
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-          {quotaList.length === 0 && <p className="muted">{t('screens.noQuotas')}</p>}
+          <DataTable
+            className="stack"
+            columns={[
+              t('rules.client'),
+              t('screens.usage'),
+              t('screens.policy'),
+              t('screens.resetsOn'),
+              '',
+            ]}
+            empty={{
+              when: quotaList.length === 0,
+              text: t('screens.noQuotas'),
+              placement: 'below',
+            }}
+          >
+            {quotaList.map((quota) => (
+              <tr key={quota.client_id} data-quota={quota.client_name}>
+                <td data-label={t('rules.client')}>
+                  {quota.client_name}{' '}
+                  {quota.exhausted && <StatusBadge kind="failed" label={t('screens.exhausted')} />}
+                </td>
+                <td data-label={t('screens.usage')}>
+                  <UsageBar quota={quota} />
+                </td>
+                <td data-label={t('screens.policy')}>
+                  {t(`screens.${quota.period}`)} · {t(`screens.${quota.enforcement}`)}
+                </td>
+                <td data-label={t('screens.resetsOn')}>{dateOf(quota.current_period_ends_at)}</td>
+                <td className="actions">
+                  <button
+                    type="button"
+                    onClick={() => {
+                      setDialog({ kind: 'quota', quota });
+                    }}
+                  >
+                    {t('common.edit')}
+                  </button>
+                  <button
+                    type="button"
+                    onClick={() => {
+                      action.mutate({
+                        method: 'PATCH',
+                        path: quotaPath(quota),
+                        body: { clear_period_usage: true },
+                      });
+                    }}
+                  >
+                    {t('screens.clearUsage')}
+                  </button>
+                  <button
+                    type="button"
+                    className="danger"
+                    onClick={() => {
+                      setDialog({ kind: 'removeQuota', quota });
+                    }}
+                  >
+                    {t('common.remove')}
+                  </button>
+                </td>
+              </tr>
+            ))}
+          </DataTable>
           {dialog === null && <ErrorText error={action.error} />}
         </>
       )}
