@@ -15,7 +15,14 @@ import { Link, useNavigate, useParams } from 'react-router';
 import { api } from '../http.js';
 import { DataTable } from '../table.js';
 import { ErrorText, Facts, StatusBadge } from '../ui.js';
-import { CommandDialog, POLL_MS, RenameDialog, clientStatus, useClients } from './Clients.js';
+import {
+  ClientActions,
+  CommandDialog,
+  POLL_MS,
+  RenameDialog,
+  clientStatus,
+  useClients,
+} from './Clients.js';
 import { listenText, targetText } from './Rules.js';
 
 const when = (value: string | null) => (value ? new Date(value).toLocaleString() : '—');
@@ -85,56 +92,24 @@ function ClientDetail({ client, isSuperadmin }: { client: ClientView; isSuperadm
         </h1>
         {isSuperadmin && (
           <div className="buttons">
-            {status !== 'revoked' && (
-              <>
-                <button
-                  type="button"
-                  onClick={() => {
-                    setRenaming(true);
-                  }}
-                >
-                  {t('clients.rename')}
-                </button>
-                <button
-                  type="button"
-                  onClick={() => {
-                    if (
-                      window.confirm(
-                        t('clientDetail.confirmReenroll', { name: client.client_name }),
-                      )
-                    )
-                      reenroll.mutate();
-                  }}
-                >
-                  {t('clientDetail.reenroll')}
-                </button>
-                <button
-                  type="button"
-                  className="danger"
-                  onClick={() => {
-                    if (window.confirm(t('clients.confirmRevoke', { name: client.client_name })))
-                      action.mutate({
-                        method: 'POST',
-                        path: `/v1/clients/${client.client_id}/revoke`,
-                      });
-                  }}
-                >
-                  {t('clients.revoke')}
-                </button>
-              </>
-            )}
-            {status === 'revoked' && (
-              <button
-                type="button"
-                className="danger"
-                onClick={() => {
-                  if (window.confirm(t('clients.confirmDelete', { name: client.client_name })))
-                    remove.mutate();
-                }}
-              >
-                {t('clientDetail.deletePermanently')}
-              </button>
-            )}
+            <ClientActions
+              client={client}
+              reenrollLabel={t('clientDetail.reenroll')}
+              deleteLabel={t('clientDetail.deletePermanently')}
+              onRename={() => {
+                setRenaming(true);
+              }}
+              onReenroll={() => {
+                if (window.confirm(t('clientDetail.confirmReenroll', { name: client.client_name })))
+                  reenroll.mutate();
+              }}
+              onRevoke={() => {
+                action.mutate({ method: 'POST', path: `/v1/clients/${client.client_id}/revoke` });
+              }}
+              onDelete={() => {
+                remove.mutate();
+              }}
+            />
           </div>
         )}
       </div>

@@ -108,58 +108,26 @@ export function ClientsPage({ isSuperadmin }: { isSuperadmin: boolean }) {
               </td>
               {isSuperadmin && (
                 <td className="actions">
-                  {status !== 'revoked' && (
-                    <>
-                      <button
-                        type="button"
-                        onClick={() => {
-                          setRenaming(client);
-                        }}
-                      >
-                        {t('clients.rename')}
-                      </button>
-                      <button
-                        type="button"
-                        onClick={() => {
-                          reenroll.mutate(client);
-                        }}
-                      >
-                        {t('clients.reenroll')}
-                      </button>
-                      <button
-                        type="button"
-                        className="danger"
-                        onClick={() => {
-                          if (
-                            window.confirm(t('clients.confirmRevoke', { name: client.client_name }))
-                          )
-                            action.mutate({
-                              method: 'POST',
-                              path: `/v1/clients/${client.client_id}/revoke`,
-                            });
-                        }}
-                      >
-                        {t('clients.revoke')}
-                      </button>
-                    </>
-                  )}
-                  {status === 'revoked' && (
-                    <button
-                      type="button"
-                      className="danger"
-                      onClick={() => {
-                        if (
-                          window.confirm(t('clients.confirmDelete', { name: client.client_name }))
-                        )
-                          action.mutate({
-                            method: 'DELETE',
-                            path: `/v1/clients/${client.client_id}`,
-                          });
-                      }}
-                    >
-                      {t('common.delete')}
-                    </button>
-                  )}
+                  <ClientActions
+                    client={client}
+                    reenrollLabel={t('clients.reenroll')}
+                    deleteLabel={t('common.delete')}
+                    onRename={() => {
+                      setRenaming(client);
+                    }}
+                    onReenroll={() => {
+                      reenroll.mutate(client);
+                    }}
+                    onRevoke={() => {
+                      action.mutate({
+                        method: 'POST',
+                        path: `/v1/clients/${client.client_id}/revoke`,
+                      });
+                    }}
+                    onDelete={() => {
+                      action.mutate({ method: 'DELETE', path: `/v1/clients/${client.client_id}` });
+                    }}
+                  />
                 </td>
               )}
             </tr>
@@ -196,6 +164,63 @@ export function ClientsPage({ isSuperadmin }: { isSuperadmin: boolean }) {
         />
       )}
     </section>
+  );
+}
+
+/**
+ * A superadmin's buttons on one client, in the table's row and on the client's own page: rename,
+ * re-enroll and revoke while it lives, delete once it is revoked. Revoke and delete ask first,
+ * by name; what each does (and where the page goes after) is the caller's.
+ */
+export function ClientActions({
+  client,
+  reenrollLabel,
+  deleteLabel,
+  onRename,
+  onReenroll,
+  onRevoke,
+  onDelete,
+}: {
+  client: ClientView;
+  reenrollLabel: string;
+  deleteLabel: string;
+  onRename: () => void;
+  onReenroll: () => void;
+  onRevoke: () => void;
+  onDelete: () => void;
+}) {
+  const { t } = useTranslation();
+  const name = client.client_name;
+  if (clientStatus(client) === 'revoked')
+    return (
+      <button
+        type="button"
+        className="danger"
+        onClick={() => {
+          if (window.confirm(t('clients.confirmDelete', { name }))) onDelete();
+        }}
+      >
+        {deleteLabel}
+      </button>
+    );
+  return (
+    <>
+      <button type="button" onClick={onRename}>
+        {t('clients.rename')}
+      </button>
+      <button type="button" onClick={onReenroll}>
+        {reenrollLabel}
+      </button>
+      <button
+        type="button"
+        className="danger"
+        onClick={() => {
+          if (window.confirm(t('clients.confirmRevoke', { name }))) onRevoke();
+        }}
+      >
+        {t('clients.revoke')}
+      </button>
+    </>
   );
 }
 
