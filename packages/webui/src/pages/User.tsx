@@ -73,6 +73,10 @@ export function UserPage() {
   const close = () => {
     setDialog(null);
   };
+  /** A button's handler that opens one dialog. */
+  const show = (next: Dialog) => () => {
+    setDialog(next);
+  };
   const user = useQuery({
     queryKey: ['user', userId],
     queryFn: () => api<UserView>('GET', `/v1/users/${id}`),
@@ -125,21 +129,10 @@ export function UserPage() {
           {user.data?.display_name ?? userId} <small className="muted">{userId}</small>
         </h1>
         <div className="buttons">
-          <button
-            type="button"
-            onClick={() => {
-              setDialog({ kind: 'reset' });
-            }}
-          >
+          <button type="button" onClick={show({ kind: 'reset' })}>
             {t('users.resetPassword')}
           </button>
-          <button
-            type="button"
-            className="danger"
-            onClick={() => {
-              setDialog({ kind: 'delete' });
-            }}
-          >
+          <button type="button" className="danger" onClick={show({ kind: 'delete' })}>
             {t('common.delete')}
           </button>
         </div>
@@ -173,12 +166,7 @@ export function UserPage() {
         <>
           <div className="page-head section-head">
             <h2>{t('users.grants')}</h2>
-            <button
-              type="button"
-              onClick={() => {
-                setDialog({ kind: 'grant' });
-              }}
-            >
+            <button type="button" onClick={show({ kind: 'grant' })}>
               {t('screens.addGrant')}
             </button>
           </div>
@@ -208,20 +196,13 @@ export function UserPage() {
                 <td data-label={t('rules.protocol')}>{grant.protocols.join(', ')}</td>
                 <td data-label={t('screens.note')}>{grant.note}</td>
                 <td className="actions">
-                  <button
-                    type="button"
-                    onClick={() => {
-                      setDialog({ kind: 'grant', grant });
-                    }}
-                  >
+                  <button type="button" onClick={show({ kind: 'grant', grant })}>
                     {t('common.edit')}
                   </button>
                   <button
                     type="button"
                     className="danger"
-                    onClick={() => {
-                      setDialog({ kind: 'revoke', grant });
-                    }}
+                    onClick={show({ kind: 'revoke', grant })}
                   >
                     {t('screens.revoke')}
                   </button>
@@ -235,9 +216,7 @@ export function UserPage() {
             <button
               type="button"
               disabled={quotaClients.length === 0}
-              onClick={() => {
-                setDialog({ kind: 'quota' });
-              }}
+              onClick={show({ kind: 'quota' })}
             >
               {t('screens.setQuota')}
             </button>
@@ -276,12 +255,7 @@ export function UserPage() {
                 </td>
                 <td data-label={t('screens.resetsOn')}>{dateOf(quota.current_period_ends_at)}</td>
                 <td className="actions">
-                  <button
-                    type="button"
-                    onClick={() => {
-                      setDialog({ kind: 'quota', quota });
-                    }}
-                  >
+                  <button type="button" onClick={show({ kind: 'quota', quota })}>
                     {t('common.edit')}
                   </button>
                   <button
@@ -299,9 +273,7 @@ export function UserPage() {
                   <button
                     type="button"
                     className="danger"
-                    onClick={() => {
-                      setDialog({ kind: 'removeQuota', quota });
-                    }}
+                    onClick={show({ kind: 'removeQuota', quota })}
                   >
                     {t('common.remove')}
                   </button>

@@ -7,7 +7,7 @@
  */
 import type { ClientView, GrantView, QuotaView } from '@portunus/api';
 import { useMutation, useQueryClient } from '@tanstack/react-query';
-import { useState } from 'react';
+import { useState, type ChangeEvent } from 'react';
 import { useTranslation } from 'react-i18next';
 
 import { api } from '../http.js';
@@ -27,8 +27,12 @@ import {
   type Problem,
 } from './user-forms.js';
 
+/** The keys of a form whose values are text, so an <input> can hold them as they are. */
+type TextKeys<F> = { [K in keyof F]: F[K] extends string ? K : never }[keyof F] & string;
+
 /** A field's problem goes as soon as the field is edited; the next submit checks again. */
-function useForm<F, P extends object>(initial: () => F) {
+function useForm<F, P extends Partial<Record<string, Problem>>>(initial: () => F) {
+  const text = useProblemText();
   const [form, setForm] = useState(initial);
   const [problems, setProblems] = useState<P>({} as P);
   const change = (next: F, field: keyof P & string) => {
@@ -37,7 +41,15 @@ function useForm<F, P extends object>(initial: () => F) {
       (old) => Object.fromEntries(Object.entries(old).filter(([key]) => key !== field)) as P,
     );
   };
-  return { form, setForm, problems, setProblems, change };
+  /** A text field's value, edit handler and problem, for a field whose problem has its name. */
+  const input = (key: TextKeys<F> & keyof P) => ({
+    value: form[key] as string,
+    onChange: (event: ChangeEvent<HTMLInputElement>) => {
+      change({ ...form, [key]: event.target.value }, key);
+    },
+    error: text(problems[key]),
+  });
+  return { form, setForm, problems, setProblems, change, text, input };
 }
 
 function useProblemText() {
@@ -66,9 +78,8 @@ export function GrantDialog({
   onClose: () => void;
 }) {
   const { t } = useTranslation();
-  const text = useProblemText();
   const refresh = useRefreshUser();
-  const { form, setForm, problems, setProblems, change } = useForm<
+  const { form, setForm, problems, setProblems, change, text, input } = useForm<
     ReturnType<typeof grantFormOf>,
     ReturnType<typeof checkGrant>
   >(() => grantFormOf(grant));
@@ -114,24 +125,8 @@ export function GrantDialog({
       />
       <FieldProblem text={text(problems.client)} />
       <div className="row">
-        <Field
-          label={t('screens.portStart')}
-          inputMode="numeric"
-          value={form.start}
-          onChange={(e) => {
-            change({ ...form, start: e.target.value }, 'start');
-          }}
-          error={text(problems.start)}
-        />
-        <Field
-          label={t('screens.portEnd')}
-          inputMode="numeric"
-          value={form.end}
-          onChange={(e) => {
-            change({ ...form, end: e.target.value }, 'end');
-          }}
-          error={text(problems.end)}
-        />
+        <Field label={t('screens.portStart')} inputMode="numeric" {...input('start')} />
+        <Field label={t('screens.portEnd')} inputMode="numeric" {...input('end')} />
       </div>
       <fieldset className="plain">
         <legend>{t('rules.protocol')}</legend>
@@ -174,9 +169,8 @@ export function QuotaDialog({
   onClose: () => void;
 }) {
   const { t } = useTranslation();
-  const text = useProblemText();
   const refresh = useRefreshUser();
-  const { form, setForm, problems, setProblems, change } = useForm<
+  const { form, setForm, problems, setProblems, change, text, input } = useForm<
     ReturnType<typeof quotaFormOf>,
     ReturnType<typeof checkQuota>
   >(() => quotaFormOf(quota, clients.length === 1 ? clients[0]?.client_id : ''));
@@ -230,15 +224,7 @@ export function QuotaDialog({
         </>
       )}
       <div className="row">
-        <Field
-          label={t('screens.limit')}
-          inputMode="decimal"
-          value={form.amount}
-          onChange={(e) => {
-            change({ ...form, amount: e.target.value }, 'amount');
-          }}
-          error={text(problems.amount)}
-        />
+        <Field label={t('screens.limit')} inputMode="decimal" {...input('amount')} />
         <SelectField
           label={t('screens.unit')}
           value={form.unit}
@@ -307,8 +293,7 @@ interface ResetAnswer {
 
 export function ResetPasswordDialog({ userId, onClose }: { userId: string; onClose: () => void }) {
   const { t } = useTranslation();
-  const text = useProblemText();
-  const { form, setForm, problems, setProblems, change } = useForm<
+  const { form, setForm, setProblems, input } = useForm<
     { password: string; temporary: boolean },
     ReturnType<typeof checkReset>
   >(() => ({ password: '', temporary: true }));
@@ -366,12 +351,8 @@ export function ResetPasswordDialog({ userId, onClose }: { userId: string; onClo
         label={t('screens.newPasswordOptional')}
         type="password"
         autoComplete="new-password"
-        value={form.password}
+        {...input('password')}
         hint={t('screens.generatedHint')}
-        onChange={(e) => {
-          change({ ...form, password: e.target.value }, 'password');
-        }}
-        error={text(problems.password)}
       />
       <label className="toggle">
         <input
