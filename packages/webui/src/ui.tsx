@@ -1,9 +1,9 @@
 /**
  * The handful of building blocks every page shares: a labelled field (a real <label> around its
  * input, so tests and screen readers find fields by name), a field's problem line, a modal dialog
- * and the form dialog built on it, a copy button, an error line, a key-value panel and a KPI card.
- * Plain elements styled by styles.css; no page logic and no HTTP here (ApiError is read only to
- * print a refusal by its code).
+ * and the form and confirm dialogs built on it, a copy button, an error line, a key-value panel
+ * and a KPI card. Plain elements styled by styles.css; no page logic and no HTTP here (ApiError
+ * is read only to print a refusal by its code).
  */
 import {
   Fragment,
@@ -145,7 +145,6 @@ export function FormDialog({
   className?: string;
   children: ReactNode;
 }) {
-  const { t } = useTranslation();
   const submit = (event: SyntheticEvent) => {
     event.preventDefault();
     onSubmit();
@@ -154,17 +153,66 @@ export function FormDialog({
     <Modal title={title} onClose={onClose}>
       <form onSubmit={submit} noValidate className={className}>
         {children}
-        <ErrorText error={error} />
-        <div className="buttons">
-          <button type="button" onClick={onClose}>
-            {t('common.cancel')}
-          </button>
+        <DialogFooter error={error} onCancel={onClose}>
           <button type="submit" className="primary" disabled={isPending}>
             {submitLabel}
           </button>
-        </div>
+        </DialogFooter>
       </form>
     </Modal>
+  );
+}
+
+/** A question in a modal: its text, a refusal if answering failed, Cancel and a danger Confirm. */
+export function ConfirmDialog({
+  title,
+  text,
+  error,
+  testId,
+  onClose,
+  onConfirm,
+}: {
+  title: string;
+  text: string;
+  error: unknown;
+  testId?: string | undefined;
+  onClose: () => void;
+  onConfirm: () => void;
+}) {
+  const { t } = useTranslation();
+  return (
+    <Modal title={title} onClose={onClose}>
+      <p data-testid={testId}>{text}</p>
+      <DialogFooter error={error} onCancel={onClose}>
+        <button type="button" className="danger" onClick={onConfirm}>
+          {t('common.confirm')}
+        </button>
+      </DialogFooter>
+    </Modal>
+  );
+}
+
+/** The foot of a dialog that acts: the server's refusal, then Cancel and the dialog's button. */
+function DialogFooter({
+  error,
+  onCancel,
+  children,
+}: {
+  error: unknown;
+  onCancel: () => void;
+  children: ReactNode;
+}) {
+  const { t } = useTranslation();
+  return (
+    <>
+      <ErrorText error={error} />
+      <div className="buttons">
+        <button type="button" onClick={onCancel}>
+          {t('common.cancel')}
+        </button>
+        {children}
+      </div>
+    </>
   );
 }
 

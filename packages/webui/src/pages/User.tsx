@@ -21,7 +21,7 @@ import { useNavigate, useParams } from 'react-router';
 
 import { api } from '../http.js';
 import { DataTable } from '../table.js';
-import { ErrorText, Modal, StatusBadge, formatBytes } from '../ui.js';
+import { ConfirmDialog, ErrorText, StatusBadge, formatBytes } from '../ui.js';
 import { QUOTA_POLL_MS, quotaFraction, quotaLevel } from './alerts.js';
 import { POLL_MS, useClients } from './Clients.js';
 import { TrafficPanel } from './TrafficPanel.js';
@@ -293,7 +293,7 @@ export function UserPage() {
       )}
       {dialog?.kind === 'reset' && <ResetPasswordDialog userId={userId} onClose={close} />}
       {dialog?.kind === 'revoke' && (
-        <Confirm
+        <ConfirmDialog
           title={t('screens.revokeGrant')}
           text={t('screens.revokeCascade')}
           error={action.error}
@@ -304,7 +304,7 @@ export function UserPage() {
         />
       )}
       {dialog?.kind === 'removeQuota' && (
-        <Confirm
+        <ConfirmDialog
           title={t('screens.removeQuota')}
           text={t('screens.removeQuotaText', { client: dialog.quota.client_name })}
           error={action.error}
@@ -315,7 +315,7 @@ export function UserPage() {
         />
       )}
       {dialog?.kind === 'delete' && (
-        <Confirm
+        <ConfirmDialog
           title={`${t('common.delete')}: ${userId}`}
           text={
             credentials.data === undefined || rules.data === undefined
@@ -341,37 +341,5 @@ export function UserPage() {
         />
       )}
     </section>
-  );
-}
-
-function Confirm({
-  title,
-  text,
-  error,
-  testId,
-  onClose,
-  onConfirm,
-}: {
-  title: string;
-  text: string;
-  error: unknown;
-  testId?: string;
-  onClose: () => void;
-  onConfirm: () => void;
-}) {
-  const { t } = useTranslation();
-  return (
-    <Modal title={title} onClose={onClose}>
-      <p data-testid={testId}>{text}</p>
-      <ErrorText error={error} />
-      <div className="buttons">
-        <button type="button" onClick={onClose}>
-          {t('common.cancel')}
-        </button>
-        <button type="button" className="danger" onClick={onConfirm}>
-          {t('common.confirm')}
-        </button>
-      </div>
-    </Modal>
   );
 }
