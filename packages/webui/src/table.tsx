@@ -55,3 +55,22 @@ export function DataTable({
     </>
   );
 }
+
+/**
+ * A `stack` table's cells, each named by its column (`data-label`), so at phone width every card
+ * line says what it is. Taking the same names as the header keeps the two from drifting apart.
+ */
+export function LabelledCells({
+  columns,
+  cells,
+}: {
+  /** The table's own column names, in the same order as the cells. */
+  columns: readonly string[];
+  cells: readonly ReactNode[];
+}) {
+  return cells.map((cell, index) => (
+    <td key={index} data-label={columns[index]}>
+      {cell}
+    </td>
+  ));
+}

@@ -12,7 +12,7 @@ import { useTranslation } from 'react-i18next';
 import { Link } from 'react-router';
 
 import { ApiError, api } from '../http.js';
-import { DataTable } from '../table.js';
+import { DataTable, LabelledCells } from '../table.js';
 import { Kpi, StatusBadge, formatBytes } from '../ui.js';
 import { AlertsBanner } from './AlertsBanner.js';
 import { QUOTA_POLL_MS, deriveAlerts, ruleBytesFromMetrics } from './alerts.js';
@@ -98,6 +98,13 @@ export function DashboardPage({ me }: { me: Me }) {
   const top = [...rules]
     .sort((a, b) => (ruleBytes.get(b.id) ?? 0) - (ruleBytes.get(a.id) ?? 0) || a.id - b.id)
     .slice(0, TOP_RULES);
+  const topColumns = [
+    t('screens.rule'),
+    t('rules.client'),
+    t('screens.route'),
+    t('screens.bytes'),
+    t('screens.state'),
+  ];
   return (
     <section>
       <div className="page-head">
@@ -137,28 +144,21 @@ export function DashboardPage({ me }: { me: Me }) {
       <DataTable
         className="stack"
         testId="top-rules"
-        columns={[
-          t('screens.rule'),
-          t('rules.client'),
-          t('screens.route'),
-          t('screens.bytes'),
-          t('screens.state'),
-        ]}
+        columns={topColumns}
         empty={{ when: rules.length === 0, text: t('dashboard.noRules') }}
       >
         {top.map((rule) => (
           <tr key={rule.id} data-top-rule={rule.id}>
-            <td data-label={t('screens.rule')}>
-              <Link to={`/rules/${rule.id}`}>#{rule.id}</Link>
-            </td>
-            <td data-label={t('rules.client')}>{rule.client_name}</td>
-            <td data-label={t('screens.route')}>
-              :{listenText(rule)} → {targetText(rule)}
-            </td>
-            <td data-label={t('screens.bytes')}>{formatBytes(ruleBytes.get(rule.id) ?? 0)}</td>
-            <td data-label={t('screens.state')}>
-              <StatusBadge kind={rule.state.kind} label={rule.state.kind} />
-            </td>
+            <LabelledCells
+              columns={topColumns}
+              cells={[
+                <Link to={`/rules/${rule.id}`}>#{rule.id}</Link>,
+                rule.client_name,
+                `:${listenText(rule)} → ${targetText(rule)}`,
+                formatBytes(ruleBytes.get(rule.id) ?? 0),
+                <StatusBadge kind={rule.state.kind} label={rule.state.kind} />,
+              ]}
+            />
           </tr>
         ))}
       </DataTable>

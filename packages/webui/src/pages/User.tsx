@@ -20,7 +20,7 @@ import { useTranslation } from 'react-i18next';
 import { useNavigate, useParams } from 'react-router';
 
 import { api } from '../http.js';
-import { DataTable } from '../table.js';
+import { DataTable, LabelledCells } from '../table.js';
 import { ConfirmDialog, ErrorText, StatusBadge, formatBytes } from '../ui.js';
 import { QUOTA_POLL_MS, quotaFraction, quotaLevel } from './alerts.js';
 import { POLL_MS, useClients } from './Clients.js';
@@ -120,6 +120,18 @@ export function UserPage() {
   const quotaClients = grantList.some((grant) => grant.client === EVERY_CLIENT)
     ? clients
     : clients.filter((client) => grantList.some((grant) => grant.client_id === client.client_id));
+  const grantColumns = [
+    t('rules.client'),
+    t('users.ports'),
+    t('rules.protocol'),
+    t('screens.note'),
+  ];
+  const quotaColumns = [
+    t('rules.client'),
+    t('screens.usage'),
+    t('screens.policy'),
+    t('screens.resetsOn'),
+  ];
   const quotaPath = (quota: QuotaView) => `/v1/users/${id}/quotas/${quota.client_id}`;
 
   return (
@@ -172,13 +184,7 @@ export function UserPage() {
           </div>
           <DataTable
             className="stack"
-            columns={[
-              t('rules.client'),
-              t('users.ports'),
-              t('rules.protocol'),
-              t('screens.note'),
-              '',
-            ]}
+            columns={[...grantColumns, '']}
             empty={{
               when: grantList.length === 0,
               text: t('screens.noGrants'),
@@ -187,14 +193,15 @@ export function UserPage() {
           >
             {grantList.map((grant) => (
               <tr key={grant.grant_id} data-grant={grant.grant_id}>
-                <td data-label={t('rules.client')}>
-                  {grant.client === EVERY_CLIENT ? t('screens.everyClient') : grant.client}
-                </td>
-                <td data-label={t('users.ports')}>
-                  {grant.listen_port_start}–{grant.listen_port_end}
-                </td>
-                <td data-label={t('rules.protocol')}>{grant.protocols.join(', ')}</td>
-                <td data-label={t('screens.note')}>{grant.note}</td>
+                <LabelledCells
+                  columns={grantColumns}
+                  cells={[
+                    grant.client === EVERY_CLIENT ? t('screens.everyClient') : grant.client,
+                    `${grant.listen_port_start}–${grant.listen_port_end}`,
+                    grant.protocols.join(', '),
+                    grant.note,
+                  ]}
+                />
                 <td className="actions">
                   <button type="button" onClick={show({ kind: 'grant', grant })}>
                     {t('common.edit')}
@@ -228,13 +235,7 @@ export function UserPage() {
           )}
           <DataTable
             className="stack"
-            columns={[
-              t('rules.client'),
-              t('screens.usage'),
-              t('screens.policy'),
-              t('screens.resetsOn'),
-              '',
-            ]}
+            columns={[...quotaColumns, '']}
             empty={{
               when: quotaList.length === 0,
               text: t('screens.noQuotas'),
@@ -243,17 +244,20 @@ export function UserPage() {
           >
             {quotaList.map((quota) => (
               <tr key={quota.client_id} data-quota={quota.client_name}>
-                <td data-label={t('rules.client')}>
-                  {quota.client_name}{' '}
-                  {quota.exhausted && <StatusBadge kind="failed" label={t('screens.exhausted')} />}
-                </td>
-                <td data-label={t('screens.usage')}>
-                  <UsageBar quota={quota} />
-                </td>
-                <td data-label={t('screens.policy')}>
-                  {t(`screens.${quota.period}`)} · {t(`screens.${quota.enforcement}`)}
-                </td>
-                <td data-label={t('screens.resetsOn')}>{dateOf(quota.current_period_ends_at)}</td>
+                <LabelledCells
+                  columns={quotaColumns}
+                  cells={[
+                    <>
+                      {quota.client_name}{' '}
+                      {quota.exhausted && (
+                        <StatusBadge kind="failed" label={t('screens.exhausted')} />
+                      )}
+                    </>,
+                    <UsageBar quota={quota} />,
+                    `${t(`screens.${quota.period}`)} · ${t(`screens.${quota.enforcement}`)}`,
+                    dateOf(quota.current_period_ends_at),
+                  ]}
+                />
                 <td className="actions">
                   <button type="button" onClick={show({ kind: 'quota', quota })}>
                     {t('common.edit')}
