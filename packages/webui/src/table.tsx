@@ -1,8 +1,8 @@
 /**
  * The one table every list page draws: the scrolling panel (`.table-wrap`), a header row of
  * translated column names, the page's own rows, and the empty state — a muted line said instead
- * of the table once the answer is in and holds nothing (never while it is still loading, so an
- * empty list does not flash on every visit), or under the kept header where a page shows its
+ * of the table once the answer is in and holds nothing (never while it is still loading, so
+ * "none" is not said before the answer has come), or under the kept header where a page shows its
  * columns even when empty. Rows stay the page's: they carry the data-* attributes the tests find
  * them by. Plain elements styled by styles.css; no data fetching and no page logic here.
  */
