@@ -8,13 +8,21 @@
  */
 import type { ClientView, IssuedEnrollment, RuleView } from '@portunus/api';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
-import { Fragment, useState } from 'react';
+import { useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import { Link, useNavigate, useParams } from 'react-router';
 
 import { api } from '../http.js';
-import { ErrorText, StatusBadge } from '../ui.js';
-import { CommandDialog, POLL_MS, RenameDialog, clientStatus, useClients } from './Clients.js';
+import { DataTable } from '../table.js';
+import { ErrorText, Facts, StatusBadge } from '../ui.js';
+import {
+  ClientActions,
+  CommandDialog,
+  POLL_MS,
+  RenameDialog,
+  clientStatus,
+  useClients,
+} from './Clients.js';
 import { listenText, targetText } from './Rules.js';
 
 const when = (value: string | null) => (value ? new Date(value).toLocaleString() : '—');
@@ -84,107 +92,60 @@ function ClientDetail({ client, isSuperadmin }: { client: ClientView; isSuperadm
         </h1>
         {isSuperadmin && (
           <div className="buttons">
-            {status !== 'revoked' && (
-              <>
-                <button
-                  type="button"
-                  onClick={() => {
-                    setRenaming(true);
-                  }}
-                >
-                  {t('clients.rename')}
-                </button>
-                <button
-                  type="button"
-                  onClick={() => {
-                    if (
-                      window.confirm(
-                        t('clientDetail.confirmReenroll', { name: client.client_name }),
-                      )
-                    )
-                      reenroll.mutate();
-                  }}
-                >
-                  {t('clientDetail.reenroll')}
-                </button>
-                <button
-                  type="button"
-                  className="danger"
-                  onClick={() => {
-                    if (window.confirm(t('clients.confirmRevoke', { name: client.client_name })))
-                      action.mutate({
-                        method: 'POST',
-                        path: `/v1/clients/${client.client_id}/revoke`,
-                      });
-                  }}
-                >
-                  {t('clients.revoke')}
-                </button>
-              </>
-            )}
-            {status === 'revoked' && (
-              <button
-                type="button"
-                className="danger"
-                onClick={() => {
-                  if (window.confirm(t('clients.confirmDelete', { name: client.client_name })))
-                    remove.mutate();
-                }}
-              >
-                {t('clientDetail.deletePermanently')}
-              </button>
-            )}
+            <ClientActions
+              client={client}
+              reenrollLabel={t('clientDetail.reenroll')}
+              deleteLabel={t('clientDetail.deletePermanently')}
+              onRename={() => {
+                setRenaming(true);
+              }}
+              onReenroll={() => {
+                if (window.confirm(t('clientDetail.confirmReenroll', { name: client.client_name })))
+                  reenroll.mutate();
+              }}
+              onRevoke={() => {
+                action.mutate({ method: 'POST', path: `/v1/clients/${client.client_id}/revoke` });
+              }}
+              onDelete={() => {
+                remove.mutate();
+              }}
+            />
           </div>
         )}
       </div>
       <ErrorText error={action.error ?? remove.error ?? reenroll.error} />
       <div className="card">
         <h2>{t('clientDetail.overview')}</h2>
-        <dl className="facts">
-          {facts.map(([key, value]) => (
-            <Fragment key={key}>
-              <dt>{t(key)}</dt>
-              <dd>{value}</dd>
-            </Fragment>
-          ))}
-        </dl>
+        <Facts items={facts.map(([key, value]) => [t(key), value] as const)} />
       </div>
       <h2>{t('clientDetail.rules', { count: list.length })}</h2>
       <ErrorText error={rules.error} />
-      {list.length === 0 && !rules.isLoading ? (
-        <p className="muted">{t('rules.none')}</p>
-      ) : (
-        <div className="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th>{t('rules.id')}</th>
-                {isSuperadmin && <th>{t('rules.owner')}</th>}
-                <th>{t('rules.listen')}</th>
-                <th>{t('rules.target')}</th>
-                <th>{t('rules.protocol')}</th>
-                <th>{t('rules.state')}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {list.map((rule) => (
-                <tr key={rule.id} data-client-rule={rule.id}>
-                  <td>
-                    <Link to={`/rules/${rule.id}`}>{rule.id}</Link>
-                  </td>
-                  {isSuperadmin && <td>{rule.owner_user_id}</td>}
-                  <td>{listenText(rule)}</td>
-                  <td>{targetText(rule)}</td>
-                  <td>{rule.protocol}</td>
-                  <td>
-                    <StatusBadge kind={rule.state.kind} label={rule.state.kind} />
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
+      <DataTable
+        columns={[
+          t('rules.id'),
+          isSuperadmin && t('rules.owner'),
+          t('rules.listen'),
+          t('rules.target'),
+          t('rules.protocol'),
+          t('rules.state'),
+        ]}
+        empty={{ when: list.length === 0, isLoading: rules.isLoading, text: t('rules.none') }}
+      >
+        {list.map((rule) => (
+          <tr key={rule.id} data-client-rule={rule.id}>
+            <td>
+              <Link to={`/rules/${rule.id}`}>{rule.id}</Link>
+            </td>
+            {isSuperadmin && <td>{rule.owner_user_id}</td>}
+            <td>{listenText(rule)}</td>
+            <td>{targetText(rule)}</td>
+            <td>{rule.protocol}</td>
+            <td>
+              <StatusBadge kind={rule.state.kind} label={rule.state.kind} />
+            </td>
+          </tr>
+        ))}
+      </DataTable>
       {renaming && (
         <RenameDialog
           client={client}

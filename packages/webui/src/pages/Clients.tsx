@@ -5,12 +5,13 @@
  */
 import type { ClientView, EnrollmentRequest, IssuedEnrollment } from '@portunus/api';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
-import { useEffect, useState, type SyntheticEvent } from 'react';
+import { useEffect, useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import { Link } from 'react-router';
 
 import { api } from '../http.js';
-import { CopyButton, ErrorText, Field, Modal, StatusBadge } from '../ui.js';
+import { DataTable } from '../table.js';
+import { CopyButton, ErrorText, Field, FormDialog, Modal, StatusBadge } from '../ui.js';
 
 export const POLL_MS = 5_000;
 
@@ -80,105 +81,59 @@ export function ClientsPage({ isSuperadmin }: { isSuperadmin: boolean }) {
         </label>
       )}
       <ErrorText error={clients.error ?? action.error ?? reenroll.error} />
-      {shown.length === 0 && !clients.isLoading ? (
-        <p className="muted">{t('clients.none')}</p>
-      ) : (
-        <div className="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th>{t('clients.name')}</th>
-                <th>{t('clients.entryAddress')}</th>
-                <th>{t('clients.observedPeer')}</th>
-                <th>{t('clients.connectedSince')}</th>
-                <th>{t('clients.status')}</th>
-                {isSuperadmin && <th>{t('clients.actions')}</th>}
-              </tr>
-            </thead>
-            <tbody>
-              {shown.map((client) => {
-                const status = clientStatus(client);
-                return (
-                  <tr key={client.client_id} data-client={client.client_name}>
-                    <td>
-                      <Link to={`/clients/${client.client_id}`}>{client.client_name}</Link>{' '}
-                      <small className="muted">{client.client_id.slice(0, 8)}</small>
-                    </td>
-                    <td>{client.client_address ?? '—'}</td>
-                    <td>{client.remote_addr ?? '—'}</td>
-                    <td>
-                      {client.connected_at ? new Date(client.connected_at).toLocaleString() : '—'}
-                    </td>
-                    <td>
-                      <StatusBadge kind={status} label={t(`clients.${status}`)} />
-                    </td>
-                    {isSuperadmin && (
-                      <td className="actions">
-                        {status !== 'revoked' && (
-                          <>
-                            <button
-                              type="button"
-                              onClick={() => {
-                                setRenaming(client);
-                              }}
-                            >
-                              {t('clients.rename')}
-                            </button>
-                            <button
-                              type="button"
-                              onClick={() => {
-                                reenroll.mutate(client);
-                              }}
-                            >
-                              {t('clients.reenroll')}
-                            </button>
-                            <button
-                              type="button"
-                              className="danger"
-                              onClick={() => {
-                                if (
-                                  window.confirm(
-                                    t('clients.confirmRevoke', { name: client.client_name }),
-                                  )
-                                )
-                                  action.mutate({
-                                    method: 'POST',
-                                    path: `/v1/clients/${client.client_id}/revoke`,
-                                  });
-                              }}
-                            >
-                              {t('clients.revoke')}
-                            </button>
-                          </>
-                        )}
-                        {status === 'revoked' && (
-                          <button
-                            type="button"
-                            className="danger"
-                            onClick={() => {
-                              if (
-                                window.confirm(
-                                  t('clients.confirmDelete', { name: client.client_name }),
-                                )
-                              )
-                                action.mutate({
-                                  method: 'DELETE',
-                                  path: `/v1/clients/${client.client_id}`,
-                                });
-                            }}
-                          >
-                            {t('common.delete')}
-                          </button>
-                        )}
-                      </td>
-                    )}
-                  </tr>
-                );
-              })}
-            </tbody>
-          </table>
-        </div>
-      )}
+      <DataTable
+        columns={[
+          t('clients.name'),
+          t('clients.entryAddress'),
+          t('clients.observedPeer'),
+          t('clients.connectedSince'),
+          t('clients.status'),
+          isSuperadmin && t('clients.actions'),
+        ]}
+        empty={{ when: shown.length === 0, isLoading: clients.isLoading, text: t('clients.none') }}
+      >
+        {shown.map((client) => {
+          const status = clientStatus(client);
+          return (
+            <tr key={client.client_id} data-client={client.client_name}>
+              <td>
+                <Link to={`/clients/${client.client_id}`}>{client.client_name}</Link>{' '}
+                <small className="muted">{client.client_id.slice(0, 8)}</small>
+              </td>
+              <td>{client.client_address ?? '—'}</td>
+              <td>{client.remote_addr ?? '—'}</td>
+              <td>{client.connected_at ? new Date(client.connected_at).toLocaleString() : '—'}</td>
+              <td>
+                <StatusBadge kind={status} label={t(`clients.${status}`)} />
+              </td>
+              {isSuperadmin && (
+                <td className="actions">
+                  <ClientActions
+                    client={client}
+                    reenrollLabel={t('clients.reenroll')}
+                    deleteLabel={t('common.delete')}
+                    onRename={() => {
+                      setRenaming(client);
+                    }}
+                    onReenroll={() => {
+                      reenroll.mutate(client);
+                    }}
+                    onRevoke={() => {
+                      action.mutate({
+                        method: 'POST',
+                        path: `/v1/clients/${client.client_id}/revoke`,
+                      });
+                    }}
+                    onDelete={() => {
+                      action.mutate({ method: 'DELETE', path: `/v1/clients/${client.client_id}` });
+                    }}
+                  />
+                </td>
+              )}
+            </tr>
+          );
+        })}
+      </DataTable>
       {enrolling && (
         <EnrollDialog
           onClose={() => {
@@ -212,6 +167,63 @@ export function ClientsPage({ isSuperadmin }: { isSuperadmin: boolean }) {
   );
 }
 
+/**
+ * A superadmin's buttons on one client, in the table's row and on the client's own page: rename,
+ * re-enroll and revoke while it lives, delete once it is revoked. Revoke and delete ask first,
+ * by name; what each does (and where the page goes after) is the caller's.
+ */
+export function ClientActions({
+  client,
+  reenrollLabel,
+  deleteLabel,
+  onRename,
+  onReenroll,
+  onRevoke,
+  onDelete,
+}: {
+  client: ClientView;
+  reenrollLabel: string;
+  deleteLabel: string;
+  onRename: () => void;
+  onReenroll: () => void;
+  onRevoke: () => void;
+  onDelete: () => void;
+}) {
+  const { t } = useTranslation();
+  const name = client.client_name;
+  if (clientStatus(client) === 'revoked')
+    return (
+      <button
+        type="button"
+        className="danger"
+        onClick={() => {
+          if (window.confirm(t('clients.confirmDelete', { name }))) onDelete();
+        }}
+      >
+        {deleteLabel}
+      </button>
+    );
+  return (
+    <>
+      <button type="button" onClick={onRename}>
+        {t('clients.rename')}
+      </button>
+      <button type="button" onClick={onReenroll}>
+        {reenrollLabel}
+      </button>
+      <button
+        type="button"
+        className="danger"
+        onClick={() => {
+          if (window.confirm(t('clients.confirmRevoke', { name }))) onRevoke();
+        }}
+      >
+        {t('clients.revoke')}
+      </button>
+    </>
+  );
+}
+
 export function EnrollDialog({
   onClose,
   onIssued,
@@ -227,8 +239,7 @@ export function EnrollDialog({
       api<IssuedEnrollment>('POST', '/v1/client-enrollments', body),
     onSuccess: onIssued,
   });
-  const submit = (event: SyntheticEvent) => {
-    event.preventDefault();
+  const submit = () => {
     if (!form.name.trim()) {
       setErrors({ name: t('common.required', { field: t('clients.name') }) });
       return;
@@ -237,35 +248,31 @@ export function EnrollDialog({
     enroll.mutate({ name: form.name.trim(), address: form.address.trim() || null });
   };
   return (
-    <Modal title={t('clients.enrollTitle')} onClose={onClose}>
-      <form onSubmit={submit} noValidate>
-        <Field
-          label={t('clients.name')}
-          value={form.name}
-          onChange={(e) => {
-            setForm({ ...form, name: e.target.value });
-          }}
-          error={errors.name}
-          autoFocus
-        />
-        <Field
-          label={t('clients.entryAddress')}
-          value={form.address}
-          onChange={(e) => {
-            setForm({ ...form, address: e.target.value });
-          }}
-        />
-        <ErrorText error={enroll.error} />
-        <div className="buttons">
-          <button type="button" onClick={onClose}>
-            {t('common.cancel')}
-          </button>
-          <button type="submit" className="primary" disabled={enroll.isPending}>
-            {t('clients.create')}
-          </button>
-        </div>
-      </form>
-    </Modal>
+    <FormDialog
+      title={t('clients.enrollTitle')}
+      onClose={onClose}
+      onSubmit={submit}
+      error={enroll.error}
+      isPending={enroll.isPending}
+      submitLabel={t('clients.create')}
+    >
+      <Field
+        label={t('clients.name')}
+        value={form.name}
+        onChange={(e) => {
+          setForm({ ...form, name: e.target.value });
+        }}
+        error={errors.name}
+        autoFocus
+      />
+      <Field
+        label={t('clients.entryAddress')}
+        value={form.address}
+        onChange={(e) => {
+          setForm({ ...form, address: e.target.value });
+        }}
+      />
+    </FormDialog>
   );
 }
 
@@ -329,37 +336,29 @@ export function RenameDialog({ client, onClose }: { client: ClientView; onClose:
     onSuccess: onClose,
   });
   return (
-    <Modal title={`${t('clients.rename')}: ${client.client_name}`} onClose={onClose}>
-      <form
-        noValidate
-        onSubmit={(event) => {
-          event.preventDefault();
-          if (!name.trim()) {
-            setError(t('common.required', { field: t('clients.name') }));
-            return;
-          }
-          setError(undefined);
-          rename.mutate(name.trim());
+    <FormDialog
+      title={`${t('clients.rename')}: ${client.client_name}`}
+      onClose={onClose}
+      onSubmit={() => {
+        if (!name.trim()) {
+          setError(t('common.required', { field: t('clients.name') }));
+          return;
+        }
+        setError(undefined);
+        rename.mutate(name.trim());
+      }}
+      error={rename.error}
+      isPending={rename.isPending}
+      submitLabel={t('common.save')}
+    >
+      <Field
+        label={t('clients.name')}
+        value={name}
+        error={error}
+        onChange={(e) => {
+          setName(e.target.value);
         }}
-      >
-        <Field
-          label={t('clients.name')}
-          value={name}
-          error={error}
-          onChange={(e) => {
-            setName(e.target.value);
-          }}
-        />
-        <ErrorText error={rename.error} />
-        <div className="buttons">
-          <button type="button" onClick={onClose}>
-            {t('common.cancel')}
-          </button>
-          <button type="submit" className="primary" disabled={rename.isPending}>
-            {t('common.save')}
-          </button>
-        </div>
-      </form>
-    </Modal>
+      />
+    </FormDialog>
   );
 }

@@ -12,7 +12,8 @@ import { useTranslation } from 'react-i18next';
 import { Link } from 'react-router';
 
 import { ApiError, api } from '../http.js';
-import { StatusBadge, formatBytes } from '../ui.js';
+import { DataTable, LabelledCells } from '../table.js';
+import { Kpi, StatusBadge, formatBytes } from '../ui.js';
 import { AlertsBanner } from './AlertsBanner.js';
 import { QUOTA_POLL_MS, deriveAlerts, ruleBytesFromMetrics } from './alerts.js';
 import { POLL_MS, useClients } from './Clients.js';
@@ -97,6 +98,13 @@ export function DashboardPage({ me }: { me: Me }) {
   const top = [...rules]
     .sort((a, b) => (ruleBytes.get(b.id) ?? 0) - (ruleBytes.get(a.id) ?? 0) || a.id - b.id)
     .slice(0, TOP_RULES);
+  const topColumns = [
+    t('screens.rule'),
+    t('rules.client'),
+    t('screens.route'),
+    t('screens.bytes'),
+    t('screens.state'),
+  ];
   return (
     <section>
       <div className="page-head">
@@ -106,75 +114,54 @@ export function DashboardPage({ me }: { me: Me }) {
       </div>
       <AlertsBanner alerts={alerts} />
       <div className="kpis">
-        <div className="card kpi" data-testid="kpi-clients">
-          <span className="muted">
-            {isSuperadmin ? t('dashboard.clients') : t('dashboard.myClients')}
-          </span>
-          <strong>
-            {connected}/{mine.length}
-          </strong>
-        </div>
-        <div className="card kpi" data-testid="kpi-rules">
-          <span className="muted">
-            {isSuperadmin ? t('dashboard.rules') : t('dashboard.myRules')}
-          </span>
-          <strong>
-            {active}/{rules.length}
-          </strong>
-        </div>
-        <div className="card kpi" data-testid="kpi-today">
-          <span className="muted">{t('screens.bytesToday')}</span>
-          <strong>{today.data === undefined ? '–' : formatBytes(today.data)}</strong>
-        </div>
-        <div className="card kpi" data-testid="kpi-quotas">
-          <span className="muted">{t('screens.quotasNearAt')}</span>
-          <strong>
-            {alerts.quotasNear.length}/{alerts.quotasExhausted.length}
-          </strong>
-          <small className="muted">{t('screens.quotasOf', { count: quotas.length })}</small>
-        </div>
+        <Kpi
+          testId="kpi-clients"
+          label={isSuperadmin ? t('dashboard.clients') : t('dashboard.myClients')}
+          value={`${connected}/${mine.length}`}
+        />
+        <Kpi
+          testId="kpi-rules"
+          label={isSuperadmin ? t('dashboard.rules') : t('dashboard.myRules')}
+          value={`${active}/${rules.length}`}
+        />
+        <Kpi
+          testId="kpi-today"
+          label={t('screens.bytesToday')}
+          value={today.data === undefined ? '–' : formatBytes(today.data)}
+        />
+        <Kpi
+          testId="kpi-quotas"
+          label={t('screens.quotasNearAt')}
+          value={`${alerts.quotasNear.length}/${alerts.quotasExhausted.length}`}
+          note={t('screens.quotasOf', { count: quotas.length })}
+        />
       </div>
       <TrafficPanel
         path={trafficPath}
         title={isSuperadmin ? t('screens.throughput') : t('screens.myThroughput')}
       />
       <h2>{t('screens.topRules')}</h2>
-      {rules.length === 0 ? (
-        <p className="muted">{t('dashboard.noRules')}</p>
-      ) : (
-        <div className="table-wrap">
-          <table className="stack" data-testid="top-rules">
-            <thead>
-              <tr>
-                <th>{t('screens.rule')}</th>
-                <th>{t('rules.client')}</th>
-                <th>{t('screens.route')}</th>
-                <th>{t('screens.bytes')}</th>
-                <th>{t('screens.state')}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {top.map((rule) => (
-                <tr key={rule.id} data-top-rule={rule.id}>
-                  <td data-label={t('screens.rule')}>
-                    <Link to={`/rules/${rule.id}`}>#{rule.id}</Link>
-                  </td>
-                  <td data-label={t('rules.client')}>{rule.client_name}</td>
-                  <td data-label={t('screens.route')}>
-                    :{listenText(rule)} → {targetText(rule)}
-                  </td>
-                  <td data-label={t('screens.bytes')}>
-                    {formatBytes(ruleBytes.get(rule.id) ?? 0)}
-                  </td>
-                  <td data-label={t('screens.state')}>
-                    <StatusBadge kind={rule.state.kind} label={rule.state.kind} />
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
+      <DataTable
+        className="stack"
+        testId="top-rules"
+        columns={topColumns}
+        empty={{ when: rules.length === 0, text: t('dashboard.noRules') }}
+      >
+        {top.map((rule) => (
+          <tr key={rule.id} data-top-rule={rule.id}>
+            <LabelledCells
+              columns={topColumns}
+              cells={[
+                <Link to={`/rules/${rule.id}`}>#{rule.id}</Link>,
+                rule.client_name,
+                `:${listenText(rule)} → ${targetText(rule)}`,
+                formatBytes(ruleBytes.get(rule.id) ?? 0),
+                <StatusBadge kind={rule.state.kind} label={rule.state.kind} />,
+              ]}
+            />
+          </tr>
+        ))}
+      </DataTable>
     </section>
   );
 }

@@ -10,9 +10,11 @@ import { useState } from 'react';
 import { useTranslation } from 'react-i18next';
 
 import { api } from '../http.js';
+import { DataTable } from '../table.js';
 import { CopyButton, ErrorText, Field, SelectField, StatusBadge } from '../ui.js';
 import { POLL_MS } from './Clients.js';
-import { currentCursor, newer, older, pageNumber, type CursorTrail } from './cursor-pages.js';
+import { CursorPager } from './CursorPager.js';
+import { currentCursor, pageNumber, type CursorTrail } from './cursor-pages.js';
 
 const LIVE_LIMIT = 100;
 
@@ -89,7 +91,6 @@ export function AuditPage() {
     staleTime: mode === 'history' ? Infinity : 0,
   });
   const entries = audit.data?.entries ?? [];
-  const next = audit.data?.next_cursor;
   const resetPages = () => {
     setTrail([]);
   };
@@ -186,61 +187,36 @@ export function AuditPage() {
           : t('auditPages.historyNote', { page: pageNumber(trail), count: entries.length })}
       </p>
       <ErrorText error={audit.error} />
-      <div className="table-wrap">
-        <table>
-          <thead>
-            <tr>
-              <th>{t('audit.time')}</th>
-              <th>{t('audit.outcome')}</th>
-              <th>{t('audit.actor')}</th>
-              <th>{t('audit.role')}</th>
-              <th>{t('audit.method')}</th>
-              <th>{t('audit.path')}</th>
-              <th>{t('audit.reason')}</th>
-            </tr>
-          </thead>
-          <tbody>
-            {entries.map((entry, index) => (
-              <tr key={`${auditTime(entry)}-${index}`} data-audit-path={entry.path}>
-                <td>{auditTime(entry)}</td>
-                <td>
-                  <StatusBadge
-                    kind={entry.outcome === 'allow' ? 'active' : 'failed'}
-                    label={entry.outcome}
-                  />
-                </td>
-                <td>{entry.actor}</td>
-                <td>{entry.role ?? '—'}</td>
-                <td>{entry.method}</td>
-                <td className="wrap">{entry.path}</td>
-                <td>{entry.reason ?? '—'}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <DataTable
+        columns={[
+          t('audit.time'),
+          t('audit.outcome'),
+          t('audit.actor'),
+          t('audit.role'),
+          t('audit.method'),
+          t('audit.path'),
+          t('audit.reason'),
+        ]}
+      >
+        {entries.map((entry, index) => (
+          <tr key={`${auditTime(entry)}-${index}`} data-audit-path={entry.path}>
+            <td>{auditTime(entry)}</td>
+            <td>
+              <StatusBadge
+                kind={entry.outcome === 'allow' ? 'active' : 'failed'}
+                label={entry.outcome}
+              />
+            </td>
+            <td>{entry.actor}</td>
+            <td>{entry.role ?? '—'}</td>
+            <td>{entry.method}</td>
+            <td className="wrap">{entry.path}</td>
+            <td>{entry.reason ?? '—'}</td>
+          </tr>
+        ))}
+      </DataTable>
       {mode === 'history' && (
-        <div className="buttons pager">
-          <button
-            type="button"
-            disabled={trail.length === 0}
-            onClick={() => {
-              setTrail(newer(trail));
-            }}
-          >
-            {t('paging.newer')}
-          </button>
-          <span className="muted">{t('paging.page', { page: pageNumber(trail) })}</span>
-          <button
-            type="button"
-            disabled={next === undefined}
-            onClick={() => {
-              if (next) setTrail(older(trail, next));
-            }}
-          >
-            {t('audit.older')}
-          </button>
-        </div>
+        <CursorPager trail={trail} next={audit.data?.next_cursor} onChange={setTrail} />
       )}
     </section>
   );

@@ -12,8 +12,10 @@ import { useTranslation } from 'react-i18next';
 import { Link } from 'react-router';
 
 import { api } from '../http.js';
+import { DataTable } from '../table.js';
 import { ErrorText, StatusBadge } from '../ui.js';
-import { currentCursor, newer, older, pageNumber, type CursorTrail } from './cursor-pages.js';
+import { CursorPager } from './CursorPager.js';
+import { currentCursor, type CursorTrail } from './cursor-pages.js';
 import { diffEntries, type DiffEntry, type RevisionDiff } from './revision-diff.js';
 
 const PAGE_SIZE = 20;
@@ -32,7 +34,6 @@ export function RevisionsPage() {
       ),
   });
   const entries = list.data?.revisions ?? [];
-  const next = list.data?.next_cursor;
   return (
     <section>
       <div className="page-head">
@@ -40,70 +41,42 @@ export function RevisionsPage() {
         <Link to="/rules">{t('revisions.back')}</Link>
       </div>
       <ErrorText error={list.error} />
-      {entries.length === 0 && !list.isLoading ? (
-        <p className="muted">{t('revisions.none')}</p>
-      ) : (
-        <div className="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th>#</th>
-                <th>{t('revisions.at')}</th>
-                <th>{t('revisions.actor')}</th>
-                <th>{t('revisions.action')}</th>
-                <th>{t('revisions.summary')}</th>
-                <th />
-              </tr>
-            </thead>
-            <tbody>
-              {entries.map((entry) => (
-                <tr
-                  key={entry.revision}
-                  data-revision={entry.revision}
-                  className={entry.revision === chosen ? 'selected' : undefined}
-                >
-                  <td>{entry.revision}</td>
-                  <td>{new Date(entry.at).toLocaleString()}</td>
-                  <td>{entry.actor}</td>
-                  <td>{entry.action}</td>
-                  <td className="wrap">{entry.summary}</td>
-                  <td>
-                    <button
-                      type="button"
-                      onClick={() => {
-                        setChosen(entry.revision);
-                      }}
-                    >
-                      {t('revisions.showDiff')}
-                    </button>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
-      <div className="buttons pager">
-        <button
-          type="button"
-          disabled={trail.length === 0}
-          onClick={() => {
-            setTrail(newer(trail));
-          }}
-        >
-          {t('paging.newer')}
-        </button>
-        <span className="muted">{t('paging.page', { page: pageNumber(trail) })}</span>
-        <button
-          type="button"
-          disabled={next === undefined}
-          onClick={() => {
-            if (next) setTrail(older(trail, next));
-          }}
-        >
-          {t('audit.older')}
-        </button>
-      </div>
+      <DataTable
+        columns={[
+          '#',
+          t('revisions.at'),
+          t('revisions.actor'),
+          t('revisions.action'),
+          t('revisions.summary'),
+          '',
+        ]}
+        empty={{ when: entries.length === 0, isLoading: list.isLoading, text: t('revisions.none') }}
+      >
+        {entries.map((entry) => (
+          <tr
+            key={entry.revision}
+            data-revision={entry.revision}
+            className={entry.revision === chosen ? 'selected' : undefined}
+          >
+            <td>{entry.revision}</td>
+            <td>{new Date(entry.at).toLocaleString()}</td>
+            <td>{entry.actor}</td>
+            <td>{entry.action}</td>
+            <td className="wrap">{entry.summary}</td>
+            <td>
+              <button
+                type="button"
+                onClick={() => {
+                  setChosen(entry.revision);
+                }}
+              >
+                {t('revisions.showDiff')}
+              </button>
+            </td>
+          </tr>
+        ))}
+      </DataTable>
+      <CursorPager trail={trail} next={list.data?.next_cursor} onChange={setTrail} />
       {chosen !== null && (
         <DiffPanel
           key={chosen}
@@ -167,49 +140,38 @@ export function DiffBlock({ entry }: { entry: DiffEntry }) {
       <h3>
         <StatusBadge kind={kind} label={t(`revisions.change.${entry.change}`)} /> {entry.title}
       </h3>
-      <div className="table-wrap">
-        <table>
-          <thead>
-            <tr>
-              <th>{t('revisions.field')}</th>
-              <th>{t('revisions.now')}</th>
-              <th>{t('revisions.afterRestore')}</th>
+      <DataTable columns={[t('revisions.field'), t('revisions.now'), t('revisions.afterRestore')]}>
+        {entry.rows.map((row) => {
+          // A side is marked only where it holds a value: "—" is nothing removed or added.
+          const removed = row.differs && row.now !== '—';
+          const inserted = row.differs && row.restored !== '—';
+          return (
+            <tr key={row.field} className={row.differs ? 'differs' : undefined}>
+              <td>
+                {row.field.split('_').map((part, index) => (
+                  // Long API names break after an underscore at phone width, not mid-word.
+                  <Fragment key={index}>
+                    {index > 0 && (
+                      <>
+                        _<wbr />
+                      </>
+                    )}
+                    {part}
+                  </Fragment>
+                ))}
+              </td>
+              <td className={removed ? 'del' : undefined}>
+                {removed && <span aria-hidden="true">− </span>}
+                {row.now}
+              </td>
+              <td className={inserted ? 'ins' : undefined}>
+                {inserted && <span aria-hidden="true">+ </span>}
+                {row.restored}
+              </td>
             </tr>
-          </thead>
-          <tbody>
-            {entry.rows.map((row) => {
-              // A side is marked only where it holds a value: "—" is nothing removed or added.
-              const removed = row.differs && row.now !== '—';
-              const inserted = row.differs && row.restored !== '—';
-              return (
-                <tr key={row.field} className={row.differs ? 'differs' : undefined}>
-                  <td>
-                    {row.field.split('_').map((part, index) => (
-                      // Long API names break after an underscore at phone width, not mid-word.
-                      <Fragment key={index}>
-                        {index > 0 && (
-                          <>
-                            _<wbr />
-                          </>
-                        )}
-                        {part}
-                      </Fragment>
-                    ))}
-                  </td>
-                  <td className={removed ? 'del' : undefined}>
-                    {removed && <span aria-hidden="true">− </span>}
-                    {row.now}
-                  </td>
-                  <td className={inserted ? 'ins' : undefined}>
-                    {inserted && <span aria-hidden="true">+ </span>}
-                    {row.restored}
-                  </td>
-                </tr>
-              );
-            })}
-          </tbody>
-        </table>
-      </div>
+          );
+        })}
+      </DataTable>
     </div>
   );
 }

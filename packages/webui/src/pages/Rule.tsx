@@ -11,7 +11,8 @@ import { useTranslation } from 'react-i18next';
 import { useParams } from 'react-router';
 
 import { api } from '../http.js';
-import { ErrorText, StatusBadge, formatBytes } from '../ui.js';
+import { DataTable } from '../table.js';
+import { ErrorText, Kpi, StatusBadge, formatBytes } from '../ui.js';
 import { POLL_MS } from './Clients.js';
 import { listenText, targetText } from './Rules.js';
 
@@ -94,15 +95,12 @@ export function RulePage() {
       {snapshot ? (
         <div className="kpis">
           {counters.map(([key, value]) => (
-            <div className="card kpi" key={key} data-testid={key}>
-              <span className="muted">{t(key)}</span>
-              <strong>{value}</strong>
-            </div>
+            <Kpi key={key} testId={key} label={t(key)} value={value} />
           ))}
-          <div className="card kpi">
-            <span className="muted">{t('rule.updated')}</span>
-            <strong>{new Date(snapshot.updated_at).toLocaleTimeString()}</strong>
-          </div>
+          <Kpi
+            label={t('rule.updated')}
+            value={new Date(snapshot.updated_at).toLocaleTimeString()}
+          />
         </div>
       ) : (
         <p className="muted">{t('rule.noStats')}</p>
@@ -110,30 +108,25 @@ export function RulePage() {
       {rule.data && (
         <>
           <h2>{t('rule.targets')}</h2>
-          <div className="table-wrap">
-            <table>
-              <thead>
-                <tr>
-                  <th>{t('rules.targetHost')}</th>
-                  <th>{t('rules.targetPort')}</th>
-                  <th>{t('rules.priority')}</th>
-                  <th>{t('rules.proxyProtocol')}</th>
-                  <th>{t('rule.health')}</th>
-                </tr>
-              </thead>
-              <tbody>
-                {rule.data.targets.map((target) => (
-                  <tr key={`${target.host}:${target.port}`}>
-                    <td>{target.host}</td>
-                    <td>{target.port}</td>
-                    <td>{target.priority}</td>
-                    <td>{target.proxy_protocol ?? '—'}</td>
-                    <td>{target.health === null ? '—' : target.health.healthy ? '✓' : '✗'}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <DataTable
+            columns={[
+              t('rules.targetHost'),
+              t('rules.targetPort'),
+              t('rules.priority'),
+              t('rules.proxyProtocol'),
+              t('rule.health'),
+            ]}
+          >
+            {rule.data.targets.map((target) => (
+              <tr key={`${target.host}:${target.port}`}>
+                <td>{target.host}</td>
+                <td>{target.port}</td>
+                <td>{target.priority}</td>
+                <td>{target.proxy_protocol ?? '—'}</td>
+                <td>{target.health === null ? '—' : target.health.healthy ? '✓' : '✗'}</td>
+              </tr>
+            ))}
+          </DataTable>
         </>
       )}
     </section>

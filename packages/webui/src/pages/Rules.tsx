@@ -5,12 +5,13 @@
  */
 import type { ClientView, RulePushResponse, RuleView } from '@portunus/api';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
-import { useEffect, useState, type SyntheticEvent } from 'react';
+import { useEffect, useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import { Link } from 'react-router';
 
 import { api } from '../http.js';
-import { ErrorText, Field, Modal, SelectField, StatusBadge } from '../ui.js';
+import { DataTable } from '../table.js';
+import { ErrorText, Field, FieldProblem, FormDialog, SelectField, StatusBadge } from '../ui.js';
 import { POLL_MS, useClients } from './Clients.js';
 import {
   CAP_LABELS,
@@ -74,86 +75,74 @@ export function RulesPage({ isSuperadmin }: { isSuperadmin: boolean }) {
         </div>
       </div>
       <ErrorText error={rules.error ?? remove.error} />
-      {list.length === 0 && !rules.isLoading ? (
-        <p className="muted">{t('rules.none')}</p>
-      ) : (
-        <div className="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th>{t('rules.id')}</th>
-                {isSuperadmin && <th>{t('rules.owner')}</th>}
-                <th>{t('rules.client')}</th>
-                <th>{t('rules.listen')}</th>
-                <th>{t('rules.target')}</th>
-                <th>{t('rules.protocol')}</th>
-                <th>{t('rules.sni')}</th>
-                <th>{t('rules.caps')}</th>
-                <th>{t('rules.state')}</th>
-                <th />
-              </tr>
-            </thead>
-            <tbody>
-              {list.map((rule) => (
-                <tr key={rule.id} data-rule={rule.id}>
-                  <td>
-                    <Link to={`/rules/${rule.id}`}>{rule.id}</Link>
-                  </td>
-                  {isSuperadmin && <td>{rule.owner_user_id}</td>}
-                  <td>{rule.client_name}</td>
-                  <td>{listenText(rule)}</td>
-                  <td>
-                    {targetText(rule)}
-                    {rule.targets.length > 1 && (
-                      <span className="pill">MT ×{rule.targets.length}</span>
-                    )}
-                  </td>
-                  <td>{rule.protocol}</td>
-                  <td>{rule.sni_pattern ?? '—'}</td>
-                  <td>
-                    {rule.rate_limit ? '✓' : '—'}
-                    {rule.allowed_sources.length + rule.denied_sources.length > 0 && (
-                      <span className="pill" title={t('rules.sources')}>
-                        CIDR ×{rule.allowed_sources.length + rule.denied_sources.length}
-                      </span>
-                    )}
-                  </td>
-                  <td>
-                    <StatusBadge
-                      kind={rule.state.kind}
-                      label={
-                        rule.state.reason
-                          ? `${rule.state.kind}: ${rule.state.reason}`
-                          : rule.state.kind
-                      }
-                    />
-                  </td>
-                  <td className="actions">
-                    <button
-                      type="button"
-                      onClick={() => {
-                        setEditing(rule);
-                      }}
-                    >
-                      {t('common.edit')}
-                    </button>
-                    <button
-                      type="button"
-                      className="danger"
-                      onClick={() => {
-                        if (window.confirm(t('rules.confirmRemove', { id: rule.id })))
-                          remove.mutate(rule.id);
-                      }}
-                    >
-                      {t('common.remove')}
-                    </button>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
+      <DataTable
+        columns={[
+          t('rules.id'),
+          isSuperadmin && t('rules.owner'),
+          t('rules.client'),
+          t('rules.listen'),
+          t('rules.target'),
+          t('rules.protocol'),
+          t('rules.sni'),
+          t('rules.caps'),
+          t('rules.state'),
+          '',
+        ]}
+        empty={{ when: list.length === 0, isLoading: rules.isLoading, text: t('rules.none') }}
+      >
+        {list.map((rule) => (
+          <tr key={rule.id} data-rule={rule.id}>
+            <td>
+              <Link to={`/rules/${rule.id}`}>{rule.id}</Link>
+            </td>
+            {isSuperadmin && <td>{rule.owner_user_id}</td>}
+            <td>{rule.client_name}</td>
+            <td>{listenText(rule)}</td>
+            <td>
+              {targetText(rule)}
+              {rule.targets.length > 1 && <span className="pill">MT ×{rule.targets.length}</span>}
+            </td>
+            <td>{rule.protocol}</td>
+            <td>{rule.sni_pattern ?? '—'}</td>
+            <td>
+              {rule.rate_limit ? '✓' : '—'}
+              {rule.allowed_sources.length + rule.denied_sources.length > 0 && (
+                <span className="pill" title={t('rules.sources')}>
+                  CIDR ×{rule.allowed_sources.length + rule.denied_sources.length}
+                </span>
+              )}
+            </td>
+            <td>
+              <StatusBadge
+                kind={rule.state.kind}
+                label={
+                  rule.state.reason ? `${rule.state.kind}: ${rule.state.reason}` : rule.state.kind
+                }
+              />
+            </td>
+            <td className="actions">
+              <button
+                type="button"
+                onClick={() => {
+                  setEditing(rule);
+                }}
+              >
+                {t('common.edit')}
+              </button>
+              <button
+                type="button"
+                className="danger"
+                onClick={() => {
+                  if (window.confirm(t('rules.confirmRemove', { id: rule.id })))
+                    remove.mutate(rule.id);
+                }}
+              >
+                {t('common.remove')}
+              </button>
+            </td>
+          </tr>
+        ))}
+      </DataTable>
       {editing && (
         <RuleDialog
           rule={editing === 'new' ? undefined : editing}
@@ -192,8 +181,7 @@ export function RuleDialog({
     onSuccess: onClose,
   });
   const client = form.client || live[0]?.client_name || '';
-  const submit = (event: SyntheticEvent) => {
-    event.preventDefault();
+  const submit = () => {
     const built = buildPushRequest({ ...form, client }, t);
     setErrors(built.errors);
     if (built.request) push.mutate(built.request);
@@ -205,190 +193,180 @@ export function RuleDialog({
     });
   };
   return (
-    <Modal
+    <FormDialog
       title={rule ? t('rules.editTitle', { id: rule.id }) : t('rules.pushTitle')}
       onClose={onClose}
+      onSubmit={submit}
+      error={push.error}
+      isPending={push.isPending}
+      submitLabel={rule ? t('rules.saveEdit') : t('rules.submit')}
+      className="rule-form"
     >
-      <form onSubmit={submit} noValidate className="rule-form">
-        <div className="row">
-          <SelectField
-            label={t('rules.client')}
-            value={client}
-            onChange={(value) => {
-              setForm({ ...form, client: value });
-            }}
-            options={live.map((item) => ({
-              value: item.client_name,
-              label: `${item.client_name}${item.connected ? '' : ` (${t('clients.offline')})`}`,
-            }))}
-          />
-          <SelectField
-            label={t('rules.protocol')}
-            value={form.protocol}
-            onChange={(value) => {
-              setForm({ ...form, protocol: value === 'udp' ? 'udp' : 'tcp' });
-            }}
-            options={[
-              { value: 'tcp', label: 'TCP' },
-              { value: 'udp', label: 'UDP' },
-            ]}
-          />
-        </div>
-        {errors['client'] && <p className="field-error">{errors['client']}</p>}
-        <div className="row">
-          <Field
-            label={t('rules.listenPort')}
-            inputMode="numeric"
-            value={form.listenPort}
-            onChange={(e) => {
-              setForm({ ...form, listenPort: e.target.value });
-            }}
-            error={errors['listenPort']}
-          />
-          <Field
-            label={t('rules.listenPortEnd')}
-            inputMode="numeric"
-            value={form.listenPortEnd}
-            onChange={(e) => {
-              setForm({ ...form, listenPortEnd: e.target.value });
-            }}
-            error={errors['listenPortEnd']}
-          />
-        </div>
-        {form.targets.map((target, index) => (
-          <fieldset key={index} className="target">
-            <legend>
-              {t('rules.target')} {index + 1}
-            </legend>
-            <div className="row">
-              <Field
-                label={t('rules.targetHost')}
-                value={target.host}
-                onChange={(e) => {
-                  setTarget(index, { host: e.target.value });
-                }}
-                error={errors[`targets.${index}.host`]}
-              />
-              <Field
-                label={t('rules.targetPort')}
-                inputMode="numeric"
-                value={target.port}
-                onChange={(e) => {
-                  setTarget(index, { port: e.target.value });
-                }}
-                error={errors[`targets.${index}.port`]}
-              />
-            </div>
-            <div className="row">
-              <Field
-                label={t('rules.priority')}
-                inputMode="numeric"
-                value={target.priority}
-                onChange={(e) => {
-                  setTarget(index, { priority: e.target.value });
-                }}
-              />
-              <SelectField
-                label={t('rules.proxyProtocol')}
-                value={target.proxy}
-                onChange={(value) => {
-                  setTarget(index, { proxy: value === 'v1' || value === 'v2' ? value : '' });
-                }}
-                options={[
-                  { value: '', label: t('common.none') },
-                  { value: 'v1', label: 'v1' },
-                  { value: 'v2', label: 'v2' },
-                ]}
-              />
-            </div>
-            {form.targets.length > 1 && (
-              <button
-                type="button"
-                className="ghost"
-                onClick={() => {
-                  setForm({ ...form, targets: form.targets.filter((_, i) => i !== index) });
-                }}
-              >
-                {t('rules.removeTarget')}
-              </button>
-            )}
-          </fieldset>
-        ))}
-        <button
-          type="button"
-          onClick={() => {
-            setForm({ ...form, targets: [...form.targets, emptyTarget()] });
+      <div className="row">
+        <SelectField
+          label={t('rules.client')}
+          value={client}
+          onChange={(value) => {
+            setForm({ ...form, client: value });
           }}
-        >
-          {t('rules.addTarget')}
-        </button>
-        <div className="row">
-          <Field
-            label={t('rules.healthInterval')}
-            hint={t('rules.healthHint')}
-            inputMode="numeric"
-            value={form.healthInterval}
-            onChange={(e) => {
-              setForm({ ...form, healthInterval: e.target.value });
-            }}
-          />
-          <Field
-            label={t('rules.sniPattern')}
-            value={form.sniPattern}
-            error={errors['sniPattern']}
-            onChange={(e) => {
-              setForm({ ...form, sniPattern: e.target.value });
-            }}
-          />
-        </div>
-        <details>
-          <summary>{t('rules.qos')}</summary>
+          options={live.map((item) => ({
+            value: item.client_name,
+            label: `${item.client_name}${item.connected ? '' : ` (${t('clients.offline')})`}`,
+          }))}
+        />
+        <SelectField
+          label={t('rules.protocol')}
+          value={form.protocol}
+          onChange={(value) => {
+            setForm({ ...form, protocol: value === 'udp' ? 'udp' : 'tcp' });
+          }}
+          options={[
+            { value: 'tcp', label: 'TCP' },
+            { value: 'udp', label: 'UDP' },
+          ]}
+        />
+      </div>
+      {errors['client'] && <p className="field-error">{errors['client']}</p>}
+      <div className="row">
+        <Field
+          label={t('rules.listenPort')}
+          inputMode="numeric"
+          value={form.listenPort}
+          onChange={(e) => {
+            setForm({ ...form, listenPort: e.target.value });
+          }}
+          error={errors['listenPort']}
+        />
+        <Field
+          label={t('rules.listenPortEnd')}
+          inputMode="numeric"
+          value={form.listenPortEnd}
+          onChange={(e) => {
+            setForm({ ...form, listenPortEnd: e.target.value });
+          }}
+          error={errors['listenPortEnd']}
+        />
+      </div>
+      {form.targets.map((target, index) => (
+        <fieldset key={index} className="target">
+          <legend>
+            {t('rules.target')} {index + 1}
+          </legend>
           <div className="row">
-            {(Object.entries(CAP_LABELS) as [keyof typeof CAP_LABELS, string][]).map(
-              ([key, label]) => (
-                <Field
-                  key={key}
-                  label={t(label)}
-                  inputMode="numeric"
-                  value={form.caps[key]}
-                  onChange={(e) => {
-                    setForm({ ...form, caps: { ...form.caps, [key]: e.target.value } });
-                  }}
-                  error={errors[`caps.${key}`]}
-                />
-              ),
-            )}
+            <Field
+              label={t('rules.targetHost')}
+              value={target.host}
+              onChange={(e) => {
+                setTarget(index, { host: e.target.value });
+              }}
+              error={errors[`targets.${index}.host`]}
+            />
+            <Field
+              label={t('rules.targetPort')}
+              inputMode="numeric"
+              value={target.port}
+              onChange={(e) => {
+                setTarget(index, { port: e.target.value });
+              }}
+              error={errors[`targets.${index}.port`]}
+            />
           </div>
-          {errors['caps'] && (
-            <small className="field-error" role="alert">
-              {errors['caps']}
-            </small>
-          )}
           <div className="row">
-            {SOURCE_FIELDS.map(([key, , label]) => (
+            <Field
+              label={t('rules.priority')}
+              inputMode="numeric"
+              value={target.priority}
+              onChange={(e) => {
+                setTarget(index, { priority: e.target.value });
+              }}
+            />
+            <SelectField
+              label={t('rules.proxyProtocol')}
+              value={target.proxy}
+              onChange={(value) => {
+                setTarget(index, { proxy: value === 'v1' || value === 'v2' ? value : '' });
+              }}
+              options={[
+                { value: '', label: t('common.none') },
+                { value: 'v1', label: 'v1' },
+                { value: 'v2', label: 'v2' },
+              ]}
+            />
+          </div>
+          {form.targets.length > 1 && (
+            <button
+              type="button"
+              className="ghost"
+              onClick={() => {
+                setForm({ ...form, targets: form.targets.filter((_, i) => i !== index) });
+              }}
+            >
+              {t('rules.removeTarget')}
+            </button>
+          )}
+        </fieldset>
+      ))}
+      <button
+        type="button"
+        onClick={() => {
+          setForm({ ...form, targets: [...form.targets, emptyTarget()] });
+        }}
+      >
+        {t('rules.addTarget')}
+      </button>
+      <div className="row">
+        <Field
+          label={t('rules.healthInterval')}
+          hint={t('rules.healthHint')}
+          inputMode="numeric"
+          value={form.healthInterval}
+          onChange={(e) => {
+            setForm({ ...form, healthInterval: e.target.value });
+          }}
+        />
+        <Field
+          label={t('rules.sniPattern')}
+          value={form.sniPattern}
+          error={errors['sniPattern']}
+          onChange={(e) => {
+            setForm({ ...form, sniPattern: e.target.value });
+          }}
+        />
+      </div>
+      <details>
+        <summary>{t('rules.qos')}</summary>
+        <div className="row">
+          {(Object.entries(CAP_LABELS) as [keyof typeof CAP_LABELS, string][]).map(
+            ([key, label]) => (
               <Field
                 key={key}
                 label={t(label)}
-                hint={t('rules.sourcesHint')}
-                value={form[key]}
+                inputMode="numeric"
+                value={form.caps[key]}
                 onChange={(e) => {
-                  setForm({ ...form, [key]: e.target.value });
+                  setForm({ ...form, caps: { ...form.caps, [key]: e.target.value } });
                 }}
-                error={errors[key]}
+                error={errors[`caps.${key}`]}
               />
-            ))}
-          </div>
-        </details>
-        <ErrorText error={push.error} />
-        <div className="buttons">
-          <button type="button" onClick={onClose}>
-            {t('common.cancel')}
-          </button>
-          <button type="submit" className="primary" disabled={push.isPending}>
-            {rule ? t('rules.saveEdit') : t('rules.submit')}
-          </button>
+            ),
+          )}
         </div>
-      </form>
-    </Modal>
+        <FieldProblem text={errors['caps']} />
+        <div className="row">
+          {SOURCE_FIELDS.map(([key, , label]) => (
+            <Field
+              key={key}
+              label={t(label)}
+              hint={t('rules.sourcesHint')}
+              value={form[key]}
+              onChange={(e) => {
+                setForm({ ...form, [key]: e.target.value });
+              }}
+              error={errors[key]}
+            />
+          ))}
+        </div>
+      </details>
+    </FormDialog>
   );
 }

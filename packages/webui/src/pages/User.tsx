@@ -20,7 +20,8 @@ import { useTranslation } from 'react-i18next';
 import { useNavigate, useParams } from 'react-router';
 
 import { api } from '../http.js';
-import { ErrorText, Modal, StatusBadge, formatBytes } from '../ui.js';
+import { DataTable, LabelledCells } from '../table.js';
+import { ConfirmDialog, ErrorText, StatusBadge, formatBytes } from '../ui.js';
 import { QUOTA_POLL_MS, quotaFraction, quotaLevel } from './alerts.js';
 import { POLL_MS, useClients } from './Clients.js';
 import { TrafficPanel } from './TrafficPanel.js';
@@ -72,6 +73,10 @@ export function UserPage() {
   const close = () => {
     setDialog(null);
   };
+  /** A button's handler that opens one dialog. */
+  const show = (next: Dialog) => () => {
+    setDialog(next);
+  };
   const user = useQuery({
     queryKey: ['user', userId],
     queryFn: () => api<UserView>('GET', `/v1/users/${id}`),
@@ -115,6 +120,18 @@ export function UserPage() {
   const quotaClients = grantList.some((grant) => grant.client === EVERY_CLIENT)
     ? clients
     : clients.filter((client) => grantList.some((grant) => grant.client_id === client.client_id));
+  const grantColumns = [
+    t('rules.client'),
+    t('users.ports'),
+    t('rules.protocol'),
+    t('screens.note'),
+  ];
+  const quotaColumns = [
+    t('rules.client'),
+    t('screens.usage'),
+    t('screens.policy'),
+    t('screens.resetsOn'),
+  ];
   const quotaPath = (quota: QuotaView) => `/v1/users/${id}/quotas/${quota.client_id}`;
 
   return (
@@ -124,21 +141,10 @@ export function UserPage() {
           {user.data?.display_name ?? userId} <small className="muted">{userId}</small>
         </h1>
         <div className="buttons">
-          <button
-            type="button"
-            onClick={() => {
-              setDialog({ kind: 'reset' });
-            }}
-          >
+          <button type="button" onClick={show({ kind: 'reset' })}>
             {t('users.resetPassword')}
           </button>
-          <button
-            type="button"
-            className="danger"
-            onClick={() => {
-              setDialog({ kind: 'delete' });
-            }}
-          >
+          <button type="button" className="danger" onClick={show({ kind: 'delete' })}>
             {t('common.delete')}
           </button>
         </div>
@@ -172,71 +178,52 @@ export function UserPage() {
         <>
           <div className="page-head section-head">
             <h2>{t('users.grants')}</h2>
-            <button
-              type="button"
-              onClick={() => {
-                setDialog({ kind: 'grant' });
-              }}
-            >
+            <button type="button" onClick={show({ kind: 'grant' })}>
               {t('screens.addGrant')}
             </button>
           </div>
-          <div className="table-wrap">
-            <table className="stack">
-              <thead>
-                <tr>
-                  <th>{t('rules.client')}</th>
-                  <th>{t('users.ports')}</th>
-                  <th>{t('rules.protocol')}</th>
-                  <th>{t('screens.note')}</th>
-                  <th />
-                </tr>
-              </thead>
-              <tbody>
-                {grantList.map((grant) => (
-                  <tr key={grant.grant_id} data-grant={grant.grant_id}>
-                    <td data-label={t('rules.client')}>
-                      {grant.client === EVERY_CLIENT ? t('screens.everyClient') : grant.client}
-                    </td>
-                    <td data-label={t('users.ports')}>
-                      {grant.listen_port_start}–{grant.listen_port_end}
-                    </td>
-                    <td data-label={t('rules.protocol')}>{grant.protocols.join(', ')}</td>
-                    <td data-label={t('screens.note')}>{grant.note}</td>
-                    <td className="actions">
-                      <button
-                        type="button"
-                        onClick={() => {
-                          setDialog({ kind: 'grant', grant });
-                        }}
-                      >
-                        {t('common.edit')}
-                      </button>
-                      <button
-                        type="button"
-                        className="danger"
-                        onClick={() => {
-                          setDialog({ kind: 'revoke', grant });
-                        }}
-                      >
-                        {t('screens.revoke')}
-                      </button>
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-          {grantList.length === 0 && <p className="muted">{t('screens.noGrants')}</p>}
+          <DataTable
+            className="stack"
+            columns={[...grantColumns, '']}
+            empty={{
+              when: grantList.length === 0,
+              text: t('screens.noGrants'),
+              placement: 'below',
+            }}
+          >
+            {grantList.map((grant) => (
+              <tr key={grant.grant_id} data-grant={grant.grant_id}>
+                <LabelledCells
+                  columns={grantColumns}
+                  cells={[
+                    grant.client === EVERY_CLIENT ? t('screens.everyClient') : grant.client,
+                    `${grant.listen_port_start}–${grant.listen_port_end}`,
+                    grant.protocols.join(', '),
+                    grant.note,
+                  ]}
+                />
+                <td className="actions">
+                  <button type="button" onClick={show({ kind: 'grant', grant })}>
+                    {t('common.edit')}
+                  </button>
+                  <button
+                    type="button"
+                    className="danger"
+                    onClick={show({ kind: 'revoke', grant })}
+                  >
+                    {t('screens.revoke')}
+                  </button>
+                </td>
+              </tr>
+            ))}
+          </DataTable>
 
           <div className="page-head section-head">
             <h2>{t('screens.quotas')}</h2>
             <button
               type="button"
               disabled={quotaClients.length === 0}
-              onClick={() => {
-                setDialog({ kind: 'quota' });
-              }}
+              onClick={show({ kind: 'quota' })}
             >
               {t('screens.setQuota')}
             </button>
@@ -246,72 +233,58 @@ export function UserPage() {
               {t('screens.exhaustedBanner')}
             </p>
           )}
-          <div className="table-wrap">
-            <table className="stack">
-              <thead>
-                <tr>
-                  <th>{t('rules.client')}</th>
-                  <th>{t('screens.usage')}</th>
-                  <th>{t('screens.policy')}</th>
-                  <th>{t('screens.resetsOn')}</th>
-                  <th />
-                </tr>
-              </thead>
-              <tbody>
-                {quotaList.map((quota) => (
-                  <tr key={quota.client_id} data-quota={quota.client_name}>
-                    <td data-label={t('rules.client')}>
+          <DataTable
+            className="stack"
+            columns={[...quotaColumns, '']}
+            empty={{
+              when: quotaList.length === 0,
+              text: t('screens.noQuotas'),
+              placement: 'below',
+            }}
+          >
+            {quotaList.map((quota) => (
+              <tr key={quota.client_id} data-quota={quota.client_name}>
+                <LabelledCells
+                  columns={quotaColumns}
+                  cells={[
+                    <>
                       {quota.client_name}{' '}
                       {quota.exhausted && (
                         <StatusBadge kind="failed" label={t('screens.exhausted')} />
                       )}
-                    </td>
-                    <td data-label={t('screens.usage')}>
-                      <UsageBar quota={quota} />
-                    </td>
-                    <td data-label={t('screens.policy')}>
-                      {t(`screens.${quota.period}`)} · {t(`screens.${quota.enforcement}`)}
-                    </td>
-                    <td data-label={t('screens.resetsOn')}>
-                      {dateOf(quota.current_period_ends_at)}
-                    </td>
-                    <td className="actions">
-                      <button
-                        type="button"
-                        onClick={() => {
-                          setDialog({ kind: 'quota', quota });
-                        }}
-                      >
-                        {t('common.edit')}
-                      </button>
-                      <button
-                        type="button"
-                        onClick={() => {
-                          action.mutate({
-                            method: 'PATCH',
-                            path: quotaPath(quota),
-                            body: { clear_period_usage: true },
-                          });
-                        }}
-                      >
-                        {t('screens.clearUsage')}
-                      </button>
-                      <button
-                        type="button"
-                        className="danger"
-                        onClick={() => {
-                          setDialog({ kind: 'removeQuota', quota });
-                        }}
-                      >
-                        {t('common.remove')}
-                      </button>
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-          {quotaList.length === 0 && <p className="muted">{t('screens.noQuotas')}</p>}
+                    </>,
+                    <UsageBar quota={quota} />,
+                    `${t(`screens.${quota.period}`)} · ${t(`screens.${quota.enforcement}`)}`,
+                    dateOf(quota.current_period_ends_at),
+                  ]}
+                />
+                <td className="actions">
+                  <button type="button" onClick={show({ kind: 'quota', quota })}>
+                    {t('common.edit')}
+                  </button>
+                  <button
+                    type="button"
+                    onClick={() => {
+                      action.mutate({
+                        method: 'PATCH',
+                        path: quotaPath(quota),
+                        body: { clear_period_usage: true },
+                      });
+                    }}
+                  >
+                    {t('screens.clearUsage')}
+                  </button>
+                  <button
+                    type="button"
+                    className="danger"
+                    onClick={show({ kind: 'removeQuota', quota })}
+                  >
+                    {t('common.remove')}
+                  </button>
+                </td>
+              </tr>
+            ))}
+          </DataTable>
           {dialog === null && <ErrorText error={action.error} />}
         </>
       )}
@@ -324,7 +297,7 @@ export function UserPage() {
       )}
       {dialog?.kind === 'reset' && <ResetPasswordDialog userId={userId} onClose={close} />}
       {dialog?.kind === 'revoke' && (
-        <Confirm
+        <ConfirmDialog
           title={t('screens.revokeGrant')}
           text={t('screens.revokeCascade')}
           error={action.error}
@@ -335,7 +308,7 @@ export function UserPage() {
         />
       )}
       {dialog?.kind === 'removeQuota' && (
-        <Confirm
+        <ConfirmDialog
           title={t('screens.removeQuota')}
           text={t('screens.removeQuotaText', { client: dialog.quota.client_name })}
           error={action.error}
@@ -346,7 +319,7 @@ export function UserPage() {
         />
       )}
       {dialog?.kind === 'delete' && (
-        <Confirm
+        <ConfirmDialog
           title={`${t('common.delete')}: ${userId}`}
           text={
             credentials.data === undefined || rules.data === undefined
@@ -372,37 +345,5 @@ export function UserPage() {
         />
       )}
     </section>
-  );
-}
-
-function Confirm({
-  title,
-  text,
-  error,
-  testId,
-  onClose,
-  onConfirm,
-}: {
-  title: string;
-  text: string;
-  error: unknown;
-  testId?: string;
-  onClose: () => void;
-  onConfirm: () => void;
-}) {
-  const { t } = useTranslation();
-  return (
-    <Modal title={title} onClose={onClose}>
-      <p data-testid={testId}>{text}</p>
-      <ErrorText error={error} />
-      <div className="buttons">
-        <button type="button" onClick={onClose}>
-          {t('common.cancel')}
-        </button>
-        <button type="button" className="danger" onClick={onConfirm}>
-          {t('common.confirm')}
-        </button>
-      </div>
-    </Modal>
   );
 }

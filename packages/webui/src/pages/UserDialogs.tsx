@@ -7,11 +7,11 @@
  */
 import type { ClientView, GrantView, QuotaView } from '@portunus/api';
 import { useMutation, useQueryClient } from '@tanstack/react-query';
-import { useState, type SyntheticEvent } from 'react';
+import { useState, type ChangeEvent } from 'react';
 import { useTranslation } from 'react-i18next';
 
 import { api } from '../http.js';
-import { CopyButton, ErrorText, Field, Modal, SelectField } from '../ui.js';
+import { CopyButton, Field, FieldProblem, FormDialog, Modal, SelectField } from '../ui.js';
 import {
   BYTE_UNITS,
   EVERY_CLIENT,
@@ -27,8 +27,12 @@ import {
   type Problem,
 } from './user-forms.js';
 
+/** The keys of a form whose values are text, so an <input> can hold them as they are. */
+type TextKeys<F> = { [K in keyof F]: F[K] extends string ? K : never }[keyof F] & string;
+
 /** A field's problem goes as soon as the field is edited; the next submit checks again. */
-function useForm<F, P extends object>(initial: () => F) {
+function useForm<F, P extends Partial<Record<string, Problem>>>(initial: () => F) {
+  const text = useProblemText();
   const [form, setForm] = useState(initial);
   const [problems, setProblems] = useState<P>({} as P);
   const change = (next: F, field: keyof P & string) => {
@@ -37,7 +41,15 @@ function useForm<F, P extends object>(initial: () => F) {
       (old) => Object.fromEntries(Object.entries(old).filter(([key]) => key !== field)) as P,
     );
   };
-  return { form, setForm, problems, setProblems, change };
+  /** A text field's value, edit handler and problem, for a field whose problem has its name. */
+  const input = (key: TextKeys<F> & keyof P) => ({
+    value: form[key] as string,
+    onChange: (event: ChangeEvent<HTMLInputElement>) => {
+      change({ ...form, [key]: event.target.value }, key);
+    },
+    error: text(problems[key]),
+  });
+  return { form, setForm, problems, setProblems, change, text, input };
 }
 
 function useProblemText() {
@@ -66,9 +78,8 @@ export function GrantDialog({
   onClose: () => void;
 }) {
   const { t } = useTranslation();
-  const text = useProblemText();
   const refresh = useRefreshUser();
-  const { form, setForm, problems, setProblems, change } = useForm<
+  const { form, setForm, problems, setProblems, change, text, input } = useForm<
     ReturnType<typeof grantFormOf>,
     ReturnType<typeof checkGrant>
   >(() => grantFormOf(grant));
@@ -83,8 +94,7 @@ export function GrantDialog({
     },
     onError: refresh,
   });
-  const submit = (event: SyntheticEvent) => {
-    event.preventDefault();
+  const submit = () => {
     const found = checkGrant(form);
     setProblems(found);
     if (Object.keys(found).length === 0) save.mutate();
@@ -97,80 +107,52 @@ export function GrantDialog({
       .map((client) => ({ value: client.client_id, label: client.client_name })),
   ];
   return (
-    <Modal title={grant ? t('screens.editGrant') : t('screens.addGrant')} onClose={onClose}>
-      <form onSubmit={submit} noValidate>
-        <SelectField
-          label={t('rules.client')}
-          value={form.client}
-          onChange={(client) => {
-            change({ ...form, client }, 'client');
-          }}
-          options={options}
-        />
-        {problems.client && (
-          <small className="field-error" role="alert">
-            {text(problems.client)}
-          </small>
-        )}
-        <div className="row">
-          <Field
-            label={t('screens.portStart')}
-            inputMode="numeric"
-            value={form.start}
-            onChange={(e) => {
-              change({ ...form, start: e.target.value }, 'start');
-            }}
-            error={text(problems.start)}
-          />
-          <Field
-            label={t('screens.portEnd')}
-            inputMode="numeric"
-            value={form.end}
-            onChange={(e) => {
-              change({ ...form, end: e.target.value }, 'end');
-            }}
-            error={text(problems.end)}
-          />
-        </div>
-        <fieldset className="plain">
-          <legend>{t('rules.protocol')}</legend>
-          {(['tcp', 'udp'] as const).map((protocol) => (
-            <label key={protocol} className="toggle">
-              <input
-                type="checkbox"
-                checked={form[protocol]}
-                onChange={(e) => {
-                  change({ ...form, [protocol]: e.target.checked }, 'protocols');
-                }}
-              />
-              {protocol.toUpperCase()}
-            </label>
-          ))}
-          {problems.protocols && (
-            <small className="field-error" role="alert">
-              {text(problems.protocols)}
-            </small>
-          )}
-        </fieldset>
-        <Field
-          label={t('screens.note')}
-          value={form.note}
-          onChange={(e) => {
-            setForm({ ...form, note: e.target.value });
-          }}
-        />
-        {grant && <p className="hint">{t('screens.editGrantHint')}</p>}
-        <ErrorText error={save.error} />
-        <div className="buttons">
-          <button type="button" onClick={onClose}>
-            {t('common.cancel')}
-          </button>
-          <button type="submit" className="primary" disabled={save.isPending}>
-            {t('screens.saveGrant')}
-          </button>
-        </div>
-      </form>
-    </Modal>
+    <FormDialog
+      title={grant ? t('screens.editGrant') : t('screens.addGrant')}
+      onClose={onClose}
+      onSubmit={submit}
+      error={save.error}
+      isPending={save.isPending}
+      submitLabel={t('screens.saveGrant')}
+    >
+      <SelectField
+        label={t('rules.client')}
+        value={form.client}
+        onChange={(client) => {
+          change({ ...form, client }, 'client');
+        }}
+        options={options}
+      />
+      <FieldProblem text={text(problems.client)} />
+      <div className="row">
+        <Field label={t('screens.portStart')} inputMode="numeric" {...input('start')} />
+        <Field label={t('screens.portEnd')} inputMode="numeric" {...input('end')} />
+      </div>
+      <fieldset className="plain">
+        <legend>{t('rules.protocol')}</legend>
+        {(['tcp', 'udp'] as const).map((protocol) => (
+          <label key={protocol} className="toggle">
+            <input
+              type="checkbox"
+              checked={form[protocol]}
+              onChange={(e) => {
+                change({ ...form, [protocol]: e.target.checked }, 'protocols');
+              }}
+            />
+            {protocol.toUpperCase()}
+          </label>
+        ))}
+        <FieldProblem text={text(problems.protocols)} />
+      </fieldset>
+      <Field
+        label={t('screens.note')}
+        value={form.note}
+        onChange={(e) => {
+          setForm({ ...form, note: e.target.value });
+        }}
+      />
+      {grant && <p className="hint">{t('screens.editGrantHint')}</p>}
+    </FormDialog>
   );
 }
 
@@ -187,9 +169,8 @@ export function QuotaDialog({
   onClose: () => void;
 }) {
   const { t } = useTranslation();
-  const text = useProblemText();
   const refresh = useRefreshUser();
-  const { form, setForm, problems, setProblems, change } = useForm<
+  const { form, setForm, problems, setProblems, change, text, input } = useForm<
     ReturnType<typeof quotaFormOf>,
     ReturnType<typeof checkQuota>
   >(() => quotaFormOf(quota, clients.length === 1 ? clients[0]?.client_id : ''));
@@ -205,119 +186,102 @@ export function QuotaDialog({
       onClose();
     },
   });
-  const submit = (event: SyntheticEvent) => {
-    event.preventDefault();
+  const submit = () => {
     const found = checkQuota(form);
     setProblems(found);
     if (Object.keys(found).length === 0) save.mutate();
   };
   return (
-    <Modal title={quota ? t('screens.editQuota') : t('screens.setQuota')} onClose={onClose}>
-      <form onSubmit={submit} noValidate>
-        {quota ? (
-          <p>
-            {t('rules.client')}: <strong>{quota.client_name}</strong>
-          </p>
-        ) : (
-          <>
-            <SelectField
-              label={t('rules.client')}
-              value={form.clientId}
-              onChange={(clientId) => {
-                change({ ...form, clientId }, 'clientId');
-              }}
-              options={[
-                { value: '', label: t('screens.pickClient') },
-                ...clients.map((client) => ({
-                  value: client.client_id,
-                  label: client.client_name,
-                })),
-              ]}
-            />
-            {problems.clientId && (
-              <small className="field-error" role="alert">
-                {text(problems.clientId)}
-              </small>
-            )}
-          </>
-        )}
-        <div className="row">
-          <Field
-            label={t('screens.limit')}
-            inputMode="decimal"
-            value={form.amount}
-            onChange={(e) => {
-              change({ ...form, amount: e.target.value }, 'amount');
-            }}
-            error={text(problems.amount)}
-          />
+    <FormDialog
+      title={quota ? t('screens.editQuota') : t('screens.setQuota')}
+      onClose={onClose}
+      onSubmit={submit}
+      error={save.error}
+      isPending={save.isPending}
+      submitLabel={t('screens.saveQuota')}
+    >
+      {quota ? (
+        <p>
+          {t('rules.client')}: <strong>{quota.client_name}</strong>
+        </p>
+      ) : (
+        <>
           <SelectField
-            label={t('screens.unit')}
-            value={form.unit}
-            onChange={(unit) => {
-              change({ ...form, unit: unit as ByteUnit }, 'amount');
-            }}
-            options={Object.keys(BYTE_UNITS).map((unit) => ({ value: unit, label: unit }))}
-          />
-        </div>
-        <div className="row">
-          <SelectField
-            label={t('screens.period')}
-            value={form.period}
-            onChange={(period) => {
-              setForm({ ...form, period: period as typeof form.period });
+            label={t('rules.client')}
+            value={form.clientId}
+            onChange={(clientId) => {
+              change({ ...form, clientId }, 'clientId');
             }}
             options={[
-              { value: 'monthly', label: t('screens.monthly') },
-              { value: 'never', label: t('screens.never') },
+              { value: '', label: t('screens.pickClient') },
+              ...clients.map((client) => ({
+                value: client.client_id,
+                label: client.client_name,
+              })),
             ]}
           />
-          <SelectField
-            label={t('screens.enforcement')}
-            value={form.enforcement}
-            onChange={(enforcement) => {
-              setForm({ ...form, enforcement: enforcement as typeof form.enforcement });
-            }}
-            options={[
-              { value: 'hard', label: t('screens.hard') },
-              { value: 'soft', label: t('screens.soft') },
-            ]}
-          />
-        </div>
-        <Field
-          label={t('screens.resetDay')}
-          inputMode="numeric"
-          value={form.period === 'monthly' ? form.resetDay : ''}
-          disabled={form.period !== 'monthly'}
-          hint={t('screens.resetDayHint')}
-          onChange={(e) => {
-            change({ ...form, resetDay: e.target.value }, 'resetDay');
+          <FieldProblem text={text(problems.clientId)} />
+        </>
+      )}
+      <div className="row">
+        <Field label={t('screens.limit')} inputMode="decimal" {...input('amount')} />
+        <SelectField
+          label={t('screens.unit')}
+          value={form.unit}
+          onChange={(unit) => {
+            change({ ...form, unit: unit as ByteUnit }, 'amount');
           }}
-          error={text(problems.resetDay)}
+          options={Object.keys(BYTE_UNITS).map((unit) => ({ value: unit, label: unit }))}
         />
-        {quota && (
-          <label className="toggle">
-            <input
-              type="checkbox"
-              checked={form.clearUsage}
-              onChange={(e) => {
-                setForm({ ...form, clearUsage: e.target.checked });
-              }}
-            />
-            {t('screens.clearUsageToo')}
-          </label>
-        )}
-        <ErrorText error={save.error} />
-        <div className="buttons">
-          <button type="button" onClick={onClose}>
-            {t('common.cancel')}
-          </button>
-          <button type="submit" className="primary" disabled={save.isPending}>
-            {t('screens.saveQuota')}
-          </button>
-        </div>
-      </form>
-    </Modal>
+      </div>
+      <div className="row">
+        <SelectField
+          label={t('screens.period')}
+          value={form.period}
+          onChange={(period) => {
+            setForm({ ...form, period: period as typeof form.period });
+          }}
+          options={[
+            { value: 'monthly', label: t('screens.monthly') },
+            { value: 'never', label: t('screens.never') },
+          ]}
+        />
+        <SelectField
+          label={t('screens.enforcement')}
+          value={form.enforcement}
+          onChange={(enforcement) => {
+            setForm({ ...form, enforcement: enforcement as typeof form.enforcement });
+          }}
+          options={[
+            { value: 'hard', label: t('screens.hard') },
+            { value: 'soft', label: t('screens.soft') },
+          ]}
+        />
+      </div>
+      <Field
+        label={t('screens.resetDay')}
+        inputMode="numeric"
+        value={form.period === 'monthly' ? form.resetDay : ''}
+        disabled={form.period !== 'monthly'}
+        hint={t('screens.resetDayHint')}
+        onChange={(e) => {
+          change({ ...form, resetDay: e.target.value }, 'resetDay');
+        }}
+        error={text(problems.resetDay)}
+      />
+      {quota && (
+        <label className="toggle">
+          <input
+            type="checkbox"
+            checked={form.clearUsage}
+            onChange={(e) => {
+              setForm({ ...form, clearUsage: e.target.checked });
+            }}
+          />
+          {t('screens.clearUsageToo')}
+        </label>
+      )}
+    </FormDialog>
   );
 }
 
@@ -329,8 +293,7 @@ interface ResetAnswer {
 
 export function ResetPasswordDialog({ userId, onClose }: { userId: string; onClose: () => void }) {
   const { t } = useTranslation();
-  const text = useProblemText();
-  const { form, setForm, problems, setProblems, change } = useForm<
+  const { form, setForm, setProblems, input } = useForm<
     { password: string; temporary: boolean },
     ReturnType<typeof checkReset>
   >(() => ({ password: '', temporary: true }));
@@ -348,8 +311,7 @@ export function ResetPasswordDialog({ userId, onClose }: { userId: string; onClo
       setAnswer(result);
     },
   });
-  const submit = (event: SyntheticEvent) => {
-    event.preventDefault();
+  const submit = () => {
     const found = checkReset(form);
     setProblems(found);
     if (Object.keys(found).length === 0) reset.mutate();
@@ -377,40 +339,32 @@ export function ResetPasswordDialog({ userId, onClose }: { userId: string; onClo
       </Modal>
     );
   return (
-    <Modal title={t('users.resetPassword')} onClose={onClose}>
-      <form onSubmit={submit} noValidate>
-        <Field
-          label={t('screens.newPasswordOptional')}
-          type="password"
-          autoComplete="new-password"
-          value={form.password}
-          hint={t('screens.generatedHint')}
+    <FormDialog
+      title={t('users.resetPassword')}
+      onClose={onClose}
+      onSubmit={submit}
+      error={reset.error}
+      isPending={reset.isPending}
+      submitLabel={t('screens.resetSubmit')}
+    >
+      <Field
+        label={t('screens.newPasswordOptional')}
+        type="password"
+        autoComplete="new-password"
+        {...input('password')}
+        hint={t('screens.generatedHint')}
+      />
+      <label className="toggle">
+        <input
+          type="checkbox"
+          checked={form.password === '' || form.temporary}
+          disabled={form.password === ''}
           onChange={(e) => {
-            change({ ...form, password: e.target.value }, 'password');
+            setForm({ ...form, temporary: e.target.checked });
           }}
-          error={text(problems.password)}
         />
-        <label className="toggle">
-          <input
-            type="checkbox"
-            checked={form.password === '' || form.temporary}
-            disabled={form.password === ''}
-            onChange={(e) => {
-              setForm({ ...form, temporary: e.target.checked });
-            }}
-          />
-          {t('users.requireChange')}
-        </label>
-        <ErrorText error={reset.error} />
-        <div className="buttons">
-          <button type="button" onClick={onClose}>
-            {t('common.cancel')}
-          </button>
-          <button type="submit" className="primary" disabled={reset.isPending}>
-            {t('screens.resetSubmit')}
-          </button>
-        </div>
-      </form>
-    </Modal>
+        {t('users.requireChange')}
+      </label>
+    </FormDialog>
   );
 }

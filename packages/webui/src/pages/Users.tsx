@@ -10,12 +10,13 @@ import {
   type UserView,
 } from '@portunus/api';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
-import { useState, type SyntheticEvent } from 'react';
+import { useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import { Link } from 'react-router';
 
 import { api } from '../http.js';
-import { ErrorText, Field, Modal, SelectField } from '../ui.js';
+import { DataTable } from '../table.js';
+import { ErrorText, Field, FormDialog, SelectField } from '../ui.js';
 import { POLL_MS } from './Clients.js';
 
 export function UsersPage() {
@@ -59,30 +60,20 @@ export function UsersPage() {
           }}
         />
       </div>
-      <div className="table-wrap">
-        <table>
-          <thead>
-            <tr>
-              <th>{t('users.userId')}</th>
-              <th>{t('users.displayName')}</th>
-              <th>{t('users.role')}</th>
-              <th>{t('users.grants')}</th>
-            </tr>
-          </thead>
-          <tbody>
-            {shown.map((user) => (
-              <tr key={user.user_id}>
-                <td>
-                  <Link to={`/users/${encodeURIComponent(user.user_id)}`}>{user.user_id}</Link>
-                </td>
-                <td>{user.display_name}</td>
-                <td>{user.role}</td>
-                <td>{user.grant_count}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <DataTable
+        columns={[t('users.userId'), t('users.displayName'), t('users.role'), t('users.grants')]}
+      >
+        {shown.map((user) => (
+          <tr key={user.user_id}>
+            <td>
+              <Link to={`/users/${encodeURIComponent(user.user_id)}`}>{user.user_id}</Link>
+            </td>
+            <td>{user.display_name}</td>
+            <td>{user.role}</td>
+            <td>{user.grant_count}</td>
+          </tr>
+        ))}
+      </DataTable>
       {creating && (
         <NewUserDialog
           onClose={() => {
@@ -112,8 +103,7 @@ function NewUserDialog({ onClose }: { onClose: () => void }) {
       onClose();
     },
   });
-  const submit = (event: SyntheticEvent) => {
-    event.preventDefault();
+  const submit = () => {
     const found: typeof errors = {};
     if (!form.user_id.trim()) found.user_id = t('common.required', { field: t('users.userId') });
     if (!form.display_name.trim())
@@ -124,65 +114,60 @@ function NewUserDialog({ onClose }: { onClose: () => void }) {
     if (Object.keys(found).length === 0) create.mutate(form);
   };
   return (
-    <Modal title={t('users.newUser')} onClose={onClose}>
-      <form onSubmit={submit} noValidate>
-        <Field
-          label={t('users.userId')}
-          value={form.user_id}
+    <FormDialog
+      title={t('users.newUser')}
+      onClose={onClose}
+      onSubmit={submit}
+      error={create.error}
+      submitLabel={t('common.save')}
+    >
+      <Field
+        label={t('users.userId')}
+        value={form.user_id}
+        onChange={(e) => {
+          setForm({ ...form, user_id: e.target.value });
+        }}
+        error={errors.user_id}
+      />
+      <Field
+        label={t('users.displayName')}
+        value={form.display_name}
+        onChange={(e) => {
+          setForm({ ...form, display_name: e.target.value });
+        }}
+        error={errors.display_name}
+      />
+      <SelectField
+        label={t('users.role')}
+        value={form.role ?? 'user'}
+        onChange={(value) => {
+          setForm({ ...form, role: value as Role });
+        }}
+        options={[
+          { value: 'user', label: 'user' },
+          { value: 'superadmin', label: 'superadmin' },
+        ]}
+      />
+      <Field
+        label={t('users.initialPassword')}
+        type="password"
+        value={form.initial_password}
+        onChange={(e) => {
+          setForm({ ...form, initial_password: e.target.value });
+        }}
+        error={errors.initial_password}
+        autoComplete="new-password"
+      />
+      <label className="toggle">
+        <input
+          type="checkbox"
+          checked={form.password_change_required ?? true}
           onChange={(e) => {
-            setForm({ ...form, user_id: e.target.value });
+            setForm({ ...form, password_change_required: e.target.checked });
           }}
-          error={errors.user_id}
         />
-        <Field
-          label={t('users.displayName')}
-          value={form.display_name}
-          onChange={(e) => {
-            setForm({ ...form, display_name: e.target.value });
-          }}
-          error={errors.display_name}
-        />
-        <SelectField
-          label={t('users.role')}
-          value={form.role ?? 'user'}
-          onChange={(value) => {
-            setForm({ ...form, role: value as Role });
-          }}
-          options={[
-            { value: 'user', label: 'user' },
-            { value: 'superadmin', label: 'superadmin' },
-          ]}
-        />
-        <Field
-          label={t('users.initialPassword')}
-          type="password"
-          value={form.initial_password}
-          onChange={(e) => {
-            setForm({ ...form, initial_password: e.target.value });
-          }}
-          error={errors.initial_password}
-          autoComplete="new-password"
-        />
-        <label className="toggle">
-          <input
-            type="checkbox"
-            checked={form.password_change_required ?? true}
-            onChange={(e) => {
-              setForm({ ...form, password_change_required: e.target.checked });
-            }}
-          />
-          {t('users.requireChange')}
-        </label>
-        <ErrorText error={create.error} />
-        <div className="buttons">
-          <button type="button" onClick={onClose}>
-            {t('common.cancel')}
-          </button>
-          <button type="submit" className="primary">
-            {t('common.save')}
-          </button>
-        </div>
-      </form>
-    </Modal>
+        {t('users.requireChange')}
+      </label>
+    </FormDialog>
   );
 }
