@@ -38,5 +38,6 @@ export {
   isHostName,
   type HostNameProblem,
 } from './host-name.js';
+export { prettyDestination, prettyLine, type LineDestination } from './pretty-log.js';
 export { runMain, type RunMainIo } from './run-main.js';
 export { compactUtcStamp, formatRfc3339, parseRfc3339 } from './time.js';

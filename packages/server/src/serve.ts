@@ -41,6 +41,11 @@ import { QuotaEngine, registerQuotaMetrics } from './traffic/quotas.js';
 export interface ServeOptions {
   dataDir: string;
   logger: Logger;
+  /**
+   * The logger for `log_format = "compact"` in server.toml (one human-readable line per event);
+   * without it (a test's own logger) `logger` is kept whatever the file says.
+   */
+  compactLogger?: () => Logger;
   env?: Readonly<Record<string, string | undefined>>;
   listeners?: ListenerOverrides;
   advertisedEndpoint?: string;
@@ -52,7 +57,7 @@ export interface ServeOptions {
 }
 
 export async function runServe(options: ServeOptions): Promise<number> {
-  const { dataDir, logger } = options;
+  const { dataDir } = options;
   const env = options.env ?? process.env;
   const now = options.now ?? Date.now;
   const writeErr = options.writeErr ?? ((text: string) => process.stderr.write(text));
@@ -60,6 +65,10 @@ export async function runServe(options: ServeOptions): Promise<number> {
   // must drain, not kill.
   const stopSignal = options.stopSignal ?? waitForStopSignal();
   const config = loadServerConfig(dataDir);
+  const logger =
+    config.logFormat === 'compact' && options.compactLogger
+      ? options.compactLogger()
+      : options.logger;
   const addresses = resolveListeners(config, options.listeners ?? {}, env);
   const seed = advertisedSeed(options.advertisedEndpoint ?? env['PORTUNUS_ADVERTISED_ENDPOINT']);
   const store = openStore(dataDir, { logger });

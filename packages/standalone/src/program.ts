@@ -16,6 +16,7 @@ import {
   EVENTS,
   PortunusError,
   createLogger,
+  prettyDestination,
   requireNonBlankPath,
   runMain,
   type LogLevel,
@@ -24,7 +25,6 @@ import {
 
 import { parseConfig, type LogFormat, type StandaloneConfig } from './config.js';
 import { StandaloneDaemon } from './daemon.js';
-import { prettyDestination } from './pretty-log.js';
 import { runStatsCommand } from './stats-command.js';
 import { STANDALONE_VERSION } from './version.js';
 

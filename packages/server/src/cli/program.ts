@@ -11,6 +11,7 @@ import {
   PortunusError,
   createLogger,
   parseRfc3339,
+  prettyDestination,
   requireNonBlankPath,
   runMain,
   terminalSafeWriter,
@@ -40,6 +41,8 @@ import { registerTrafficCommands } from './traffic-commands.js';
 export interface CliIo {
   env: Env;
   logger: Logger;
+  /** `serve`'s logger when server.toml sets log_format = "compact"; only with the default logger. */
+  compactLogger?: () => Logger;
   writeOut: (text: string) => void;
   writeErr: (text: string) => void;
   readStdin: () => Promise<string>;
@@ -59,6 +62,9 @@ export async function runServerCli(
   const io: CliIo = {
     env: overrides.env ?? process.env,
     logger: overrides.logger ?? createLogger(),
+    ...(overrides.logger === undefined
+      ? { compactLogger: () => createLogger({ destination: prettyDestination() }) }
+      : {}),
     // Stored text never reaches a terminal raw (control characters escaped; JSON stays valid).
     writeOut: terminalSafeWriter(overrides.writeOut ?? ((text) => process.stdout.write(text))),
     writeErr: overrides.writeErr ?? ((text) => process.stderr.write(text)),
@@ -143,6 +149,7 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
         await runServe({
           dataDir: dataDir(command),
           logger: io.logger,
+          ...(io.compactLogger ? { compactLogger: io.compactLogger } : {}),
           env: io.env,
           listeners: options,
           writeErr: io.writeErr,

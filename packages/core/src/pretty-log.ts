@@ -1,7 +1,8 @@
 /**
- * `log_format = "pretty"`: the JSON log lines rewritten for a person at a terminal, one line each
- * as `HH:MM:SS.mmm LEVEL event key=value …`. It wraps the logger's destination, so the JSON
- * logger (and its secret redaction) stays the only producer of lines. Depends on node:fs only.
+ * Log lines for a person at a terminal (the standalone's `log_format = "pretty"`, the server's
+ * `log_format = "compact"`): the JSON log lines rewritten one line each as
+ * `HH:MM:SS.mmm LEVEL event key=value …`. It wraps the logger's destination, so the JSON logger
+ * (and its secret redaction) stays the only producer of lines. Depends on node:fs only.
  */
 import fs from 'node:fs';
 
