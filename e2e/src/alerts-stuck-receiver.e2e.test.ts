@@ -24,6 +24,13 @@ import {
   type FleetServer,
 } from './fleet.harness.js';
 import { EPHEMERAL_LISTENERS, OperatorHttp, SLOW_STEP_MS, listenersOf } from './harness.js';
+import {
+  addRule,
+  clientIdOf,
+  grantAllPorts,
+  legacyQuotaStatus,
+  statsRounds,
+} from './traffic.harness.js';
 
 /** The fields of QuotaView (@portunus/api, which e2e may not import) this test reads. */
 interface QuotaView {
@@ -51,23 +58,8 @@ const stuck = net.createServer((socket) => {
   socket.resume();
 });
 
-async function status(): Promise<QuotaView> {
-  const answer = await server.http.request<QuotaView>(
-    'GET',
-    `/v1/users/_legacy/quotas/${clientId}/status`,
-    { auth: server.auth },
-  );
-  assert.equal(answer.status, 200, JSON.stringify(answer.body));
-  return answer.body;
-}
-
-async function ruleUpdatedAt(): Promise<string | undefined> {
-  const answer = await server.http.request<{ updated_at: string }>(
-    'GET',
-    `/v1/rules/${ruleId}/stats`,
-    { auth: server.auth },
-  );
-  return answer.status === 200 ? answer.body.updated_at : undefined;
+function status(): Promise<QuotaView> {
+  return legacyQuotaStatus<QuotaView>(server, clientId);
 }
 
 async function alertsSent(outcome: string): Promise<number> {
@@ -126,29 +118,10 @@ before(async () => {
     controlPort: Number(listeners.control.split(':').at(-1)),
   };
   await h.daemon(await h.enroll(server, 'edge-a'));
-  const clients = await server.http.request<{ client_id: string; client_name: string }[]>(
-    'GET',
-    '/v1/clients',
-    { auth: server.auth },
-  );
-  clientId = clients.body.find((entry) => entry.client_name === 'edge-a')!.client_id;
+  clientId = await clientIdOf(server, 'edge-a');
   port = await freePort();
-  const rule = await server.http.request<{ rule_id: number }>('POST', '/v1/rules', {
-    auth: server.auth,
-    body: {
-      client: clientId,
-      listen_port: port,
-      target_host: '127.0.0.1',
-      target_port: target.port,
-    },
-  });
-  assert.equal(rule.status, 201, JSON.stringify(rule.body));
-  ruleId = rule.body.rule_id;
-  const grant = await server.http.request('POST', '/v1/grants', {
-    auth: server.auth,
-    body: { user_id: '_legacy', client: clientId, listen_port_start: 1, listen_port_end: 65535 },
-  });
-  assert.equal(grant.status, 201, JSON.stringify(grant.body));
+  ruleId = await addRule(server, clientId, port, target.port);
+  await grantAllPorts(server, '_legacy', clientId);
   const quota = await server.http.request('PUT', `/v1/users/_legacy/quotas/${clientId}`, {
     auth: server.auth,
     body: { monthly_bytes: LIMIT, enforcement: 'soft' },
@@ -202,13 +175,7 @@ describe(
         async () => (await status()).current_period_bytes_used >= before + 512 * 1024,
         'the usage of a transfer while deliveries are held',
       );
-      for (let round = 0; round < 2; round++) {
-        const seen = await ruleUpdatedAt();
-        await waitUntil(async () => {
-          const now = await ruleUpdatedAt();
-          return now !== undefined && now !== seen ? now : undefined;
-        }, 'a later stats report');
-      }
+      await statsRounds(server, ruleId, 2);
       assert.ok(held.size >= 1, 'the stuck receiver still holds a delivery');
       assert.equal(await alertsSent('delivered'), 0, 'nothing was ever answered');
 

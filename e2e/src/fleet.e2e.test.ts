@@ -400,13 +400,7 @@ describe('forwarding', () => {
 
   it('replays the rules after a server restart on the same control port', async () => {
     const seen = countEvents(client, 'control.connected');
-    server.process.kill('SIGTERM');
-    assert.equal(await server.process.exited(), 0);
-    server = await h.fleetServer(
-      server.dataDir,
-      server.auth.bearer,
-      `127.0.0.1:${server.controlPort}`,
-    );
+    server = await h.restartServer(server);
     await nextEvent(client, 'control.connected', seen);
     const payload = Buffer.from('after server restart');
     const echoed = await waitUntil(

@@ -1,9 +1,11 @@
 /**
- * Plumbing for the fleet end-to-end tests: a server with an operator token, enrollment through
- * the HTTP API, the real `portunus-client` binary (enroll + daemon), loopback echo targets for
- * TCP and UDP, and a condition wait with a deadline for things only observable by asking again
- * (stats reports, a listener coming back). Tests only; talks to the processes over real sockets.
+ * Plumbing for the fleet end-to-end tests: a server with an operator token and its restart on
+ * the same data dir, enrollment through the HTTP API, the real `portunus-client` binary (enroll +
+ * daemon), loopback echo targets for TCP and UDP, and a condition wait with a deadline for things
+ * only observable by asking again (stats reports, a listener coming back). Tests only; talks to
+ * the processes over real sockets.
  */
+import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
@@ -79,6 +81,16 @@ export class FleetHarness extends Harness {
       auth: { bearer: token },
       controlPort: Number(listeners.control.split(':').at(-1)),
     };
+  }
+
+  /**
+   * Stops `server` with SIGTERM, asserts a clean exit, and serves the same data dir, token and
+   * control port again, so enrolled clients reconnect to the address in their bundle.
+   */
+  async restartServer(server: FleetServer): Promise<FleetServer> {
+    server.process.kill('SIGTERM');
+    assert.equal(await server.process.exited(), 0);
+    return this.fleetServer(server.dataDir, server.auth.bearer, `127.0.0.1:${server.controlPort}`);
   }
 
   /** A one-time enrollment URI for a new client named `name`. */

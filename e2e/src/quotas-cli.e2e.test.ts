@@ -9,7 +9,6 @@
 // replayed budget still refuses new connections, and `quota clear` lets them through again.
 // Waits on log events and conditions with deadlines, never on fixed sleeps.
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 
 import { ERROR_CATALOGUE } from '@portunus/core';
@@ -24,6 +23,15 @@ import {
   type FleetServer,
 } from './fleet.harness.js';
 import type { CliResult } from './harness.js';
+import {
+  CountingSink,
+  addRule,
+  clientIdOf,
+  grantAllPorts,
+  statsRounds,
+  stream,
+  type TrafficAnswer,
+} from './traffic.harness.js';
 
 /** The fields of QuotaView (@portunus/api, which e2e may not import) this test reads. */
 interface QuotaView {
@@ -37,13 +45,6 @@ interface QuotaView {
   enforcement: string;
   period: string;
   reset_day: number | null;
-}
-
-interface TrafficAnswer {
-  bucket: string;
-  samples: { ts: number; bytes_in: number; bytes_out: number }[];
-  total_bytes_in: number;
-  total_bytes_out: number;
 }
 
 const h = new FleetHarness();
@@ -71,59 +72,7 @@ const QUOTA_HEADER = [
 ];
 
 /** The target: counts every byte; a 4-byte probe that half-closes gets 'pong' back. */
-const sink = { received: 0, close: (): Promise<void> => Promise.resolve() };
-
-async function startSink(): Promise<number> {
-  const sockets = new Set<net.Socket>();
-  const target = net.createServer({ allowHalfOpen: true }, (socket) => {
-    sockets.add(socket);
-    let mine = 0;
-    socket.on('data', (chunk: Buffer) => {
-      mine += chunk.length;
-      sink.received += chunk.length;
-    });
-    socket.on('end', () => {
-      socket.end(mine === 4 ? 'pong' : '');
-    });
-    socket.on('error', () => undefined);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
-  sink.close = () =>
-    new Promise((resolve) => {
-      for (const socket of sockets) socket.destroy();
-      target.close(() => {
-        resolve();
-      });
-    });
-  return (target.address() as net.AddressInfo).port;
-}
-
-/** Streams up to `total` bytes through the rule and counts what comes back. */
-function stream(total: number): Promise<{ echoed: number }> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ port, host: '127.0.0.1' });
-    let echoed = 0;
-    let written = 0;
-    const block = Buffer.alloc(Math.min(total, 16 * 1024), 1);
-    const pump = (): void => {
-      while (written < total && socket.writable) {
-        written += block.length;
-        if (!socket.write(block)) return;
-      }
-      if (written >= total) socket.end();
-    };
-    socket.on('connect', pump);
-    socket.on('drain', pump);
-    socket.on('data', (chunk: Buffer) => {
-      echoed += chunk.length;
-    });
-    socket.on('error', () => undefined);
-    socket.on('close', () => {
-      resolve({ echoed });
-    });
-  });
-}
+const sink = new CountingSink();
 
 function cli(args: readonly string[], token = server.auth.bearer): Promise<CliResult> {
   return h.run([...args, '--http-endpoint', server.http.hostPort], {
@@ -167,26 +116,6 @@ async function legacyQuota(): Promise<QuotaView> {
   return view;
 }
 
-async function ruleUpdatedAt(): Promise<string | undefined> {
-  const answer = await server.http.request<{ updated_at: string }>(
-    'GET',
-    `/v1/rules/${ruleId}/stats`,
-    { auth: server.auth },
-  );
-  return answer.status === 200 ? answer.body.updated_at : undefined;
-}
-
-/** Waits for `rounds` more stats reports of the rule to land on the server. */
-async function statsRounds(rounds: number): Promise<void> {
-  for (let round = 0; round < rounds; round++) {
-    const seen = await ruleUpdatedAt();
-    await waitUntil(async () => {
-      const now = await ruleUpdatedAt();
-      return now !== undefined && now !== seen ? now : undefined;
-    }, 'a later stats report');
-  }
-}
-
 async function addUser(userId: string, role: 'superadmin' | 'user'): Promise<string> {
   const created = await server.http.request('POST', '/v1/users', {
     auth: server.auth,
@@ -207,38 +136,20 @@ async function addUser(userId: string, role: 'superadmin' | 'user'): Promise<str
   return credential.body.token;
 }
 
-async function grant(userId: string): Promise<void> {
-  const answer = await server.http.request('POST', '/v1/grants', {
-    auth: server.auth,
-    body: { user_id: userId, client: clientId, listen_port_start: 1, listen_port_end: 65535 },
-  });
-  assert.equal(answer.status, 201, JSON.stringify(answer.body));
-}
-
 before(async () => {
-  const sinkPort = await startSink();
+  const sinkPort = await sink.start();
   server = await h.fleetServer();
   bundle = await h.enroll(server, 'edge-c');
   client = await h.daemon(bundle);
-  const clients = await server.http.request<{ client_id: string; client_name: string }[]>(
-    'GET',
-    '/v1/clients',
-    { auth: server.auth },
-  );
-  clientId = clients.body.find((entry) => entry.client_name === 'edge-c')!.client_id;
+  clientId = await clientIdOf(server, 'edge-c');
   port = await freePort();
-  const rule = await server.http.request<{ rule_id: number }>('POST', '/v1/rules', {
-    auth: server.auth,
-    body: { client: clientId, listen_port: port, target_host: '127.0.0.1', target_port: sinkPort },
-  });
-  assert.equal(rule.status, 201, JSON.stringify(rule.body));
-  ruleId = rule.body.rule_id;
+  ruleId = await addRule(server, clientId, port, sinkPort);
   tokens.ops = await addUser('ops', 'superadmin');
   tokens.alice = await addUser('alice', 'user');
   await addUser('bob', 'user');
   // The rule's owner (_legacy) and alice get grants on the client; bob gets none.
-  await grant('_legacy');
-  await grant('alice');
+  await grantAllPorts(server, '_legacy', clientId);
+  await grantAllPorts(server, 'alice', clientId);
 });
 
 after(async () => {
@@ -367,13 +278,13 @@ describe('usage across restarts', { timeout: 300_000 }, () => {
       () => client.events.some((line) => line.event === 'control.traffic_quota_set'),
       'the budget on the edge',
     );
-    const first = await stream(4 * 1024 * 1024);
+    const first = await stream(port, 4 * 1024 * 1024);
     assert.equal(first.echoed, 0);
     await waitUntil(() => sink.received >= BUDGET, 'the budget to reach the sink');
     assert.ok(sink.received <= BUDGET + CHUNK, `overrun ${sink.received - BUDGET} > one chunk`);
     await waitUntil(async () => (await legacyQuota()).exhausted, 'the quota marked exhausted');
     // Nothing moves any more: once two more reports landed the count is final.
-    await statsRounds(2);
+    await statsRounds(server, ruleId, 2);
     const view = await legacyQuota();
     usedBefore = view.current_period_bytes_used;
     assert.ok(usedBefore >= BUDGET && usedBefore <= BUDGET + 2 * CHUNK, `used ${usedBefore}`);
@@ -382,22 +293,16 @@ describe('usage across restarts', { timeout: 300_000 }, () => {
   it('keeps the used bytes and the enforcement across a server restart', async () => {
     const connected = countEvents(client, 'control.connected');
     const budgets = countEvents(client, 'control.traffic_quota_set');
-    server.process.kill('SIGTERM');
-    assert.equal(await server.process.exited(), 0);
-    server = await h.fleetServer(
-      server.dataDir,
-      server.auth.bearer,
-      `127.0.0.1:${server.controlPort}`,
-    );
+    server = await h.restartServer(server);
     const view = await legacyQuota();
     assert.equal(view.current_period_bytes_used, usedBefore, 'the store kept the usage');
     assert.equal(view.exhausted, true);
     await nextEvent(client, 'control.connected', connected);
     await nextEvent(client, 'control.traffic_quota_set', budgets);
     const before = sink.received;
-    assert.equal((await stream(4)).echoed, 0, 'a new connection is still refused');
+    assert.equal((await stream(port, 4)).echoed, 0, 'a new connection is still refused');
     assert.equal(sink.received, before);
-    await statsRounds(2);
+    await statsRounds(server, ruleId, 2);
     assert.equal((await legacyQuota()).current_period_bytes_used, usedBefore, 'counted once');
   });
 
@@ -410,7 +315,7 @@ describe('usage across restarts', { timeout: 300_000 }, () => {
       'the replayed budget on the restarted edge',
     );
     const before = sink.received;
-    assert.equal((await stream(4)).echoed, 0, 'refused on the restarted edge');
+    assert.equal((await stream(port, 4)).echoed, 0, 'refused on the restarted edge');
     assert.equal(sink.received, before);
     assert.equal((await legacyQuota()).current_period_bytes_used, usedBefore);
 
@@ -419,14 +324,14 @@ describe('usage across restarts', { timeout: 300_000 }, () => {
     assert.deepEqual(cleared[1]?.slice(4, 6), ['0', String(BUDGET)]);
     assert.equal(cleared[1][8], 'ok');
     await nextEvent(client, 'control.traffic_quota_set', budgets);
-    assert.equal((await stream(4)).echoed, 4, 'new connections flow again: ping, pong');
+    assert.equal((await stream(port, 4)).echoed, 4, 'new connections flow again: ping, pong');
   });
 });
 
 describe('traffic client and global with a superadmin credential', { timeout: 120_000 }, () => {
   it('print rows and totals, match the HTTP answer in JSON, and refuse a plain user', async () => {
     // The last probe's bytes land in the next reports; after two the totals hold still.
-    await statsRounds(2);
+    await statsRounds(server, ruleId, 2);
     const now = Math.floor(Date.now() / 1000);
     const range = ['--from', String(now - 3600), '--to', String(now + 60)];
     const query = `from=${now - 3600}&to=${now + 60}`;

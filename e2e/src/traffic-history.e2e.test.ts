@@ -18,6 +18,7 @@ import {
   waitUntil,
   type FleetServer,
 } from './fleet.harness.js';
+import { addRule, statsRounds, type TrafficAnswer } from './traffic.harness.js';
 
 const h = new FleetHarness();
 let server: FleetServer;
@@ -29,13 +30,6 @@ let ruleId: number;
 /** Bytes sent so far, each echoed back: bytes_in and bytes_out both count them. */
 let sent = 0;
 
-interface TrafficAnswer {
-  bucket: string;
-  samples: { ts: number; bytes_in: number; bytes_out: number }[];
-  total_bytes_in: number;
-  total_bytes_out: number;
-}
-
 async function traffic(): Promise<TrafficAnswer> {
   const now = Math.floor(Date.now() / 1000);
   const answer = await server.http.request<TrafficAnswer>(
@@ -45,15 +39,6 @@ async function traffic(): Promise<TrafficAnswer> {
   );
   assert.equal(answer.status, 200, JSON.stringify(answer.body));
   return answer.body;
-}
-
-async function ruleUpdatedAt(): Promise<string | undefined> {
-  const answer = await server.http.request<{ updated_at: string }>(
-    'GET',
-    `/v1/rules/${ruleId}/stats`,
-    { auth: server.auth },
-  );
-  return answer.status === 200 ? answer.body.updated_at : undefined;
 }
 
 /** Sends `size` bytes through the rule and waits until the history holds everything sent. */
@@ -70,13 +55,7 @@ async function send(size: number): Promise<TrafficAnswer> {
 
 /** Two more stats reports land, and the total still counts each byte once. */
 async function assertCountedOnce(): Promise<void> {
-  for (let round = 0; round < 2; round++) {
-    const seen = await ruleUpdatedAt();
-    await waitUntil(async () => {
-      const now = await ruleUpdatedAt();
-      return now !== undefined && now !== seen ? now : undefined;
-    }, 'a later stats report');
-  }
+  await statsRounds(server, ruleId, 2);
   const view = await traffic();
   assert.ok(
     Math.abs(view.total_bytes_in - sent) <= 1024,
@@ -91,21 +70,7 @@ before(async () => {
   bundle = await h.enroll(server, 'edge-1');
   client = await h.daemon(bundle);
   port = await freePort();
-  const answer = await server.http.request<{ rule_id: number; status: string }>(
-    'POST',
-    '/v1/rules',
-    {
-      auth: server.auth,
-      body: {
-        client: 'edge-1',
-        listen_port: port,
-        target_host: '127.0.0.1',
-        target_port: target.port,
-      },
-    },
-  );
-  assert.equal(answer.status, 201, JSON.stringify(answer.body));
-  ruleId = answer.body.rule_id;
+  ruleId = await addRule(server, 'edge-1', port, target.port);
 });
 
 after(async () => {
@@ -147,13 +112,7 @@ describe('traffic history', () => {
   it('keeps the history across a server restart and counts nothing twice after it', async () => {
     const before = (await traffic()).total_bytes_in;
     const seen = countEvents(client, 'control.connected');
-    server.process.kill('SIGTERM');
-    assert.equal(await server.process.exited(), 0);
-    server = await h.fleetServer(
-      server.dataDir,
-      server.auth.bearer,
-      `127.0.0.1:${server.controlPort}`,
-    );
+    server = await h.restartServer(server);
     assert.equal((await traffic()).total_bytes_in, before);
     await nextEvent(client, 'control.connected', seen);
     await send(32 * 1024);

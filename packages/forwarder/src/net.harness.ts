@@ -1,14 +1,18 @@
 /**
  * Socket helpers for this package's tests only: deadline-bounded waits, loopback echo servers,
- * consecutive free ports, a logger that records events and a policy clock driven by hand. Never
- * imported by product code; it depends only on node:net, node:dgram and types.
+ * consecutive free ports, a logger that records events, a policy clock driven by hand, and
+ * `testResources()`, one teardown list per test file for the servers, sockets and Forwarders its
+ * tests open. Never imported by product code; it depends only on node:net, node:dgram, node:test,
+ * this package's Forwarder and types — never on another package's internals.
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
+import { after } from 'node:test';
 
 import type { LogFields, Logger } from '@portunus/core';
 
 import type { PolicyClock } from './policy/limiter.js';
+import { Forwarder, type ForwarderOptions } from './rule-runtime.js';
 
 export const V4 = '127.0.0.1';
 
@@ -202,6 +206,20 @@ export async function closedPort(): Promise<number> {
   return port;
 }
 
+/** Resolves true when a dial to `port` fails (nothing listens), false when it connects. */
+export function dialRefused(port: number, host = V4): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const probe = net.connect({ port, host });
+    probe.on('error', () => {
+      resolve(true);
+    });
+    probe.on('connect', () => {
+      probe.destroy();
+      resolve(false);
+    });
+  });
+}
+
 /** Connects, sends `payload`, half-closes, and collects everything until the server ends. */
 export async function roundTrip(port: number, payload: Buffer, host = V4): Promise<Buffer> {
   const socket = net.connect({ port, host, allowHalfOpen: true });
@@ -212,4 +230,85 @@ export async function roundTrip(port: number, payload: Buffer, host = V4): Promi
   await ended;
   socket.destroy();
   return Buffer.concat(chunks);
+}
+
+/**
+ * What one test file opened: each helper registers its own undo, and the file's `after` runs
+ * them newest first, so a Forwarder is closed before the targets it dials and a failed test
+ * still leaves no listener behind for the next file.
+ */
+export class TestResources {
+  private readonly cleanups: (() => unknown)[] = [];
+
+  /** Runs `cleanup` (awaited) when the file's tests are done. */
+  defer(cleanup: () => unknown): void {
+    this.cleanups.push(cleanup);
+  }
+
+  async closeAll(): Promise<void> {
+    for (const cleanup of this.cleanups.splice(0).reverse()) await cleanup();
+  }
+
+  /** Binds `server` on loopback (port 0 unless given) and closes it, with its sockets, after. */
+  async listen(server: net.Server, port = 0): Promise<number> {
+    const bound = await listenTcp(server, port);
+    this.defer(() => closeTcp(server));
+    return bound;
+  }
+
+  /**
+   * A Forwarder on loopback with a recording logger unless `options` say otherwise, closed after
+   * with `close` (no drain unless given: teardown must not wait on pairs a test left open).
+   */
+  forwarder(
+    options: ForwarderOptions = {},
+    close: { drainMs?: number } = { drainMs: 0 },
+  ): Forwarder {
+    const forwarder = new Forwarder({ logger: recordingLogger(), listenHost: V4, ...options });
+    this.defer(() => forwarder.close(close));
+    return forwarder;
+  }
+
+  /** Keeps `socket`'s errors from failing the process and destroys it after. */
+  socket<T extends net.Socket>(socket: T): T {
+    socket.on('error', () => undefined);
+    this.defer(() => socket.destroy());
+    return socket;
+  }
+
+  /** A bound UDP socket (loopback unless `host` says otherwise), closed after. */
+  async udpSocket(port = 0, host = V4): Promise<dgram.Socket> {
+    const socket = await udpSocket(port, host);
+    this.defer(() => closeUdp(socket));
+    return socket;
+  }
+
+  /** A UDP echo target on loopback, closed after; resolves with its port. */
+  async udpEcho(): Promise<number> {
+    const echo = await udpEcho();
+    this.defer(() => closeUdp(echo));
+    return echo.address().port;
+  }
+
+  /** A TCP target that counts what it receives and the connections it got, closed after. */
+  async sink(): Promise<{ port: number; received: () => number; connections: () => number }> {
+    let received = 0;
+    let connections = 0;
+    const server = tcpServer((socket) => {
+      connections += 1;
+      socket.on('data', (chunk: Buffer) => {
+        received += chunk.length;
+      });
+      socket.on('end', () => socket.end());
+    });
+    const port = await this.listen(server);
+    return { port, received: () => received, connections: () => connections };
+  }
+}
+
+/** The calling test file's resources: call once at module level, so `after` is the file's. */
+export function testResources(): TestResources {
+  const resources = new TestResources();
+  after(() => resources.closeAll());
+  return resources;
 }

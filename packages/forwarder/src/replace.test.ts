@@ -9,42 +9,37 @@
 import assert from 'node:assert/strict';
 import type dgram from 'node:dgram';
 import net from 'node:net';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
 import {
   V4,
-  closeTcp,
   closeUdp,
   freePortRun,
-  listenTcp,
   once,
   recordingLogger,
   roundTrip,
   tcpServer,
+  testResources,
   udpSocket,
   waitFor,
 } from './net.harness.js';
 import { Forwarder, RuleActivationError } from './index.js';
 import { simpleRule } from './rule-spec.js';
 
-const cleanups: (() => Promise<unknown>)[] = [];
-after(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
-});
+const resources = testResources();
 
 async function namedTarget(name: string): Promise<number> {
   const server = tcpServer((socket) => {
     socket.write(`${name}:`);
     socket.pipe(socket);
   });
-  const port = await listenTcp(server);
-  cleanups.push(() => closeTcp(server));
+  const port = await resources.listen(server);
   return port;
 }
 
 function newForwarder(): { forwarder: Forwarder; servers: net.Server[] } {
   const servers: net.Server[] = [];
-  const forwarder = new Forwarder({
+  const forwarder = resources.forwarder({
     logger: recordingLogger(),
     listenHost: V4,
     tcp: {
@@ -56,7 +51,6 @@ function newForwarder(): { forwarder: Forwarder; servers: net.Server[] } {
       },
     },
   });
-  cleanups.push(() => forwarder.close({ drainMs: 0 }));
   return { forwarder, servers };
 }
 
@@ -141,8 +135,7 @@ describe('rule replace', () => {
   it('keeps the old definition running when the new one cannot be bound', async () => {
     const a = await namedTarget('a');
     const busy = net.createServer();
-    const busyPort = await listenTcp(busy);
-    cleanups.push(() => closeTcp(busy));
+    const busyPort = await resources.listen(busy);
     const { forwarder } = newForwarder();
     const spec = simpleRule({
       ruleId: 'r4',
@@ -164,7 +157,7 @@ describe('rule replace', () => {
     const targets: dgram.Socket[] = [];
     for (const name of ['ua', 'ub']) {
       const socket = await udpSocket();
-      cleanups.push(() => closeUdp(socket));
+      resources.defer(() => closeUdp(socket));
       socket.on('message', (msg, rinfo) => {
         socket.send(`${name}:${msg.toString()}`, rinfo.port, rinfo.address);
       });
@@ -186,7 +179,7 @@ describe('rule replace', () => {
       return (await reply).toString();
     };
     const first = await udpSocket();
-    cleanups.push(() => closeUdp(first));
+    resources.defer(() => closeUdp(first));
     assert.equal(await askUdp(first), 'ua:x');
     await forwarder.apply({
       ...spec,
@@ -194,7 +187,7 @@ describe('rule replace', () => {
       targets: [{ ...spec.targets[0]!, port: targets[1]!.address().port }],
     });
     const second = await udpSocket();
-    cleanups.push(() => closeUdp(second));
+    resources.defer(() => closeUdp(second));
     assert.equal(await askUdp(second), 'ub:x', 'a new flow uses the new target');
     assert.equal(await askUdp(first), 'ua:x', 'a live flow keeps its upstream');
     assert.equal(forwarder.ruleStats('r5')!.datagrams_in, 3);

@@ -16,27 +16,26 @@ import { systemDnsBackend } from '../dns/resolver.js';
 import { FORWARDER_EVENTS } from '../events.js';
 import {
   V4,
-  closeTcp,
   closeUdp,
   closedPort,
-  listenTcp,
   recordingLogger,
   roundTrip,
   tcpServer,
+  testResources,
   udpEcho,
   udpSocket,
   waitFor,
 } from '../net.harness.js';
-import { Forwarder, type ForwarderOptions } from '../rule-runtime.js';
+import type { ForwarderOptions } from '../rule-runtime.js';
 import type { RuleSpec, TargetSpec } from '../rule-spec.js';
 
-const cleanups: (() => Promise<unknown>)[] = [];
+// Registered first, so its `after` closes the Forwarders before the DNS server goes away.
+const resources = testResources();
 let dns: FakeDnsServer;
 before(async () => {
   dns = await FakeDnsServer.start();
 });
 after(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
   await dns.close();
 });
 
@@ -46,8 +45,7 @@ async function namedTarget(name: string, port = 0): Promise<{ port: number; serv
     socket.write(`${name}:`);
     socket.pipe(socket);
   });
-  const bound = await listenTcp(server, port);
-  cleanups.push(() => closeTcp(server));
+  const bound = await resources.listen(server, port);
   return { port: bound, server };
 }
 
@@ -74,7 +72,7 @@ function rule(ruleId: string, targets: TargetSpec[], extra: Partial<RuleSpec> = 
 function newForwarder(extra: ForwarderOptions = {}) {
   const logger = recordingLogger();
   const dialled: number[] = [];
-  const forwarder = new Forwarder({
+  const forwarder = resources.forwarder({
     logger,
     listenHost: V4,
     resolver: { backend: systemDnsBackend({ servers: [dns.server], hostsPath: '/nonexistent' }) },
@@ -87,7 +85,6 @@ function newForwarder(extra: ForwarderOptions = {}) {
       ...extra.tcp,
     },
   });
-  cleanups.push(() => forwarder.close({ drainMs: 0 }));
   return { forwarder, logger, dialled };
 }
 
@@ -228,13 +225,13 @@ describe('DNS targets', () => {
 describe('UDP targets', () => {
   async function udpClient(): Promise<dgram.Socket> {
     const socket = await udpSocket();
-    cleanups.push(() => closeUdp(socket));
+    resources.defer(() => closeUdp(socket));
     return socket;
   }
 
   it('drops the first datagrams of a flow whose name does not resolve, and counts it', async () => {
     const echo = await udpEcho();
-    cleanups.push(() => closeUdp(echo));
+    resources.defer(() => closeUdp(echo));
     dns.set('nowhere.udp.test', { rcode: 'nxdomain' });
     dns.set('somewhere.udp.test', { a: [V4] });
     const { forwarder, logger } = newForwarder();
@@ -269,7 +266,7 @@ describe('UDP targets', () => {
 
   it('moves new flows off a target that answers with ICMP unreachable', async () => {
     const echo = await udpEcho();
-    cleanups.push(() => closeUdp(echo));
+    resources.defer(() => closeUdp(echo));
     const deadSocket = await udpSocket();
     const dead = deadSocket.address().port;
     await closeUdp(deadSocket);

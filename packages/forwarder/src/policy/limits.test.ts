@@ -10,41 +10,36 @@
 import assert from 'node:assert/strict';
 import type dgram from 'node:dgram';
 import net from 'node:net';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
-import { Forwarder, simpleRule, type RuleSpec } from '../index.js';
+import { simpleRule, type RuleSpec } from '../index.js';
 import {
   FakeClock,
   V4,
-  closeTcp,
   closeUdp,
-  listenTcp,
   once,
   recordingLogger,
   roundTrip,
   tcpServer,
+  testResources,
   udpSocket,
   waitFor,
   withDeadline,
 } from '../net.harness.js';
 
-const cleanups: (() => Promise<unknown>)[] = [];
-after(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
-});
+const resources = testResources();
 
 function track(socket: net.Socket): void {
-  cleanups.push(() => Promise.resolve(socket.destroy()));
+  resources.defer(() => Promise.resolve(socket.destroy()));
 }
 
 function newForwarder(options: { frozen?: boolean; dualStack?: boolean } = {}) {
   const logger = recordingLogger();
-  const forwarder = new Forwarder({
+  const forwarder = resources.forwarder({
     logger,
     listenHost: options.dualStack ? '::' : V4,
     ...(options.frozen ? { policyClock: new FakeClock() } : {}),
   });
-  cleanups.push(() => forwarder.close({ drainMs: 0 }));
   return { forwarder, logger };
 }
 
@@ -55,8 +50,7 @@ async function countingEcho(): Promise<{ port: number; accepts: () => number }> 
     accepts++;
     socket.pipe(socket);
   });
-  const port = await listenTcp(server);
-  cleanups.push(() => closeTcp(server));
+  const port = await resources.listen(server);
   return { port, accepts: () => accepts };
 }
 
@@ -197,8 +191,7 @@ async function sender(payload: Buffer): Promise<number> {
   const server = tcpServer((socket) => {
     socket.end(payload);
   });
-  const port = await listenTcp(server);
-  cleanups.push(() => closeTcp(server));
+  const port = await resources.listen(server);
   return port;
 }
 
@@ -213,8 +206,7 @@ async function sink(): Promise<number> {
       socket.end(String(bytes));
     });
   });
-  const port = await listenTcp(server);
-  cleanups.push(() => closeTcp(server));
+  const port = await resources.listen(server);
   return port;
 }
 
@@ -394,13 +386,13 @@ describe('UDP caps and source lists', () => {
       received++;
       socket.send(msg, rinfo.port, rinfo.address);
     });
-    cleanups.push(() => closeUdp(socket));
+    resources.defer(() => closeUdp(socket));
     return { port: socket.address().port, received: () => received, close: () => undefined };
   }
 
   async function client(host = V4): Promise<dgram.Socket> {
     const socket = await udpSocket(0, host);
-    cleanups.push(() => closeUdp(socket));
+    resources.defer(() => closeUdp(socket));
     return socket;
   }
 

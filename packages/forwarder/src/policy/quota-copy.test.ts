@@ -9,57 +9,16 @@
 import assert from 'node:assert/strict';
 import type dgram from 'node:dgram';
 import net from 'node:net';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
-import {
-  V4,
-  closeTcp,
-  closeUdp,
-  listenTcp,
-  once,
-  recordingLogger,
-  tcpEcho,
-  tcpServer,
-  udpEcho,
-  udpSocket,
-  waitFor,
-} from '../net.harness.js';
+import { V4, once, tcpEcho, tcpServer, testResources, waitFor } from '../net.harness.js';
 import { Forwarder } from '../rule-runtime.js';
 import { simpleRule } from '../rule-spec.js';
 
-const cleanups: (() => Promise<unknown>)[] = [];
-after(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
-});
+const resources = testResources();
 
 /** libuv reads at most 64 KiB at a time: the per-connection overrun bound. */
 const CHUNK = 64 * 1024;
-
-/** A target that counts what it receives and the connections it got. */
-async function sink(): Promise<{
-  port: number;
-  received: () => number;
-  connections: () => number;
-}> {
-  let received = 0;
-  let connections = 0;
-  const server = tcpServer((socket) => {
-    connections += 1;
-    socket.on('data', (chunk: Buffer) => {
-      received += chunk.length;
-    });
-    socket.on('end', () => socket.end());
-  });
-  const port = await listenTcp(server);
-  cleanups.push(() => closeTcp(server));
-  return { port, received: () => received, connections: () => connections };
-}
-
-function forwarder(): Forwarder {
-  const instance = new Forwarder({ logger: recordingLogger(), listenHost: V4 });
-  cleanups.push(() => instance.close({ drainMs: 0 }));
-  return instance;
-}
 
 async function tcpRule(fw: Forwarder, ruleId: string, ownerId: string, target: number) {
   const { ports } = await fw.activate(
@@ -78,10 +37,7 @@ async function tcpRule(fw: Forwarder, ruleId: string, ownerId: string, target: n
 /** Streams `total` bytes (or until the far side closes); resolves with how it ended. */
 async function blast(port: number, total: number): Promise<{ ended: boolean; written: number }> {
   const socket = net.connect({ port, host: V4, allowHalfOpen: true });
-  cleanups.push(() => {
-    socket.destroy();
-    return Promise.resolve();
-  });
+  resources.defer(() => socket.destroy());
   await once(socket, 'connect');
   const block = Buffer.alloc(16 * 1024, 7);
   let written = 0;
@@ -121,8 +77,8 @@ function echoes(port: number): Promise<boolean> {
 
 describe('quota enforcement on TCP', () => {
   it('stops a transfer at the budget with at most one chunk over, and half-closes', async () => {
-    const fw = forwarder();
-    const target = await sink();
+    const fw = resources.forwarder();
+    const target = await resources.sink();
     const port = await tcpRule(fw, 'q1', 'alice', target.port);
     const budget = fw.quotas.set('alice', 200_000);
     const result = await blast(port, 8 * 1024 * 1024);
@@ -139,7 +95,7 @@ describe('quota enforcement on TCP', () => {
   it('delivers every paid byte to slow targets after their clients have gone', async () => {
     // The stop half-closes both ways and a client side closes first, while bytes it paid for
     // still queue towards a target that reads slowly. Those must still leave, then the FIN.
-    const fw = forwarder();
+    const fw = resources.forwarder();
     const BUDGET = 32 * 1024 * 1024;
     let received = 0;
     const targetsEnded: Promise<unknown>[] = [];
@@ -153,8 +109,7 @@ describe('quota enforcement on TCP', () => {
       });
       socket.on('end', () => socket.end());
     });
-    const targetPort = await listenTcp(server);
-    cleanups.push(() => closeTcp(server));
+    const targetPort = await resources.listen(server);
     const port = await tcpRule(fw, 'q5', 'dave', targetPort);
     fw.quotas.set('dave', BUDGET);
     await Promise.all(Array.from({ length: 8 }, () => blast(port, BUDGET)));
@@ -174,10 +129,8 @@ describe('quota enforcement on TCP', () => {
   });
 
   it('refuses new connections while exhausted and accepts them after a SET with budget', async () => {
-    const fw = forwarder();
-    const echo = tcpEcho();
-    const echoPort = await listenTcp(echo);
-    cleanups.push(() => closeTcp(echo));
+    const fw = resources.forwarder();
+    const echoPort = await resources.listen(tcpEcho());
     const port = await tcpRule(fw, 'q2', 'alice', echoPort);
     const other = await tcpRule(fw, 'q3', 'bob', echoPort);
     fw.quotas.set('alice', 0);
@@ -192,14 +145,11 @@ describe('quota enforcement on TCP', () => {
   });
 
   it('meters a connection that was open before the owner had a budget', async () => {
-    const fw = forwarder();
-    const target = await sink();
+    const fw = resources.forwarder();
+    const target = await resources.sink();
     const port = await tcpRule(fw, 'q4', 'carol', target.port);
     const socket = net.connect({ port, host: V4, allowHalfOpen: true });
-    cleanups.push(() => {
-      socket.destroy();
-      return Promise.resolve();
-    });
+    resources.defer(() => socket.destroy());
     socket.on('error', () => undefined);
     await once(socket, 'connect');
     socket.write(Buffer.alloc(1000));
@@ -217,22 +167,20 @@ describe('quota enforcement on TCP', () => {
 
 describe('quota enforcement on UDP', () => {
   it('pays per datagram both ways and opens no flow once exhausted', async () => {
-    const fw = forwarder();
-    const echo = await udpEcho();
-    cleanups.push(() => closeUdp(echo));
+    const fw = resources.forwarder();
+    const echoPort = await resources.udpEcho();
     const { ports } = await fw.activate(
       simpleRule({
         ruleId: 'u1',
         protocol: 'udp',
         listenPort: 0,
         targetHost: V4,
-        targetPort: echo.address().port,
+        targetPort: echoPort,
         ownerId: 'dave',
       }),
     );
     const budget = fw.quotas.set('dave', 250);
-    const client: dgram.Socket = await udpSocket();
-    cleanups.push(() => closeUdp(client));
+    const client: dgram.Socket = await resources.udpSocket();
     let replies = 0;
     client.on('message', () => {
       replies += 1;

@@ -10,58 +10,20 @@
  */
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 
 import { captureClientHello } from '@portunus/test-support';
 
-import {
-  V4,
-  closeTcp,
-  closedPort,
-  listenTcp,
-  once,
-  recordingLogger,
-  tcpServer,
-  waitFor,
-} from '../net.harness.js';
+import { V4, closedPort, once, testResources, waitFor } from '../net.harness.js';
 import { Forwarder } from '../rule-runtime.js';
 import { simpleRule, type RuleSpec } from '../rule-spec.js';
 
-const cleanups: (() => Promise<unknown>)[] = [];
-after(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
-});
+const resources = testResources();
 
 /** libuv reads at most 64 KiB at a time: the per-connection overrun bound. */
 const CHUNK = 64 * 1024;
 const BUDGET = 200_000;
 const TOTAL = 8 * 1024 * 1024;
-
-/** A target that counts what it receives and the connections it got. */
-async function sink(): Promise<{
-  port: number;
-  received: () => number;
-  connections: () => number;
-}> {
-  let received = 0;
-  let connections = 0;
-  const server = tcpServer((socket) => {
-    connections += 1;
-    socket.on('data', (chunk: Buffer) => {
-      received += chunk.length;
-    });
-    socket.on('end', () => socket.end());
-  });
-  const port = await listenTcp(server);
-  cleanups.push(() => closeTcp(server));
-  return { port, received: () => received, connections: () => connections };
-}
-
-function forwarder(): Forwarder {
-  const instance = new Forwarder({ logger: recordingLogger(), listenHost: V4 });
-  cleanups.push(() => instance.close({ drainMs: 0 }));
-  return instance;
-}
 
 /** An open client connection to `port`, with its FIN and close observable. */
 async function connect(port: number): Promise<{
@@ -70,10 +32,7 @@ async function connect(port: number): Promise<{
   closed: Promise<unknown>;
 }> {
   const socket = net.connect({ port, host: V4, allowHalfOpen: true });
-  cleanups.push(() => {
-    socket.destroy();
-    return Promise.resolve();
-  });
+  resources.defer(() => socket.destroy());
   let ended = false;
   socket.on('end', () => {
     ended = true;
@@ -149,9 +108,9 @@ async function assertStopped(
 
 describe('quota enforcement on the failover path', () => {
   it('stops a connection that failed over to its second target at the budget', async () => {
-    const fw = forwarder();
+    const fw = resources.forwarder();
     const dead = await closedPort();
-    const target = await sink();
+    const target = await resources.sink();
     const spec: RuleSpec = {
       ...simpleRule({
         ruleId: 'qf',
@@ -180,8 +139,8 @@ describe('quota enforcement on the failover path', () => {
 
 describe('quota enforcement on the capped (metered) path', () => {
   it('stops a connection under a bandwidth cap at the budget', async () => {
-    const fw = forwarder();
-    const target = await sink();
+    const fw = resources.forwarder();
+    const target = await resources.sink();
     const { ports } = await fw.activate(
       simpleRule({
         ruleId: 'qc',
@@ -213,9 +172,9 @@ describe('quota enforcement on a shared SNI port', () => {
   });
 
   it("stops the exhausted owner's connection and lets the other owner's go on", async () => {
-    const fw = forwarder();
-    const targetA = await sink();
-    const targetB = await sink();
+    const fw = resources.forwarder();
+    const targetA = await resources.sink();
+    const targetB = await resources.sink();
     const sniRule = (ruleId: string, port: number, pattern: string, owner: string, to: number) =>
       simpleRule({
         ruleId,

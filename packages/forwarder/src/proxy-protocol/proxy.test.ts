@@ -8,16 +8,15 @@
 import assert from 'node:assert/strict';
 import type dgram from 'node:dgram';
 import net from 'node:net';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
 import {
   V4,
-  closeTcp,
   closeUdp,
-  listenTcp,
   once,
   recordingLogger,
   tcpServer,
+  testResources,
   udpSocket,
   waitFor,
 } from '../net.harness.js';
@@ -31,10 +30,7 @@ import {
   unmapIpv4,
 } from './header.js';
 
-const cleanups: (() => Promise<unknown>)[] = [];
-after(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
-});
+const resources = testResources();
 
 const ends = {
   sourceAddress: '192.0.2.1',
@@ -98,8 +94,7 @@ async function proxyAwareTarget(): Promise<{ port: number; received: Buffer[] }>
     });
     socket.on('end', () => socket.end());
   });
-  const port = await listenTcp(server);
-  cleanups.push(() => closeTcp(server));
+  const port = await resources.listen(server);
   return { port, received };
 }
 
@@ -108,8 +103,7 @@ async function forwarderFor(
   targetPort: number,
   proxyProtocol: ProxyProtocolVersion,
 ): Promise<{ forwarder: Forwarder; port: number }> {
-  const forwarder = new Forwarder({ logger: recordingLogger(), listenHost: V4 });
-  cleanups.push(() => forwarder.close({ drainMs: 0 }));
+  const forwarder = resources.forwarder({ logger: recordingLogger(), listenHost: V4 });
   const { ports } = await forwarder.activate(
     simpleRule({
       ruleId: `${protocol}-${proxyProtocol}`,
@@ -156,7 +150,7 @@ for (const version of ['v1', 'v2'] as const) {
 describe('PROXY v2 on UDP', () => {
   it('puts a DGRAM header with the client address in front of every datagram', async () => {
     const target = await udpSocket();
-    cleanups.push(() => closeUdp(target));
+    resources.defer(() => closeUdp(target));
     const seen: Buffer[] = [];
     target.on('message', (msg, rinfo) => {
       seen.push(msg);
@@ -165,7 +159,7 @@ describe('PROXY v2 on UDP', () => {
     });
     const { forwarder, port } = await forwarderFor('udp', target.address().port, 'v2');
     const client: dgram.Socket = await udpSocket();
-    cleanups.push(() => closeUdp(client));
+    resources.defer(() => closeUdp(client));
     for (const text of ['one', 'two', 'three']) {
       const reply = once<Buffer>(client, 'message');
       client.send(text, port, V4);

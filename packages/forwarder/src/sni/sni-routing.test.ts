@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import tls from 'node:tls';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 
 import {
   captureClientHello,
@@ -33,19 +33,15 @@ import {
 } from '../index.js';
 import {
   V4,
-  closeTcp,
-  listenTcp,
   once,
   recordingLogger,
   tcpEcho,
   tcpServer,
+  testResources,
   waitFor,
 } from '../net.harness.js';
 
-const cleanups: (() => unknown)[] = [];
-after(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
-});
+const resources = testResources();
 
 const names = [
   'exact.example.com',
@@ -60,7 +56,7 @@ before(async () => {
   certs = await Promise.all(names.map((name) => selfSignedCertificate(name)));
   for (const cert of certs) {
     const server = await tlsEchoServer(cert);
-    cleanups.push(server.close);
+    resources.defer(server.close);
     upstreams.set(cert.commonName, server.port);
   }
 });
@@ -70,8 +66,7 @@ function upstream(name: string): number {
 }
 
 function newForwarder(sni: SniOptions = {}, logger = recordingLogger()) {
-  const forwarder = new Forwarder({ logger, listenHost: V4, sni });
-  cleanups.push(() => forwarder.close({ drainMs: 0 }));
+  const forwarder = resources.forwarder({ logger, listenHost: V4, sni });
   return { forwarder, logger };
 }
 
@@ -98,7 +93,7 @@ async function standardGroup(forwarder: Forwarder): Promise<number> {
 /** A TLS connection that stays open; `ask` round-trips on it. */
 async function openTls(port: number, servername: string) {
   const socket = tls.connect({ host: V4, port, servername, rejectUnauthorized: false });
-  cleanups.push(() => {
+  resources.defer(() => {
     socket.destroy();
   });
   await once(socket, 'secureConnect');
@@ -117,8 +112,7 @@ async function openTls(port: number, servername: string) {
 async function recordingUpstream(): Promise<{ port: number; received: () => Buffer }> {
   const chunks: Buffer[] = [];
   const server = tcpServer((socket) => socket.on('data', (chunk: Buffer) => chunks.push(chunk)));
-  const port = await listenTcp(server);
-  cleanups.push(() => closeTcp(server));
+  const port = await resources.listen(server);
   return { port, received: () => Buffer.concat(chunks) };
 }
 
@@ -195,7 +189,7 @@ describe('SNI routing', () => {
     const port = (await forwarder.activate(rule)).ports[0]!;
     const hello = await captureClientHello('p.example.com');
     const client = net.connect({ host: V4, port });
-    cleanups.push(() => {
+    resources.defer(() => {
       client.destroy();
     });
     client.write(hello);
@@ -224,7 +218,7 @@ describe('SNI routing', () => {
     const port = (await forwarder.activate(rule)).ports[0]!;
     const hello = await captureClientHello('t.example.com');
     const client = net.connect({ host: V4, port, noDelay: true });
-    cleanups.push(() => {
+    resources.defer(() => {
       client.destroy();
     });
     await once(client, 'connect');
@@ -245,7 +239,7 @@ describe('SNI routing', () => {
     const { forwarder, logger } = newForwarder({ peekTimeoutMs: 300 });
     const port = await standardGroup(forwarder);
     const silent = net.connect({ host: V4, port });
-    cleanups.push(() => {
+    resources.defer(() => {
       silent.destroy();
     });
     silent.on('error', () => undefined);
@@ -258,14 +252,14 @@ describe('SNI routing', () => {
     const hello = await captureClientHello('a.example.com');
     const slow = net.connect({ host: V4, port });
     slow.on('error', () => undefined);
-    cleanups.push(() => {
+    resources.defer(() => {
       slow.destroy();
     });
     let sent = 0;
     const ticker = setInterval(() => {
       if (sent < hello.length && !slow.destroyed) slow.write(hello.subarray(sent, ++sent));
     }, 20);
-    cleanups.push(() => {
+    resources.defer(() => {
       clearInterval(ticker);
     });
     await once(slow, 'close', 5_000);
@@ -284,7 +278,7 @@ describe('SNI routing', () => {
     const silent = [net.connect({ host: V4, port }), net.connect({ host: V4, port })];
     for (const socket of silent) {
       socket.on('error', () => undefined);
-      cleanups.push(() => {
+      resources.defer(() => {
         socket.destroy();
       });
     }
@@ -337,8 +331,7 @@ describe('SNI routing', () => {
     );
     // A plain port refuses SNI members.
     const plainTarget = tcpEcho();
-    const echoPort = await listenTcp(plainTarget);
-    cleanups.push(() => closeTcp(plainTarget));
+    const echoPort = await resources.listen(plainTarget);
     const plain = await forwarder.activate(
       simpleRule({
         ruleId: 'plain',

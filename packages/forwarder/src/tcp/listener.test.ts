@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
 import {
   DEFAULT_TCP_HIGH_WATER_MARK,
@@ -25,25 +25,11 @@ import {
   roundTrip,
   tcpEcho,
   tcpServer,
+  testResources,
   waitFor,
 } from '../net.harness.js';
 
-const cleanups: (() => Promise<unknown>)[] = [];
-after(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
-});
-
-async function startServer(server: net.Server, port = 0): Promise<number> {
-  const bound = await listenTcp(server, port);
-  cleanups.push(() => closeTcp(server));
-  return bound;
-}
-
-function newForwarder(logger = recordingLogger()): Forwarder {
-  const forwarder = new Forwarder({ logger, listenHost: V4 });
-  cleanups.push(() => forwarder.close({ drainMs: 0 }));
-  return forwarder;
-}
+const resources = testResources();
 
 function pattern(size: number, seed: number): Buffer {
   const buffer = Buffer.alloc(size);
@@ -53,8 +39,8 @@ function pattern(size: number, seed: number): Buffer {
 
 describe('TCP forwarding', () => {
   it('echoes through the forwarder both ways with exact byte counts', async () => {
-    const target = await startServer(tcpEcho());
-    const forwarder = newForwarder();
+    const target = await resources.listen(tcpEcho());
+    const forwarder = resources.forwarder();
     const { ports } = await forwarder.activate(
       simpleRule({
         ruleId: 'echo',
@@ -76,14 +62,14 @@ describe('TCP forwarding', () => {
 
   it('counts each direction separately', async () => {
     // The target reads everything, then answers with a reply of a different size.
-    const target = await startServer(
+    const target = await resources.listen(
       tcpServer((socket) => {
         let received = 0;
         socket.on('data', (chunk: Buffer) => (received += chunk.length));
         socket.on('end', () => socket.end(pattern(received / 2 + 11, 3)));
       }),
     );
-    const forwarder = newForwarder();
+    const forwarder = resources.forwarder();
     const { ports } = await forwarder.activate(
       simpleRule({
         ruleId: 'sizes',
@@ -103,7 +89,7 @@ describe('TCP forwarding', () => {
 
   it('propagates a half-close: the client ends its write side and still gets the reply', async () => {
     let targetSawEnd = false;
-    const target = await startServer(
+    const target = await resources.listen(
       tcpServer((socket) => {
         const chunks: Buffer[] = [];
         socket.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -113,7 +99,7 @@ describe('TCP forwarding', () => {
         });
       }),
     );
-    const forwarder = newForwarder();
+    const forwarder = resources.forwarder();
     const { ports } = await forwarder.activate(
       simpleRule({
         ruleId: 'half',
@@ -130,7 +116,7 @@ describe('TCP forwarding', () => {
 
   it('closes the client connection and counts a connect failure when the upstream refuses', async () => {
     const logger = recordingLogger();
-    const forwarder = newForwarder(logger);
+    const forwarder = resources.forwarder({ logger });
     const { ports } = await forwarder.activate(
       simpleRule({
         ruleId: 'refused',
@@ -156,9 +142,9 @@ describe('TCP forwarding', () => {
   });
 
   it('stops accepting at once on removal while an in-flight connection keeps flowing', async () => {
-    const target = await startServer(tcpEcho());
+    const target = await resources.listen(tcpEcho());
     const logger = recordingLogger();
-    const forwarder = newForwarder(logger);
+    const forwarder = resources.forwarder({ logger });
     const { ports } = await forwarder.activate(
       simpleRule({
         ruleId: 'drain',
@@ -191,11 +177,9 @@ describe('TCP forwarding', () => {
   });
 
   it('gives the dialled upstream the same large buffers as the accepted client', async () => {
-    const target = await startServer(tcpEcho());
+    const target = await resources.listen(tcpEcho());
     const seen: number[] = [];
-    const forwarder = new Forwarder({
-      logger: recordingLogger(),
-      listenHost: V4,
+    const forwarder = resources.forwarder({
       tcp: {
         dial: (options) => {
           seen.push((options as { highWaterMark?: number }).highWaterMark ?? 0);
@@ -203,7 +187,6 @@ describe('TCP forwarding', () => {
         },
       },
     });
-    cleanups.push(() => forwarder.close({ drainMs: 0 }));
     const { ports } = await forwarder.activate(
       simpleRule({
         ruleId: 'hwm',
@@ -219,8 +202,8 @@ describe('TCP forwarding', () => {
   });
 
   it('destroys in-flight connections when the drain deadline passes', async () => {
-    const target = await startServer(tcpEcho());
-    const forwarder = newForwarder();
+    const target = await resources.listen(tcpEcho());
+    const forwarder = resources.forwarder();
     const { ports } = await forwarder.activate(
       simpleRule({
         ruleId: 'deadline',
@@ -243,12 +226,10 @@ describe('TCP forwarding', () => {
   it('gives up on an upstream that does not connect within the connect timeout', async () => {
     const logger = recordingLogger();
     // A socket that is never asked to connect stands in for a blackholed target.
-    const forwarder = new Forwarder({
+    const forwarder = resources.forwarder({
       logger,
-      listenHost: V4,
       tcp: { connectTimeoutMs: 30, dial: () => new net.Socket() },
     });
-    cleanups.push(() => forwarder.close({ drainMs: 0 }));
     const { ports } = await forwarder.activate(
       simpleRule({
         ruleId: 'slow',
@@ -298,9 +279,9 @@ describe('TCP forwarding', () => {
   });
 
   it('accepts IPv4 and IPv6 on one dual-stack listener', async () => {
-    const target = await startServer(tcpEcho());
+    const target = await resources.listen(tcpEcho());
     const forwarder = new Forwarder({ logger: recordingLogger() });
-    cleanups.push(() => forwarder.close({ drainMs: 0 }));
+    resources.defer(() => forwarder.close({ drainMs: 0 }));
     const { ports } = await forwarder.activate(
       simpleRule({
         ruleId: 'dual',
@@ -321,7 +302,7 @@ describe('TCP port ranges', () => {
     const targetBase = await freePortRun(3);
     for (let offset = 0; offset < 3; offset++) {
       const port = targetBase + offset;
-      await startServer(
+      await resources.listen(
         tcpServer((socket) => {
           socket.resume();
           socket.on('end', () => socket.end(`target:${port}`));
@@ -330,7 +311,7 @@ describe('TCP port ranges', () => {
       );
     }
     const listenBase = await freePortRun(3);
-    const forwarder = newForwarder();
+    const forwarder = resources.forwarder();
     const { ports } = await forwarder.activate(
       simpleRule({
         ruleId: 'range',
@@ -360,9 +341,9 @@ describe('TCP port ranges', () => {
   it('fails a range with port_in_use naming the busy port and leaves nothing bound', async () => {
     const base = await freePortRun(3);
     const blocker = net.createServer();
-    await startServer(blocker, base + 1);
+    await resources.listen(blocker, base + 1);
     const logger = recordingLogger();
-    const forwarder = newForwarder(logger);
+    const forwarder = resources.forwarder({ logger });
     await assert.rejects(
       forwarder.activate(
         simpleRule({
@@ -395,7 +376,7 @@ describe('TCP port ranges', () => {
 
   it('refuses ranges over the cap, mismatched lengths and duplicate ids before binding', async () => {
     const forwarder = new Forwarder({ listenHost: V4, maxRangePorts: 4 });
-    cleanups.push(() => forwarder.close());
+    resources.defer(() => forwarder.close());
     const base = { protocol: 'tcp' as const, targetHost: V4 };
     const reason = async (rule: Parameters<typeof simpleRule>[0]): Promise<string> => {
       try {

@@ -10,37 +10,26 @@
  */
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
 import { FORWARDER_EVENTS, Forwarder, simpleRule, spliceStats } from '../index.js';
 import {
   V4,
-  closeTcp,
   closedPort,
-  listenTcp,
+  dialRefused,
   once,
   recordingLogger,
   roundTrip,
   tcpEcho,
+  testResources,
   waitFor,
 } from '../net.harness.js';
 
-const cleanups: (() => Promise<unknown>)[] = [];
-after(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
-});
-
-async function startServer(server: net.Server): Promise<number> {
-  const port = await listenTcp(server);
-  cleanups.push(() => closeTcp(server));
-  return port;
-}
+const resources = testResources();
 
 function setup(): { forwarder: Forwarder; logger: ReturnType<typeof recordingLogger> } {
   const logger = recordingLogger();
-  const forwarder = new Forwarder({ logger, listenHost: V4 });
-  cleanups.push(() => forwarder.close({ drainMs: 0 }));
-  return { forwarder, logger };
+  return { forwarder: resources.forwarder({ logger }), logger };
 }
 
 function spec(ruleId: string, target: number, deniedSources: string[] = []) {
@@ -89,7 +78,8 @@ const enabled =
 describe('native accept', { skip: enabled ? false : 'splice is disabled here' }, () => {
   it('moves exact bytes both ways for many short connections and counts them', async (t) => {
     const { forwarder, logger } = setup();
-    const port = (await forwarder.activate(spec('churn', await startServer(tcpEcho())))).ports[0]!;
+    const port = (await forwarder.activate(spec('churn', await resources.listen(tcpEcho()))))
+      .ports[0]!;
     if (!nativeSelected(logger, 'churn')) {
       t.skip('the addon is not loaded here');
       return;
@@ -118,12 +108,12 @@ describe('native accept', { skip: enabled ? false : 'splice is disabled here' },
 
   it('moves new connections to JavaScript when a deny list arrives; open pairs go on', async () => {
     const { forwarder, logger } = setup();
-    const target = await startServer(tcpEcho());
+    const target = await resources.listen(tcpEcho());
     const port = (await forwarder.activate(spec('gate', target))).ports[0]!;
     assert.ok(nativeSelected(logger, 'gate'));
     const open = net.connect({ port, host: V4 });
     open.on('error', () => undefined);
-    cleanups.push(() => Promise.resolve(open.destroy()));
+    resources.defer(() => Promise.resolve(open.destroy()));
     open.write('a');
     await once(open, 'data');
     const bytesBefore = forwarder.ruleStats('gate')!.bytes_in;
@@ -150,7 +140,8 @@ describe('native accept', { skip: enabled ? false : 'splice is disabled here' },
 
   it('stops accepting at once on removal and ends open pairs at the drain deadline', async () => {
     const { forwarder, logger } = setup();
-    const port = (await forwarder.activate(spec('drain', await startServer(tcpEcho())))).ports[0]!;
+    const port = (await forwarder.activate(spec('drain', await resources.listen(tcpEcho()))))
+      .ports[0]!;
     assert.ok(nativeSelected(logger, 'drain'));
     const client = net.connect({ port, host: V4 });
     client.on('error', () => undefined);
@@ -158,16 +149,7 @@ describe('native accept', { skip: enabled ? false : 'splice is disabled here' },
     await once(client, 'data');
     const closed = once(client, 'close');
     const removal = forwarder.remove('drain', { drainMs: 50 });
-    const refused = await new Promise<boolean>((resolve) => {
-      const probe = net.connect({ port, host: V4 });
-      probe.on('error', () => {
-        resolve(true);
-      });
-      probe.on('connect', () => {
-        probe.destroy();
-        resolve(false);
-      });
-    });
+    const refused = await dialRefused(port);
     assert.equal(refused, true, 'no new connection during the drain');
     await removal;
     await closed;
@@ -198,7 +180,8 @@ describe('native accept', { skip: enabled ? false : 'splice is disabled here' },
     process.env['PORTUNUS_DISABLE_SPLICE'] = '1';
     try {
       const { forwarder, logger } = setup();
-      const port = (await forwarder.activate(spec('js', await startServer(tcpEcho())))).ports[0]!;
+      const port = (await forwarder.activate(spec('js', await resources.listen(tcpEcho()))))
+        .ports[0]!;
       const before = spliceStats()?.pairs ?? 0;
       const reply = await roundTrip(port, Buffer.from('plain'));
       assert.equal(reply.toString(), 'plain');

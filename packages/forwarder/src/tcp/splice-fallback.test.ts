@@ -8,24 +8,13 @@
  */
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
-import { FORWARDER_EVENTS, Forwarder, simpleRule, spliceStats } from '../index.js';
-import {
-  V4,
-  closeTcp,
-  listenTcp,
-  once,
-  recordingLogger,
-  tcpEcho,
-  waitFor,
-} from '../net.harness.js';
+import { FORWARDER_EVENTS, simpleRule, spliceStats } from '../index.js';
+import { V4, once, recordingLogger, tcpEcho, testResources, waitFor } from '../net.harness.js';
 import { spliceTestHooks } from './splice.js';
 
-const cleanups: (() => Promise<unknown>)[] = [];
-after(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
-});
+const resources = testResources();
 
 /** Writes `text`, then collects until the echo has as many bytes, and a little longer. */
 async function echoOf(port: number, text: string): Promise<string> {
@@ -53,11 +42,9 @@ const skip =
 describe('splice refused by the kernel', { skip }, () => {
   it('copies the same connection in JavaScript, once, and says so once', async () => {
     const echo = tcpEcho();
-    const target = await listenTcp(echo);
-    cleanups.push(() => closeTcp(echo));
+    const target = await resources.listen(echo);
     const logger = recordingLogger();
-    const forwarder = new Forwarder({ logger, listenHost: V4 });
-    cleanups.push(() => forwarder.close({ drainMs: 0 }));
+    const forwarder = resources.forwarder({ logger, listenHost: V4 });
     // Before the rule starts: a forced EINVAL also keeps its accepts in JavaScript, where the
     // hand-over this test is about happens.
     spliceTestHooks.forceEinval = true;

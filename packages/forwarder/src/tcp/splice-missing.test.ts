@@ -7,16 +7,13 @@
  */
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
-import { FORWARDER_EVENTS, Forwarder, simpleRule, spliceStats } from '../index.js';
-import { V4, closeTcp, listenTcp, recordingLogger, roundTrip, tcpEcho } from '../net.harness.js';
+import { FORWARDER_EVENTS, simpleRule, spliceStats } from '../index.js';
+import { V4, recordingLogger, roundTrip, tcpEcho, testResources } from '../net.harness.js';
 import { spliceTestHooks } from './splice.js';
 
-const cleanups: (() => Promise<unknown>)[] = [];
-after(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
-});
+const resources = testResources();
 
 const skip = process.env['PORTUNUS_DISABLE_SPLICE'] !== undefined ? 'splice disabled' : false;
 
@@ -24,11 +21,9 @@ describe('splice addon missing', { skip }, () => {
   it('copies in JavaScript and says why once', async () => {
     spliceTestHooks.loadError = 'Cannot find module portunus_splice.node';
     const echo: net.Server = tcpEcho();
-    const target = await listenTcp(echo);
-    cleanups.push(() => closeTcp(echo));
+    const target = await resources.listen(echo);
     const logger = recordingLogger();
-    const forwarder = new Forwarder({ logger, listenHost: V4 });
-    cleanups.push(() => forwarder.close({ drainMs: 0 }));
+    const forwarder = resources.forwarder({ logger });
     const { ports } = await forwarder.activate(
       simpleRule({
         ruleId: 'm',

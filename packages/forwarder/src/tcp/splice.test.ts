@@ -9,46 +9,26 @@
  */
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
 import { FORWARDER_EVENTS, Forwarder, simpleRule, spliceStats } from '../index.js';
 import {
   V4,
-  closeTcp,
-  listenTcp,
+  dialRefused,
   once,
   recordingLogger,
   roundTrip,
   tcpEcho,
   tcpServer,
+  testResources,
   waitFor,
 } from '../net.harness.js';
 
-const cleanups: (() => Promise<unknown>)[] = [];
-after(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
-});
-
-async function startServer(server: net.Server): Promise<number> {
-  const port = await listenTcp(server);
-  cleanups.push(() => closeTcp(server));
-  return port;
-}
+const resources = testResources();
 
 function setup(): { forwarder: Forwarder; logger: ReturnType<typeof recordingLogger> } {
   const logger = recordingLogger();
-  const forwarder = new Forwarder({ logger, listenHost: V4 });
-  cleanups.push(() => forwarder.close({ drainMs: 0 }));
-  return { forwarder, logger };
-}
-
-function track(socket: net.Socket): net.Socket {
-  socket.on('error', () => undefined);
-  cleanups.push(() => {
-    socket.destroy();
-    return Promise.resolve();
-  });
-  return socket;
+  return { forwarder: resources.forwarder({ logger }), logger };
 }
 
 async function rule(forwarder: Forwarder, ruleId: string, target: number): Promise<number> {
@@ -68,7 +48,7 @@ function pattern(size: number, seed: number): Buffer {
 async function splicing(): Promise<boolean> {
   if (process.env['PORTUNUS_DISABLE_SPLICE'] !== undefined) return false;
   const { forwarder } = setup();
-  const port = await rule(forwarder, 'probe', await startServer(tcpEcho()));
+  const port = await rule(forwarder, 'probe', await resources.listen(tcpEcho()));
   await roundTrip(port, Buffer.from('probe'));
   return (spliceStats()?.pairs ?? 0) > 0;
 }
@@ -98,7 +78,7 @@ describe('splice addon where it is required', () => {
 describe('splice fast path', { skip: enabled ? false : 'splice is not available here' }, () => {
   it('moves exact bytes both ways and announces itself once per rule', async () => {
     const { forwarder, logger } = setup();
-    const port = await rule(forwarder, 'bulk', await startServer(tcpEcho()));
+    const port = await rule(forwarder, 'bulk', await resources.listen(tcpEcho()));
     const before = spliceStats()!.pairs;
     const payload = pattern(3 * 1024 * 1024 + 17, 5);
     const replies = await Promise.all([roundTrip(port, payload), roundTrip(port, payload)]);
@@ -117,7 +97,7 @@ describe('splice fast path', { skip: enabled ? false : 'splice is not available 
 
   it('shows live byte counts of an open pair and keeps the half-close', async () => {
     const { forwarder } = setup();
-    const target = await startServer(
+    const target = await resources.listen(
       tcpServer((socket) => {
         const chunks: Buffer[] = [];
         socket.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -125,7 +105,7 @@ describe('splice fast path', { skip: enabled ? false : 'splice is not available 
       }),
     );
     const port = await rule(forwarder, 'half', target);
-    const client = track(net.connect({ port, host: V4, allowHalfOpen: true }));
+    const client = resources.socket(net.connect({ port, host: V4, allowHalfOpen: true }));
     await once(client, 'connect');
     client.write('hello');
     await waitFor(() => forwarder.ruleStats('half')!.bytes_in === 5, 'live bytes_in');
@@ -139,14 +119,14 @@ describe('splice fast path', { skip: enabled ? false : 'splice is not available 
 
   it('delivers what a server sends before the client speaks', async () => {
     const { forwarder } = setup();
-    const target = await startServer(
+    const target = await resources.listen(
       tcpServer((socket) => {
         socket.write('220 banner\r\n');
         socket.on('data', (chunk: Buffer) => socket.end(`echo:${chunk.toString()}`));
       }),
     );
     const port = await rule(forwarder, 'banner', target);
-    const client = track(net.connect({ port, host: V4 }));
+    const client = resources.socket(net.connect({ port, host: V4 }));
     let got = '';
     client.on('data', (chunk: Buffer) => {
       got += chunk.toString();
@@ -161,7 +141,7 @@ describe('splice fast path', { skip: enabled ? false : 'splice is not available 
       const { forwarder } = setup();
       let upstream: net.Socket | undefined;
       let upstreamEnded = false;
-      const target = await startServer(
+      const target = await resources.listen(
         tcpServer((socket) => {
           upstream = socket;
           socket.on('error', () => undefined);
@@ -173,7 +153,7 @@ describe('splice fast path', { skip: enabled ? false : 'splice is not available 
         }),
       );
       const listenPort = await rule(forwarder, `rst-${side}`, target);
-      const client = track(net.connect({ port: listenPort, host: V4 }));
+      const client = resources.socket(net.connect({ port: listenPort, host: V4 }));
       const clientClosed = once(client, 'close');
       client.write('ping');
       await once(client, 'data');
@@ -194,7 +174,7 @@ describe('splice fast path', { skip: enabled ? false : 'splice is not available 
 
   it('keeps a capped rule on the JavaScript copy', async () => {
     const { forwarder } = setup();
-    const target = await startServer(tcpEcho());
+    const target = await resources.listen(tcpEcho());
     const before = spliceStats()!.pairs;
     const { ports } = await forwarder.activate(
       simpleRule({
@@ -213,23 +193,14 @@ describe('splice fast path', { skip: enabled ? false : 'splice is not available 
 
   it('stops accepting at once on removal and ends spliced pairs at the drain deadline', async () => {
     const { forwarder, logger } = setup();
-    const port = await rule(forwarder, 'drain', await startServer(tcpEcho()));
-    const client = track(net.connect({ port, host: V4 }));
+    const port = await rule(forwarder, 'drain', await resources.listen(tcpEcho()));
+    const client = resources.socket(net.connect({ port, host: V4 }));
     client.write('x');
     await once(client, 'data');
     const closed = once(client, 'close');
     const removal = forwarder.remove('drain', { drainMs: 50 });
     // The listener is closed before the drain ends: a new dial is refused.
-    const refused = await new Promise<boolean>((resolve) => {
-      const probe = net.connect({ port, host: V4 });
-      probe.on('error', () => {
-        resolve(true);
-      });
-      probe.on('connect', () => {
-        probe.destroy();
-        resolve(false);
-      });
-    });
+    const refused = await dialRefused(port);
     assert.equal(refused, true, 'no new connection during the drain');
     await removal;
     await closed;

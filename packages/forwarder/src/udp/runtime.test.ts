@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import type dgram from 'node:dgram';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
 import {
   FORWARDER_EVENTS,
@@ -17,40 +17,22 @@ import {
 } from '../index.js';
 import {
   V4,
-  closeTcp,
   closeUdp,
   freePortRun,
-  listenTcp,
   once,
   recordingLogger,
   roundTrip,
   tcpEcho,
-  udpEcho,
+  testResources,
   udpSocket,
   waitFor,
 } from '../net.harness.js';
 
-const cleanups: (() => Promise<unknown>)[] = [];
-after(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
-});
+const resources = testResources();
 
-async function echoTarget(): Promise<number> {
-  const echo = await udpEcho();
-  cleanups.push(() => closeUdp(echo));
-  return echo.address().port;
-}
-
-async function client(): Promise<dgram.Socket> {
-  const socket = await udpSocket();
-  cleanups.push(() => closeUdp(socket));
-  return socket;
-}
-
+/** Closes with the Forwarder's default drain, not none: this file's teardown always has. */
 function newForwarder(udp: UdpOptions = {}, logger = recordingLogger()): Forwarder {
-  const forwarder = new Forwarder({ logger, listenHost: V4, udp });
-  cleanups.push(() => forwarder.close());
-  return forwarder;
+  return resources.forwarder({ logger, udp }, {});
 }
 
 /** Sends and waits for the next datagram on `socket`. */
@@ -69,10 +51,10 @@ describe('UDP forwarding', () => {
         protocol: 'udp',
         listenPort: 0,
         targetHost: V4,
-        targetPort: await echoTarget(),
+        targetPort: await resources.udpEcho(),
       }),
     );
-    const socket = await client();
+    const socket = await resources.udpSocket();
     assert.equal(await ask(socket, ports[0]!, 'hello'), 'hello');
     assert.equal(await ask(socket, ports[0]!, 'again!'), 'again!');
     await waitFor(() => forwarder.ruleStats('u1')?.datagrams_out === 2, 'replies counted');
@@ -92,10 +74,10 @@ describe('UDP forwarding', () => {
         protocol: 'udp',
         listenPort: 0,
         targetHost: V4,
-        targetPort: await echoTarget(),
+        targetPort: await resources.udpEcho(),
       }),
     );
-    const sockets = await Promise.all(Array.from({ length: 200 }, () => client()));
+    const sockets = await Promise.all(Array.from({ length: 200 }, () => resources.udpSocket()));
     const received = sockets.map(() => [] as string[]);
     sockets.forEach((socket, index) => {
       socket.on('message', (msg: Buffer) => received[index]!.push(msg.toString()));
@@ -121,11 +103,15 @@ describe('UDP forwarding', () => {
         protocol: 'udp',
         listenPort: 0,
         targetHost: V4,
-        targetPort: await echoTarget(),
+        targetPort: await resources.udpEcho(),
       }),
     );
     const port = ports[0]!;
-    const [a, b, c] = [await client(), await client(), await client()];
+    const [a, b, c] = [
+      await resources.udpSocket(),
+      await resources.udpSocket(),
+      await resources.udpSocket(),
+    ];
     assert.equal(await ask(a, port, 'a1'), 'a1');
     assert.equal(await ask(b, port, 'b1'), 'b1');
     let cGotReply = false;
@@ -156,14 +142,14 @@ describe('UDP forwarding', () => {
         protocol: 'udp',
         listenPort: 0,
         targetHost: V4,
-        targetPort: await echoTarget(),
+        targetPort: await resources.udpEcho(),
       }),
     );
     const sweep = (): void => {
       for (const run of sweeps) run();
     };
     assert.equal(sweeps.length, 1);
-    const socket = await client();
+    const socket = await resources.udpSocket();
     assert.equal(await ask(socket, ports[0]!, 'x'), 'x');
     now += 59_000;
     sweep();
@@ -178,9 +164,7 @@ describe('UDP forwarding', () => {
   });
 
   it('serves TCP and UDP rules on the same port number', async () => {
-    const tcpTarget = tcpEcho();
-    const tcpTargetPort = await listenTcp(tcpTarget);
-    cleanups.push(() => closeTcp(tcpTarget));
+    const tcpTargetPort = await resources.listen(tcpEcho());
     const forwarder = newForwarder();
     // A port free for both protocols: a kernel-chosen TCP port may be a live UDP port here.
     const port = await freePortRun(1);
@@ -199,11 +183,11 @@ describe('UDP forwarding', () => {
         protocol: 'udp',
         listenPort: port,
         targetHost: V4,
-        targetPort: await echoTarget(),
+        targetPort: await resources.udpEcho(),
       }),
     );
     assert.equal((await roundTrip(port, Buffer.from('over tcp'))).toString(), 'over tcp');
-    assert.equal(await ask(await client(), port, 'over udp'), 'over udp');
+    assert.equal(await ask(await resources.udpSocket(), port, 'over udp'), 'over udp');
   });
 
   it('fails a UDP range with port_in_use naming the busy port and leaves nothing bound', async () => {
@@ -211,8 +195,7 @@ describe('UDP forwarding', () => {
     // process may hold), the upper one then held by the blocker.
     const base = await freePortRun(2);
     const busy = base + 1;
-    const blocker = await udpSocket(busy);
-    cleanups.push(() => closeUdp(blocker));
+    await resources.udpSocket(busy);
     const forwarder = newForwarder();
     // The range ends at the busy port, so the first port is bound before the failure.
     await assert.rejects(
@@ -234,19 +217,18 @@ describe('UDP forwarding', () => {
 
   it('accepts IPv4 and IPv6 sources on one dual-stack socket', async () => {
     const forwarder = new Forwarder({ logger: recordingLogger() });
-    cleanups.push(() => forwarder.close());
+    resources.defer(() => forwarder.close());
     const { ports } = await forwarder.activate(
       simpleRule({
         ruleId: 'udual',
         protocol: 'udp',
         listenPort: 0,
         targetHost: V4,
-        targetPort: await echoTarget(),
+        targetPort: await resources.udpEcho(),
       }),
     );
-    assert.equal(await ask(await client(), ports[0]!, 'v4'), 'v4');
-    const v6 = await udpSocket(0, '::1');
-    cleanups.push(() => closeUdp(v6));
+    assert.equal(await ask(await resources.udpSocket(), ports[0]!, 'v4'), 'v4');
+    const v6 = await resources.udpSocket(0, '::1');
     const reply = once<Buffer>(v6, 'message');
     v6.send('v6', ports[0], '::1');
     assert.equal((await reply).toString(), 'v6');

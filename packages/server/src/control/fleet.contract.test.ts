@@ -11,6 +11,7 @@ import type { RuleUpdate, ServerMessage } from '@portunus/proto';
 import { getRule, insertClient, insertGrant, listRules } from '@portunus/store';
 
 import { ContractHarness, errorCode } from '../operator/contract.harness.js';
+import { wireStats } from '../operator/traffic.harness.js';
 import { ControlFleet, type EndReason } from './fleet.js';
 
 const EDGE = '01HZZZZZZZZZZZZZZZZZZZZZZ1';
@@ -235,10 +236,7 @@ describe('POST /v1/rules through the fleet', () => {
     assert.ok(rule);
     const missing = await h.bearer(alice, { method: 'GET', url: `/v1/rules/${rule.ruleId}/stats` });
     assert.equal(missing.statusCode, 404);
-    const stats = {
-      rule_id: String(rule.ruleId),
-      bytes_in: 1234,
-      bytes_out: 5678,
+    const stats = wireStats(rule.ruleId, 1234, 5678, {
       active_connections: 2,
       per_port: [
         {
@@ -250,14 +248,7 @@ describe('POST /v1/rules through the fleet', () => {
           datagrams_out: 0,
         },
       ],
-      dns_failures: 0,
-      datagrams_in: 0,
-      datagrams_out: 0,
-      active_flows: 0,
-      flows_dropped_overflow: 0,
-      target_failovers_total: 0,
-      per_target: [],
-    };
+    });
     fleet.report(session, {
       sent_at_unix_ms: h.clock,
       stats: [stats, { ...stats, rule_id: '999999' }],

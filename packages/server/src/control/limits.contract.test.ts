@@ -21,6 +21,7 @@ import {
 } from '@portunus/store';
 
 import { ContractHarness, errorCode } from '../operator/contract.harness.js';
+import { wireStats } from '../operator/traffic.harness.js';
 import { ControlFleet } from './fleet.js';
 
 const EDGE = '01HZZZZZZZZZZZZZZZZZZZZZZ1';
@@ -255,20 +256,8 @@ describe('PUT /v1/rules/{id}: caps and source lists live', () => {
 });
 
 describe('rate-limit and source stats', () => {
-  const base = (ruleId: number): WireRuleStats => ({
-    rule_id: String(ruleId),
-    bytes_in: 10,
-    bytes_out: 20,
-    active_connections: 1,
-    per_port: [],
-    dns_failures: 0,
-    datagrams_in: 0,
-    datagrams_out: 0,
-    active_flows: 0,
-    flows_dropped_overflow: 0,
-    target_failovers_total: 0,
-    per_target: [],
-  });
+  const base = (ruleId: number): WireRuleStats =>
+    wireStats(ruleId, 10, 20, { active_connections: 1 });
 
   it('feeds the stats route and the rate-limit and source series from a StatsReport', async () => {
     connect();

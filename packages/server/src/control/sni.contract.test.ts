@@ -13,6 +13,7 @@ import type { RuleUpdate, ServerMessage } from '@portunus/proto';
 import { insertClient, listRules } from '@portunus/store';
 
 import { ContractHarness, errorCode } from '../operator/contract.harness.js';
+import { wireStats } from '../operator/traffic.harness.js';
 import { ControlFleet } from './fleet.js';
 
 const EDGE_1 = '01HZZZZZZZZZZZZZZZZZZZZZZ1';
@@ -230,19 +231,8 @@ describe('replay and stats of SNI rules', () => {
 
   it('shows route counters in the stats JSON and the tls series in metrics', async () => {
     const session = sessions.get(EDGE_1)!;
-    const counters = {
-      active_connections: 0,
-      per_port: [],
-      dns_failures: 0,
-      datagrams_in: 0,
-      datagrams_out: 0,
-      active_flows: 0,
-      flows_dropped_overflow: 0,
-      target_failovers_total: 0,
-      per_target: [],
-      bytes_in: 100,
-      bytes_out: 200,
-    };
+    // Each rule below replaces the rule_id.
+    const counters = wireStats(0, 100, 200);
     const buckets = SNI_PEEK_BUCKETS_SECONDS.map(() => 0).concat([0]);
     buckets[0] = 3;
     buckets[4] = 2;

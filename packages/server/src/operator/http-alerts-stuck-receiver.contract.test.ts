@@ -12,14 +12,20 @@ import { after, before, describe, it } from 'node:test';
 
 import type { QuotaView } from '@portunus/api';
 import { silentLogger } from '@portunus/core';
-import { insertClient, insertGrant, insertRule } from '@portunus/store';
+import { insertClient } from '@portunus/store';
 import { freePort, waitFor } from '@portunus/test-support';
 
-import { ControlFleet } from '../control/fleet.js';
-import { TrafficAccounting } from '../traffic/accounting.js';
+import type { ControlFleet } from '../control/fleet.js';
 import { AlertDispatcher, Alerter } from '../traffic/alerts.js';
-import { QuotaEngine, registerQuotaMetrics } from '../traffic/quotas.js';
 import { ContractHarness } from './contract.harness.js';
+import {
+  activeTcpRule,
+  grantTcpPorts,
+  openEdge,
+  quotaFleet,
+  quotaStatus,
+  wireStats,
+} from './traffic.harness.js';
 
 const EDGE = '01HZZZZZZZZZZZZZZZZZZZZZA1';
 const USERS = ['u0', 'u1', 'u2', 'u3', 'u4', 'u5'];
@@ -54,31 +60,13 @@ function round(users: readonly string[], bytes: number): void {
     stats: users.map((user) => {
       const total = (reported.get(user) ?? 0) + bytes;
       reported.set(user, total);
-      return {
-        rule_id: String(rules.get(user)),
-        bytes_in: total,
-        bytes_out: 0,
-        active_connections: 0,
-        per_port: [],
-        dns_failures: 0,
-        datagrams_in: 0,
-        datagrams_out: 0,
-        active_flows: 0,
-        flows_dropped_overflow: 0,
-        target_failovers_total: 0,
-        per_target: [],
-      };
+      return wireStats(rules.get(user)!, total, 0);
     }),
   });
 }
 
 async function used(user: string): Promise<number> {
-  const response = await h.bearer(root, {
-    method: 'GET',
-    url: `/v1/users/${user}/quotas/${EDGE}/status`,
-  });
-  assert.equal(response.statusCode, 200, response.body);
-  return response.json<QuotaView>().current_period_bytes_used;
+  return (await quotaStatus(h, root, user, EDGE)).current_period_bytes_used;
 }
 
 async function alertsSent(outcome: string): Promise<number> {
@@ -116,61 +104,23 @@ before(async () => {
     config: { clientOfflineGraceSecs: 60, targetDebounceSecs: 30 },
     now: () => h.clock,
   });
-  const engine = new QuotaEngine({
-    db: h.store.db,
-    logger: silentLogger,
-    metrics: registerQuotaMetrics(h.metrics.registry, h.store.db),
-    now: () => h.clock,
-    alerts: alerter,
-  });
-  fleet = new ControlFleet({
-    db: h.store.db,
-    logger: silentLogger,
-    metrics: h.metrics,
-    now: () => h.clock,
-    traffic: new TrafficAccounting({
-      db: h.store.db,
-      logger: silentLogger,
-      now: () => h.clock,
-      onRound: (clientId, result) => {
-        engine.onRound(clientId, result);
-      },
-    }),
-    quotas: engine,
-    observer: alerter,
-  });
-  engine.attach(fleet);
+  const wired = quotaFleet(h, { engine: { alerts: alerter }, fleet: { observer: alerter } });
+  fleet = wired.fleet;
   h.context.fleet = fleet;
-  h.context.quotas = engine;
+  h.context.quotas = wired.engine;
   root = await h.addUser('root', 'superadmin');
   insertClient(h.store.db, { clientId: EDGE, clientName: 'edge-a', now: h.clock });
-  session = fleet.open(
-    { clientId: EDGE, clientName: 'edge-a', remoteAddr: '127.0.0.1:5555' },
-    { protocol_version: '1.0.0', client_version: '0.13.0', supported_protocols: ['TCP'] },
-    { send: () => undefined, end: () => undefined },
-  );
+  session = openEdge(fleet, { clientId: EDGE, clientName: 'edge-a' });
   for (const [index, user] of USERS.entries()) {
     await h.addUser(user, 'user');
-    insertGrant(h.store.db, {
+    grantTcpPorts(h, {
       grantId: `01HZZZZZZZZZZZZZZZZZZZZGA${index}`,
       userId: user,
       clientId: EDGE,
-      listenPortStart: 20000 + index * 10,
-      listenPortEnd: 20009 + index * 10,
-      protocols: ['tcp'],
-      note: '',
-      now: h.clock,
+      start: 20000 + index * 10,
+      end: 20009 + index * 10,
     });
-    const rule = insertRule(h.store.db, {
-      clientId: EDGE,
-      ownerUserId: user,
-      protocol: 'tcp',
-      listenPort: 20000 + index * 10,
-      targets: [{ host: '192.0.2.1', port: 80, portEnd: null, priority: 0, proxyProtocol: null }],
-      state: { kind: 'active' },
-      now: h.clock,
-    });
-    rules.set(user, rule.ruleId);
+    rules.set(user, activeTcpRule(h, EDGE, user, 20000 + index * 10));
   }
 });
 

@@ -14,22 +14,22 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import type { InjectOptions } from 'fastify';
 
 import type { QuotaView } from '@portunus/api';
-import { silentLogger } from '@portunus/core';
-import type { ServerMessage, TrafficQuotaUpdate, WireRuleStats } from '@portunus/proto';
+import type { ServerMessage, TrafficQuotaUpdate } from '@portunus/proto';
 
 type InjectPayload = InjectOptions['payload'];
-import {
-  insertClient,
-  insertGrant,
-  insertRule,
-  listQuotas,
-  type TrafficQuota,
-} from '@portunus/store';
+import { insertClient, listQuotas, type TrafficQuota } from '@portunus/store';
 
-import { ControlFleet } from '../control/fleet.js';
-import { TrafficAccounting } from '../traffic/accounting.js';
-import { QuotaEngine, registerQuotaMetrics } from '../traffic/quotas.js';
+import type { ControlFleet } from '../control/fleet.js';
+import type { QuotaEngine } from '../traffic/quotas.js';
 import { ContractHarness, errorCode } from './contract.harness.js';
+import {
+  activeTcpRule,
+  grantTcpPorts,
+  openEdge,
+  quotaFleet,
+  quotaStatus,
+  wireStats,
+} from './traffic.harness.js';
 
 const EDGE = '01HZZZZZZZZZZZZZZZZZZZZZQ1';
 const OLD_EDGE = '01HZZZZZZZZZZZZZZZZZZZZZQ2';
@@ -47,29 +47,12 @@ let ruleId = 0;
 let reported = 0;
 const fired: { user: string; threshold: number }[] = [];
 
-function stats(bytesIn: number, bytesOut: number): WireRuleStats {
-  return {
-    rule_id: String(ruleId),
-    bytes_in: bytesIn,
-    bytes_out: bytesOut,
-    active_connections: 0,
-    per_port: [],
-    dns_failures: 0,
-    datagrams_in: 0,
-    datagrams_out: 0,
-    active_flows: 0,
-    flows_dropped_overflow: 0,
-    target_failovers_total: 0,
-    per_target: [],
-  };
-}
-
 /** Alice's rule on EDGE moves `bytes` more (half in, half out), as the next stats round. */
 function transfer(bytes: number): void {
   reported += bytes;
   fleet.report(session, {
     sent_at_unix_ms: h.clock,
-    stats: [stats(Math.floor(reported / 2), Math.ceil(reported / 2))],
+    stats: [wireStats(ruleId, Math.floor(reported / 2), Math.ceil(reported / 2))],
   });
 }
 
@@ -92,13 +75,8 @@ async function put(
   return h.bearer(token, { method: 'PUT', url: `/v1/users/${user}/quotas/${client}`, payload });
 }
 
-async function status(user = 'alice', client = EDGE): Promise<QuotaView> {
-  const response = await h.bearer(root, {
-    method: 'GET',
-    url: `/v1/users/${user}/quotas/${client}/status`,
-  });
-  assert.equal(response.statusCode, 200, response.body);
-  return response.json<QuotaView>();
+function status(user = 'alice', client = EDGE): Promise<QuotaView> {
+  return quotaStatus(h, root, user, client);
 }
 
 function storedQuotas(): TrafficQuota[] {
@@ -116,31 +94,13 @@ async function metricValue(name: string, user: string): Promise<number | undefin
 
 before(async () => {
   h = new ContractHarness();
-  engine = new QuotaEngine({
-    db: h.store.db,
-    logger: silentLogger,
-    metrics: registerQuotaMetrics(h.metrics.registry, h.store.db),
-    now: () => h.clock,
-    alerts: {
-      quotaThreshold: (quota, threshold) => fired.push({ user: quota.userId, threshold }),
-    },
-  });
-  fleet = new ControlFleet({
-    db: h.store.db,
-    logger: silentLogger,
-    metrics: h.metrics,
-    now: () => h.clock,
-    traffic: new TrafficAccounting({
-      db: h.store.db,
-      logger: silentLogger,
-      now: () => h.clock,
-      onRound: (clientId, result) => {
-        engine.onRound(clientId, result);
+  ({ fleet, engine } = quotaFleet(h, {
+    engine: {
+      alerts: {
+        quotaThreshold: (quota, threshold) => fired.push({ user: quota.userId, threshold }),
       },
-    }),
-    quotas: engine,
-  });
-  engine.attach(fleet);
+    },
+  }));
   h.context.fleet = fleet;
   h.context.quotas = engine;
   root = await h.addUser('root', 'superadmin');
@@ -156,41 +116,24 @@ before(async () => {
   }
   let grant = 0;
   for (const clientId of [EDGE, OLD_EDGE, OFFLINE]) {
-    insertGrant(h.store.db, {
+    grantTcpPorts(h, {
       grantId: `01HZZZZZZZZZZZZZZZZZZZZG0${grant++}`,
       userId: 'alice',
       clientId,
-      listenPortStart: 20000,
-      listenPortEnd: 20999,
-      protocols: ['tcp'],
-      note: '',
-      now: h.clock,
+      start: 20000,
+      end: 20999,
     });
   }
-  ruleId = insertRule(h.store.db, {
-    clientId: EDGE,
-    ownerUserId: 'alice',
-    protocol: 'tcp',
-    listenPort: 20000,
-    targets: [{ host: '192.0.2.1', port: 80, portEnd: null, priority: 0, proxyProtocol: null }],
-    state: { kind: 'active' },
-    now: h.clock,
-  }).ruleId;
-  const stream = {
-    send: (message: ServerMessage) => {
-      sent.push(message);
-    },
-    end: () => undefined,
+  ruleId = activeTcpRule(h, EDGE, 'alice', 20000);
+  const record = (message: ServerMessage): void => {
+    sent.push(message);
   };
-  session = fleet.open(
-    { clientId: EDGE, clientName: 'edge-1', remoteAddr: '127.0.0.1:5555' },
-    { protocol_version: '1.0.0', client_version: '0.13.0', supported_protocols: ['TCP'] },
-    stream,
-  );
-  fleet.open(
+  session = openEdge(fleet, { clientId: EDGE, clientName: 'edge-1' }, record);
+  openEdge(
+    fleet,
     { clientId: OLD_EDGE, clientName: 'edge-old', remoteAddr: '127.0.0.1:5556' },
-    { protocol_version: '1.0.0', client_version: '0.12.3', supported_protocols: ['TCP'] },
-    stream,
+    record,
+    { client_version: '0.12.3' },
   );
 });
 
@@ -446,20 +389,21 @@ describe('a hard quota from PUT to exhaustion, replacement, PATCH, rollover and 
   });
 
   it('replays each quota of the client after Welcome, matched by client_id', () => {
-    const again = fleet.open(
+    const again = openEdge(
+      fleet,
       { clientId: EDGE, clientName: 'edge-1', remoteAddr: '127.0.0.1:5557' },
-      { protocol_version: '1.0.0', client_version: '0.13.0', supported_protocols: ['TCP'] },
-      { send: (message) => sent.push(message), end: () => undefined },
+      (message) => sent.push(message),
     );
     assert.equal(fleet.replayQuotas(again), 1);
     assert.equal(quotaUpdates()[0]?.user_id, 'alice');
     assert.equal(quotaUpdates()[0]?.action, 'SET');
     session = again;
     const replayed: ServerMessage[] = [];
-    const old = fleet.open(
+    const old = openEdge(
+      fleet,
       { clientId: OLD_EDGE, clientName: 'edge-old', remoteAddr: '127.0.0.1:5558' },
-      { protocol_version: '1.0.0', client_version: '0.12.0', supported_protocols: ['TCP'] },
-      { send: (message) => replayed.push(message), end: () => undefined },
+      (message) => replayed.push(message),
+      { client_version: '0.12.0' },
     );
     assert.equal(fleet.replayQuotas(old), 0, 'replay skipped for an old client');
   });

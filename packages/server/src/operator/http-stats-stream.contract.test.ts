@@ -12,6 +12,7 @@ import { recordingLogger, waitFor, type RecordedLine } from '@portunus/test-supp
 
 import { RuleStatsTable } from '../control/rule-stats.js';
 import { ContractHarness } from './contract.harness.js';
+import { wireStats } from './traffic.harness.js';
 import { NO_FLEET } from './context.js';
 
 const table = new RuleStatsTable();
@@ -32,20 +33,7 @@ let ruleId = 0;
 const LABELS = { clientName: 'edge-1', protocol: 'tcp', ownerUserId: 'alice' } as const;
 
 function report(bytes: number) {
-  return {
-    rule_id: String(ruleId),
-    bytes_in: bytes,
-    bytes_out: bytes * 2,
-    active_connections: 1,
-    per_port: [],
-    dns_failures: 0,
-    datagrams_in: 0,
-    datagrams_out: 0,
-    active_flows: 0,
-    flows_dropped_overflow: 0,
-    target_failovers_total: 0,
-    per_target: [],
-  };
+  return wireStats(ruleId, bytes, bytes * 2, { active_connections: 1 });
 }
 
 before(async () => {

@@ -8,13 +8,14 @@ import { after, before, describe, it } from 'node:test';
 
 import { silentLogger } from '@portunus/core';
 import type { WireRuleStats } from '@portunus/proto';
-import { HOUR_MS, MINUTE_MS, insertClient, insertRule } from '@portunus/store';
+import { HOUR_MS, MINUTE_MS, insertClient } from '@portunus/store';
 
 import { ControlFleet } from '../control/fleet.js';
 import type { TrafficView } from '../services/traffic.js';
 import { TrafficAccounting } from '../traffic/accounting.js';
 import { TrafficMaintenance } from '../traffic/maintenance.js';
 import { ContractHarness, errorCode } from './contract.harness.js';
+import { activeTcpRule, wireStats } from './traffic.harness.js';
 
 const EDGE = '01HZZZZZZZZZZZZZZZZZZZZZZ1';
 const OTHER = '01HZZZZZZZZZZZZZZZZZZZZZZ2';
@@ -27,23 +28,6 @@ let session: ReturnType<ControlFleet['open']>;
 const rules: Record<'alice1' | 'alice2' | 'bob', number> = { alice1: 0, alice2: 0, bob: 0 };
 /** The clock at the first report, on a minute boundary. */
 let t0: number;
-
-function stats(ruleId: number, bytesIn: number, bytesOut: number): WireRuleStats {
-  return {
-    rule_id: String(ruleId),
-    bytes_in: bytesIn,
-    bytes_out: bytesOut,
-    active_connections: 0,
-    per_port: [],
-    dns_failures: 0,
-    datagrams_in: 0,
-    datagrams_out: 0,
-    active_flows: 0,
-    flows_dropped_overflow: 0,
-    target_failovers_total: 0,
-    per_target: [],
-  };
-}
 
 function report(at: number, entries: WireRuleStats[]): void {
   h.clock = at;
@@ -74,15 +58,7 @@ before(async () => {
   insertClient(h.store.db, { clientId: EDGE, clientName: 'edge-1', now: h.clock });
   insertClient(h.store.db, { clientId: OTHER, clientName: 'edge-2', now: h.clock });
   const rule = (ownerUserId: string, listenPort: number): number =>
-    insertRule(h.store.db, {
-      clientId: EDGE,
-      ownerUserId,
-      protocol: 'tcp',
-      listenPort,
-      targets: [{ host: '192.0.2.1', port: 80, portEnd: null, priority: 0, proxyProtocol: null }],
-      state: { kind: 'active' },
-      now: h.clock,
-    }).ruleId;
+    activeTcpRule(h, EDGE, ownerUserId, listenPort);
   rules.alice1 = rule('alice', 20000);
   rules.alice2 = rule('alice', 20001);
   rules.bob = rule('bob', 20002);
@@ -95,22 +71,22 @@ before(async () => {
   // Minute 0: three rules report; minute 1: alice1 grows, then the client restarts (counters
   // start over) and reports again in minute 2.
   report(t0 + 5_000, [
-    stats(rules.alice1, 100, 1000),
-    stats(rules.alice2, 10, 20),
-    stats(rules.bob, 1, 2),
+    wireStats(rules.alice1, 100, 1000),
+    wireStats(rules.alice2, 10, 20),
+    wireStats(rules.bob, 1, 2),
   ]);
   report(t0 + MINUTE_MS + 5_000, [
-    stats(rules.alice1, 150, 1000),
-    stats(rules.alice2, 10, 20),
-    stats(rules.bob, 1, 2),
+    wireStats(rules.alice1, 150, 1000),
+    wireStats(rules.alice2, 10, 20),
+    wireStats(rules.bob, 1, 2),
   ]);
   report(t0 + 2 * MINUTE_MS + 5_000, [
-    stats(rules.alice1, 7, 3),
-    stats(rules.alice2, 0, 0),
-    stats(rules.bob, 1, 2),
+    wireStats(rules.alice1, 7, 3),
+    wireStats(rules.alice2, 0, 0),
+    wireStats(rules.bob, 1, 2),
   ]);
   // A report naming a rule of another client, or an unknown rule, adds nothing.
-  report(t0 + 2 * MINUTE_MS + 10_000, [stats(999_999, 5, 5)]);
+  report(t0 + 2 * MINUTE_MS + 10_000, [wireStats(999_999, 5, 5)]);
 });
 
 after(() => h.close());

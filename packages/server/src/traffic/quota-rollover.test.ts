@@ -12,15 +12,21 @@ import { Registry } from 'prom-client';
 
 import { silentLogger } from '@portunus/core';
 import type { ServerMessage, TrafficQuotaUpdate } from '@portunus/proto';
-import { getQuotaOrThrow, insertClient, insertGrant, insertRule } from '@portunus/store';
+import { getQuotaOrThrow, insertClient } from '@portunus/store';
 import { WebhookReceiver } from '@portunus/test-support';
 
-import { ControlFleet } from '../control/fleet.js';
+import type { ControlFleet } from '../control/fleet.js';
 import { ContractHarness } from '../operator/contract.harness.js';
+import {
+  activeTcpRule,
+  grantTcpPorts,
+  openEdge,
+  quotaFleet,
+  wireStats,
+} from '../operator/traffic.harness.js';
 import { putQuota } from '../services/quotas.js';
-import { TrafficAccounting } from './accounting.js';
 import { AlertDispatcher, Alerter, type AlertBody } from './alerts.js';
-import { QUOTA_ROLLOVER_INTERVAL_MS, QuotaEngine, registerQuotaMetrics } from './quotas.js';
+import { QUOTA_ROLLOVER_INTERVAL_MS, type QuotaEngine } from './quotas.js';
 
 const EDGE = '01HZZZZZZZZZZZZZZZZZZZZZR1';
 const LIMIT = 1000;
@@ -55,22 +61,7 @@ function transfer(bytes: number): void {
   reported += bytes;
   fleet.report(session, {
     sent_at_unix_ms: h.clock,
-    stats: [
-      {
-        rule_id: String(ruleId),
-        bytes_in: Math.floor(reported / 2),
-        bytes_out: Math.ceil(reported / 2),
-        active_connections: 0,
-        per_port: [],
-        dns_failures: 0,
-        datagrams_in: 0,
-        datagrams_out: 0,
-        active_flows: 0,
-        flows_dropped_overflow: 0,
-        target_failovers_total: 0,
-        per_target: [],
-      },
-    ],
+    stats: [wireStats(ruleId, Math.floor(reported / 2), Math.ceil(reported / 2))],
   });
 }
 
@@ -99,68 +90,32 @@ before(async () => {
     config: { clientOfflineGraceSecs: 60, targetDebounceSecs: 30 },
     now: () => h.clock,
   });
-  engine = new QuotaEngine({
-    db: h.store.db,
-    logger: silentLogger,
-    metrics: registerQuotaMetrics(h.metrics.registry, h.store.db),
-    now: () => h.clock,
-    alerts: alerter,
-    timers: {
-      setInterval: (run, everyMs) => {
-        const handle = scheduled.length + 1;
-        scheduled.push({ run, everyMs, handle });
-        return { unref: () => undefined, handle };
+  ({ fleet, engine } = quotaFleet(h, {
+    engine: {
+      alerts: alerter,
+      timers: {
+        setInterval: (run, everyMs) => {
+          const handle = scheduled.length + 1;
+          scheduled.push({ run, everyMs, handle });
+          return { unref: () => undefined, handle };
+        },
+        clearInterval: (handle) => cleared.push(handle),
       },
-      clearInterval: (handle) => cleared.push(handle),
     },
-  });
-  fleet = new ControlFleet({
-    db: h.store.db,
-    logger: silentLogger,
-    metrics: h.metrics,
-    now: () => h.clock,
-    traffic: new TrafficAccounting({
-      db: h.store.db,
-      logger: silentLogger,
-      now: () => h.clock,
-      onRound: (clientId, result) => {
-        engine.onRound(clientId, result);
-      },
-    }),
-    quotas: engine,
-  });
-  engine.attach(fleet);
+  }));
   await h.addUser('alice', 'user');
   insertClient(h.store.db, { clientId: EDGE, clientName: 'edge-r', now: h.clock });
-  insertGrant(h.store.db, {
+  grantTcpPorts(h, {
     grantId: '01HZZZZZZZZZZZZZZZZZZZZGR1',
     userId: 'alice',
     clientId: EDGE,
-    listenPortStart: 20000,
-    listenPortEnd: 20999,
-    protocols: ['tcp'],
-    note: '',
-    now: h.clock,
+    start: 20000,
+    end: 20999,
   });
-  ruleId = insertRule(h.store.db, {
-    clientId: EDGE,
-    ownerUserId: 'alice',
-    protocol: 'tcp',
-    listenPort: 20000,
-    targets: [{ host: '192.0.2.1', port: 80, portEnd: null, priority: 0, proxyProtocol: null }],
-    state: { kind: 'active' },
-    now: h.clock,
-  }).ruleId;
-  session = fleet.open(
-    { clientId: EDGE, clientName: 'edge-r', remoteAddr: '127.0.0.1:5555' },
-    { protocol_version: '1.0.0', client_version: '0.13.0', supported_protocols: ['TCP'] },
-    {
-      send: (message: ServerMessage) => {
-        sent.push(message);
-      },
-      end: () => undefined,
-    },
-  );
+  ruleId = activeTcpRule(h, EDGE, 'alice', 20000);
+  session = openEdge(fleet, { clientId: EDGE, clientName: 'edge-r' }, (message) => {
+    sent.push(message);
+  });
 });
 
 after(async () => {
