@@ -10,34 +10,24 @@
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import net from 'node:net';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
 import { ProcessGroup, type LogLine } from '@portunus/test-support';
 
-import { FORWARDER_EVENTS, Forwarder, simpleRule } from '../index.js';
+import { FORWARDER_EVENTS, simpleRule } from '../index.js';
 import {
   V4,
-  closeTcp,
-  listenTcp,
   recordingLogger,
   roundTrip,
   tcpEcho,
   tcpServer,
+  testResources,
   waitFor,
 } from '../net.harness.js';
 
-const cleanups: (() => Promise<unknown>)[] = [];
+const resources = testResources();
 const processes = new ProcessGroup();
-after(async () => {
-  await processes.killAll();
-  for (const cleanup of cleanups.reverse()) await cleanup();
-});
-
-async function startServer(server: net.Server): Promise<number> {
-  const port = await listenTcp(server);
-  cleanups.push(() => closeTcp(server));
-  return port;
-}
+resources.defer(() => processes.killAll());
 
 const CHILD = fileURLToPath(new URL('./native-accept-emfile.child.js', import.meta.url));
 /** Enough for node and the forwarder to start; the child fills the rest on demand. */
@@ -48,7 +38,7 @@ const enabled =
 
 describe('native accept faults', { skip: enabled ? false : 'splice is disabled here' }, () => {
   it('pauses accepts while out of descriptors, then serves the connections that waited', async (t) => {
-    const echoPort = await startServer(tcpEcho());
+    const echoPort = await resources.listen(tcpEcho());
     const child = processes.spawn('sh', [
       '-c',
       `ulimit -n ${FD_LIMIT} && exec "$0" "$@"`,
@@ -106,10 +96,9 @@ describe('native accept faults', { skip: enabled ? false : 'splice is disabled h
 
   it('logs a native pair whose upstream resets mid-stream as rule.conn_error', async (t) => {
     const logger = recordingLogger();
-    const forwarder = new Forwarder({ logger, listenHost: V4 });
-    cleanups.push(() => forwarder.close({ drainMs: 0 }));
+    const forwarder = resources.forwarder({ logger });
     // The target reads the first bytes, then resets the connection.
-    const target = await startServer(
+    const target = await resources.listen(
       tcpServer((socket) => {
         socket.once('data', () => socket.resetAndDestroy());
       }),
@@ -129,8 +118,7 @@ describe('native accept faults', { skip: enabled ? false : 'splice is disabled h
       t.skip('the addon is not loaded here');
       return;
     }
-    const client = net.connect({ port, host: V4 });
-    client.on('error', () => undefined);
+    const client = resources.socket(net.connect({ port, host: V4 }));
     client.write('hello');
     await waitFor(() => forwarder.ruleStats('reset')!.conn_errors === 1, 'the error counted');
     const logged = () => logger.lines.find((l) => l.event === FORWARDER_EVENTS.connError);
@@ -141,6 +129,5 @@ describe('native accept faults', { skip: enabled ? false : 'splice is disabled h
     assert.equal(line.fields['code'], 'ECONNRESET');
     assert.equal(line.fields['accept'], 'native');
     assert.equal(line.fields['target'], `${V4}:${target}`);
-    client.destroy();
   });
 });

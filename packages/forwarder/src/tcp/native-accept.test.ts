@@ -3,9 +3,10 @@
  * gate at all has its listening socket served by the splice addon, which accepts, dials and
  * splices with no JavaScript per connection. Proven here: exact bytes both ways over many short
  * connections with the counts in the rule's stats, a deny list pushed live refuses the next
- * connection while a pair already open keeps going (handed back and spliced again), removal stops accepts at once and the drain
- * deadline ends open pairs, a failed dial closes the client and moves the connect-failure
- * counters, and PORTUNUS_DISABLE_SPLICE keeps accepting in JavaScript. Skipped where the addon
+ * connection while a pair already open keeps going (handed back and spliced again), removal
+ * stops accepts at once and the drain deadline ends open pairs, a failed dial closes the client
+ * and moves the connect-failure counters, and PORTUNUS_DISABLE_SPLICE keeps accepting in
+ * JavaScript. Skipped where the addon
  * is not built or PORTUNUS_DISABLE_SPLICE is set for the whole run.
  */
 import assert from 'node:assert/strict';
