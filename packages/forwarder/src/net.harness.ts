@@ -232,6 +232,13 @@ export async function roundTrip(port: number, payload: Buffer, host = V4): Promi
   return Buffer.concat(chunks);
 }
 
+/** `size` bytes of a repeating pattern that `seed` shifts, so a misplaced chunk shows. */
+export function pattern(size: number, seed: number): Buffer {
+  const buffer = Buffer.alloc(size);
+  for (let i = 0; i < size; i++) buffer[i] = (i * 31 + seed) & 0xff;
+  return buffer;
+}
+
 /**
  * What one test file opened: each helper registers its own undo, and the file's `after` runs
  * them newest first, so a Forwarder is closed before the targets it dials and a failed test
@@ -267,6 +274,12 @@ export class TestResources {
     const forwarder = new Forwarder({ logger: recordingLogger(), listenHost: V4, ...options });
     this.defer(() => forwarder.close(close));
     return forwarder;
+  }
+
+  /** A Forwarder (as `forwarder`) together with the recording logger its lines go to. */
+  loggedForwarder(): { forwarder: Forwarder; logger: ReturnType<typeof recordingLogger> } {
+    const logger = recordingLogger();
+    return { forwarder: this.forwarder({ logger }), logger };
   }
 
   /** Keeps `socket`'s errors from failing the process and destroys it after. */

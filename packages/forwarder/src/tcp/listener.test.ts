@@ -21,6 +21,7 @@ import {
   freePortRun,
   listenTcp,
   once,
+  pattern,
   recordingLogger,
   roundTrip,
   tcpEcho,
@@ -30,12 +31,6 @@ import {
 } from '../net.harness.js';
 
 const resources = testResources();
-
-function pattern(size: number, seed: number): Buffer {
-  const buffer = Buffer.alloc(size);
-  for (let i = 0; i < size; i++) buffer[i] = (i * 31 + seed) & 0xff;
-  return buffer;
-}
 
 describe('TCP forwarding', () => {
   it('echoes through the forwarder both ways with exact byte counts', async () => {

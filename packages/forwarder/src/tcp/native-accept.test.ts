@@ -13,12 +13,13 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { describe, it } from 'node:test';
 
-import { FORWARDER_EVENTS, Forwarder, simpleRule, spliceStats } from '../index.js';
+import { FORWARDER_EVENTS, simpleRule, spliceStats } from '../index.js';
 import {
   V4,
   closedPort,
   dialRefused,
   once,
+  pattern,
   recordingLogger,
   roundTrip,
   tcpEcho,
@@ -27,11 +28,6 @@ import {
 } from '../net.harness.js';
 
 const resources = testResources();
-
-function setup(): { forwarder: Forwarder; logger: ReturnType<typeof recordingLogger> } {
-  const logger = recordingLogger();
-  return { forwarder: resources.forwarder({ logger }), logger };
-}
 
 function spec(ruleId: string, target: number, deniedSources: string[] = []) {
   return simpleRule({
@@ -53,12 +49,6 @@ function nativeSelected(logger: ReturnType<typeof recordingLogger>, ruleId: stri
   );
 }
 
-function pattern(size: number, seed: number): Buffer {
-  const buffer = Buffer.alloc(size);
-  for (let i = 0; i < size; i++) buffer[i] = (i * 31 + seed) & 0xff;
-  return buffer;
-}
-
 /** Resolves true when the connection ends without a byte (refused, reset or closed). */
 function refusedWithoutData(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -78,7 +68,7 @@ const enabled =
 
 describe('native accept', { skip: enabled ? false : 'splice is disabled here' }, () => {
   it('moves exact bytes both ways for many short connections and counts them', async (t) => {
-    const { forwarder, logger } = setup();
+    const { forwarder, logger } = resources.loggedForwarder();
     const port = (await forwarder.activate(spec('churn', await resources.listen(tcpEcho()))))
       .ports[0]!;
     if (!nativeSelected(logger, 'churn')) {
@@ -108,7 +98,7 @@ describe('native accept', { skip: enabled ? false : 'splice is disabled here' },
   });
 
   it('moves new connections to JavaScript when a deny list arrives; open pairs go on', async () => {
-    const { forwarder, logger } = setup();
+    const { forwarder, logger } = resources.loggedForwarder();
     const target = await resources.listen(tcpEcho());
     const port = (await forwarder.activate(spec('gate', target))).ports[0]!;
     assert.ok(nativeSelected(logger, 'gate'));
@@ -140,7 +130,7 @@ describe('native accept', { skip: enabled ? false : 'splice is disabled here' },
   });
 
   it('stops accepting at once on removal and ends open pairs at the drain deadline', async () => {
-    const { forwarder, logger } = setup();
+    const { forwarder, logger } = resources.loggedForwarder();
     const port = (await forwarder.activate(spec('drain', await resources.listen(tcpEcho()))))
       .ports[0]!;
     assert.ok(nativeSelected(logger, 'drain'));
@@ -159,7 +149,7 @@ describe('native accept', { skip: enabled ? false : 'splice is disabled here' },
   });
 
   it('closes the client and counts a connect failure when the target refuses', async () => {
-    const { forwarder, logger } = setup();
+    const { forwarder, logger } = resources.loggedForwarder();
     const port = (await forwarder.activate(spec('dead', await closedPort()))).ports[0]!;
     assert.ok(nativeSelected(logger, 'dead'));
     assert.equal(await refusedWithoutData(port), true);
@@ -180,7 +170,7 @@ describe('native accept', { skip: enabled ? false : 'splice is disabled here' },
   it('keeps accepting in JavaScript under PORTUNUS_DISABLE_SPLICE=1', async () => {
     process.env['PORTUNUS_DISABLE_SPLICE'] = '1';
     try {
-      const { forwarder, logger } = setup();
+      const { forwarder, logger } = resources.loggedForwarder();
       const port = (await forwarder.activate(spec('js', await resources.listen(tcpEcho()))))
         .ports[0]!;
       const before = spliceStats()?.pairs ?? 0;

@@ -16,7 +16,7 @@ import {
   V4,
   dialRefused,
   once,
-  recordingLogger,
+  pattern,
   roundTrip,
   tcpEcho,
   tcpServer,
@@ -26,11 +26,6 @@ import {
 
 const resources = testResources();
 
-function setup(): { forwarder: Forwarder; logger: ReturnType<typeof recordingLogger> } {
-  const logger = recordingLogger();
-  return { forwarder: resources.forwarder({ logger }), logger };
-}
-
 async function rule(forwarder: Forwarder, ruleId: string, target: number): Promise<number> {
   const { ports } = await forwarder.activate(
     simpleRule({ ruleId, protocol: 'tcp', listenPort: 0, targetHost: V4, targetPort: target }),
@@ -38,16 +33,10 @@ async function rule(forwarder: Forwarder, ruleId: string, target: number): Promi
   return ports[0]!;
 }
 
-function pattern(size: number, seed: number): Buffer {
-  const buffer = Buffer.alloc(size);
-  for (let i = 0; i < size; i++) buffer[i] = (i * 13 + seed) & 0xff;
-  return buffer;
-}
-
 /** Whether this process splices: probed with one connection through a throwaway rule. */
 async function splicing(): Promise<boolean> {
   if (process.env['PORTUNUS_DISABLE_SPLICE'] !== undefined) return false;
-  const { forwarder } = setup();
+  const { forwarder } = resources.loggedForwarder();
   const port = await rule(forwarder, 'probe', await resources.listen(tcpEcho()));
   await roundTrip(port, Buffer.from('probe'));
   return (spliceStats()?.pairs ?? 0) > 0;
@@ -77,7 +66,7 @@ describe('splice addon where it is required', () => {
 
 describe('splice fast path', { skip: enabled ? false : 'splice is not available here' }, () => {
   it('moves exact bytes both ways and announces itself once per rule', async () => {
-    const { forwarder, logger } = setup();
+    const { forwarder, logger } = resources.loggedForwarder();
     const port = await rule(forwarder, 'bulk', await resources.listen(tcpEcho()));
     const before = spliceStats()!.pairs;
     const payload = pattern(3 * 1024 * 1024 + 17, 5);
@@ -96,7 +85,7 @@ describe('splice fast path', { skip: enabled ? false : 'splice is not available 
   });
 
   it('shows live byte counts of an open pair and keeps the half-close', async () => {
-    const { forwarder } = setup();
+    const { forwarder } = resources.loggedForwarder();
     const target = await resources.listen(
       tcpServer((socket) => {
         const chunks: Buffer[] = [];
@@ -118,7 +107,7 @@ describe('splice fast path', { skip: enabled ? false : 'splice is not available 
   });
 
   it('delivers what a server sends before the client speaks', async () => {
-    const { forwarder } = setup();
+    const { forwarder } = resources.loggedForwarder();
     const target = await resources.listen(
       tcpServer((socket) => {
         socket.write('220 banner\r\n');
@@ -138,7 +127,7 @@ describe('splice fast path', { skip: enabled ? false : 'splice is not available 
 
   for (const side of ['client', 'upstream'] as const) {
     it(`ends the pair as one conn_error when the ${side} resets`, async () => {
-      const { forwarder } = setup();
+      const { forwarder } = resources.loggedForwarder();
       let upstream: net.Socket | undefined;
       let upstreamEnded = false;
       const target = await resources.listen(
@@ -173,7 +162,7 @@ describe('splice fast path', { skip: enabled ? false : 'splice is not available 
   }
 
   it('keeps a capped rule on the JavaScript copy', async () => {
-    const { forwarder } = setup();
+    const { forwarder } = resources.loggedForwarder();
     const target = await resources.listen(tcpEcho());
     const before = spliceStats()!.pairs;
     const { ports } = await forwarder.activate(
@@ -192,7 +181,7 @@ describe('splice fast path', { skip: enabled ? false : 'splice is not available 
   });
 
   it('stops accepting at once on removal and ends spliced pairs at the drain deadline', async () => {
-    const { forwarder, logger } = setup();
+    const { forwarder, logger } = resources.loggedForwarder();
     const port = await rule(forwarder, 'drain', await resources.listen(tcpEcho()));
     const client = resources.socket(net.connect({ port, host: V4 }));
     client.write('x');
